@@ -1,0 +1,1 @@
+"""HTTP: provider webhooks, health and metrics (the /v1 API grows here)."""

@@ -1,0 +1,1 @@
+"""NATS JetStream: the bus between stages (streams, envelopes, the embedded server)."""

@@ -1,0 +1,109 @@
+"""The bus: one work-queue stream per install, one subject and one durable consumer per hop.
+
+Every bus message is a msgspec-encoded batch. Publishing carries a `Nats-Msg-Id` (the batch id)
+so a republished batch inside the de-duplication window is dropped by the server; consumers are
+idempotent anyway, because the bus may replay (see COMPLIANCE.md, reliability lessons).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+
+from clarion.domain.records import (
+    LaunchCampaign,
+    ReceiptBatch,
+    RecipientBatch,
+    RenderedBatch,
+    StatusBatch,
+)
+
+# hop name → record type carried on it
+HOPS: dict[str, type[msgspec.Struct]] = {
+    "launch": LaunchCampaign,
+    "audience": RecipientBatch,
+    "rendered": RenderedBatch,
+    "receipts": ReceiptBatch,
+    "status": StatusBatch,
+}
+
+_encoder = msgspec.msgpack.Encoder()
+_decoders = {hop: msgspec.msgpack.Decoder(t) for hop, t in HOPS.items()}
+
+
+def encode(record: msgspec.Struct) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode(hop: str, data: bytes) -> Any:
+    return _decoders[hop].decode(data)
+
+
+class Bus:
+    """A connection to JetStream scoped to one namespace (stream, subjects, consumers)."""
+
+    def __init__(self, nc: Client, namespace: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=30)
+        self.namespace = namespace
+        self.stream = f"{namespace.upper().replace('.', '_')}_PIPELINE"
+
+    @classmethod
+    async def connect(cls, url: str, namespace: str) -> Bus:
+        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        bus = cls(nc, namespace)
+        await bus.ensure_stream()
+        return bus
+
+    def subject(self, hop: str) -> str:
+        return f"{self.namespace}.{hop}"
+
+    def durable(self, hop: str) -> str:
+        return f"{self.namespace.replace('.', '_')}_{hop}"
+
+    async def ensure_stream(self) -> None:
+        config = StreamConfig(
+            name=self.stream,
+            subjects=[self.subject(h) for h in HOPS],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=300.0,
+        )
+        try:
+            await self.js.stream_info(self.stream)
+            await self.js.update_stream(config)
+        except nats.js.errors.NotFoundError:
+            await self.js.add_stream(config)
+
+    async def consumer_config(self, hop: str, *, ack_wait_s: float, max_inflight: int) -> None:
+        """Create (or update) the one durable pull consumer of `hop`, shared by all workers."""
+        await self.js.add_consumer(
+            self.stream,
+            ConsumerConfig(
+                durable_name=self.durable(hop),
+                filter_subject=self.subject(hop),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ack_wait_s,
+                max_deliver=-1,
+                max_ack_pending=max(64, max_inflight * 16),
+            ),
+        )
+
+    async def publish(self, hop: str, record: msgspec.Struct, *, msg_id: str) -> None:
+        """Publish and wait for JetStream's ack (the batch is stored before this returns)."""
+        await self.js.publish(
+            self.subject(hop), encode(record), headers={"Nats-Msg-Id": f"{hop}:{msg_id}"}
+        )
+
+    async def pending(self, hop: str) -> int:
+        """Batches of `hop` not yet acknowledged (waiting or in flight)."""
+        info = await self.js.consumer_info(self.stream, self.durable(hop))
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def close(self) -> None:
+        await self.nc.drain()

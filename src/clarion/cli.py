@@ -1,0 +1,250 @@
+"""The `clarion` command. Thin: parse, call, map errors to a message and an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from clarion import bootstrap
+from clarion.config import Settings
+from clarion.errors import ClarionError, InvalidInput
+
+app = typer.Typer(help="Clarion: self-hosted SMS and email marketing.", no_args_is_help=True)
+brand_app = typer.Typer(help="Brands.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Subscribers and their consent.", no_args_is_help=True)
+campaign_app = typer.Typer(help="Campaigns.", no_args_is_help=True)
+app.add_typer(brand_app, name="brand")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(campaign_app, name="campaign")
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ClarionError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; servers stopped")
+        raise typer.Exit(130) from None
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+def demo(
+    recipients: Annotated[int, typer.Option(help="Synthetic subscribers to seed.")] = 10_000,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line at the end.")
+    ] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the demo's data here (default: a throwaway dir).")
+    ] = None,
+    failure_rate: Annotated[float, typer.Option(help="Simulated delivery failure rate.")] = 0.02,
+) -> None:
+    """Seed a demo brand, send it a campaign through every stage, and report."""
+    from clarion.demo import run_demo
+
+    _logging(False)
+    _run(run_demo(recipients, as_json=json_out, data_dir=data_dir, failure_rate=failure_rate))
+
+
+@app.command()
+def sim(
+    host: str = "127.0.0.1",
+    port: int = 9090,
+    secret: Annotated[str, typer.Option(envvar="CLARION_SIM_SECRET")] = "clarion-sim-secret",
+    failure_rate: float = 0.02,
+    latency_scale: Annotated[float, typer.Option(help="Multiply carrier latencies.")] = 1.0,
+    seed: int | None = None,
+) -> None:
+    """Run the carrier-network simulator as its own process."""
+    import uvicorn
+
+    from clarion.sim.app import SimConfig, create_app
+
+    config = SimConfig(
+        secret=secret, failure_rate=failure_rate, latency_scale=latency_scale, seed=seed
+    )
+    uvicorn.run(
+        create_app(config), host=host, port=port, log_level="warning", loop="uvloop",
+        http="httptools",
+    )  # fmt: skip
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (also done at every start)."""
+
+    async def go() -> None:
+        async with bootstrap.servers(Settings.from_env()) as (database_url, _):
+            from clarion.store.db import migrate as apply
+
+            applied = await apply(database_url)
+            print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+
+    _run(go())
+
+
+def _serve(stages: list[str], http: bool, verbose: bool) -> None:
+    _logging(verbose)
+
+    async def go() -> None:
+        settings = Settings.from_env()
+        async with bootstrap.infrastructure(settings) as infra:
+            provider = bootstrap.build_provider(settings)
+            async with bootstrap.running(infra, provider, stages=stages, http=http):
+                err.print(f"clarion: running {', '.join(stages)}" + (" + HTTP" if http else ""))
+                await _until_signalled()
+            await provider.aclose()
+
+    _run(go())
+
+
+@app.command()
+def run(verbose: bool = False) -> None:
+    """Run the HTTP API and every stage in this process until Ctrl-C."""
+    from clarion.runtime.stages import STAGES
+
+    _serve(list(STAGES), True, verbose)
+
+
+@app.command()
+def worker(
+    stages: Annotated[str, typer.Option(help="Comma-separated stages to run.")] = "all",
+    http: Annotated[bool, typer.Option(help="Also serve the webhooks.")] = False,
+    verbose: bool = False,
+) -> None:
+    """Run some stages as a worker process (several processes share the work)."""
+    from clarion.runtime.stages import STAGES
+
+    chosen = list(STAGES) if stages == "all" else [s.strip() for s in stages.split(",")]
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown:
+        err.print(f"[red]error:[/red] unknown stage(s) {unknown}; choose from {list(STAGES)}")
+        raise typer.Exit(64)
+    _serve(chosen, http, verbose)
+
+
+@brand_app.command("create")
+def brand_create(slug: str, name: str, sender: str, help_text: str = "") -> None:
+    """Create a brand; prints its id."""
+    from clarion.store import brands
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            print(
+                await brands.create_brand(
+                    infra.pool, slug=slug, name=name, sender=sender, help_text=help_text
+                )
+            )
+
+    _run(go())
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    brand_id: int,
+    csv_path: Path,
+    source: Annotated[str, typer.Option(help="Where consent was collected.")] = "csv-import",
+) -> None:
+    """Import subscribers from a CSV (phone, email, first_name, last_name, timezone,
+    sms_consent, and any other column as an attribute). Bad rows are reported and skipped."""
+    from clarion.domain.contacts import new_subscriber
+    from clarion.store import brands
+
+    good, bad = [], []
+    with csv_path.open(newline="") as f:
+        for number, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                good.append(new_subscriber(row, row_number=number))
+            except InvalidInput as exc:
+                bad.append(exc)
+    for problem in bad:
+        err.print(f"[yellow]skipped[/yellow] {problem}")
+
+    async def go() -> int:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await brands.import_subscribers(infra.pool, brand_id, good, source=source)
+
+    added = _run(go())
+    print(f"imported {added} new subscribers; {len(bad)} rows rejected")
+
+
+@campaign_app.command("create")
+def campaign_create(brand_id: int, name: str, body: str) -> None:
+    """Create a draft SMS campaign (the body is a Jinja2 template); prints its id."""
+    from clarion.pipeline.personalize import compile_template
+    from clarion.store import campaigns
+
+    async def go() -> None:
+        compile_template(body)
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            print(
+                await campaigns.create_campaign(infra.pool, brand_id=brand_id, name=name, body=body)
+            )
+
+    _run(go())
+
+
+@campaign_app.command("launch")
+def campaign_launch(campaign_id: int, relaunch: bool = False) -> None:
+    """Launch a campaign (the workers of `clarion run` send it)."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            cmd = await bootstrap.launch(infra, campaign_id, relaunch=relaunch)
+            print(f"launched campaign {campaign_id} (attempt {cmd.attempt})")
+
+    _run(go())
+
+
+@campaign_app.command("status")
+def campaign_status(campaign_id: int) -> None:
+    """Show a campaign's progress per stage and its counts by status."""
+    from clarion.report import campaign_progress
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            p = await campaign_progress(infra.pool, campaign_id)
+            print(
+                f"audience {p.eligible} ({'done' if p.audience_done else 'resolving'}), "
+                f"persisted {p.persisted}, handed over {p.handed_over}, final {p.final}"
+            )
+            for status, n in sorted(p.by_status.items()):
+                print(f"  {status:<12} {n}")
+
+    _run(go())
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # pragma: no cover - `clarion … | head`
+        sys.exit(0)

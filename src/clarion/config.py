@@ -1,0 +1,54 @@
+"""Settings, read once from the environment (the public contract is in DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Where Clarion's servers are and how its workers behave.
+
+    `database_url` / `nats_url` of None mean "start the embedded server under `data_dir`".
+    """
+
+    data_dir: Path = Path(".clarion")
+    database_url: str | None = None
+    nats_url: str | None = None
+    # Prefix of every JetStream stream, consumer and subject, so several installs (or tests)
+    # can share one NATS without seeing each other's traffic.
+    bus_namespace: str = "clarion"
+    # Base URL at which providers reach our webhooks (receipts, inbound messages).
+    public_url: str = "http://127.0.0.1:8080"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Shared secret the simulator signs its webhooks with (a real provider's auth token).
+    sim_url: str = "http://127.0.0.1:9090"
+    sim_secret: str = "clarion-sim-secret"
+    # A batch not acknowledged within this time is redelivered to another consumer.
+    ack_wait_s: float = 30.0
+    # Batches handled concurrently by one stage worker (bounded work in flight).
+    max_inflight_batches: int = 4
+    audience_page_size: int = 1000
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        env = os.environ
+        values: dict[str, Any] = {
+            "data_dir": Path(env.get("CLARION_DATA_DIR", ".clarion")),
+            "database_url": env.get("CLARION_DATABASE_URL") or None,
+            "nats_url": env.get("CLARION_NATS_URL") or None,
+        }
+        for key, var in (
+            ("public_url", "CLARION_PUBLIC_URL"),
+            ("sim_url", "CLARION_SIM_URL"),
+            ("sim_secret", "CLARION_SIM_SECRET"),
+            ("bus_namespace", "CLARION_BUS_NAMESPACE"),
+        ):
+            if var in env:
+                values[key] = env[var]
+        values.update(overrides)
+        return replace(cls(), **values)

@@ -1,0 +1,175 @@
+"""`clarion demo`: seed a brand, start the simulator, send a campaign, report what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clarion import bootstrap
+from clarion.bus.embedded import free_port
+from clarion.config import Settings
+from clarion.report import campaign_progress
+from clarion.seed import synthetic_subscribers
+from clarion.sim.process import SimProcess
+from clarion.store import brands, campaigns
+
+DEMO_BODY = (
+    "{{ brand.name }}: Hi {{ first_name | default('there') }}, Black Friday starts now - "
+    "40% off everything in {{ city | default('your city') }}. Reply STOP to opt out."
+)
+
+
+async def run_demo(
+    recipients: int,
+    *,
+    as_json: bool,
+    data_dir: Path | None,
+    failure_rate: float = 0.02,
+    timeout_s: float = 600.0,
+) -> dict[str, Any]:
+    console = Console(stderr=as_json)
+    throwaway = data_dir is None
+    root = Path(tempfile.mkdtemp(prefix="clarion-demo-")) if data_dir is None else data_dir
+    http_port = free_port()
+    settings = replace(
+        Settings.from_env(),
+        data_dir=root,
+        http_port=http_port,
+        public_url=f"http://127.0.0.1:{http_port}",
+        bus_namespace=f"demo{http_port}",
+    )
+    sim = SimProcess(
+        secret=settings.sim_secret, failure_rate=failure_rate, log_path=root / "sim.log"
+    )
+    settings = replace(settings, sim_url=sim.url)
+    try:
+        with sim:
+            async with bootstrap.infrastructure(settings) as infra:
+                provider = bootstrap.build_provider(settings)
+                async with bootstrap.running(infra, provider):
+                    return await _campaign(infra, sim, console, recipients, as_json, timeout_s)
+    finally:
+        if throwaway:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+async def _campaign(
+    infra: bootstrap.Infra,
+    sim: SimProcess,
+    console: Console,
+    recipients: int,
+    as_json: bool,
+    timeout_s: float,
+) -> dict[str, Any]:
+    pool = infra.pool
+    with console.status(f"Seeding {recipients:,} subscribers…"):
+        brand_id = await brands.create_brand(
+            pool,
+            slug=f"demo-{int(time.time() * 1000)}",
+            name="Northwind",
+            sender="+15125550100",
+            help_text="Northwind: help at northwind.example/help. Msg&data rates may apply.",
+        )
+        subs = await asyncio.to_thread(synthetic_subscribers, recipients)
+        await brands.import_subscribers(pool, brand_id, subs, source="demo-import")
+        counts = await brands.count_subscribers(pool, brand_id)
+        campaign_id = await campaigns.create_campaign(
+            pool, brand_id=brand_id, name="Black Friday", body=DEMO_BODY
+        )
+    eligible = counts["sms_opted_in"]
+    started = time.perf_counter()
+    await bootstrap.launch(infra, campaign_id)
+    bars = Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    )
+    names = ("audience", "personalize", "send", "aggregate", "carrier")
+    tasks = {n: bars.add_task(n, total=eligible) for n in names}
+    peak_rss = 0
+    me = psutil.Process()
+    with bars:
+        while True:
+            p = await campaign_progress(pool, campaign_id)
+            peak_rss = max(peak_rss, me.memory_info().rss)
+            for name, done in zip(
+                names,
+                (p.eligible, p.persisted, p.handed_over, p.final, p.carrier_counted),
+                strict=True,
+            ):
+                bars.update(tasks[name], completed=done)
+            if p.complete and p.eligible == eligible:
+                break
+            if time.perf_counter() - started > timeout_s:
+                raise TimeoutError(f"campaign {campaign_id} did not finish in {timeout_s} s")
+            await asyncio.sleep(0.1)
+    duration_s = time.perf_counter() - started
+    c = await campaigns.get_campaign(pool, campaign_id)
+    stats = await asyncio.to_thread(sim.stats)
+    report = {
+        "recipients": counts["total"],
+        "eligible": p.eligible,
+        "sent": p.handed_over,
+        "delivered": p.delivered,
+        "failed": p.failed,
+        "suppressed": counts["total"] - p.eligible,
+        "duration_s": round(duration_s, 3),
+        "throughput_mps": round(p.delivered / duration_s, 1) if duration_s else 0.0,
+        "first_message_s": round((c["first_send_at"] - c["launched_at"]).total_seconds(), 3)
+        if c["first_send_at"]
+        else None,
+        "handset_messages": stats["handset_messages"],
+        "peak_rss_mb": round(peak_rss / 2**20, 1),
+        "errors": p.errors,
+        "carriers": {
+            r["carrier"]: {k: r[k] for k in ("delivered", "undelivered", "failed")}
+            for r in p.carriers
+        },
+    }
+    if as_json:
+        print(json.dumps(report))
+    else:
+        _print_report(console, report)
+    return report
+
+
+def _print_report(console: Console, r: dict[str, Any]) -> None:
+    table = Table(title="Black Friday campaign — report", show_header=False)
+    rows = [
+        ("Subscribers", f"{r['recipients']:,}"),
+        ("Eligible (SMS consent)", f"{r['eligible']:,}"),
+        ("Not sent: no consent", f"{r['suppressed']:,}"),
+        ("Handed to provider", f"{r['sent']:,}"),
+        ("Delivered", f"{r['delivered']:,}"),
+        ("Failed / undelivered", f"{r['failed']:,}"),
+        ("Messages on handsets (simulator)", f"{r['handset_messages']:,}"),
+        ("Launch → last receipt", f"{r['duration_s']:.2f} s"),
+        ("Throughput", f"{r['throughput_mps']:,.0f} messages/s"),
+        ("Launch → first provider call", f"{r['first_message_s']} s"),
+        ("Peak memory (this process)", f"{r['peak_rss_mb']} MB"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    if r["errors"]:
+        console.print("Error codes: " + ", ".join(f"{k} × {v}" for k, v in r["errors"].items()))
+    carriers = Table(title="By carrier")
+    for col in ("carrier", "delivered", "undelivered", "failed"):
+        carriers.add_column(col)
+    for name, n in r["carriers"].items():
+        carriers.add_row(name, str(n["delivered"]), str(n["undelivered"]), str(n["failed"]))
+    console.print(carriers)

@@ -1,0 +1,19 @@
+"""Deterministic ids: a message id is derived from what it is, so a replay cannot mint another."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+_NAMESPACE = uuid.UUID("6f1c1a52-6d2f-4c39-9d56-2f1f3c0b9a11")
+
+
+def campaign_message_id(campaign_id: int, variant: str, subscriber_id: int) -> str:
+    """The id of the one message a campaign variant sends to a subscriber (a UUIDv5)."""
+    return str(uuid.uuid5(_NAMESPACE, f"c:{campaign_id}:{variant}:{subscriber_id}"))
+
+
+def batch_id(*parts: object) -> str:
+    """A short stable id for a batch made of `parts` (used as the bus de-duplication key)."""
+    text = ":".join(str(p) for p in parts)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()

@@ -1,0 +1,98 @@
+"""Wire records: every message on the bus is one of these batches (msgspec, frozen).
+
+Commands are imperative (`LaunchCampaign`), batches are what flows between stages.
+Each batch has a deterministic `batch_id` so a republished batch is recognisable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class LaunchCampaign(msgspec.Struct, frozen=True, kw_only=True):
+    """Resolve a campaign's audience and send it. `attempt` distinguishes deliberate relaunches."""
+
+    command_id: str
+    brand_id: int
+    campaign_id: int
+    attempt: int
+    issued_at: datetime
+
+
+class Recipient(msgspec.Struct, frozen=True, kw_only=True):
+    subscriber_id: int
+    phone: str
+    timezone: str | None
+    # first_name, last_name, email and every custom attribute, for personalisation.
+    fields: dict[str, Any]
+
+
+class RecipientBatch(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    brand_id: int
+    campaign_id: int
+    recipients: list[Recipient]
+
+
+class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A rendered message ready to persist. `message_id` is derived, see `domain.ids`."""
+
+    message_id: str
+    subscriber_id: int
+    to: str
+    body: str
+    segments: int
+
+
+class RenderFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """A recipient whose message could not be rendered, and why."""
+
+    message_id: str
+    subscriber_id: int
+    to: str
+    error: str
+
+
+class RenderedBatch(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    brand_id: int
+    campaign_id: int
+    sender: str
+    messages: list[OutboundMessage]
+    failures: list[RenderFailure] = []
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """One status report from a provider about one message (several arrive per message)."""
+
+    message_id: str
+    status: str
+    occurred_at: datetime
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    carrier: str | None = None
+
+
+class ReceiptBatch(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    provider: str
+    receipts: list[Receipt]
+
+
+class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A message's current status moved forward (the output of the aggregate fold)."""
+
+    message_id: str
+    brand_id: int
+    campaign_id: int | None
+    status: str
+    carrier: str | None
+    error_code: str | None
+
+
+class StatusBatch(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    changes: list[StatusChange]

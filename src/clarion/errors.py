@@ -1,0 +1,76 @@
+"""One exception tree. Errors carry data; the CLI and HTTP layer turn them into messages."""
+
+from __future__ import annotations
+
+
+class ClarionError(Exception):
+    """Base of every error Clarion raises on purpose. `str()` is what a user should read."""
+
+    exit_code = 1
+
+
+class ConfigurationError(ClarionError):
+    """The environment cannot provide something Clarion needs (a server, a binary, a setting)."""
+
+    exit_code = 78
+
+
+class NotFound(ClarionError):
+    """A brand-scoped record does not exist (or belongs to another brand)."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        super().__init__(f"{kind} {key!r} not found")
+        self.kind = kind
+        self.key = key
+
+
+class InvalidInput(ClarionError):
+    """Input that cannot be accepted; `field` names what was wrong."""
+
+    exit_code = 65
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None) -> None:
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(f"{prefix}{message}")
+        self.field = field
+        self.row = row
+        self.reason = message
+
+
+class InvalidPhoneNumber(InvalidInput):
+    """A phone number that `phonenumbers` cannot parse or does not consider valid."""
+
+    def __init__(self, raw: str, detail: str, *, row: int | None = None) -> None:
+        super().__init__(f"invalid phone number {raw!r}: {detail}", field="phone", row=row)
+        self.raw = raw
+
+
+class TemplateError(InvalidInput):
+    """A campaign template that does not compile, or fails to render for one recipient."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        at = f" (line {line})" if line is not None else ""
+        super().__init__(f"template error{at}: {message}", field="body")
+        self.line = line
+
+
+class CampaignStateError(ClarionError):
+    """A campaign command that its current state does not allow."""
+
+
+class ForgedWebhook(ClarionError):
+    """A webhook whose signature does not verify. Answered with 403, never processed."""
+
+
+class ProviderError(ClarionError):
+    """A provider call failed as a whole (transport, 5xx). Transient: the batch is retried."""
+
+    def __init__(self, provider: str, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.retry_after_s = retry_after_s

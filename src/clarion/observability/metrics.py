@@ -1,0 +1,19 @@
+"""Prometheus metrics every stage exports (throughput, latency, errors, lag)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+BATCHES = Counter("clarion_stage_batches_total", "Batches handled", ["stage", "outcome"])
+ITEMS = Counter(
+    "clarion_stage_items_total", "Items (recipients, messages, receipts) handled", ["stage"]
+)
+BATCH_SECONDS = Histogram(
+    "clarion_stage_batch_seconds",
+    "Time to handle one batch",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+INFLIGHT = Gauge("clarion_stage_inflight_batches", "Batches being handled", ["stage"])
+MESSAGES = Counter("clarion_messages_total", "Message status transitions", ["status"])
+WEBHOOKS = Counter("clarion_webhooks_total", "Provider webhooks received", ["provider", "outcome"])

@@ -1,0 +1,54 @@
+"""Aggregate stage core: fold a batch of receipts into at most one status change per message.
+
+Events are de-duplicated on (message, status); the winning status per message is the highest
+ranked (terminal states win; the first terminal seen stands). The database applies it only if
+it ranks above what is stored, so the fold is monotonic across batches too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from clarion.domain.records import Receipt
+from clarion.domain.status import rank
+
+
+def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
+    """Receipts with duplicate (message, status) pairs and unknown statuses removed."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in receipts:
+        key = (r.message_id, r.status)
+        if key in seen or rank(r.status) < 0:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out
+
+
+def fold(receipts: Sequence[Receipt]) -> list[Receipt]:
+    """The highest-ranked receipt per message (carrier taken from any receipt that has one)."""
+    best: dict[str, Receipt] = {}
+    carrier: dict[str, str] = {}
+    for r in receipts:
+        if rank(r.status) < 0:
+            continue
+        if r.carrier:
+            carrier.setdefault(r.message_id, r.carrier)
+        current = best.get(r.message_id)
+        if current is None or rank(r.status) > rank(current.status):
+            best[r.message_id] = r
+    out = []
+    for message_id, r in best.items():
+        c = carrier.get(message_id)
+        if c and not r.carrier:
+            r = Receipt(
+                message_id=r.message_id,
+                status=r.status,
+                occurred_at=r.occurred_at,
+                provider_message_id=r.provider_message_id,
+                error_code=r.error_code,
+                carrier=c,
+            )
+        out.append(r)
+    return out

@@ -1,0 +1,86 @@
+"""Personalize stage core: render every recipient's message with a sandboxed Jinja2 template.
+
+The template is compiled once per campaign. A field the template needs but a subscriber does
+not have is an error for that recipient only (StrictUndefined); `default()` makes it optional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from clarion.compliance.encoding import sms_segments
+from clarion.domain.ids import campaign_message_id
+from clarion.domain.records import OutboundMessage, RecipientBatch, RenderedBatch, RenderFailure
+from clarion.errors import TemplateError
+
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
+VARIANT = "a"
+
+
+def compile_template(body: str) -> jinja2.Template:
+    """Compile a campaign body; a syntax error names its line."""
+    try:
+        return _ENV.from_string(body)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(exc.message or str(exc), line=exc.lineno) from exc
+
+
+def render_batch(
+    template: jinja2.Template,
+    batch: RecipientBatch,
+    *,
+    brand: Mapping[str, Any],
+    sender: str,
+) -> RenderedBatch:
+    """Render each recipient; a recipient whose render fails becomes a `RenderFailure`
+    with the reason, and the rest of the batch goes on."""
+    messages: list[OutboundMessage] = []
+    failures: list[RenderFailure] = []
+    for r in batch.recipients:
+        message_id = campaign_message_id(batch.campaign_id, VARIANT, r.subscriber_id)
+        context = {**r.fields, "phone": r.phone, "brand": brand}
+        try:
+            body = template.render(context).strip()
+        except jinja2.UndefinedError as exc:
+            failures.append(
+                RenderFailure(
+                    message_id=message_id,
+                    subscriber_id=r.subscriber_id,
+                    to=r.phone,
+                    error=f"template_error: unknown field ({exc.message})",
+                )
+            )
+            continue
+        except Exception as exc:  # any render failure is the recipient's, not the batch's
+            failures.append(
+                RenderFailure(
+                    message_id=message_id,
+                    subscriber_id=r.subscriber_id,
+                    to=r.phone,
+                    error=f"template_error: {type(exc).__name__}: {exc}",
+                )
+            )
+            continue
+        messages.append(
+            OutboundMessage(
+                message_id=message_id,
+                subscriber_id=r.subscriber_id,
+                to=r.phone,
+                body=body,
+                segments=sms_segments(body).segments,
+            )
+        )
+    return RenderedBatch(
+        batch_id=batch.batch_id,
+        brand_id=batch.brand_id,
+        campaign_id=batch.campaign_id,
+        sender=sender,
+        messages=messages,
+        failures=failures,
+    )

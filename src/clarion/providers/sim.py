@@ -1,0 +1,117 @@
+"""Adapter for Clarion's simulator's HTTP batch API (`clarion sim`).
+
+Sends up to 1,000 messages a request; receipts come back as signed JSON batches to
+`/webhooks/sim/status` (HMAC-SHA256 of the body with the shared secret).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+
+import httpx
+import msgspec
+
+from clarion.domain.records import OutboundMessage, Receipt
+from clarion.errors import ForgedWebhook, InvalidInput, ProviderError
+from clarion.pipeline.send import SendResult
+from clarion.sim.wire import (
+    SIGNATURE_HEADER,
+    ReceiptPost,
+    SendRequest,
+    SendResponse,
+    SimMessage,
+    sign,
+)
+
+_encode = msgspec.json.Encoder().encode
+_decode_response = msgspec.json.Decoder(SendResponse).decode
+_decode_receipts = msgspec.json.Decoder(ReceiptPost).decode
+
+# Simulator statuses are Twilio's; Clarion's are a subset.
+_STATUS = {
+    "queued": "accepted",
+    "accepted": "accepted",
+    "sending": "accepted",
+    "sent": "sent",
+    "delivered": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+}
+
+
+class SimProvider:
+    name = "sim"
+    max_batch = 1000
+
+    def __init__(
+        self, base_url: str, secret: str, callback_url: str, timeout_s: float = 30
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+        self._secret = secret
+        self._callback_url = callback_url
+
+    async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        if len(messages) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} messages a request")
+        body = _encode(
+            SendRequest(
+                callback_url=self._callback_url,
+                messages=[SimMessage(m.message_id, m.to, sender, m.body) for m in messages],
+            )
+        )
+        try:
+            resp = await self._client.post(
+                "/v1/messages", content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            raise ProviderError(self.name, f"request failed: {exc!r}") from exc
+        if resp.status_code == 429 or resp.status_code >= 500:
+            retry = resp.headers.get("retry-after")
+            raise ProviderError(
+                self.name,
+                f"HTTP {resp.status_code}",
+                retry_after_s=float(retry) if retry else None,
+            )
+        if resp.status_code != 200:
+            raise ProviderError(self.name, f"HTTP {resp.status_code}: {resp.text[:200]}")
+        return [
+            SendResult(
+                message_id=r.id,
+                accepted=r.status == "accepted",
+                provider_message_id=r.provider_id,
+                error_code=r.error_code,
+                error_detail=r.error_message,
+            )
+            for r in _decode_response(resp.content).results
+        ]
+
+    def parse_status_webhook(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, list[Receipt]]:
+        given = headers.get(SIGNATURE_HEADER, "")
+        if not hmac.compare_digest(given, sign(self._secret, body)):
+            raise ForgedWebhook("sim: status webhook signature does not verify")
+        try:
+            post = _decode_receipts(body)
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(f"sim: malformed status webhook: {exc}") from exc
+        receipts = [
+            Receipt(
+                message_id=r.message_id,
+                status=_STATUS.get(r.status, r.status),
+                occurred_at=r.occurred_at,
+                provider_message_id=r.provider_id,
+                error_code=r.error_code,
+                carrier=r.carrier,
+            )
+            for r in post.receipts
+        ]
+        return post.batch_id, receipts
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,56 @@
+"""Campaign progress per stage, read from Postgres (the record of truth, not worker memory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clarion.store.campaigns import campaign_report
+from clarion.store.db import Pool
+
+_HANDED_OVER = ("accepted", "sent", "delivered", "undelivered")
+
+
+@dataclass(frozen=True)
+class Progress:
+    eligible: int  # recipients the audience resolved (consented)
+    audience_done: bool
+    persisted: int  # rendered (or failed to render) and stored
+    handed_over: int  # accepted by the provider
+    final: int  # in a terminal status
+    carrier_counted: int  # final outcomes the carrier stage has tallied
+    by_status: dict[str, int]
+    errors: dict[str, int]
+    carriers: list[dict[str, Any]]
+
+    @property
+    def delivered(self) -> int:
+        return self.by_status.get("delivered", 0)
+
+    @property
+    def failed(self) -> int:
+        s = self.by_status
+        return s.get("failed", 0) + s.get("undelivered", 0) + s.get("expired", 0)
+
+    @property
+    def complete(self) -> bool:
+        receipted = self.by_status.get("delivered", 0) + self.by_status.get("undelivered", 0)
+        return (
+            self.audience_done and self.final == self.eligible and self.carrier_counted >= receipted
+        )
+
+
+async def campaign_progress(pool: Pool, campaign_id: int) -> Progress:
+    r = await campaign_report(pool, campaign_id)
+    s: dict[str, int] = r["by_status"]
+    return Progress(
+        eligible=r["campaign"]["audience_count"],
+        audience_done=r["campaign"]["audience_done"],
+        persisted=r["persisted"],
+        handed_over=sum(s.get(k, 0) for k in _HANDED_OVER),
+        final=sum(s.get(k, 0) for k in ("delivered", "undelivered", "failed", "expired")),
+        carrier_counted=sum(c["delivered"] + c["undelivered"] + c["failed"] for c in r["carriers"]),
+        by_status=s,
+        errors=r["errors"],
+        carriers=r["carriers"],
+    )

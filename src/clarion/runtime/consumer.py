@@ -1,0 +1,95 @@
+"""The one consume loop every stage worker runs.
+
+Pull up to `max_inflight` batches, handle each concurrently (bounded), ack only after the
+handler returns (its effect is committed and its output published). A failing batch is
+nak'ed with a growing delay and redelivered; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+
+from clarion.bus.jetstream import Bus, decode
+from clarion.observability import metrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Awaitable[int]]  # returns how many items it handled
+_MAX_BACKOFF_S = 30.0
+
+
+async def consume(
+    bus: Bus,
+    hop: str,
+    handler: Handler,
+    *,
+    stop: asyncio.Event,
+    max_inflight: int = 4,
+    ack_wait_s: float = 30.0,
+    on_batch: Callable[[str, float], None] | None = None,
+) -> None:
+    """Run `handler` on every batch of `hop` until `stop` is set."""
+    await bus.consumer_config(hop, ack_wait_s=ack_wait_s, max_inflight=max_inflight)
+    sub = await bus.js.pull_subscribe_bind(bus.durable(hop), stream=bus.stream)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(msg: Any) -> None:
+        started = time.perf_counter()
+        metrics.INFLIGHT.labels(hop).inc()
+        try:
+            items = await handler(decode(hop, msg.data))
+            await msg.ack()
+            elapsed = time.perf_counter() - started
+            metrics.BATCHES.labels(hop, "ok").inc()
+            metrics.ITEMS.labels(hop).inc(items)
+            metrics.BATCH_SECONDS.labels(hop).observe(elapsed)
+            if on_batch is not None:
+                on_batch(hop, elapsed)
+        except Exception as exc:
+            deliveries = msg.metadata.num_delivered if msg.metadata else 1
+            delay = min(_MAX_BACKOFF_S, 0.5 * 2 ** min(deliveries - 1, 6))
+            log.warning(
+                "%s batch failed (delivery %d), retrying in %.1fs: %s",
+                hop,
+                deliveries,
+                delay,
+                exc,
+                exc_info=not isinstance(exc, OSError),
+            )
+            metrics.BATCHES.labels(hop, "error").inc()
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=delay)
+        finally:
+            metrics.INFLIGHT.labels(hop).dec()
+
+    try:
+        while not stop.is_set():
+            free = max_inflight - len(tasks)
+            if free <= 0:  # bounded work in flight: wait for a slot
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                msgs = await sub.fetch(free, timeout=0.5)
+            except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
+                msgs = []
+            except Exception as exc:  # connection blips: the client reconnects by itself
+                log.warning("%s fetch failed: %s", hop, exc)
+                msgs = []
+                await asyncio.sleep(0.2)
+            for msg in msgs:
+                task = asyncio.create_task(handle(msg))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+    finally:
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()

@@ -1,0 +1,170 @@
+"""The stage workers: each decodes a batch, calls its pure core, commits, publishes the next
+batch, and returns (the consume loop acks). Everything they touch is passed in."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+
+from clarion.bus.jetstream import Bus
+from clarion.domain.records import (
+    LaunchCampaign,
+    ReceiptBatch,
+    RecipientBatch,
+    RenderedBatch,
+    StatusBatch,
+)
+from clarion.observability import metrics
+from clarion.pipeline import aggregate, audience, carrier, personalize, send
+from clarion.providers.base import Provider
+from clarion.store import brands, campaigns, messages
+from clarion.store.db import Pool
+
+log = logging.getLogger(__name__)
+
+# stage name → the hop it consumes
+STAGE_HOPS = {
+    "audience": "launch",
+    "personalize": "audience",
+    "send": "rendered",
+    "aggregate": "receipts",
+    "carrier": "status",
+}
+STAGES = tuple(STAGE_HOPS)
+# Pages one audience turn publishes before yielding to other campaigns (a continuation
+# command carries the rest; the cursor is in Postgres).
+_PAGES_PER_TURN = 20
+
+
+@dataclass
+class Stages:
+    pool: Pool
+    bus: Bus
+    provider: Provider
+    page_size: int = 1000
+    _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str]] = field(
+        default_factory=OrderedDict
+    )
+
+    def handler(self, stage: str) -> Any:
+        return {
+            "audience": self.audience,
+            "personalize": self.personalize,
+            "send": self.send,
+            "aggregate": self.aggregate,
+            "carrier": self.carrier,
+        }[stage]
+
+    async def audience(self, cmd: LaunchCampaign) -> int:
+        c = await campaigns.get_campaign(self.pool, cmd.campaign_id, brand_id=cmd.brand_id)
+        if c["launch_count"] != cmd.attempt or c["audience_done"]:
+            return 0  # superseded by a relaunch, or finished by an earlier delivery
+        cursor, published = c["audience_cursor"], 0
+        for _ in range(_PAGES_PER_TURN):
+            rows = await self.pool.fetch(brands.AUDIENCE_PAGE, cmd.brand_id, cursor, self.page_size)
+            if not rows:
+                await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)
+                return published
+            batch = audience.recipient_batch(
+                brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt, rows=rows
+            )
+            await self.bus.publish("audience", batch, msg_id=batch.batch_id)
+            cursor = rows[-1]["id"]
+            done = len(rows) < self.page_size
+            await campaigns.advance_audience(
+                self.pool,
+                cmd.campaign_id,
+                cursor=cursor,
+                added=len(rows),
+                done=done,
+                attempt=cmd.attempt,
+            )
+            published += len(rows)
+            if done:
+                return published
+        await self.bus.publish("launch", cmd, msg_id=f"{cmd.command_id}:{cursor}")
+        return published
+
+    async def _template(
+        self, brand_id: int, campaign_id: int
+    ) -> tuple[jinja2.Template, dict[str, Any], str]:
+        cached = self._templates.get(campaign_id)
+        if cached is None:
+            c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
+            b = await brands.get_brand(self.pool, brand_id)
+            brand_fields = {"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]}
+            cached = (personalize.compile_template(c["body"]), brand_fields, b["sender"])
+            self._templates[campaign_id] = cached
+            while len(self._templates) > 256:
+                self._templates.popitem(last=False)
+        return cached
+
+    async def personalize(self, batch: RecipientBatch) -> int:
+        template, brand_fields, sender = await self._template(batch.brand_id, batch.campaign_id)
+        rendered = personalize.render_batch(template, batch, brand=brand_fields, sender=sender)
+        for f in rendered.failures:
+            log.warning(
+                "campaign %s subscriber %s: %s", batch.campaign_id, f.subscriber_id, f.error
+            )
+        await self.bus.publish("rendered", rendered, msg_id=rendered.batch_id)
+        return len(batch.recipients)
+
+    async def send(self, batch: RenderedBatch) -> int:
+        rows = send.rows_to_persist(batch)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                await messages.persist(conn, rows)
+            # After a crash some of these may have been handed over already: skip them.
+            queued = await messages.still_queued(conn, [m.message_id for m in batch.messages])
+        todo = [m for m in batch.messages if m.message_id in queued]
+        step = self.provider.max_batch
+        for i in range(0, len(todo), step):
+            results = await self.provider.send(batch.sender, todo[i : i + step])
+            updates = send.status_updates(results)
+            async with self.pool.acquire() as conn:
+                await messages.apply_send_results(conn, self.provider.name, updates)
+        if todo:
+            await self.pool.execute(
+                "UPDATE campaigns SET first_send_at = now()"
+                " WHERE id = $1 AND first_send_at IS NULL",
+                batch.campaign_id,
+            )
+            metrics.MESSAGES.labels("accepted").inc(len(todo))
+        return len(rows)
+
+    async def aggregate(self, batch: ReceiptBatch) -> int:
+        events = aggregate.unique_events(batch.receipts)
+        folded = aggregate.fold(events)
+        async with self.pool.acquire() as conn, conn.transaction():
+            changes = await messages.apply_receipts(conn, batch.provider, events, folded)
+            if changes:
+                # Published before commit: if the commit fails the retry recomputes the same
+                # changes under the same batch id, which the bus and the carrier stage drop.
+                await self.bus.publish(
+                    "status",
+                    StatusBatch(batch_id=batch.batch_id, changes=changes),
+                    msg_id=batch.batch_id,
+                )
+        for c in changes:
+            metrics.MESSAGES.labels(c.status).inc()
+        return len(batch.receipts)
+
+    async def carrier(self, batch: StatusBatch) -> int:
+        tally = carrier.tally(batch.changes)
+        rows = [
+            (brand_id, campaign_id, name, n["delivered"], n["undelivered"], n["failed"])
+            for (brand_id, campaign_id, name), n in tally.items()
+        ]
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await messages.claim_batch(conn, "carrier", batch.batch_id):
+                await messages.add_carrier_stats(conn, rows)
+        return len(batch.changes)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,85 @@
+"""Run `clarion sim` as its own OS process (for the demo, the benchmark and the tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from clarion.bus.embedded import free_port
+from clarion.errors import ConfigurationError
+
+
+class SimProcess:
+    def __init__(
+        self,
+        *,
+        secret: str,
+        failure_rate: float = 0.02,
+        latency_scale: float = 1.0,
+        seed: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._args = [
+            sys.executable, "-m", "clarion", "sim",
+            "--port", str(self.port),
+            "--secret", secret,
+            "--failure-rate", str(failure_rate),
+            "--latency-scale", str(latency_scale),
+        ]  # fmt: skip
+        if seed is not None:
+            self._args += ["--seed", str(seed)]
+        self._log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 20.0) -> SimProcess:
+        out = self._log_path.open("ab") if self._log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(self._args, stdout=out, stderr=out)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ConfigurationError(f"the simulator exited with code {self.proc.returncode}")
+            try:
+                httpx.get(f"{self.url}/stats", timeout=0.5).raise_for_status()
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise ConfigurationError(f"the simulator did not answer within {timeout_s} s")
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = httpx.get(f"{self.url}/stats", timeout=10).json()
+        return result
+
+    def handset(self, number: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = httpx.get(
+            f"{self.url}/handsets/{number}", timeout=10
+        ).json()["messages"]
+        return messages
+
+    def handsets(self) -> dict[str, int]:
+        counts: dict[str, int] = httpx.get(f"{self.url}/handsets", timeout=30).json()
+        return counts
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> SimProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,54 @@
+"""The simulator's HTTP wire format, shared by the simulator and Clarion's `sim` adapter."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+
+import msgspec
+
+SIGNATURE_HEADER = "x-sim-signature"
+
+
+class SimMessage(msgspec.Struct, frozen=True):
+    id: str
+    to: str
+    sender: str
+    body: str
+
+
+class SendRequest(msgspec.Struct, frozen=True):
+    callback_url: str
+    messages: list[SimMessage]
+
+
+class SimResult(msgspec.Struct, frozen=True):
+    id: str
+    status: str  # "accepted" | "rejected"
+    provider_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class SendResponse(msgspec.Struct, frozen=True):
+    results: list[SimResult]
+
+
+class SimReceipt(msgspec.Struct, frozen=True):
+    message_id: str
+    provider_id: str
+    status: str
+    occurred_at: datetime
+    error_code: str | None = None
+    carrier: str | None = None
+
+
+class ReceiptPost(msgspec.Struct, frozen=True):
+    batch_id: str
+    receipts: list[SimReceipt]
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header value of a webhook body: HMAC-SHA256 with the shared secret."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

@@ -1,0 +1,134 @@
+"""Brands, subscribers and the consent ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from clarion.domain.contacts import NewSubscriber
+from clarion.errors import NotFound
+from clarion.store.db import Pool
+
+
+async def create_brand(
+    pool: Pool, *, slug: str, name: str, sender: str, help_text: str = ""
+) -> int:
+    brand_id: int = await pool.fetchval(
+        "INSERT INTO brands (slug, name, sender, help_text) VALUES ($1, $2, $3, $4) RETURNING id",
+        slug,
+        name,
+        sender,
+        help_text,
+    )
+    return brand_id
+
+
+async def get_brand(pool: Pool, brand_id: int) -> dict[str, Any]:
+    row = await pool.fetchrow("SELECT * FROM brands WHERE id = $1", brand_id)
+    if row is None:
+        raise NotFound("brand", brand_id)
+    return dict(row)
+
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS staging_subscribers (
+    phone text, email text, timezone text, first_name text, last_name text,
+    attributes jsonb, sms_consent boolean
+) ON COMMIT DELETE ROWS
+"""
+
+
+async def import_subscribers(
+    pool: Pool,
+    brand_id: int,
+    subscribers: Sequence[NewSubscriber],
+    *,
+    source: str,
+    disclosure: str | None = None,
+) -> int:
+    """COPY subscribers in; existing ones (same phone or email) are left as they are.
+    New subscribers with SMS consent get an `opted_in` ledger row with `source`.
+    Returns how many subscribers were new."""
+    records = [
+        (s.phone, s.email, s.timezone, s.first_name, s.last_name, s.attributes, s.sms_consent)
+        for s in subscribers
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_STAGING)
+        await conn.copy_records_to_table("staging_subscribers", records=records)
+        inserted: int = await conn.fetchval(
+            """
+            WITH ins AS (
+                INSERT INTO subscribers
+                    (brand_id, phone, email, timezone, first_name, last_name, attributes)
+                SELECT $1, phone, email, timezone, first_name, last_name, attributes
+                FROM staging_subscribers
+                ON CONFLICT DO NOTHING
+                RETURNING id, phone, email
+            ), consent AS (
+                INSERT INTO consents (brand_id, subscriber_id, channel, status, source, disclosure)
+                SELECT $1, ins.id, 'sms', 'opted_in', $2, $3
+                FROM ins JOIN staging_subscribers s
+                  ON s.phone = ins.phone OR (s.phone IS NULL AND s.email = ins.email)
+                WHERE s.sms_consent AND ins.phone IS NOT NULL
+            )
+            SELECT count(*) FROM ins
+            """,
+            brand_id,
+            source,
+            disclosure,
+        )
+    return inserted
+
+
+async def record_consent(
+    pool: Pool,
+    *,
+    brand_id: int,
+    subscriber_id: int,
+    channel: str,
+    status: str,
+    source: str,
+    keyword: str | None = None,
+    disclosure: str | None = None,
+) -> None:
+    """Append to the consent ledger; the latest row is the subscriber's current consent."""
+    await pool.execute(
+        "INSERT INTO consents (brand_id, subscriber_id, channel, status, source, keyword,"
+        " disclosure) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        brand_id,
+        subscriber_id,
+        channel,
+        status,
+        source,
+        keyword,
+        disclosure,
+    )
+
+
+# Subscribers whose current SMS consent is opted_in, after a key, in key order.
+AUDIENCE_PAGE = """
+SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes
+FROM subscribers s
+WHERE s.brand_id = $1 AND s.id > $2 AND s.phone IS NOT NULL
+  AND (SELECT c.status FROM consents c
+       WHERE c.subscriber_id = s.id AND c.channel = 'sms'
+       ORDER BY c.id DESC LIMIT 1) = 'opted_in'
+ORDER BY s.id
+LIMIT $3
+"""
+
+
+async def count_subscribers(pool: Pool, brand_id: int) -> dict[str, int]:
+    row = await pool.fetchrow(
+        """
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE (SELECT c.status FROM consents c
+                   WHERE c.subscriber_id = s.id AND c.channel = 'sms'
+                   ORDER BY c.id DESC LIMIT 1) = 'opted_in') AS sms_opted_in
+        FROM subscribers s WHERE s.brand_id = $1
+        """,
+        brand_id,
+    )
+    assert row is not None
+    return {"total": row["total"], "sms_opted_in": row["sms_opted_in"]}

