@@ -68,9 +68,8 @@ async def import_subscribers(
             ), consent AS (
                 INSERT INTO consents (brand_id, subscriber_id, channel, status, source, disclosure)
                 SELECT $1, ins.id, 'sms', 'opted_in', $2, $3
-                FROM ins JOIN staging_subscribers s
-                  ON s.phone = ins.phone OR (s.phone IS NULL AND s.email = ins.email)
-                WHERE s.sms_consent AND ins.phone IS NOT NULL
+                FROM ins JOIN staging_subscribers s ON s.phone = ins.phone
+                WHERE s.sms_consent
             )
             SELECT count(*) FROM ins
             """,
