@@ -116,7 +116,7 @@ async def _campaign(
                 break
             if time.perf_counter() - started > timeout_s:
                 raise TimeoutError(f"campaign {campaign_id} did not finish in {timeout_s} s")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.25)
     duration_s = time.perf_counter() - started
     c = await campaigns.get_campaign(pool, campaign_id)
     stats = await asyncio.to_thread(sim.stats)

@@ -36,6 +36,10 @@ STAGE_HOPS = {
     "carrier": "status",
 }
 STAGES = tuple(STAGE_HOPS)
+# Batches one process handles at once, per stage. Aggregate and carrier update rows that
+# concurrent batches share (a message's several receipts; a carrier's counters), so they run
+# one batch at a time per process: overlapping transactions would only queue on row locks.
+SERIAL_STAGES = frozenset({"aggregate", "carrier"})
 # Pages one audience turn publishes before yielding to other campaigns (a continuation
 # command carries the rest; the cursor is in Postgres).
 _PAGES_PER_TURN = 20
@@ -73,18 +77,19 @@ class Stages:
             batch = audience.recipient_batch(
                 brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt, rows=rows
             )
-            await self.bus.publish("audience", batch, msg_id=batch.batch_id)
+            if batch.recipients:
+                await self.bus.publish("audience", batch, msg_id=batch.batch_id)
             cursor = rows[-1]["id"]
             done = len(rows) < self.page_size
             await campaigns.advance_audience(
                 self.pool,
                 cmd.campaign_id,
                 cursor=cursor,
-                added=len(rows),
+                added=len(batch.recipients),
                 done=done,
                 attempt=cmd.attempt,
             )
-            published += len(rows)
+            published += len(batch.recipients)
             if done:
                 return published
         await self.bus.publish("launch", cmd, msg_id=f"{cmd.command_id}:{cursor}")
@@ -139,7 +144,8 @@ class Stages:
 
     async def aggregate(self, batch: ReceiptBatch) -> int:
         events = aggregate.unique_events(batch.receipts)
-        folded = aggregate.fold(events)
+        # Rows are locked in id order, so concurrent batches (other processes) cannot deadlock.
+        folded = sorted(aggregate.fold(events), key=lambda r: r.message_id)
         async with self.pool.acquire() as conn, conn.transaction():
             changes = await messages.apply_receipts(conn, batch.provider, events, folded)
             if changes:

@@ -12,50 +12,31 @@ from clarion.domain.records import Receipt, StatusChange
 from clarion.domain.status import rank
 from clarion.pipeline.send import MESSAGE_COLUMNS, MessageRow, StatusUpdate
 
-_STAGING = f"""
-CREATE TEMP TABLE IF NOT EXISTS staging_messages (
-    {
-    ", ".join(
-        f"{c} {t}"
-        for c, t in zip(
-            MESSAGE_COLUMNS,
-            (
-                "uuid",
-                "bigint",
-                "bigint",
-                "bigint",
-                "text",
-                "text",
-                "text",
-                "smallint",
-                "text",
-                "smallint",
-                "text",
-                "text",
-            ),
-            strict=True,
-        )
-    )
-}
-) ON COMMIT DELETE ROWS
-"""
-
 if TYPE_CHECKING:
     Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
 
 
 async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
-    """Insert messages that do not exist yet (COPY to staging, then one INSERT … ON CONFLICT).
-    Run inside a transaction. Returns how many were new."""
-    await conn.execute(_STAGING)
-    await conn.copy_records_to_table(
-        "staging_messages",
-        records=[msgspec.structs.astuple(r) for r in rows],
-        columns=MESSAGE_COLUMNS,
-    )
+    """Insert the messages that do not exist yet; returns how many were new.
+
+    The common case (a batch seen for the first time) is one COPY straight into `messages`.
+    A redelivered batch violates the unique key: then, and only then, the batch goes in again
+    as one INSERT … ON CONFLICT DO NOTHING. Run inside a transaction.
+    """
+    records = [msgspec.structs.astuple(r) for r in rows]
+    try:
+        async with conn.transaction():  # a savepoint: a failed COPY leaves the caller's txn usable
+            await conn.copy_records_to_table("messages", records=records, columns=MESSAGE_COLUMNS)
+        return len(records)
+    except asyncpg.UniqueViolationError:
+        pass
     cols = ", ".join(MESSAGE_COLUMNS)
     result: str = await conn.execute(
-        f"INSERT INTO messages ({cols}) SELECT {cols} FROM staging_messages ON CONFLICT DO NOTHING"
+        f"INSERT INTO messages ({cols}) SELECT * FROM unnest("
+        "$1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],"
+        " $7::text[], $8::smallint[], $9::text[], $10::smallint[], $11::text[], $12::text[])"
+        " ON CONFLICT DO NOTHING",
+        *(list(col) for col in zip(*records, strict=True)),
     )
     return int(result.rsplit(" ", 1)[-1])
 

@@ -21,6 +21,8 @@ CREATE TABLE subscribers (
     created_at  timestamptz NOT NULL DEFAULT now(),
     CHECK (phone IS NOT NULL OR email IS NOT NULL)
 );
+-- Keyset pages of a brand's audience walk this index.
+CREATE INDEX subscribers_brand_id ON subscribers (brand_id, id);
 CREATE UNIQUE INDEX subscribers_brand_phone ON subscribers (brand_id, phone) WHERE phone IS NOT NULL;
 CREATE UNIQUE INDEX subscribers_brand_email ON subscribers (brand_id, email) WHERE email IS NOT NULL;
 
