@@ -8,9 +8,10 @@ import uuid
 _NAMESPACE = uuid.UUID("6f1c1a52-6d2f-4c39-9d56-2f1f3c0b9a11")
 
 
-def campaign_message_id(campaign_id: int, variant: str, subscriber_id: int) -> str:
-    """The id of the one message a campaign variant sends to a subscriber (a UUIDv5)."""
-    return str(uuid.uuid5(_NAMESPACE, f"c:{campaign_id}:{variant}:{subscriber_id}"))
+def campaign_message_id(campaign_uid: str, variant: str, subscriber_id: int) -> str:
+    """The id of the one message a campaign variant sends to a subscriber (a UUIDv5 of the
+    campaign's globally unique uid, the variant and the subscriber)."""
+    return str(uuid.uuid5(_NAMESPACE, f"c:{campaign_uid}:{variant}:{subscriber_id}"))
 
 
 def batch_id(*parts: object) -> str:

@@ -35,6 +35,7 @@ def render_batch(
     template: jinja2.Template,
     batch: RecipientBatch,
     *,
+    campaign_uid: str,
     brand: Mapping[str, Any],
     sender: str,
 ) -> RenderedBatch:
@@ -43,7 +44,7 @@ def render_batch(
     messages: list[OutboundMessage] = []
     failures: list[RenderFailure] = []
     for r in batch.recipients:
-        message_id = campaign_message_id(batch.campaign_id, VARIANT, r.subscriber_id)
+        message_id = campaign_message_id(campaign_uid, VARIANT, r.subscriber_id)
         context = {**r.fields, "phone": r.phone, "brand": brand}
         try:
             body = template.render(context).strip()

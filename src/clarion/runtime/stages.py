@@ -51,7 +51,7 @@ class Stages:
     bus: Bus
     provider: Provider
     page_size: int = 1000
-    _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str]] = field(
+    _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str, str]] = field(
         default_factory=OrderedDict
     )
 
@@ -97,21 +97,30 @@ class Stages:
 
     async def _template(
         self, brand_id: int, campaign_id: int
-    ) -> tuple[jinja2.Template, dict[str, Any], str]:
+    ) -> tuple[jinja2.Template, dict[str, Any], str, str]:
         cached = self._templates.get(campaign_id)
         if cached is None:
             c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(self.pool, brand_id)
             brand_fields = {"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]}
-            cached = (personalize.compile_template(c["body"]), brand_fields, b["sender"])
+            cached = (
+                personalize.compile_template(c["body"]),
+                brand_fields,
+                b["sender"],
+                str(c["uid"]),
+            )
             self._templates[campaign_id] = cached
             while len(self._templates) > 256:
                 self._templates.popitem(last=False)
         return cached
 
     async def personalize(self, batch: RecipientBatch) -> int:
-        template, brand_fields, sender = await self._template(batch.brand_id, batch.campaign_id)
-        rendered = personalize.render_batch(template, batch, brand=brand_fields, sender=sender)
+        template, brand_fields, sender, uid = await self._template(
+            batch.brand_id, batch.campaign_id
+        )
+        rendered = personalize.render_batch(
+            template, batch, campaign_uid=uid, brand=brand_fields, sender=sender
+        )
         for f in rendered.failures:
             log.warning(
                 "campaign %s subscriber %s: %s", batch.campaign_id, f.subscriber_id, f.error

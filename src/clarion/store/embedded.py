@@ -6,6 +6,7 @@ fallback. Data lives under `<data_dir>/pg` and is reused on the next start.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -115,8 +116,10 @@ class EmbeddedPostgres:
                 )
             except subprocess.CalledProcessError:
                 log.warning("postgres at %s was already stopped", self.pgdata)
-            # Forget the handle so a later start in this process really starts the server.
+            # Forget the handle so a later start in this process really starts the server,
+            # and so the wheel's own exit hook does not try to clean it up a second time.
             PostgresServer._instances.pop(self.pgdata, None)
+            atexit.unregister(getattr(self._server, "_cleanup", lambda: None))
             self._server = None
         elif self._pg_ctl is not None:
             subprocess.run(

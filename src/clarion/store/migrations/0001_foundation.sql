@@ -49,6 +49,9 @@ CREATE TRIGGER consents_append_only BEFORE UPDATE OR DELETE ON consents
 
 CREATE TABLE campaigns (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- Globally unique: message ids derive from it, and provider idempotency keys must not
+    -- collide across installs (or a rebuilt database) sharing a provider account.
+    uid             uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),
     brand_id        bigint NOT NULL REFERENCES brands(id),
     name            text NOT NULL,
     channel         text NOT NULL DEFAULT 'sms' CHECK (channel IN ('sms', 'email')),

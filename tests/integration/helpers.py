@@ -1,0 +1,39 @@
+"""Factories for integration tests: a brand with subscribers, a campaign."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from clarion.domain.contacts import new_subscriber
+from clarion.seed import synthetic_rows
+from clarion.store import brands, campaigns
+from clarion.store.db import Pool
+
+BODY = "{{ brand.name }}: Hi {{ first_name | default('there') }}! 20% off today. Reply STOP to opt out."
+
+
+@dataclass
+class Audience:
+    brand_id: int
+    consented: list[str]
+    not_consented: list[str]
+
+
+async def brand_with_subscribers(
+    pool: Pool, n: int, *, seed: int, extra_rows: Sequence[dict[str, str]] = ()
+) -> Audience:
+    brand_id = await brands.create_brand(
+        pool, slug=f"brand-{seed}", name="Northwind", sender="+15125550100"
+    )
+    rows = [*synthetic_rows(n, seed=seed), *extra_rows]
+    await brands.import_subscribers(
+        pool, brand_id, [new_subscriber(r) for r in rows], source="test"
+    )
+    consented = [r["phone"] for r in rows if r.get("sms_consent") == "yes"]
+    others = [r["phone"] for r in rows if r.get("sms_consent") != "yes"]
+    return Audience(brand_id, consented, others)
+
+
+async def campaign(pool: Pool, brand_id: int, body: str = BODY) -> int:
+    return await campaigns.create_campaign(pool, brand_id=brand_id, name="Test", body=body)
