@@ -112,11 +112,11 @@ def migrate() -> None:
     _run(go())
 
 
-def _serve(stages: list[str], http: bool, verbose: bool) -> None:
+def _serve(stages: list[str], http: bool, verbose: bool, *, port: int = 8080) -> None:
     _logging(verbose)
 
     async def go() -> None:
-        settings = Settings.from_env()
+        settings = Settings.from_env(http_port=port)
         async with bootstrap.infrastructure(settings) as infra:
             provider = bootstrap.build_provider(settings)
             async with bootstrap.running(infra, provider, stages=stages, http=http):
@@ -128,17 +128,21 @@ def _serve(stages: list[str], http: bool, verbose: bool) -> None:
 
 
 @app.command()
-def run(verbose: bool = False) -> None:
+def run(
+    port: Annotated[int, typer.Option(help="HTTP port (API and webhooks).")] = 8080,
+    verbose: bool = False,
+) -> None:
     """Run the HTTP API and every stage in this process until Ctrl-C."""
     from clarion.runtime.stages import STAGES
 
-    _serve(list(STAGES), True, verbose)
+    _serve(list(STAGES), True, verbose, port=port)
 
 
 @app.command()
 def worker(
     stages: Annotated[str, typer.Option(help="Comma-separated stages to run.")] = "all",
     http: Annotated[bool, typer.Option(help="Also serve the webhooks.")] = False,
+    port: Annotated[int, typer.Option(help="HTTP port when --http.")] = 8080,
     verbose: bool = False,
 ) -> None:
     """Run some stages as a worker process (several processes share the work)."""
@@ -149,7 +153,7 @@ def worker(
     if unknown:
         err.print(f"[red]error:[/red] unknown stage(s) {unknown}; choose from {list(STAGES)}")
         raise typer.Exit(64)
-    _serve(chosen, http, verbose)
+    _serve(chosen, http, verbose, port=port)
 
 
 @brand_app.command("create")

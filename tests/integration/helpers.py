@@ -10,7 +10,10 @@ from clarion.seed import synthetic_rows
 from clarion.store import brands, campaigns
 from clarion.store.db import Pool
 
-BODY = "{{ brand.name }}: Hi {{ first_name | default('there') }}! 20% off today. Reply STOP to opt out."
+BODY = (
+    "{{ brand.name }}: Hi {{ first_name | default('there') }}! 20% off today."
+    " Reply STOP to opt out."
+)
 
 
 @dataclass

@@ -155,7 +155,8 @@ async def test_a_template_error_fails_only_its_recipient_and_says_why(
     assert progress.delivered == 1
     assert await asyncio.to_thread(sim.handset, vip["phone"]) != []
     failed = await infra.pool.fetch(
-        "SELECT error_code, error_detail FROM messages WHERE campaign_id = $1 AND status = 'failed'",
+        "SELECT error_code, error_detail FROM messages"
+        " WHERE campaign_id = $1 AND status = 'failed'",
         campaign_id,
     )
     assert len(failed) == len(audience.consented) - 1

@@ -44,8 +44,8 @@ CREATE FUNCTION clarion_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
 END $$;
-CREATE TRIGGER consents_append_only BEFORE UPDATE OR DELETE ON consents
-    FOR EACH ROW EXECUTE FUNCTION clarion_append_only();
+CREATE TRIGGER consents_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON consents
+    FOR EACH STATEMENT EXECUTE FUNCTION clarion_append_only();
 
 CREATE TABLE campaigns (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -106,8 +106,8 @@ CREATE TABLE message_events (
     recorded_at         timestamptz NOT NULL DEFAULT now(),
     UNIQUE (message_id, status)
 );
-CREATE TRIGGER message_events_append_only BEFORE UPDATE OR DELETE ON message_events
-    FOR EACH ROW EXECUTE FUNCTION clarion_append_only();
+CREATE TRIGGER message_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON message_events
+    FOR EACH STATEMENT EXECUTE FUNCTION clarion_append_only();
 
 -- Delivery outcomes per carrier, per campaign (the carrier stage's monitoring record).
 CREATE TABLE carrier_stats (

@@ -1,0 +1,75 @@
+"""The `clarion` command as a user runs it, in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from clarion.bus.embedded import free_port
+
+DEMO_KEYS = {
+    "recipients", "eligible", "sent", "delivered", "failed", "suppressed",
+    "duration_s", "throughput_mps", "handset_messages",
+}  # fmt: skip
+
+
+def clarion(*args: str) -> list[str]:
+    return [sys.executable, "-m", "clarion", *args]
+
+
+def test_demo_json_accounts_for_every_recipient_and_every_handset_message(tmp_path: Path) -> None:
+    env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path / "unused")}
+    done = subprocess.run(
+        clarion("demo", "--recipients", "600", "--json"),
+        capture_output=True, text=True, timeout=240, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report.keys() >= DEMO_KEYS
+    assert report["recipients"] == 600
+    assert report["eligible"] + report["suppressed"] == 600
+    assert 0 < report["suppressed"] < 60  # ~5 % without consent
+    assert report["sent"] == report["eligible"]
+    assert report["delivered"] + report["failed"] == report["eligible"]
+    assert report["handset_messages"] == report["delivered"]
+    assert report["throughput_mps"] > 0
+    assert not (tmp_path / "unused").exists()  # the demo used a throwaway data dir
+
+
+def test_clarion_run_stops_its_servers_on_ctrl_c_and_reuses_the_data(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CLARION_DATA_DIR": str(tmp_path),
+        "CLARION_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+    for attempt in range(2):
+        proc = subprocess.Popen(
+            [*clarion("run"), "--port", str(port)], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "clarion run did not come up"
+            time.sleep(0.1)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        assert not (tmp_path / "pg" / "postmaster.pid").exists()
+        assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+        assert (tmp_path / "pg" / "PG_VERSION").exists()
+        assert (tmp_path / "nats" / "jetstream").exists(), f"attempt {attempt}"

