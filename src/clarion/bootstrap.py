@@ -20,7 +20,7 @@ from clarion.pipeline.campaign import launch_command, validate_launch
 from clarion.providers.base import Provider
 from clarion.providers.sim import SimProvider
 from clarion.runtime.consumer import consume
-from clarion.runtime.stages import SERIAL_STAGES, STAGE_HOPS, Stages, now
+from clarion.runtime.stages import MERGE, SERIAL_STAGES, STAGE_HOPS, Stages, now
 from clarion.store import campaigns
 from clarion.store.db import Pool, create_pool, migrate
 from clarion.store.embedded import EmbeddedPostgres
@@ -127,6 +127,7 @@ async def running(
                     stop=workers.stop,
                     max_inflight=1 if stage in SERIAL_STAGES else settings.max_inflight_batches,
                     ack_wait_s=settings.ack_wait_s,
+                    merge=MERGE.get(stage, 1),
                 )
             )
         )

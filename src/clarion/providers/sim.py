@@ -98,7 +98,7 @@ class SimProvider:
             raise ForgedWebhook("sim: status webhook signature does not verify")
         try:
             post = _decode_receipts(body)
-        except msgspec.ValidationError as exc:
+        except msgspec.DecodeError as exc:  # also ValidationError (a subclass)
             raise InvalidInput(f"sim: malformed status webhook: {exc}") from exc
         receipts = [
             Receipt(

@@ -34,19 +34,27 @@ async def consume(
     stop: asyncio.Event,
     max_inflight: int = 4,
     ack_wait_s: float = 30.0,
+    merge: int = 1,
     on_batch: Callable[[str, float], None] | None = None,
 ) -> None:
-    """Run `handler` on every batch of `hop` until `stop` is set."""
+    """Run `handler` on every batch of `hop` until `stop` is set.
+
+    With `merge` > 1 the handler receives a list of up to `merge` waiting batches at once
+    (one database transaction for many small bus messages) and they are acked together.
+    """
     await bus.consumer_config(hop, ack_wait_s=ack_wait_s, max_inflight=max_inflight)
     sub = await bus.js.pull_subscribe_bind(bus.durable(hop), stream=bus.stream)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def handle(msg: Any) -> None:
+    async def handle(msgs: list[Any]) -> None:
         started = time.perf_counter()
         metrics.INFLIGHT.labels(hop).inc()
+        msg = msgs[0]
         try:
-            items = await handler(decode(hop, msg.data))
-            await msg.ack()
+            records = [decode(hop, m.data) for m in msgs]
+            items = await handler(records if merge > 1 else records[0])
+            for m in msgs:
+                await m.ack()
             elapsed = time.perf_counter() - started
             metrics.BATCHES.labels(hop, "ok").inc()
             metrics.ITEMS.labels(hop).inc(items)
@@ -65,8 +73,9 @@ async def consume(
                 exc_info=not isinstance(exc, OSError),
             )
             metrics.BATCHES.labels(hop, "error").inc()
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=delay)
+            for m in msgs:
+                with contextlib.suppress(Exception):
+                    await m.nak(delay=delay)
         finally:
             metrics.INFLIGHT.labels(hop).dec()
 
@@ -77,15 +86,15 @@ async def consume(
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                msgs = await sub.fetch(free, timeout=0.5)
+                msgs = await sub.fetch(free * merge, timeout=0.5)
             except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
                 msgs = []
             except Exception as exc:  # connection blips: the client reconnects by itself
                 log.warning("%s fetch failed: %s", hop, exc)
                 msgs = []
                 await asyncio.sleep(0.2)
-            for msg in msgs:
-                task = asyncio.create_task(handle(msg))
+            for i in range(0, len(msgs), merge):
+                task = asyncio.create_task(handle(msgs[i : i + merge]))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
     finally:

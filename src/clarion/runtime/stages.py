@@ -18,6 +18,7 @@ from clarion.domain.records import (
     RecipientBatch,
     RenderedBatch,
     StatusBatch,
+    StatusChange,
 )
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, audience, carrier, personalize, send
@@ -40,6 +41,9 @@ STAGES = tuple(STAGE_HOPS)
 # concurrent batches share (a message's several receipts; a carrier's counters), so they run
 # one batch at a time per process: overlapping transactions would only queue on row locks.
 SERIAL_STAGES = frozenset({"aggregate", "carrier"})
+# Receipt webhooks arrive as many small batches; aggregate folds up to this many bus
+# messages in one transaction.
+MERGE = {"aggregate": 32}
 # Pages one audience turn publishes before yielding to other campaigns (a continuation
 # command carries the rest; the cursor is in Postgres).
 _PAGES_PER_TURN = 20
@@ -151,23 +155,39 @@ class Stages:
             metrics.MESSAGES.labels("accepted").inc(len(todo))
         return len(rows)
 
-    async def aggregate(self, batch: ReceiptBatch) -> int:
-        events = aggregate.unique_events(batch.receipts)
+    async def aggregate(self, batches: list[ReceiptBatch]) -> int:
+        receipts = [r for b in batches for r in b.receipts]
+        events = aggregate.unique_events(receipts)
         # Rows are locked in id order, so concurrent batches (other processes) cannot deadlock.
         folded = sorted(aggregate.fold(events), key=lambda r: r.message_id)
+        # Each change is reported under the id of the first receipt batch that carried its
+        # message: a retry recomputes the same grouping, and the bus drops the duplicates.
+        source: dict[str, str] = {}
+        for b in batches:
+            for r in b.receipts:
+                source.setdefault(r.message_id, b.batch_id)
         async with self.pool.acquire() as conn, conn.transaction():
-            changes = await messages.apply_receipts(conn, batch.provider, events, folded)
-            if changes:
-                # Published before commit: if the commit fails the retry recomputes the same
-                # changes under the same batch id, which the bus and the carrier stage drop.
+            changes = []
+            for provider in sorted({b.provider for b in batches}):
+                mine = {r.message_id for b in batches if b.provider == provider for r in b.receipts}
+                changes += await messages.apply_receipts(
+                    conn,
+                    provider,
+                    [e for e in events if e.message_id in mine],
+                    [f for f in folded if f.message_id in mine],
+                )
+            grouped: dict[str, list[StatusChange]] = {}
+            for c in changes:
+                grouped.setdefault(source[c.message_id], []).append(c)
+            # Published before commit: if the commit fails the retry recomputes the same
+            # changes under the same batch ids, which the bus and the carrier stage drop.
+            for batch_id, group in grouped.items():
                 await self.bus.publish(
-                    "status",
-                    StatusBatch(batch_id=batch.batch_id, changes=changes),
-                    msg_id=batch.batch_id,
+                    "status", StatusBatch(batch_id=batch_id, changes=group), msg_id=batch_id
                 )
         for c in changes:
             metrics.MESSAGES.labels(c.status).inc()
-        return len(batch.receipts)
+        return len(receipts)
 
     async def carrier(self, batch: StatusBatch) -> int:
         tally = carrier.tally(batch.changes)
