@@ -36,7 +36,9 @@ async def sample(root: Path, done: asyncio.Event) -> None:
             try:
                 streams = await js.streams_info()
                 name = next(s.config.name for s in streams if s.config.name.startswith("DEMO"))
-                info = await js.consumer_info(name, f"{name.removesuffix('_PIPELINE').lower()}_{hop}")
+                info = await js.consumer_info(
+                    name, f"{name.removesuffix('_PIPELINE').lower()}_{hop}"
+                )
                 row.append(f"{info.num_pending + info.num_ack_pending:>9}")
             except Exception:
                 row.append(f"{'-':>9}")
