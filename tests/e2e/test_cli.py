@@ -73,3 +73,27 @@ def test_clarion_run_stops_its_servers_on_ctrl_c_and_reuses_the_data(tmp_path: P
         assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
         assert (tmp_path / "pg" / "PG_VERSION").exists()
         assert (tmp_path / "nats" / "jetstream").exists(), f"attempt {attempt}"
+
+
+def test_importing_a_csv_reports_bad_rows_by_number_and_imports_the_rest(tmp_path: Path) -> None:
+    env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path / "data")}
+    csv_path = tmp_path / "subscribers.csv"
+    csv_path.write_text(
+        "phone,first_name,sms_consent,tier\n"
+        "(212) 555-7788,Ava,yes,gold\n"
+        "not-a-number,Liam,yes,\n"
+        "+1 415 555 2671,Noah,no,silver\n"
+        ",,yes,\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(clarion(*args), capture_output=True, text=True, env=env, timeout=120)
+
+    brand = run("brand", "create", "acme", "Acme", "+15125550100")
+    assert brand.returncode == 0, brand.stderr
+    imported = run("subscribers", "import", brand.stdout.strip(), str(csv_path))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 2 new subscribers; 2 rows rejected" in imported.stdout
+    assert "row 3" in imported.stderr
+    assert "not-a-number" in imported.stderr
+    assert "row 5" in imported.stderr
