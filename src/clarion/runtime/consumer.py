@@ -35,7 +35,6 @@ async def consume(
     max_inflight: int = 4,
     ack_wait_s: float = 30.0,
     merge: int = 1,
-    on_batch: Callable[[str, float], None] | None = None,
 ) -> None:
     """Run `handler` on every batch of `hop` until `stop` is set.
 
@@ -59,8 +58,6 @@ async def consume(
             metrics.BATCHES.labels(hop, "ok").inc()
             metrics.ITEMS.labels(hop).inc(items)
             metrics.BATCH_SECONDS.labels(hop).observe(elapsed)
-            if on_batch is not None:
-                on_batch(hop, elapsed)
         except Exception as exc:
             deliveries = msg.metadata.num_delivered if msg.metadata else 1
             delay = min(_MAX_BACKOFF_S, 0.5 * 2 ** min(deliveries - 1, 6))
