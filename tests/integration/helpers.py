@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from clarion import bootstrap
 from clarion.domain.contacts import new_subscriber
+from clarion.report import Progress
 from clarion.seed import synthetic_rows
+from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
 from clarion.store.db import Pool
+from tests.conftest import wait_for_campaign
 
 BODY = (
     "{{ brand.name }}: Hi {{ first_name | default('there') }}! 20% off today."
@@ -40,3 +44,10 @@ async def brand_with_subscribers(
 
 async def campaign(pool: Pool, brand_id: int, body: str = BODY) -> int:
     return await campaigns.create_campaign(pool, brand_id=brand_id, name="Test", body=body)
+
+
+async def send_campaign(infra: bootstrap.Infra, sim: SimProcess, campaign_id: int) -> Progress:
+    """Run every stage in this process, launch the campaign and wait until it is done."""
+    async with bootstrap.running(infra, bootstrap.build_provider(infra.settings)):
+        await bootstrap.launch(infra, campaign_id)
+        return await wait_for_campaign(infra.pool, campaign_id, sim)

@@ -13,7 +13,7 @@ from clarion.errors import CampaignStateError
 from clarion.providers.base import Provider, SendResult
 from clarion.sim.process import SimProcess
 from tests.conftest import wait_for_campaign
-from tests.integration.helpers import brand_with_subscribers, campaign
+from tests.integration.helpers import brand_with_subscribers, campaign, send_campaign
 
 
 async def test_a_campaign_reaches_every_consented_subscriber_exactly_once_and_nobody_else(
@@ -21,10 +21,7 @@ async def test_a_campaign_reaches_every_consented_subscriber_exactly_once_and_no
 ) -> None:
     audience = await brand_with_subscribers(infra.pool, 2000, seed=101)
     campaign_id = await campaign(infra.pool, audience.brand_id)
-    provider = bootstrap.build_provider(infra.settings)
-    async with bootstrap.running(infra, provider):
-        await bootstrap.launch(infra, campaign_id)
-        progress = await wait_for_campaign(infra.pool, campaign_id, sim)
+    progress = await send_campaign(infra, sim, campaign_id)
 
     inbox = await asyncio.to_thread(sim.handsets)
     assert len(audience.consented) > 1800
@@ -148,9 +145,7 @@ async def test_a_template_error_fails_only_its_recipient_and_says_why(
     campaign_id = await campaign(
         infra.pool, audience.brand_id, "Northwind: use {{ coupon }}. STOP to end"
     )
-    async with bootstrap.running(infra, bootstrap.build_provider(infra.settings)):
-        await bootstrap.launch(infra, campaign_id)
-        progress = await wait_for_campaign(infra.pool, campaign_id, sim)
+    progress = await send_campaign(infra, sim, campaign_id)
 
     assert progress.delivered == 1
     assert await asyncio.to_thread(sim.handset, vip["phone"]) != []
@@ -170,9 +165,7 @@ async def test_a_number_the_network_rejects_fails_alone_with_the_carrier_error_c
     fictional = {"phone": "+12125550123", "first_name": "Nobody", "sms_consent": "yes"}
     audience = await brand_with_subscribers(infra.pool, 60, seed=106, extra_rows=[fictional])
     campaign_id = await campaign(infra.pool, audience.brand_id)
-    async with bootstrap.running(infra, bootstrap.build_provider(infra.settings)):
-        await bootstrap.launch(infra, campaign_id)
-        progress = await wait_for_campaign(infra.pool, campaign_id, sim)
+    progress = await send_campaign(infra, sim, campaign_id)
 
     assert progress.by_status == {"delivered": len(audience.consented) - 1, "failed": 1}
     row = await infra.pool.fetchrow(

@@ -125,10 +125,13 @@ class Stages:
         rendered = personalize.render_batch(
             template, batch, campaign_uid=uid, brand=brand_fields, sender=sender
         )
-        for f in rendered.failures:
+        if rendered.failures:  # one line per batch: each failure's reason is on its message row
+            first = rendered.failures[0]
             log.warning(
-                "campaign %s subscriber %s: %s", batch.campaign_id, f.subscriber_id, f.error
-            )
+                "campaign %s: %d of %d recipients failed to render (first: subscriber %s: %s)",
+                batch.campaign_id, len(rendered.failures), len(batch.recipients),
+                first.subscriber_id, first.error,
+            )  # fmt: skip
         await self.bus.publish("rendered", rendered, msg_id=rendered.batch_id)
         return len(batch.recipients)
 
