@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +23,10 @@ from clarion.store.db import Pool
 from clarion.store.embedded import EmbeddedPostgres
 
 SIM_SECRET = "test-sim-secret"
+# The time the compliance gate sees in pipeline tests: a Wednesday, 13:00 in New York,
+# 08:00 in Honolulu — inside every US sending window, so counts do not depend on when the
+# suite runs. Tests about quiet hours pass their own clock.
+DAYTIME = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -93,5 +98,6 @@ async def wait_for_campaign(
         if p.complete and (await asyncio.to_thread(sim.stats))["receipts_pending"] == 0:
             return p
         if time.monotonic() > deadline:
-            raise AssertionError(f"campaign {campaign_id} did not finish in {timeout_s} s: {p}")
+            stats = await asyncio.to_thread(sim.stats)
+            raise AssertionError(f"campaign {campaign_id} not done in {timeout_s} s: {p} {stats}")
         await asyncio.sleep(0.1)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import uvicorn
 
@@ -16,12 +17,14 @@ from clarion.bus.embedded import EmbeddedNats
 from clarion.bus.jetstream import Bus
 from clarion.config import Settings
 from clarion.domain.records import LaunchCampaign
-from clarion.pipeline.campaign import launch_command, validate_launch
+from clarion.errors import CampaignInvalid
+from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
+from clarion.pipeline.personalize import render_sample
 from clarion.providers.base import Provider
 from clarion.providers.sim import SimProvider
 from clarion.runtime.consumer import consume
 from clarion.runtime.stages import MERGE, SERIAL_STAGES, STAGE_HOPS, Stages, now
-from clarion.store import campaigns
+from clarion.store import brands, campaigns
 from clarion.store.db import Pool, create_pool, migrate
 from clarion.store.embedded import EmbeddedPostgres
 
@@ -78,6 +81,7 @@ def build_provider(settings: Settings) -> Provider:
         settings.sim_url,
         settings.sim_secret,
         callback_url=f"{settings.public_url}/webhooks/sim/status",
+        inbound_url=f"{settings.public_url}/webhooks/sim/inbound",
     )
 
 
@@ -100,11 +104,18 @@ async def running(
     *,
     stages: Iterable[str] = tuple(STAGE_HOPS),
     http: bool = True,
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[Workers]:
-    """Run the given stages (and the webhook server) in this process."""
+    """Run the given stages (and the webhook server) in this process. `clock` is the time
+    the compliance gate sees (tests pin it; the default is the real time)."""
     settings = infra.settings
     workers = Workers()
+    stages = tuple(stages)
     core = Stages(infra.pool, infra.bus, provider, page_size=settings.audience_page_size)
+    if clock is not None:
+        core.clock = clock
+    if "send" in stages:
+        workers.tasks.append(asyncio.create_task(_sweep_deferred(core, workers.stop)))
     if http:
         app = create_app(infra.bus, {provider.name: provider})
         config = uvicorn.Config(
@@ -137,6 +148,27 @@ async def running(
         await workers.aclose()
 
 
+# Advisory lock key of the deferred-message sweeper: one process sweeps at a time.
+_SWEEPER_LOCK = 0x0C1A_0002
+
+
+async def _sweep_deferred(core: Stages, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+    """Hand deferred messages back to the send stage when their moment comes. Elected: only
+    the process holding the advisory lock sweeps."""
+    while not stop.is_set():
+        try:
+            async with core.pool.acquire() as conn:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _SWEEPER_LOCK):
+                    try:
+                        await core.sweep_deferred()
+                    finally:
+                        await conn.execute("SELECT pg_advisory_unlock($1)", _SWEEPER_LOCK)
+        except Exception as exc:  # the next sweep tries again
+            log.warning("deferred sweep failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
 async def _serve(server: uvicorn.Server, stop: asyncio.Event) -> None:
     task = asyncio.create_task(server.serve())
     await stop.wait()
@@ -144,13 +176,32 @@ async def _serve(server: uvicorn.Server, stop: asyncio.Event) -> None:
     await task
 
 
-async def launch(infra: Infra, campaign_id: int, *, relaunch: bool = False) -> LaunchCampaign:
-    """The campaign stage's entry point: validate, count the launch, publish the command."""
+async def check_campaign(infra: Infra, campaign_id: int) -> BodyCheck:
+    """Render the campaign for a sample subscriber and check it (brand name and opt-out
+    instructions when it is someone's first message; encoding and segments)."""
+    c = await campaigns.get_campaign(infra.pool, campaign_id)
+    b = await brands.get_brand(infra.pool, c["brand_id"])
+    sample, first_contact = await campaigns.sample_and_first_contact(infra.pool, c["brand_id"])
+    rendered = render_sample(
+        c["body"],
+        sample,
+        brand={"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]},
+    )
+    return check_sms_body(rendered, brand_name=b["name"], first_contact=first_contact)
+
+
+async def launch(
+    infra: Infra, campaign_id: int, *, relaunch: bool = False, at: datetime | None = None
+) -> LaunchCampaign:
+    """The campaign stage's entry point: validate, count the launch, publish the command.
+    `at` is the launch time (the expiry of its messages counts from it); default now."""
     c = await campaigns.get_campaign(infra.pool, campaign_id)
     validate_launch(campaign_id=campaign_id, body=c["body"], status=c["status"], relaunch=relaunch)
-    attempt = await campaigns.begin_launch(infra.pool, campaign_id)
-    cmd = launch_command(
-        brand_id=c["brand_id"], campaign_id=campaign_id, attempt=attempt, now=now()
-    )
+    check = await check_campaign(infra, campaign_id)
+    if check.errors:
+        raise CampaignInvalid(campaign_id, list(check.errors), check.describe())
+    at = at or now()
+    attempt = await campaigns.begin_launch(infra.pool, campaign_id, at)
+    cmd = launch_command(brand_id=c["brand_id"], campaign_id=campaign_id, attempt=attempt, now=at)
     await infra.bus.publish("launch", cmd, msg_id=cmd.command_id)
     return cmd

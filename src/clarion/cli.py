@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -67,12 +68,21 @@ def demo(
         Path | None, typer.Option(help="Keep the demo's data here (default: a throwaway dir).")
     ] = None,
     failure_rate: Annotated[float, typer.Option(help="Simulated delivery failure rate.")] = 0.02,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="Send as if it were this UTC time (quiet hours); default: now."),
+    ] = None,
 ) -> None:
     """Seed a demo brand, send it a campaign through every stage, and report."""
     from clarion.demo import run_demo
 
     _logging(False)
-    _run(run_demo(recipients, as_json=json_out, data_dir=data_dir, failure_rate=failure_rate))
+    when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+    _run(
+        run_demo(
+            recipients, as_json=json_out, data_dir=data_dir, failure_rate=failure_rate, at=when
+        )
+    )
 
 
 @app.command()
@@ -227,6 +237,45 @@ def campaign_launch(campaign_id: int, relaunch: bool = False) -> None:
             print(f"launched campaign {campaign_id} (attempt {cmd.attempt})")
 
     _run(go())
+
+
+@campaign_app.command("validate")
+def campaign_validate(campaign_id: int) -> None:
+    """Check a campaign before launch: brand name, opt-out instructions, encoding, segments."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            check = await bootstrap.check_campaign(infra, campaign_id)
+            print(f"sample: {check.sample}")
+            print(check.describe())
+            for problem in check.errors:
+                err.print(f"[red]problem:[/red] {problem}")
+            if check.errors:
+                raise typer.Exit(65)
+
+    _run(go())
+
+
+@app.command("consent-export")
+def consent_export(
+    brand_id: int,
+    subscriber: Annotated[int | None, typer.Option(help="Only this subscriber.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+) -> None:
+    """Export the consent ledger (every opt-in and opt-out, with source and time) for audits."""
+    from clarion.compliance.ledger import ledger_csv, ledger_json
+    from clarion.store.compliance import consent_ledger
+
+    if fmt not in ("csv", "json"):
+        err.print("[red]error:[/red] --format must be csv or json")
+        raise typer.Exit(64)
+
+    async def go() -> list[dict[str, Any]]:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await consent_ledger(infra.pool, brand_id, subscriber)
+
+    rows = _run(go())
+    sys.stdout.write(ledger_csv(rows) if fmt == "csv" else ledger_json(rows) + "\n")
 
 
 @campaign_app.command("status")

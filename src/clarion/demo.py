@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ async def run_demo(
     data_dir: Path | None,
     failure_rate: float = 0.02,
     timeout_s: float = 600.0,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
+    """Run the demo. `at` pins the time the compliance gate sees (quiet hours, caps); by
+    default it is the real time, so a demo at night defers to the morning, as it must."""
     console = Console(stderr=as_json)
     throwaway = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="clarion-demo-")) if data_dir is None else data_dir
@@ -57,8 +61,9 @@ async def run_demo(
         with sim:
             async with bootstrap.infrastructure(settings) as infra:
                 provider = bootstrap.build_provider(settings)
-                async with bootstrap.running(infra, provider):
-                    return await _campaign(infra, sim, console, recipients, as_json, timeout_s)
+                clock = (lambda: at) if at is not None else None
+                async with bootstrap.running(infra, provider, clock=clock):
+                    return await _campaign(infra, sim, console, recipients, as_json, timeout_s, at)
     finally:
         if throwaway:
             shutil.rmtree(root, ignore_errors=True)
@@ -71,6 +76,7 @@ async def _campaign(
     recipients: int,
     as_json: bool,
     timeout_s: float,
+    at: datetime | None,
 ) -> dict[str, Any]:
     pool = infra.pool
     with console.status(f"Seeding {recipients:,} subscribers…"):
@@ -87,9 +93,8 @@ async def _campaign(
         campaign_id = await campaigns.create_campaign(
             pool, brand_id=brand_id, name="Black Friday", body=DEMO_BODY
         )
-    eligible = counts["sms_opted_in"]
     started = time.perf_counter()
-    await bootstrap.launch(infra, campaign_id)
+    await bootstrap.launch(infra, campaign_id, at=at)
     bars = Progress(
         TextColumn("{task.description:<12}"),
         BarColumn(),
@@ -99,7 +104,7 @@ async def _campaign(
         disable=as_json,
     )
     names = ("audience", "personalize", "send", "aggregate", "carrier")
-    tasks = {n: bars.add_task(n, total=eligible) for n in names}
+    tasks = {n: bars.add_task(n, total=counts["total"]) for n in names}
     peak_rss = 0
     me = psutil.Process()
     with bars:
@@ -112,7 +117,7 @@ async def _campaign(
                 strict=True,
             ):
                 bars.update(tasks[name], completed=done)
-            if p.complete and p.eligible == eligible:
+            if p.complete:
                 break
             if time.perf_counter() - started > timeout_s:
                 raise TimeoutError(f"campaign {campaign_id} did not finish in {timeout_s} s")
@@ -127,6 +132,12 @@ async def _campaign(
         "delivered": p.delivered,
         "failed": p.failed,
         "suppressed": counts["total"] - p.eligible,
+        "suppressed_by_reason": {
+            **p.suppressed_by_reason,
+            **({"no_phone": counts["total"] - p.audience} if counts["total"] > p.audience else {}),
+        },
+        "deferred": p.deferred,
+        "deferred_by_reason": p.deferred_by_reason,
         "duration_s": round(duration_s, 3),
         "throughput_mps": round(p.delivered / duration_s, 1) if duration_s else 0.0,
         "first_message_s": round((c["first_send_at"] - c["launched_at"]).total_seconds(), 3)
@@ -152,7 +163,10 @@ def _print_report(console: Console, r: dict[str, Any]) -> None:
     rows = [
         ("Subscribers", f"{r['recipients']:,}"),
         ("Eligible (SMS consent)", f"{r['eligible']:,}"),
-        ("Not sent: no consent", f"{r['suppressed']:,}"),
+        ("Not sent (suppressed)", f"{r['suppressed']:,}"),
+        *((f"  … {reason}", f"{n:,}") for reason, n in r["suppressed_by_reason"].items()),
+        ("Deferred (quiet hours)", f"{r['deferred']:,}"),
+        *((f"  … {reason}", f"{n:,}") for reason, n in r["deferred_by_reason"].items()),
         ("Handed to provider", f"{r['sent']:,}"),
         ("Delivered", f"{r['delivered']:,}"),
         ("Failed / undelivered", f"{r['failed']:,}"),

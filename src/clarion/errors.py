@@ -63,6 +63,17 @@ class CampaignStateError(ClarionError):
     """A campaign command that its current state does not allow."""
 
 
+class CampaignInvalid(InvalidInput):
+    """A campaign that must not be launched as written; `problems` lists why."""
+
+    def __init__(self, campaign_id: int, problems: list[str], detail: str) -> None:
+        super().__init__(
+            f"campaign {campaign_id} cannot be launched: {'; '.join(problems)} ({detail})",
+            field="body",
+        )
+        self.problems = problems
+
+
 class ForgedWebhook(ClarionError):
     """A webhook whose signature does not verify. Answered with 403, never processed."""
 

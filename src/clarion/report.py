@@ -9,11 +9,12 @@ from clarion.store.campaigns import campaign_report
 from clarion.store.db import Pool
 
 _HANDED_OVER = ("accepted", "sent", "delivered", "undelivered")
+_FINAL = ("delivered", "undelivered", "failed", "expired", "suppressed")
 
 
 @dataclass(frozen=True)
 class Progress:
-    eligible: int  # recipients the audience resolved (consented)
+    audience: int  # recipients the audience resolved (every subscriber with a phone)
     audience_done: bool
     persisted: int  # rendered (or failed to render) and stored
     handed_over: int  # accepted by the provider
@@ -22,6 +23,21 @@ class Progress:
     by_status: dict[str, int]
     errors: dict[str, int]
     carriers: list[dict[str, Any]]
+    suppressed_by_reason: dict[str, int]
+    deferred_by_reason: dict[str, int]
+
+    @property
+    def suppressed(self) -> int:
+        """Recipients the compliance gate dropped (no consent, opted out, caps, expired)."""
+        return sum(self.suppressed_by_reason.values())
+
+    @property
+    def deferred(self) -> int:
+        return self.by_status.get("deferred", 0)
+
+    @property
+    def eligible(self) -> int:
+        return self.audience - self.suppressed
 
     @property
     def delivered(self) -> int:
@@ -30,13 +46,16 @@ class Progress:
     @property
     def failed(self) -> int:
         s = self.by_status
-        return s.get("failed", 0) + s.get("undelivered", 0) + s.get("expired", 0)
+        return s.get("failed", 0) + s.get("undelivered", 0)
 
     @property
     def complete(self) -> bool:
+        """Every recipient settled (final, or deferred to a later moment) and counted."""
         receipted = self.by_status.get("delivered", 0) + self.by_status.get("undelivered", 0)
         return (
-            self.audience_done and self.final == self.eligible and self.carrier_counted >= receipted
+            self.audience_done
+            and self.final + self.deferred == self.audience
+            and self.carrier_counted >= receipted
         )
 
 
@@ -44,13 +63,15 @@ async def campaign_progress(pool: Pool, campaign_id: int) -> Progress:
     r = await campaign_report(pool, campaign_id)
     s: dict[str, int] = r["by_status"]
     return Progress(
-        eligible=r["campaign"]["audience_count"],
+        audience=r["campaign"]["audience_count"],
         audience_done=r["campaign"]["audience_done"],
         persisted=r["persisted"],
         handed_over=sum(s.get(k, 0) for k in _HANDED_OVER),
-        final=sum(s.get(k, 0) for k in ("delivered", "undelivered", "failed", "expired")),
+        final=sum(s.get(k, 0) for k in _FINAL),
         carrier_counted=sum(c["delivered"] + c["undelivered"] + c["failed"] for c in r["carriers"]),
         by_status=s,
         errors=r["errors"],
         carriers=r["carriers"],
+        suppressed_by_reason=r["suppressed_by_reason"],
+        deferred_by_reason=r["deferred_by_reason"],
     )

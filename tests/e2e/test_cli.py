@@ -28,7 +28,7 @@ def clarion(*args: str) -> list[str]:
 def test_demo_json_accounts_for_every_recipient_and_every_handset_message(tmp_path: Path) -> None:
     env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path / "unused")}
     done = subprocess.run(
-        clarion("demo", "--recipients", "600", "--json"),
+        clarion("demo", "--recipients", "600", "--json", "--at", "2026-11-25T18:00:00"),
         capture_output=True, text=True, timeout=240, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -37,6 +37,8 @@ def test_demo_json_accounts_for_every_recipient_and_every_handset_message(tmp_pa
     assert report["recipients"] == 600
     assert report["eligible"] + report["suppressed"] == 600
     assert 0 < report["suppressed"] < 60  # ~5 % without consent
+    assert report["suppressed_by_reason"] == {"no_consent": report["suppressed"]}
+    assert report["deferred"] == 0  # 13:00 in New York: inside every US window
     assert report["sent"] == report["eligible"]
     assert report["delivered"] + report["failed"] == report["eligible"]
     assert report["handset_messages"] == report["delivered"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from clarion import bootstrap
 from clarion.domain.contacts import new_subscriber
@@ -12,7 +13,7 @@ from clarion.seed import synthetic_rows
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
 from clarion.store.db import Pool
-from tests.conftest import wait_for_campaign
+from tests.conftest import DAYTIME, wait_for_campaign
 
 BODY = (
     "{{ brand.name }}: Hi {{ first_name | default('there') }}! 20% off today."
@@ -47,7 +48,11 @@ async def campaign(pool: Pool, brand_id: int, body: str = BODY) -> int:
 
 
 async def send_campaign(infra: bootstrap.Infra, sim: SimProcess, campaign_id: int) -> Progress:
-    """Run every stage in this process, launch the campaign and wait until it is done."""
-    async with bootstrap.running(infra, bootstrap.build_provider(infra.settings)):
-        await bootstrap.launch(infra, campaign_id)
+    """Run every stage in this process at DAYTIME, launch the campaign, wait until done."""
+    async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
+        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
         return await wait_for_campaign(infra.pool, campaign_id, sim)
+
+
+def daytime() -> datetime:
+    return DAYTIME

@@ -13,7 +13,8 @@ from clarion.errors import CampaignStateError
 from clarion.providers.base import Provider, SendResult
 from clarion.sim.process import SimProcess
 from tests.conftest import wait_for_campaign
-from tests.integration.helpers import brand_with_subscribers, campaign, send_campaign
+from tests.conftest import DAYTIME
+from tests.integration.helpers import brand_with_subscribers, campaign, daytime, send_campaign
 
 
 async def test_a_campaign_reaches_every_consented_subscriber_exactly_once_and_nobody_else(
@@ -38,7 +39,9 @@ async def test_a_campaign_reaches_every_consented_subscriber_exactly_once_and_no
     assert events == 2 * len(audience.consented)
     assert (
         await infra.pool.fetchval(
-            "SELECT count(*) FROM messages WHERE campaign_id = $1 AND carrier IS NULL", campaign_id
+            "SELECT count(*) FROM messages WHERE campaign_id = $1 AND status = 'delivered'"
+            " AND carrier IS NULL",
+            campaign_id,
         )
         == 0
     )
@@ -54,14 +57,14 @@ async def test_launching_the_same_campaign_again_sends_nothing_more(
     audience = await brand_with_subscribers(infra.pool, 300, seed=102)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     provider = bootstrap.build_provider(infra.settings)
-    async with bootstrap.running(infra, provider):
-        await bootstrap.launch(infra, campaign_id)
+    async with bootstrap.running(infra, provider, clock=daytime):
+        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
         await wait_for_campaign(infra.pool, campaign_id, sim)
         before = await asyncio.to_thread(sim.stats)
 
         with pytest.raises(CampaignStateError, match="launched already"):
             await bootstrap.launch(infra, campaign_id)
-        await bootstrap.launch(infra, campaign_id, relaunch=True)
+        await bootstrap.launch(infra, campaign_id, relaunch=True, at=DAYTIME)
         await wait_for_campaign(infra.pool, campaign_id, sim)
         for hop in ("launch", "audience", "rendered"):
             while await infra.bus.pending(hop):
@@ -99,6 +102,9 @@ class CrashingProvider:
     def parse_status_webhook(self, url: str, headers: object, body: bytes) -> object:
         return self.inner.parse_status_webhook(url, headers, body)  # type: ignore[arg-type]
 
+    def parse_inbound_webhook(self, url: str, headers: object, body: bytes) -> object:
+        return self.inner.parse_inbound_webhook(url, headers, body)  # type: ignore[arg-type]
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
@@ -113,8 +119,8 @@ async def test_a_worker_killed_around_the_provider_call_finishes_with_no_loss_an
     crashing = CrashingProvider(provider, after_call=after_call)
     accepted_before = (await asyncio.to_thread(sim.stats))["accepted"]
 
-    async with bootstrap.running(infra, crashing) as workers:  # type: ignore[arg-type]
-        await bootstrap.launch(infra, campaign_id)
+    async with bootstrap.running(infra, crashing, clock=daytime) as workers:  # type: ignore[arg-type]
+        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
         await asyncio.wait_for(crashing.crashed.wait(), 30)
         await asyncio.sleep(0.2)
     assert workers.stop.is_set()
@@ -125,7 +131,7 @@ async def test_a_worker_killed_around_the_provider_call_finishes_with_no_loss_an
         )
         assert queued > 0
 
-    async with bootstrap.running(infra, provider):  # the restarted worker
+    async with bootstrap.running(infra, provider, clock=daytime):  # the restarted worker
         progress = await wait_for_campaign(infra.pool, campaign_id, sim)
 
     inbox = await asyncio.to_thread(sim.handsets)
@@ -154,7 +160,9 @@ async def test_a_template_error_fails_only_its_recipient_and_says_why(
         " WHERE campaign_id = $1 AND status = 'failed'",
         campaign_id,
     )
-    assert len(failed) == len(audience.consented) - 1
+    # every other recipient failed to render (those without consent too: rendering comes
+    # before the gate), each with the reason
+    assert len(failed) == len(audience.consented) + len(audience.not_consented) - 1
     assert all(r["error_code"] == "template_error" for r in failed)
     assert "coupon" in failed[0]["error_detail"]
 
@@ -167,7 +175,17 @@ async def test_a_number_the_network_rejects_fails_alone_with_the_carrier_error_c
     campaign_id = await campaign(infra.pool, audience.brand_id)
     progress = await send_campaign(infra, sim, campaign_id)
 
-    assert progress.by_status == {"delivered": len(audience.consented) - 1, "failed": 1}
+    assert progress.by_status == {
+        "delivered": len(audience.consented) - 1,
+        "failed": 1,
+        "suppressed": len(audience.not_consented),
+    }
+    assert progress.suppressed_by_reason == {"no_consent": len(audience.not_consented)}
+    suppressed = await infra.pool.fetchval(
+        "SELECT reason FROM suppressions WHERE address = $1 AND brand_id IS NULL",
+        fictional["phone"],
+    )
+    assert suppressed == "invalid_number"  # a hard failure is suppressed for every brand
     row = await infra.pool.fetchrow(
         "SELECT error_code, error_detail FROM messages WHERE to_address = $1", fictional["phone"]
     )

@@ -34,7 +34,7 @@ def build(rows: list[dict[str, Any]], *, attempt: int = 1, campaign_id: int = 9)
     return recipient_batch(brand_id=3, campaign_id=campaign_id, attempt=attempt, rows=rows)
 
 
-def test_only_rows_with_a_phone_and_opted_in_consent_become_recipients() -> None:
+def test_every_row_with_a_phone_becomes_a_recipient_and_consent_is_left_to_the_gate() -> None:
     out = build(
         [
             row(1),
@@ -46,8 +46,8 @@ def test_only_rows_with_a_phone_and_opted_in_consent_become_recipients() -> None
             row(7, phone="+14155552671"),
         ]
     )
-    assert [r.subscriber_id for r in out.recipients] == [1, 7]
-    assert [r.phone for r in out.recipients] == ["+12125557788", "+14155552671"]
+    assert [r.subscriber_id for r in out.recipients] == [1, 3, 4, 5, 6, 7]
+    assert out.recipients[-1].phone == "+14155552671"
     assert (out.brand_id, out.campaign_id) == (3, 9)
 
 

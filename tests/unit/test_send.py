@@ -37,18 +37,46 @@ BATCH = RenderedBatch(
 
 
 def test_rendered_messages_persist_as_queued_rows() -> None:
-    rows = rows_to_persist(BATCH)
+    rows = rows_to_persist(BATCH, expires_at=None)
     queued = [r for r in rows if r.status == "queued"]
     assert queued == [
-        MessageRow("m1", 4, 8, 1, "+12125550001", "+15550001111", "Hi", 1, "queued", 0, None, None),
         MessageRow(
-            "m2", 4, 8, 2, "+12125550002", "+15550001111", "x" * 200, 2, "queued", 0, None, None
+            "m1",
+            4,
+            8,
+            1,
+            "+12125550001",
+            "+15550001111",
+            "Hi",
+            1,
+            "queued",
+            0,
+            None,
+            None,
+            "marketing",
+            None,
+        ),
+        MessageRow(
+            "m2",
+            4,
+            8,
+            2,
+            "+12125550002",
+            "+15550001111",
+            "x" * 200,
+            2,
+            "queued",
+            0,
+            None,
+            None,
+            "marketing",
+            None,
         ),
     ]
 
 
 def test_render_failures_persist_as_failed_rows_with_template_error_and_the_detail() -> None:
-    rows = rows_to_persist(BATCH)
+    rows = rows_to_persist(BATCH, expires_at=None)
     failed = [r for r in rows if r.status == "failed"]
     assert len(failed) == 1
     (f,) = failed
@@ -64,12 +92,12 @@ def test_render_failures_persist_as_failed_rows_with_template_error_and_the_deta
 
 
 def test_every_message_and_failure_gets_exactly_one_row() -> None:
-    rows = rows_to_persist(BATCH)
+    rows = rows_to_persist(BATCH, expires_at=None)
     assert [r.id for r in rows] == ["m1", "m2", "m3"]
 
 
 def test_a_row_encodes_as_an_array_in_message_columns_order() -> None:
-    encoded = msgspec.json.decode(msgspec.json.encode(rows_to_persist(BATCH)[2]))
+    encoded = msgspec.json.decode(msgspec.json.encode(rows_to_persist(BATCH, expires_at=None)[2]))
     assert isinstance(encoded, list)
     row = dict(zip(MESSAGE_COLUMNS, encoded, strict=True))
     assert row["id"] == "m3"

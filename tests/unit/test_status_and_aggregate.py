@@ -14,7 +14,7 @@ from clarion.pipeline.aggregate import fold, unique_events
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 ALL = [s.value for s in MessageStatus]
-TERMINAL = ["delivered", "undelivered", "failed", "expired"]
+TERMINAL = [s for s in ALL if s in {"delivered", "undelivered", "failed", "expired", "suppressed"}]
 PROGRESS = ["queued", "accepted", "sent"]
 
 
@@ -61,7 +61,7 @@ def test_an_unknown_status_ranks_below_everything_and_never_applies() -> None:
         assert not advances(status, "read")
 
 
-def test_only_the_four_final_statuses_are_terminal() -> None:
+def test_only_the_final_statuses_are_terminal() -> None:
     assert [s for s in ALL if is_terminal(s)] == TERMINAL
     assert not is_terminal("bogus")
 

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clarion.bus.jetstream import Bus
-from clarion.domain.records import ReceiptBatch
+from clarion.domain.records import InboundBatch, ReceiptBatch
 from clarion.errors import ForgedWebhook, InvalidInput
 from clarion.observability import metrics
 from clarion.providers.base import Provider
@@ -41,6 +41,26 @@ def create_app(bus: Bus, providers: Mapping[str, Provider]) -> Starlette:
         metrics.WEBHOOKS.labels(name, "ok").inc()
         return JSONResponse({"accepted": len(receipts)})
 
+    async def inbound_webhook(request: Request) -> Response:
+        name = request.path_params["provider"]
+        provider = providers.get(name)
+        if provider is None:
+            return JSONResponse({"error": f"unknown provider {name!r}"}, status_code=404)
+        try:
+            batch_id, inbound = provider.parse_inbound_webhook(
+                str(request.url), request.headers, await request.body()
+            )
+        except ForgedWebhook as exc:
+            metrics.WEBHOOKS.labels(name, "forged").inc()
+            return JSONResponse({"error": str(exc)}, status_code=403)
+        except InvalidInput as exc:
+            metrics.WEBHOOKS.labels(name, "invalid").inc()
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        batch = InboundBatch(batch_id=f"{name}:{batch_id}", provider=name, messages=inbound)
+        await bus.publish("inbound", batch, msg_id=batch.batch_id)
+        metrics.WEBHOOKS.labels(name, "ok").inc()
+        return JSONResponse({"accepted": len(inbound)})
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "bus": bus.nc.is_connected})
 
@@ -50,6 +70,7 @@ def create_app(bus: Bus, providers: Mapping[str, Provider]) -> Starlette:
     return Starlette(
         routes=[
             Route("/webhooks/{provider}/status", status_webhook, methods=["POST"]),
+            Route("/webhooks/{provider}/inbound", inbound_webhook, methods=["POST"]),
             Route("/healthz", health),
             Route("/metrics", prometheus),
         ]

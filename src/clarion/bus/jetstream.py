@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from clarion.domain.records import (
+    InboundBatch,
     LaunchCampaign,
     ReceiptBatch,
     RecipientBatch,
@@ -30,6 +31,10 @@ HOPS: dict[str, type[msgspec.Struct]] = {
     "rendered": RenderedBatch,
     "receipts": ReceiptBatch,
     "status": StatusBatch,
+    "inbound": InboundBatch,
+    # Replies (opt-out and HELP answers, confirmations): their own hop and consumer, so they
+    # never wait behind a campaign's rendered batches.
+    "transactional": RenderedBatch,
 }
 
 _encoder = msgspec.msgpack.Encoder()

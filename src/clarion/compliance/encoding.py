@@ -22,6 +22,21 @@ class SmsSegments:
     segments: int
     units: int  # septets for GSM-7, UTF-16 code units for UCS-2
     non_gsm: tuple[str, ...]  # characters that forced UCS-2, in order of first appearance
+    # The text with smart-encoding substitutions (curly quotes, dashes, …) when any apply.
+    suggestion: str | None = None
+
+
+# Smart encoding: look-alikes that turn a message into UCS-2, and their GSM-7 stand-ins
+# (the substitutions Twilio's Smart Encoding makes).
+SMART_SUBSTITUTIONS: dict[str, str] = {
+    "\u00ab": '"', "\u00bb": '"', "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"',
+    "\u2033": '"', "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u02bc": "'", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+    "\u2015": "-", "\u2212": "-", "\u2026": "...", "\u2022": "-", "\u00a0": " ", "\u2002": " ",
+    "\u2003": " ", "\u2009": " ", "\u200a": " ", "\u202f": " ", "\u200b": "", "\u2060": "",
+    "\ufeff": "", "\u02c6": "^", "\u02dc": "~", "\u2039": "<", "\u203a": ">",
+}  # fmt: skip
+_SMART_TABLE = str.maketrans(SMART_SUBSTITUTIONS)
 
 
 def _gsm_units(ch: str) -> int:
@@ -34,6 +49,8 @@ def sms_segments(text: str) -> SmsSegments:
     A character (an escape pair, a surrogate pair) is never split across parts, so a part may
     carry one unit less than its capacity.
     """
+    substituted = text.translate(_SMART_TABLE)
+    suggestion = substituted if substituted != text else None
     non_gsm = tuple(
         dict.fromkeys(ch for ch in text if ch not in _GSM_BASIC and ch not in _GSM_EXTENDED)
     )
@@ -45,11 +62,11 @@ def sms_segments(text: str) -> SmsSegments:
         single, part, encoding = _UCS2_SINGLE, _UCS2_PART, "UCS-2"
     units = sum(sizes)
     if units <= single:
-        return SmsSegments(encoding, 1 if units else 0, units, non_gsm)
+        return SmsSegments(encoding, 1 if units else 0, units, non_gsm, suggestion)
     segments, used = 1, 0
     for size in sizes:
         if used + size > part:
             segments += 1
             used = 0
         used += size
-    return SmsSegments(encoding, segments, units, non_gsm)
+    return SmsSegments(encoding, segments, units, non_gsm, suggestion)

@@ -26,7 +26,10 @@ class NewSubscriber(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def normalize_phone(raw: str, *, default_region: str = "US") -> tuple[str, str | None]:
-    """(E.164, first time zone of the number) or `InvalidPhoneNumber` saying why."""
+    """(E.164, the number's time zone when it has exactly one) or `InvalidPhoneNumber`.
+
+    A number spanning several zones gets no stored zone, so the sending window is checked
+    in every one of them."""
     try:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
@@ -35,7 +38,7 @@ def normalize_phone(raw: str, *, default_region: str = "US") -> tuple[str, str |
         raise InvalidPhoneNumber(raw, "not a valid number for its region")
     zones = [z for z in pn_timezone.time_zones_for_number(parsed) if z != _UNKNOWN_ZONE]
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    return e164, zones[0] if zones else None
+    return e164, zones[0] if len(zones) == 1 else None
 
 
 def _truthy(value: Any) -> bool:

@@ -18,3 +18,8 @@ def batch_id(*parts: object) -> str:
     """A short stable id for a batch made of `parts` (used as the bus de-duplication key)."""
     text = ":".join(str(p) for p in parts)
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def reply_message_id(provider: str, inbound_id: str) -> str:
+    """The id of the one reply Clarion sends to an inbound message."""
+    return str(uuid.uuid5(_NAMESPACE, f"r:{provider}:{inbound_id}"))

@@ -41,10 +41,11 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     """A rendered message ready to persist. `message_id` is derived, see `domain.ids`."""
 
     message_id: str
-    subscriber_id: int
+    subscriber_id: int | None
     to: str
     body: str
     segments: int
+    timezone: str | None = None
 
 
 class RenderFailure(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,10 +60,11 @@ class RenderFailure(msgspec.Struct, frozen=True, kw_only=True):
 class RenderedBatch(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     brand_id: int
-    campaign_id: int
+    campaign_id: int | None  # None for transactional messages
     sender: str
     messages: list[OutboundMessage]
     failures: list[RenderFailure] = []
+    kind: str = "marketing"  # or "transactional": replies that skip the marketing gate
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +84,22 @@ class ReceiptBatch(msgspec.Struct, frozen=True, kw_only=True):
     receipts: list[Receipt]
 
 
+class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A message a handset sent to one of our numbers."""
+
+    provider_message_id: str
+    from_: str = msgspec.field(name="from")
+    to: str
+    body: str
+    received_at: datetime
+
+
+class InboundBatch(msgspec.Struct, frozen=True, kw_only=True):
+    batch_id: str
+    provider: str
+    messages: list[InboundMessage]
+
+
 class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
     """A message's current status moved forward (the output of the aggregate fold)."""
 
@@ -91,6 +109,7 @@ class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     carrier: str | None
     error_code: str | None
+    to: str | None = None
 
 
 class StatusBatch(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,6 +1,7 @@
 """The message state machine: statuses only move forward, terminal states win.
 
-queued → accepted → sent → delivered | undelivered | failed | expired
+queued | deferred → accepted → sent → delivered | undelivered | failed
+queued | deferred → suppressed | expired   (the compliance gate's drops)
 A `sent` that arrives after `delivered` changes nothing; between two terminal states the first
 to be recorded stands (a provider never revises a final status in practice, and replaying
 receipts must not flip a record).
@@ -13,6 +14,8 @@ from enum import StrEnum
 
 class MessageStatus(StrEnum):
     QUEUED = "queued"
+    DEFERRED = "deferred"  # held by the gate until `not_before` (quiet hours)
+    SUPPRESSED = "suppressed"  # dropped by the gate; the reason is in error_code
     ACCEPTED = "accepted"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -23,12 +26,14 @@ class MessageStatus(StrEnum):
 
 RANK: dict[str, int] = {
     MessageStatus.QUEUED: 0,
+    MessageStatus.DEFERRED: 0,
     MessageStatus.ACCEPTED: 1,
     MessageStatus.SENT: 2,
     MessageStatus.DELIVERED: 3,
     MessageStatus.UNDELIVERED: 3,
     MessageStatus.FAILED: 3,
     MessageStatus.EXPIRED: 3,
+    MessageStatus.SUPPRESSED: 3,
 }
 TERMINAL_RANK = 3
 

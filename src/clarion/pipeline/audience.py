@@ -14,12 +14,13 @@ _STANDARD_FIELDS = ("first_name", "last_name", "email")
 def recipient_batch(
     *, brand_id: int, campaign_id: int, attempt: int, rows: Sequence[Any]
 ) -> RecipientBatch:
-    """The eligible recipients of one page (a phone and current SMS consent `opted_in`).
+    """The recipients of one page: every subscriber with a phone (the send stage's gate
+    decides who may be sent to, and records why not).
     The batch id is derived from the page's first key, so a page republished after a crash
     carries the same id."""
     recipients = []
     for row in rows:
-        if row["phone"] is None or row["sms_consent"] != "opted_in":
+        if row["phone"] is None:
             continue
         fields: dict[str, Any] = dict(row["attributes"] or {})
         for name in _STANDARD_FIELDS:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 
+from clarion.compliance.encoding import SmsSegments, sms_segments
 from clarion.domain.ids import batch_id
 from clarion.domain.records import LaunchCampaign
 from clarion.errors import CampaignStateError
@@ -32,3 +35,45 @@ def launch_command(
         attempt=attempt,
         issued_at=now,
     )
+
+
+# "Reply STOP to opt out", "Text STOP to end", "opt-out", "unsubscribe": how to opt out.
+_OPT_OUT_INSTRUCTIONS = re.compile(r"\b(stop|opt[\s-]?out|unsubscribe)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyCheck:
+    """What a marketer sees before launch: problems, and how the message will be billed."""
+
+    sample: str
+    segments: SmsSegments
+    errors: tuple[str, ...]
+
+    def describe(self) -> str:
+        s = self.segments
+        lines = [f"{s.encoding}, {s.segments} segment(s), {s.units} units"]
+        if s.non_gsm:
+            lines.append("characters forcing UCS-2: " + " ".join(repr(c) for c in s.non_gsm))
+        if s.suggestion is not None:
+            fixed = sms_segments(s.suggestion)
+            lines.append(
+                f"suggested fix ({fixed.encoding}, {fixed.segments} segment(s)): {s.suggestion}"
+            )
+        return "; ".join(lines)
+
+
+def check_sms_body(sample: str, *, brand_name: str, first_contact: bool) -> BodyCheck:
+    """Check a rendered sample. A campaign that is some subscriber's first message from the
+    brand must name the brand and say how to opt out (CTIA; COMPLIANCE.md)."""
+    errors = []
+    if first_contact:
+        if brand_name.casefold() not in sample.casefold():
+            errors.append(f"the first message to a subscriber must name the brand ({brand_name!r})")
+        if not _OPT_OUT_INSTRUCTIONS.search(sample):
+            errors.append(
+                "the first message to a subscriber must say how to opt out (e.g. 'Reply STOP to "
+                "opt out')"
+            )
+    if not sample:
+        errors.append("the message renders empty")
+    return BodyCheck(sample=sample, segments=sms_segments(sample), errors=tuple(errors))

@@ -20,6 +20,8 @@ from clarion.errors import TemplateError
 _ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
 )
+# Campaign validation renders one sample leniently: a field a sample lacks renders empty.
+_LENIENT_ENV = ImmutableSandboxedEnvironment(autoescape=False)
 VARIANT = "a"
 
 
@@ -75,6 +77,7 @@ def render_batch(
                 to=r.phone,
                 body=body,
                 segments=sms_segments(body).segments,
+                timezone=r.timezone,
             )
         )
     return RenderedBatch(
@@ -85,3 +88,9 @@ def render_batch(
         messages=messages,
         failures=failures,
     )
+
+
+def render_sample(body: str, fields: Mapping[str, Any], *, brand: Mapping[str, Any]) -> str:
+    """What `body` renders to for one sample subscriber (missing fields render empty)."""
+    compile_template(body)
+    return _LENIENT_ENV.from_string(body).render({**fields, "brand": brand}).strip()

@@ -3,11 +3,13 @@ status updates. The worker persists first, then calls the provider, then records
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import msgspec
 
-from clarion.domain.records import RenderedBatch
+from clarion.compliance.gate import Action, GateInput, Reason, decide
+from clarion.domain.records import OutboundMessage, RenderedBatch, StatusChange
 from clarion.domain.status import RANK, MessageStatus
 
 
@@ -16,8 +18,8 @@ class MessageRow(msgspec.Struct, frozen=True, array_like=True):
 
     id: str
     brand_id: int
-    campaign_id: int
-    subscriber_id: int
+    campaign_id: int | None
+    subscriber_id: int | None
     to_address: str
     sender: str
     body: str | None
@@ -26,6 +28,8 @@ class MessageRow(msgspec.Struct, frozen=True, array_like=True):
     status_rank: int
     error_code: str | None
     error_detail: str | None
+    kind: str
+    expires_at: datetime | None
 
 
 MESSAGE_COLUMNS = tuple(MessageRow.__struct_fields__)
@@ -50,7 +54,7 @@ class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
     error_detail: str | None
 
 
-def rows_to_persist(batch: RenderedBatch) -> list[MessageRow]:
+def rows_to_persist(batch: RenderedBatch, *, expires_at: datetime | None) -> list[MessageRow]:
     """Queued rows for rendered messages, failed rows (with the reason) for render failures."""
     queued_rank = RANK[MessageStatus.QUEUED]
     failed_rank = RANK[MessageStatus.FAILED]
@@ -68,6 +72,8 @@ def rows_to_persist(batch: RenderedBatch) -> list[MessageRow]:
             queued_rank,
             None,
             None,
+            batch.kind,
+            expires_at,
         )
         for m in batch.messages
     ]
@@ -85,6 +91,8 @@ def rows_to_persist(batch: RenderedBatch) -> list[MessageRow]:
             failed_rank,
             "template_error",
             f.error,
+            batch.kind,
+            expires_at,
         )
         for f in batch.failures
     )
@@ -105,4 +113,79 @@ def status_updates(results: Sequence[SendResult]) -> list[StatusUpdate]:
             error_detail=r.error_detail,
         )
         for r in results
+    ]
+
+
+# Provider error codes that mean the number will never receive: suppress it everywhere.
+PERMANENT_ERRORS: dict[str, str] = {
+    "21211": "invalid_number",
+    "21614": "landline",
+    "30005": "unknown_handset",
+    "30006": "landline",
+}
+
+
+class GateOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    send: list[OutboundMessage]
+    drops: list[tuple[str, str, str, str | None]]  # (id, status, reason, detail)
+    defers: list[tuple[str, datetime, str]]  # (id, not_before, rule)
+
+
+def gate_batch(
+    messages: Sequence[OutboundMessage],
+    *,
+    at: datetime,
+    consent: Mapping[int, str],
+    suppressed: Mapping[str, str],
+    recent_sends: Mapping[int, Sequence[datetime]],
+    expires_at: datetime | None,
+    smart_sending_h: float,
+) -> GateOutcome:
+    """The compliance gate over a batch: which messages go now, which wait, which never go."""
+    out = GateOutcome(send=[], drops=[], defers=[])
+    for m in messages:
+        sid = m.subscriber_id
+        d = decide(
+            GateInput(
+                phone=m.to,
+                at=at,
+                consent=consent.get(sid) if sid is not None else None,
+                suppression=suppressed.get(m.to),
+                recent_sends=recent_sends.get(sid, ()) if sid is not None else (),
+                timezone=m.timezone,
+                expires_at=expires_at,
+                smart_sending_h=smart_sending_h,
+            )
+        )
+        if d.action is Action.SEND:
+            out.send.append(m)
+        elif d.action is Action.DEFER:
+            assert d.not_before is not None
+            out.defers.append((m.message_id, d.not_before, d.detail or ""))
+        else:
+            status = MessageStatus.EXPIRED if d.reason is Reason.EXPIRED else "suppressed"
+            out.drops.append((m.message_id, status, str(d.reason), d.detail))
+    return out
+
+
+def hard_failures(
+    brand_id: int, results: Sequence[SendResult], messages: Sequence[OutboundMessage]
+) -> list[tuple[int | None, str, str, str]]:
+    """Global suppressions for numbers a provider rejected as permanently unreachable."""
+    to = {m.message_id: m.to for m in messages}
+    return [
+        (None, to[r.message_id], PERMANENT_ERRORS[r.error_code], f"provider:{r.error_code}")
+        for r in results
+        if not r.accepted and r.error_code in PERMANENT_ERRORS and r.message_id in to
+    ]
+
+
+def hard_failure_suppressions(
+    changes: Sequence[StatusChange],
+) -> list[tuple[int | None, str, str, str]]:
+    """Global suppressions for numbers whose receipts say they will never receive."""
+    return [
+        (None, c.to, PERMANENT_ERRORS[c.error_code], f"receipt:{c.error_code}")
+        for c in changes
+        if c.error_code in PERMANENT_ERRORS and c.to
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from clarion.domain.records import OutboundMessage, Receipt
+from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 from clarion.pipeline.send import SendResult
 
 __all__ = ["Provider", "SendResult"]
@@ -33,6 +33,12 @@ class Provider(Protocol):
         self, url: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[str, list[Receipt]]:
         """(batch id, receipts) of a verified status webhook."""
+        ...
+
+    def parse_inbound_webhook(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, list[InboundMessage]]:
+        """(batch id, messages) of a verified inbound-message webhook."""
         ...
 
     async def aclose(self) -> None: ...

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 import httpx
 import msgspec
 
-from clarion.domain.records import OutboundMessage, Receipt
+from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 from clarion.errors import ForgedWebhook, InvalidInput, ProviderError
 from clarion.pipeline.send import SendResult
 from clarion.sim.wire import (
     SIGNATURE_HEADER,
+    InboundPost,
     ReceiptPost,
     SendRequest,
     SendResponse,
@@ -27,6 +29,7 @@ from clarion.sim.wire import (
 _encode = msgspec.json.Encoder().encode
 _decode_response = msgspec.json.Decoder(SendResponse).decode
 _decode_receipts = msgspec.json.Decoder(ReceiptPost).decode
+_decode_inbound = msgspec.json.Decoder(InboundPost).decode
 
 # Simulator statuses are Twilio's; Clarion's are a subset.
 _STATUS = {
@@ -45,7 +48,12 @@ class SimProvider:
     max_batch = 1000
 
     def __init__(
-        self, base_url: str, secret: str, callback_url: str, timeout_s: float = 30
+        self,
+        base_url: str,
+        secret: str,
+        callback_url: str,
+        inbound_url: str | None = None,
+        timeout_s: float = 30,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
@@ -54,12 +62,14 @@ class SimProvider:
         )
         self._secret = secret
         self._callback_url = callback_url
+        self._inbound_url = inbound_url
 
     async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         if len(messages) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} messages a request")
         body = _encode(
             SendRequest(
+                inbound_url=self._inbound_url,
                 callback_url=self._callback_url,
                 messages=[SimMessage(m.message_id, m.to, sender, m.body) for m in messages],
             )
@@ -90,12 +100,34 @@ class SimProvider:
             for r in _decode_response(resp.content).results
         ]
 
+    def _verify(self, headers: Mapping[str, str], body: bytes, what: str) -> None:
+        given = headers.get(SIGNATURE_HEADER, "")
+        if not hmac.compare_digest(given, sign(self._secret, body)):
+            raise ForgedWebhook(f"sim: {what} webhook signature does not verify")
+
+    def parse_inbound_webhook(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, list[InboundMessage]]:
+        self._verify(headers, body, "inbound")
+        try:
+            post = _decode_inbound(body)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"sim: malformed inbound webhook: {exc}") from exc
+        return post.batch_id, [
+            InboundMessage(
+                provider_message_id=m.id,
+                from_=m.from_,
+                to=m.to,
+                body=m.body,
+                received_at=m.received_at or datetime.now(UTC),
+            )
+            for m in post.messages
+        ]
+
     def parse_status_webhook(
         self, url: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[str, list[Receipt]]:
-        given = headers.get(SIGNATURE_HEADER, "")
-        if not hmac.compare_digest(given, sign(self._secret, body)):
-            raise ForgedWebhook("sim: status webhook signature does not verify")
+        self._verify(headers, body, "status")
         try:
             post = _decode_receipts(body)
         except msgspec.DecodeError as exc:  # also ValidationError (a subclass)

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jinja2
 
 from clarion.bus.jetstream import Bus
+from clarion.compliance.encoding import sms_segments
+from clarion.compliance.keywords import classify_inbound
+from clarion.domain.ids import batch_id, reply_message_id
 from clarion.domain.records import (
+    InboundBatch,
     LaunchCampaign,
+    OutboundMessage,
     ReceiptBatch,
     RecipientBatch,
     RenderedBatch,
@@ -21,9 +27,9 @@ from clarion.domain.records import (
     StatusChange,
 )
 from clarion.observability import metrics
-from clarion.pipeline import aggregate, audience, carrier, personalize, send
+from clarion.pipeline import aggregate, audience, carrier, inbound, personalize, send
 from clarion.providers.base import Provider
-from clarion.store import brands, campaigns, messages
+from clarion.store import brands, campaigns, compliance, messages
 from clarion.store.db import Pool
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,8 @@ STAGE_HOPS = {
     "send": "rendered",
     "aggregate": "receipts",
     "carrier": "status",
+    "inbound": "inbound",
+    "transactional": "transactional",
 }
 STAGES = tuple(STAGE_HOPS)
 # Batches one process handles at once, per stage. Aggregate and carrier update rows that
@@ -55,6 +63,10 @@ class Stages:
     bus: Bus
     provider: Provider
     page_size: int = 1000
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _send_context: OrderedDict[int, tuple[datetime | None, float]] = field(
+        default_factory=OrderedDict
+    )
     _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str, str]] = field(
         default_factory=OrderedDict
     )
@@ -66,6 +78,8 @@ class Stages:
             "send": self.send,
             "aggregate": self.aggregate,
             "carrier": self.carrier,
+            "inbound": self.inbound,
+            "transactional": self.send,
         }[stage]
 
     async def audience(self, cmd: LaunchCampaign) -> int:
@@ -135,27 +149,150 @@ class Stages:
         await self.bus.publish("rendered", rendered, msg_id=rendered.batch_id)
         return len(batch.recipients)
 
+    async def _campaign_send_context(
+        self, brand_id: int, campaign_id: int
+    ) -> tuple[datetime | None, float]:
+        """(expires_at, smart sending hours) of a campaign, read once per campaign."""
+        cached = self._send_context.get(campaign_id)
+        if cached is None:
+            c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
+            b = await brands.get_brand(self.pool, brand_id)
+            launched = c["launched_at"]
+            expires_at = launched + timedelta(hours=c["expiry_h"]) if launched else None
+            cached = (expires_at, float(b["smart_sending_h"]))
+            self._send_context[campaign_id] = cached
+            while len(self._send_context) > 256:
+                self._send_context.popitem(last=False)
+        return cached
+
     async def send(self, batch: RenderedBatch) -> int:
-        rows = send.rows_to_persist(batch)
+        """Persist, pass the compliance gate (marketing only), hand over, record answers."""
+        at = self.clock()
+        marketing = batch.kind == "marketing" and batch.campaign_id is not None
+        expires_at, smart_h = (None, 0.0)
+        if marketing:
+            assert batch.campaign_id is not None
+            expires_at, smart_h = await self._campaign_send_context(
+                batch.brand_id, batch.campaign_id
+            )
+        rows = send.rows_to_persist(batch, expires_at=expires_at)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 await messages.persist(conn, rows)
             # After a crash some of these may have been handed over already: skip them.
-            queued = await messages.still_queued(conn, [m.message_id for m in batch.messages])
-        todo = [m for m in batch.messages if m.message_id in queued]
+            pending = await messages.still_pending(conn, [m.message_id for m in batch.messages], at)
+            todo = [m for m in batch.messages if m.message_id in pending]
+            if marketing and todo:
+                # The gate reads current state now, right before the provider call, so an
+                # opt-out that landed after the batch was rendered still wins.
+                state = await compliance.gate_state(
+                    conn,
+                    batch.brand_id,
+                    [m.subscriber_id for m in todo if m.subscriber_id is not None],
+                    [m.to for m in todo],
+                    at - timedelta(hours=24),
+                )
+                outcome = send.gate_batch(
+                    todo, at=at, consent=state.consent, suppressed=state.suppressed,
+                    recent_sends=state.recent_sends, expires_at=expires_at,
+                    smart_sending_h=smart_h,
+                )  # fmt: skip
+                await compliance.record_gate(conn, outcome.drops, outcome.defers)
+                todo = outcome.send
+                for _, _, reason, _ in outcome.drops:
+                    metrics.MESSAGES.labels(reason).inc()
+                metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
         step = self.provider.max_batch
         for i in range(0, len(todo), step):
             results = await self.provider.send(batch.sender, todo[i : i + step])
-            updates = send.status_updates(results)
             async with self.pool.acquire() as conn:
-                await messages.apply_send_results(conn, self.provider.name, updates)
-        if todo:
+                await messages.apply_send_results(
+                    conn, self.provider.name, send.status_updates(results)
+                )
+                await compliance.suppress(conn, send.hard_failures(batch.brand_id, results, todo))
+        if todo and batch.campaign_id is not None:
             await self.pool.execute(
                 "UPDATE campaigns SET first_send_at = now()"
                 " WHERE id = $1 AND first_send_at IS NULL",
                 batch.campaign_id,
             )
-            metrics.MESSAGES.labels("accepted").inc(len(todo))
+        metrics.MESSAGES.labels("accepted").inc(len(todo))
+        return len(rows)
+
+    async def inbound(self, batch: InboundBatch) -> int:
+        """Keywords and replies: consent changes at once, replies go on the transactional hop."""
+        replies: dict[int, tuple[inbound.BrandInfo, list[OutboundMessage]]] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            for m in batch.messages:
+                intent = classify_inbound(m.body)
+                brand = await compliance.brand_for_number(conn, m.to)
+                sub_id, consent = (None, None)
+                if brand is not None:
+                    sub_id, consent = await compliance.subscriber_consent(conn, brand.id, m.from_)
+                fresh = await compliance.record_inbound(
+                    conn, batch.provider, m, brand.id if brand else None, sub_id, intent
+                )
+                if not fresh or brand is None:
+                    continue  # a redelivery, or a number that is no brand's
+                r = inbound.respond(
+                    intent, m.body, known=sub_id is not None, consent=consent, brand=brand
+                )
+                if r.create_subscriber:
+                    sub_id = await compliance.add_subscriber_by_sms(conn, brand.id, m.from_)
+                if r.consent is not None and sub_id is not None:
+                    await compliance.append_consent(
+                        conn, brand.id, sub_id, r.consent, keyword=m.body.strip()[:64],
+                        disclosure=r.reply,
+                    )  # fmt: skip
+                if r.reply is not None:
+                    reply = OutboundMessage(
+                        message_id=reply_message_id(batch.provider, m.provider_message_id),
+                        subscriber_id=sub_id,
+                        to=m.from_,
+                        body=r.reply,
+                        segments=sms_segments(r.reply).segments,
+                    )
+                    replies.setdefault(brand.id, (brand, []))[1].append(reply)
+            # Published before commit: a retry after a failed commit publishes the same ids,
+            # which the bus drops; the transactional stage persists before it sends.
+            for brand, outgoing in replies.values():
+                out = RenderedBatch(
+                    batch_id=f"{batch.batch_id}:{brand.id}", brand_id=brand.id,
+                    campaign_id=None, sender=brand.sender, messages=outgoing,
+                    kind="transactional",
+                )  # fmt: skip
+                await self.bus.publish("transactional", out, msg_id=out.batch_id)
+        return len(batch.messages)
+
+    async def sweep_deferred(self, limit: int = 5000) -> int:
+        """Republish deferred messages whose moment has come (a singleton: the caller holds
+        the advisory lock). Batch ids are derived from the ids, so a repeat is dropped."""
+        async with self.pool.acquire() as conn:
+            rows = await compliance.due_deferred(conn, self.clock(), limit)
+        groups: dict[tuple[int, int | None, str], list[Any]] = {}
+        for r in rows:
+            groups.setdefault((r["brand_id"], r["campaign_id"], r["sender"]), []).append(r)
+        for (brand_id, campaign_id, sender), group in groups.items():
+            for i in range(0, len(group), 1000):
+                chunk = group[i : i + 1000]
+                out = RenderedBatch(
+                    batch_id=batch_id("deferred", *(r["id"] for r in chunk)),
+                    brand_id=brand_id,
+                    campaign_id=campaign_id,
+                    sender=sender,
+                    messages=[
+                        OutboundMessage(
+                            message_id=r["id"],
+                            subscriber_id=r["subscriber_id"],
+                            to=r["to_address"],
+                            body=r["body"],
+                            segments=r["segments"],
+                            timezone=r["timezone"],
+                        )
+                        for r in chunk
+                    ],
+                )
+                await self.bus.publish("rendered", out, msg_id=out.batch_id)
         return len(rows)
 
     async def aggregate(self, batches: list[ReceiptBatch]) -> int:
@@ -179,6 +316,8 @@ class Stages:
                     [e for e in events if e.message_id in mine],
                     [f for f in folded if f.message_id in mine],
                 )
+            hard = send.hard_failure_suppressions(changes)
+            await compliance.suppress(conn, hard)
             grouped: dict[str, list[StatusChange]] = {}
             for c in changes:
                 grouped.setdefault(source[c.message_id], []).append(c)

@@ -28,9 +28,12 @@ from starlette.routing import Route
 from clarion.sim import network
 from clarion.sim.wire import (
     SIGNATURE_HEADER,
+    InboundPost,
     ReceiptPost,
+    ReplyRequest,
     SendRequest,
     SendResponse,
+    SimInbound,
     SimReceipt,
     SimResult,
     sign,
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 RECEIPTS_PER_POST = 2000
 _decode_request = msgspec.json.Decoder(SendRequest).decode
+_decode_reply = msgspec.json.Decoder(ReplyRequest).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -87,6 +91,7 @@ class SimState:
         )
     )
     posting: int = 0
+    inbound_urls: dict[str, str] = field(default_factory=dict)  # our number → its webhook
 
     def schedule(
         self,
@@ -101,6 +106,9 @@ class SimState:
 
     def accept(self, req: SendRequest) -> list[SimResult]:
         now = datetime.now(UTC)
+        if req.inbound_url:
+            for sender in {m.sender for m in req.messages}:
+                self.inbound_urls[sender] = req.inbound_url
         results = []
         for m in req.messages:
             known = self.answers.get(m.id)
@@ -247,6 +255,24 @@ def create_app(config: SimConfig) -> Starlette:
         ]
         return JSONResponse({"number": number, "messages": messages})
 
+    async def reply(request: Request) -> Response:
+        """A handset texts a number; the number's inbound webhook hears it (signed)."""
+        number = request.path_params["e164"]
+        try:
+            req = _decode_reply(await request.body())
+        except msgspec.DecodeError as exc:
+            return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
+        url = state.inbound_urls.get(req.to)
+        if url is None:
+            return JSONResponse({"error": f"{req.to} has no inbound webhook"}, status_code=404)
+        inbound = SimInbound("MO" + uuid.uuid4().hex, number, req.to, req.body, datetime.now(UTC))
+        body = _encode(InboundPost(batch_id=inbound.id, messages=[inbound]))
+        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(config.secret, body)}
+        async with httpx.AsyncClient(timeout=30) as client:
+            resp = await client.post(url, content=body, headers=headers)
+        state.counts["inbound"] = state.counts.get("inbound", 0) + 1
+        return JSONResponse({"id": inbound.id, "webhook_status": resp.status_code})
+
     async def stats(request: Request) -> Response:
         return JSONResponse(
             {
@@ -272,6 +298,7 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/v1/messages", send, methods=["POST"]),
             Route("/handsets", handsets),
             Route("/handsets/{e164}", handset),
+            Route("/handsets/{e164}/reply", reply, methods=["POST"]),
             Route("/stats", stats),
         ],
         lifespan=lifespan,

@@ -21,6 +21,8 @@ class SimMessage(msgspec.Struct, frozen=True):
 class SendRequest(msgspec.Struct, frozen=True):
     callback_url: str
     messages: list[SimMessage]
+    # Where replies to the senders in this request go (a number's inbound webhook).
+    inbound_url: str | None = None
 
 
 class SimResult(msgspec.Struct, frozen=True):
@@ -47,6 +49,26 @@ class SimReceipt(msgspec.Struct, frozen=True):
 class ReceiptPost(msgspec.Struct, frozen=True):
     batch_id: str
     receipts: list[SimReceipt]
+
+
+class SimInbound(msgspec.Struct, frozen=True):
+    id: str
+    from_: str = msgspec.field(name="from")
+    to: str = ""
+    body: str = ""
+    received_at: datetime | None = None
+
+
+class InboundPost(msgspec.Struct, frozen=True):
+    batch_id: str
+    messages: list[SimInbound]
+
+
+class ReplyRequest(msgspec.Struct, frozen=True):
+    """A handset texting one of the network's numbers (`POST /handsets/{e164}/reply`)."""
+
+    to: str
+    body: str
 
 
 def sign(secret: str, body: bytes) -> str:

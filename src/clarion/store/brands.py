@@ -107,14 +107,11 @@ async def record_consent(
     )
 
 
-# One keyset page of a brand's subscribers (by id), each with its current SMS consent.
-# Paging over subscribers, not over eligible ones, keeps every page an index range scan of
-# bounded size; a page may hold fewer eligible recipients than its size.
+# One keyset page of a brand's subscribers (by id): an index range scan of bounded size.
+# Consent is not filtered here: the send stage's gate checks it at the moment of sending and
+# records why each recipient without it was not sent to.
 AUDIENCE_PAGE = """
-SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes,
-       (SELECT c.status FROM consents c
-        WHERE c.subscriber_id = s.id AND c.channel = 'sms'
-        ORDER BY c.id DESC LIMIT 1) AS sms_consent
+SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes
 FROM subscribers s
 WHERE s.brand_id = $1 AND s.id > $2
 ORDER BY s.brand_id, s.id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from clarion.errors import NotFound
@@ -31,16 +32,17 @@ async def get_campaign(
     return dict(row)
 
 
-async def begin_launch(pool: Pool, campaign_id: int) -> int:
-    """Count a launch; returns the attempt number (1 for the first launch)."""
+async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
+    """Count a launch at `at`; returns the attempt number (1 for the first launch)."""
     attempt: int = await pool.fetchval(
         """
         UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
-               launched_at = coalesce(launched_at, now()),
+               launched_at = coalesce(launched_at, $2),
                audience_cursor = 0, audience_done = false
         WHERE id = $1 RETURNING launch_count
         """,
         campaign_id,
+        at,
     )
     return attempt
 
@@ -78,18 +80,25 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
     """Counts by status plus the campaign's bookkeeping, for progress and the final report."""
     campaign = await get_campaign(pool, campaign_id)
     rows = await pool.fetch(
-        "SELECT status, count(*) AS n FROM messages WHERE campaign_id = $1 GROUP BY status",
+        "SELECT status, error_code, count(*) AS n FROM messages WHERE campaign_id = $1"
+        " GROUP BY status, error_code",
         campaign_id,
     )
-    by_status = {r["status"]: r["n"] for r in rows}
+    by_status: dict[str, int] = {}
+    suppressed: dict[str, int] = {}
+    deferred: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for r in rows:
+        status, code, n = r["status"], r["error_code"], r["n"]
+        by_status[status] = by_status.get(status, 0) + n
+        bucket = {"suppressed": suppressed, "expired": suppressed, "deferred": deferred}.get(
+            status, errors
+        )
+        if code is not None:
+            bucket[code] = bucket.get(code, 0) + n
     carriers = await pool.fetch(
         "SELECT carrier, delivered, undelivered, failed FROM carrier_stats"
         " WHERE campaign_id = $1 ORDER BY carrier",
-        campaign_id,
-    )
-    first_error = await pool.fetch(
-        "SELECT error_code, count(*) AS n FROM messages WHERE campaign_id = $1"
-        " AND error_code IS NOT NULL GROUP BY error_code ORDER BY n DESC",
         campaign_id,
     )
     return {
@@ -97,5 +106,32 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
         "by_status": by_status,
         "persisted": sum(by_status.values()),
         "carriers": [dict(r) for r in carriers],
-        "errors": {r["error_code"]: r["n"] for r in first_error},
+        "errors": errors,
+        "suppressed_by_reason": suppressed,
+        "deferred_by_reason": deferred,
     }
+
+
+async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[dict[str, Any], bool]:
+    """(fields of a sample subscriber, whether any subscriber of the brand has never been
+    handed a marketing message: then a campaign is someone's first message)."""
+    row = await pool.fetchrow(
+        "SELECT first_name, last_name, email, phone, attributes FROM subscribers"
+        " WHERE brand_id = $1 AND phone IS NOT NULL ORDER BY id LIMIT 1",
+        brand_id,
+    )
+    sample: dict[str, Any] = {}
+    if row is not None:
+        sample = {**(row["attributes"] or {})}
+        sample.update({k: row[k] for k in ("first_name", "last_name", "email", "phone") if row[k]})
+    first_contact: bool = await pool.fetchval(
+        """
+        SELECT EXISTS (
+            SELECT 1 FROM subscribers s WHERE s.brand_id = $1 AND s.phone IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.subscriber_id = s.id
+                              AND m.kind = 'marketing'
+                              AND m.status IN ('accepted', 'sent', 'delivered')))
+        """,
+        brand_id,
+    )
+    return sample, first_contact

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -34,18 +35,22 @@ async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
     result: str = await conn.execute(
         f"INSERT INTO messages ({cols}) SELECT * FROM unnest("
         "$1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],"
-        " $7::text[], $8::smallint[], $9::text[], $10::smallint[], $11::text[], $12::text[])"
+        " $7::text[], $8::smallint[], $9::text[], $10::smallint[], $11::text[], $12::text[],"
+        " $13::text[], $14::timestamptz[])"
         " ON CONFLICT DO NOTHING",
         *(list(col) for col in zip(*records, strict=True)),
     )
     return int(result.rsplit(" ", 1)[-1])
 
 
-async def still_queued(conn: Conn, message_ids: Sequence[str]) -> set[str]:
-    """Which of these messages have not been handed to a provider yet."""
+async def still_pending(conn: Conn, message_ids: Sequence[str], now: datetime) -> set[str]:
+    """Which of these messages wait to be handed to a provider: queued, or deferred by the
+    gate until a moment that has come."""
     rows = await conn.fetch(
-        "SELECT id::text FROM messages WHERE id = ANY($1::uuid[]) AND status = 'queued'",
+        "SELECT id::text FROM messages WHERE id = ANY($1::uuid[])"
+        " AND (status = 'queued' OR (status = 'deferred' AND not_before <= $2))",
         message_ids,
+        now,
     )
     return {r["id"] for r in rows}
 
@@ -113,7 +118,8 @@ async def apply_receipts(
         FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
              AS f(id, status, status_rank, error_code, carrier, pid)
         WHERE m.id = f.id AND f.status_rank > m.status_rank
-        RETURNING m.id::text AS id, m.brand_id, m.campaign_id, m.status, m.carrier, m.error_code
+        RETURNING m.id::text AS id, m.brand_id, m.campaign_id, m.status, m.carrier, m.error_code,
+                  m.to_address
         """,
         [f.message_id for f in folded],
         [f.status for f in folded],
@@ -130,6 +136,7 @@ async def apply_receipts(
             status=r["status"],
             carrier=r["carrier"],
             error_code=r["error_code"],
+            to=r["to_address"],
         )
         for r in rows
     ]
