@@ -12,8 +12,7 @@ from clarion.domain.records import OutboundMessage
 from clarion.errors import CampaignStateError
 from clarion.providers.base import Provider, SendResult
 from clarion.sim.process import SimProcess
-from tests.conftest import wait_for_campaign
-from tests.conftest import DAYTIME
+from tests.conftest import DAYTIME, wait_for_campaign
 from tests.integration.helpers import brand_with_subscribers, campaign, daytime, send_campaign
 
 
