@@ -20,7 +20,6 @@ number (`presumed_region`); numbers outside the US get the federal rule only.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -28,8 +27,9 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers import timezone as pn_timezone
+
+from clarion.compliance.area_codes import AREA_CODE_STATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,28 +101,6 @@ US_ZONES: tuple[str, ...] = (
     "Pacific/Honolulu",
 )
 
-# US states and DC as `phonenumbers.geocoder` names them in English ("Florida",
-# "Washington State", "Washington D.C."); city-level entries end in ", XX" instead.
-_STATE_CODES: MappingProxyType[str, str] = MappingProxyType(
-    {
-        "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
-        "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Florida": "FL",
-        "Georgia": "GA", "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN",
-        "Iowa": "IA", "Kansas": "KS", "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME",
-        "Maryland": "MD", "Massachusetts": "MA", "Michigan": "MI", "Minnesota": "MN",
-        "Mississippi": "MS", "Missouri": "MO", "Montana": "MT", "Nebraska": "NE",
-        "Nevada": "NV", "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM",
-        "New York": "NY", "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH",
-        "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI",
-        "South Carolina": "SC", "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX",
-        "Utah": "UT", "Vermont": "VT", "Virginia": "VA", "Washington": "WA",
-        "Washington State": "WA", "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY",
-        "Washington D.C.": "DC", "District of Columbia": "DC",
-    }
-)  # fmt: skip
-_KNOWN_CODES = frozenset(_STATE_CODES.values())
-_CITY_STATE = re.compile(r", ([A-Z]{2})$")
-
 # Search bounds; never reached with the rules above (the longest ban is a weekend next to
 # a holiday, and zones' windows always overlap), but a loop over data must end.
 _MAX_DAYS_AHEAD = 14
@@ -156,9 +134,10 @@ def sending_window(
 def presumed_region(phone: str) -> str | None:
     """The US state (two-letter code) presumed from the number's area code, or None.
 
-    Uses `phonenumbers.geocoder` ("Oklahoma", "New York, NY"); an Oklahoma area code (405,
-    539, 580, 918) is presumed an Oklahoma resident (15 O.S. §775C.4). None for numbers
-    outside the US, non-geographic numbers (toll-free) and numbers that do not parse.
+    From the area code (a table generated from `phonenumbers.geocoder`, see `area_codes`); an
+    Oklahoma area code (405, 539, 580, 918) is presumed an Oklahoma resident (15 O.S.
+    §775C.4). None for numbers outside the US, non-geographic numbers (toll-free) and numbers
+    that do not parse.
     """
     return _presumed_region(_parse(phone))
 
@@ -212,13 +191,7 @@ def _state(parsed: phonenumbers.PhoneNumber | None, region: str | None) -> str |
 def _presumed_region(parsed: phonenumbers.PhoneNumber | None) -> str | None:
     if parsed is None or phonenumbers.region_code_for_number(parsed) != "US":
         return None
-    description = geocoder.description_for_number(parsed, "en")
-    if description in _STATE_CODES:
-        return _STATE_CODES[description]
-    match = _CITY_STATE.search(description)
-    if match is not None and match.group(1) in _KNOWN_CODES:
-        return match.group(1)
-    return None
+    return AREA_CODE_STATE.get(str(parsed.national_number)[:3])
 
 
 # --- one zone ----------------------------------------------------------------------------------
