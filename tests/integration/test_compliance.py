@@ -7,9 +7,14 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from clarion import bootstrap
+from clarion.compliance.ledger import ledger_csv
+from clarion.errors import CampaignInvalid
 from clarion.sim.process import SimProcess
+from clarion.store import campaigns
+from clarion.store import compliance as store_compliance
 from tests.conftest import DAYTIME, wait_for_campaign
 from tests.integration.helpers import brand_with_subscribers, campaign, daytime
 
@@ -161,3 +166,49 @@ async def _all_delivered(infra: bootstrap.Infra, campaign_id: int, n: int) -> bo
         campaign_id,
     )
     return bool(delivered == n)
+
+
+async def test_launch_refuses_a_first_message_without_brand_name_or_opt_out_instructions(
+    infra: bootstrap.Infra,
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 5, seed=304)
+    bare = await campaign(infra.pool, audience.brand_id, "Hi {{ first_name }}, 50% off today!")
+    with pytest.raises(CampaignInvalid) as refused:
+        await bootstrap.launch(infra, bare, at=DAYTIME)
+    assert any("Northwind" in p for p in refused.value.problems)
+    assert any("opt out" in p for p in refused.value.problems)
+    assert (await campaigns.get_campaign(infra.pool, bare))["launch_count"] == 0
+
+    curly = await campaign(
+        infra.pool, audience.brand_id, "Northwind: it’s 50% off — today. Reply STOP to opt out"
+    )
+    check = await bootstrap.check_campaign(infra, curly)
+    assert check.errors == ()
+    assert check.segments.encoding == "UCS-2"
+    assert check.segments.non_gsm == ("’", "—")
+    described = check.describe()
+    assert "UCS-2" in described
+    assert "suggested fix (GSM-7, 1 segment(s)): Northwind: it's 50% off - today." in described
+
+
+async def test_the_consent_ledger_exports_every_change_with_source_and_keyword(
+    infra: bootstrap.Infra,
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 3, seed=305)
+    sub_id = await infra.pool.fetchval(
+        "SELECT id FROM subscribers WHERE phone = $1", audience.consented[0]
+    )
+    async with infra.pool.acquire() as conn:
+        await store_compliance.append_consent(
+            conn, audience.brand_id, sub_id, "opted_out", keyword="STOP", disclosure=None
+        )
+    rows = await store_compliance.consent_ledger(infra.pool, audience.brand_id, sub_id)
+    assert [(r["status"], r["source"], r["keyword"]) for r in rows] == [
+        ("opted_in", "test", None),
+        ("opted_out", "sms_keyword", "STOP"),
+    ]
+    text = ledger_csv(rows)
+    assert text.splitlines()[0].startswith("id,subscriber_id,phone")
+    assert audience.consented[0] in text
+    whole_brand = await store_compliance.consent_ledger(infra.pool, audience.brand_id)
+    assert len(whole_brand) == len(audience.consented) + 1
