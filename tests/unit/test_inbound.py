@@ -209,9 +209,7 @@ def test_any_opt_in_word_from_an_opted_in_subscriber_does_nothing(word: str) -> 
 
 @pytest.mark.parametrize("consent", CONSENTS)
 @pytest.mark.parametrize("known", [True, False])
-def test_other_text_never_changes_consent_or_gets_a_reply(
-    known: bool, consent: str | None
-) -> None:
+def test_other_text_never_changes_consent_or_gets_a_reply(known: bool, consent: str | None) -> None:
     result = respond(
         InboundIntent.OTHER, "can I cancel my order?", known=known, consent=consent, brand=BRAND
     )
@@ -252,3 +250,16 @@ def test_an_opt_out_never_opts_anyone_in_and_is_always_answered(
     assert result.consent in (None, "opted_out")
     assert result.create_subscriber is False
     assert result.reply == opt_out_confirmation(BRAND)
+
+
+def test_a_brands_own_help_text_is_completed_with_rates_and_stop_instructions() -> None:
+    brand = BrandInfo(id=1, name="Acme", sender="+15125550100", help_text="Acme: call 555-0100.")
+    reply = respond(classify_inbound("HELP"), "HELP", known=False, consent=None, brand=brand).reply
+    assert reply == "Acme: call 555-0100. Msg&data rates may apply. Reply STOP to cancel."
+
+
+@pytest.mark.parametrize("text", ['"Y"', "‘yes’", "Yes…", "Y . !", "YES!"])
+def test_a_pending_number_confirms_with_any_dressed_yes(text: str) -> None:
+    brand = BrandInfo(id=1, name="Acme", sender="+15125550100")
+    r = respond(classify_inbound(text), text, known=True, consent="pending", brand=brand)
+    assert r.consent == "opted_in"

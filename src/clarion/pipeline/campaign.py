@@ -56,9 +56,13 @@ class BodyCheck:
             lines.append("characters forcing UCS-2: " + " ".join(repr(c) for c in s.non_gsm))
         if s.suggestion is not None:
             fixed = sms_segments(s.suggestion)
-            lines.append(
-                f"suggested fix ({fixed.encoding}, {fixed.segments} segment(s)): {s.suggestion}"
-            )
+            # Only a fix that makes the message cheaper: "…" → "..." can cost more.
+            if fixed.segments < s.segments or (
+                fixed.encoding == "GSM-7" and fixed.segments <= s.segments
+            ):
+                lines.append(
+                    f"suggested fix ({fixed.encoding}, {fixed.segments} segment(s)): {s.suggestion}"
+                )
         return "; ".join(lines)
 
 

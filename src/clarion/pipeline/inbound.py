@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clarion.compliance.keywords import InboundIntent
+from clarion.compliance.keywords import InboundIntent, normalize_inbound
 
 _CONFIRM_WORDS = frozenset({"y", "yes"})
 
@@ -39,8 +39,14 @@ def opt_out_confirmation(brand: BrandInfo) -> str:
 
 
 def help_reply(brand: BrandInfo) -> str:
+    """The brand's help text, completed with what a HELP answer must carry (CTIA)."""
     if brand.help_text:
-        return brand.help_text
+        text = brand.help_text.strip()
+        if "rates may apply" not in text.lower():
+            text += " Msg&data rates may apply."
+        if "stop" not in text.lower():
+            text += " Reply STOP to cancel."
+        return text
     contact = f" Help: {brand.support_contact}." if brand.support_contact else ""
     return (
         f"{brand.name}: Recurring marketing texts.{contact} Msg&data rates may apply. "
@@ -75,7 +81,7 @@ def respond(
     if intent is InboundIntent.HELP:
         return InboundResponse(reply=help_reply(brand))
     if intent is InboundIntent.OPT_IN:
-        word = text.strip().strip(".!?,;:").strip().lower()
+        word = normalize_inbound(text)
         if consent == "opted_in":
             return InboundResponse()
         if consent == "pending" and word in _CONFIRM_WORDS:

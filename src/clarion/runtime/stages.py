@@ -157,9 +157,7 @@ class Stages:
         if cached is None:
             c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(self.pool, brand_id)
-            launched = c["launched_at"]
-            expires_at = launched + timedelta(hours=c["expiry_h"]) if launched else None
-            cached = (expires_at, float(b["smart_sending_h"]))
+            cached = (c["expires_at"], float(b["smart_sending_h"]))
             self._send_context[campaign_id] = cached
             while len(self._send_context) > 256:
                 self._send_context.popitem(last=False)

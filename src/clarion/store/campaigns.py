@@ -33,11 +33,13 @@ async def get_campaign(
 
 
 async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
-    """Count a launch at `at`; returns the attempt number (1 for the first launch)."""
+    """Count a launch; returns the attempt number (1 for the first launch). The campaign's
+    messages expire `expiry_h` after `at` (the gate's clock at the first launch)."""
     attempt: int = await pool.fetchval(
         """
         UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
-               launched_at = coalesce(launched_at, $2),
+               launched_at = coalesce(launched_at, now()),
+               expires_at = coalesce(expires_at, $2::timestamptz + expiry_h * interval '1 hour'),
                audience_cursor = 0, audience_done = false
         WHERE id = $1 RETURNING launch_count
         """,

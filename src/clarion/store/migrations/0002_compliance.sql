@@ -9,7 +9,10 @@ ALTER TABLE brands
     ADD COLUMN support_contact text NOT NULL DEFAULT '';
 CREATE INDEX brands_sender ON brands (sender, id);
 
-ALTER TABLE campaigns ADD COLUMN expiry_h real NOT NULL DEFAULT 12;
+-- Marketing messages are never sent after launch + expiry_h; fixed at the (first) launch.
+ALTER TABLE campaigns
+    ADD COLUMN expiry_h real NOT NULL DEFAULT 12,
+    ADD COLUMN expires_at timestamptz;
 
 -- Transactional replies (confirmations, HELP) may go to numbers that are no subscriber.
 ALTER TABLE messages
