@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
+import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,48 +20,47 @@ from clarion.providers.base import Provider
 
 
 def create_app(bus: Bus, providers: Mapping[str, Provider]) -> Starlette:
-    async def status_webhook(request: Request) -> Response:
-        name = request.path_params["provider"]
-        provider = providers.get(name)
-        if provider is None:
-            return JSONResponse({"error": f"unknown provider {name!r}"}, status_code=404)
-        body = await request.body()
-        try:
-            batch_id, receipts = provider.parse_status_webhook(
-                str(request.url), request.headers, body
-            )
-        except ForgedWebhook as exc:
-            metrics.WEBHOOKS.labels(name, "forged").inc()
-            return JSONResponse({"error": str(exc)}, status_code=403)
-        except InvalidInput as exc:
-            metrics.WEBHOOKS.labels(name, "invalid").inc()
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        batch = ReceiptBatch(batch_id=f"{name}:{batch_id}", provider=name, receipts=receipts)
-        # Answered only once the batch is stored on the bus: a provider that sees an error
-        # retries, and the batch id makes the retry a no-op.
-        await bus.publish("receipts", batch, msg_id=batch.batch_id)
-        metrics.WEBHOOKS.labels(name, "ok").inc()
-        return JSONResponse({"accepted": len(receipts)})
+    def webhook(
+        hop: str,
+        parse: Callable[[Provider, str, Mapping[str, str], bytes], tuple[str, list[Any]]],
+        batch: Callable[[str, str, list[Any]], msgspec.Struct],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A provider webhook: verify and parse, then put the batch on `hop`. Answered only
+        once the batch is stored on the bus: a provider that sees an error retries, and the
+        batch id makes the retry a no-op."""
 
-    async def inbound_webhook(request: Request) -> Response:
-        name = request.path_params["provider"]
-        provider = providers.get(name)
-        if provider is None:
-            return JSONResponse({"error": f"unknown provider {name!r}"}, status_code=404)
-        try:
-            batch_id, inbound = provider.parse_inbound_webhook(
-                str(request.url), request.headers, await request.body()
-            )
-        except ForgedWebhook as exc:
-            metrics.WEBHOOKS.labels(name, "forged").inc()
-            return JSONResponse({"error": str(exc)}, status_code=403)
-        except InvalidInput as exc:
-            metrics.WEBHOOKS.labels(name, "invalid").inc()
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        batch = InboundBatch(batch_id=f"{name}:{batch_id}", provider=name, messages=inbound)
-        await bus.publish("inbound", batch, msg_id=batch.batch_id)
-        metrics.WEBHOOKS.labels(name, "ok").inc()
-        return JSONResponse({"accepted": len(inbound)})
+        async def endpoint(request: Request) -> Response:
+            name = request.path_params["provider"]
+            provider = providers.get(name)
+            if provider is None:
+                return JSONResponse({"error": f"unknown provider {name!r}"}, status_code=404)
+            try:
+                batch_id, items = parse(
+                    provider, str(request.url), request.headers, await request.body()
+                )
+            except ForgedWebhook as exc:
+                metrics.WEBHOOKS.labels(name, "forged").inc()
+                return JSONResponse({"error": str(exc)}, status_code=403)
+            except InvalidInput as exc:
+                metrics.WEBHOOKS.labels(name, "invalid").inc()
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            key = f"{name}:{batch_id}"
+            await bus.publish(hop, batch(key, name, items), msg_id=key)
+            metrics.WEBHOOKS.labels(name, "ok").inc()
+            return JSONResponse({"accepted": len(items)})
+
+        return endpoint
+
+    status_webhook = webhook(
+        "receipts",
+        lambda p, url, headers, body: p.parse_status_webhook(url, headers, body),
+        lambda key, name, items: ReceiptBatch(batch_id=key, provider=name, receipts=items),
+    )
+    inbound_webhook = webhook(
+        "inbound",
+        lambda p, url, headers, body: p.parse_inbound_webhook(url, headers, body),
+        lambda key, name, items: InboundBatch(batch_id=key, provider=name, messages=items),
+    )
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "bus": bus.nc.is_connected})
