@@ -42,13 +42,14 @@ class Settings:
             "database_url": env.get("CLARION_DATABASE_URL") or None,
             "nats_url": env.get("CLARION_NATS_URL") or None,
         }
-        for key, var in (
-            ("public_url", "CLARION_PUBLIC_URL"),
-            ("sim_url", "CLARION_SIM_URL"),
-            ("sim_secret", "CLARION_SIM_SECRET"),
-            ("bus_namespace", "CLARION_BUS_NAMESPACE"),
+        for key, var, kind in (
+            ("public_url", "CLARION_PUBLIC_URL", str),
+            ("sim_url", "CLARION_SIM_URL", str),
+            ("sim_secret", "CLARION_SIM_SECRET", str),
+            ("bus_namespace", "CLARION_BUS_NAMESPACE", str),
+            ("ack_wait_s", "CLARION_ACK_WAIT_S", float),
         ):
             if var in env:
-                values[key] = env[var]
+                values[key] = kind(env[var])
         values.update(overrides)
         return replace(cls(), **values)
