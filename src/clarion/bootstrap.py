@@ -205,3 +205,18 @@ async def launch(
     cmd = launch_command(brand_id=c["brand_id"], campaign_id=campaign_id, attempt=attempt, now=at)
     await infra.bus.publish("launch", cmd, msg_id=cmd.command_id)
     return cmd
+
+
+async def pause(infra: Infra, campaign_id: int) -> None:
+    """Stop new provider calls for a sending campaign (within one batch); resumable."""
+    await campaigns.set_paused(infra.pool, campaign_id, True)
+
+
+async def resume(infra: Infra, campaign_id: int) -> None:
+    """Continue a paused campaign where it stopped."""
+    await campaigns.set_paused(infra.pool, campaign_id, False)
+
+
+async def cancel(infra: Infra, campaign_id: int) -> int:
+    """End a campaign; every message not yet handed over is recorded as cancelled."""
+    return await campaigns.cancel(infra.pool, campaign_id)

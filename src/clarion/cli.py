@@ -239,6 +239,34 @@ def campaign_launch(campaign_id: int, relaunch: bool = False) -> None:
     _run(go())
 
 
+def _campaign_command(verb: str, campaign_id: int) -> None:
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            result = await getattr(bootstrap, verb)(infra, campaign_id)
+            extra = f" ({result} waiting messages cancelled)" if verb == "cancel" else ""
+            print(f"campaign {campaign_id}: {verb} done{extra}")
+
+    _run(go())
+
+
+@campaign_app.command("pause")
+def campaign_pause(campaign_id: int) -> None:
+    """Pause a sending campaign: no new provider calls from the next batch on."""
+    _campaign_command("pause", campaign_id)
+
+
+@campaign_app.command("resume")
+def campaign_resume(campaign_id: int) -> None:
+    """Resume a paused campaign where it stopped."""
+    _campaign_command("resume", campaign_id)
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(campaign_id: int) -> None:
+    """Cancel a campaign; every recipient not yet sent to is recorded as cancelled."""
+    _campaign_command("cancel", campaign_id)
+
+
 @campaign_app.command("validate")
 def campaign_validate(campaign_id: int) -> None:
     """Check a campaign before launch: brand name, opt-out instructions, encoding, segments."""

@@ -74,6 +74,15 @@ class CampaignInvalid(InvalidInput):
         self.problems = problems
 
 
+class Held(ClarionError):
+    """A batch that must wait (its campaign is paused): redelivered after `retry_after_s`,
+    not counted as a failure."""
+
+    def __init__(self, reason: str, retry_after_s: float = 0.5) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
 class ForgedWebhook(ClarionError):
     """A webhook whose signature does not verify. Answered with 403, never processed."""
 

@@ -36,6 +36,12 @@ class Progress:
         return self.by_status.get("deferred", 0)
 
     @property
+    def unknown(self) -> int:
+        """Messages whose provider call a crash cut short (not repeatable): they wait for the
+        provider's receipts to say what became of them."""
+        return self.by_status.get("unknown", 0)
+
+    @property
     def eligible(self) -> int:
         return self.audience - self.suppressed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -11,6 +12,7 @@ from clarion import bootstrap
 from clarion.domain.records import OutboundMessage
 from clarion.errors import CampaignStateError
 from clarion.providers.base import Provider, SendResult
+from clarion.report import campaign_progress
 from clarion.sim.process import SimProcess
 from tests.conftest import DAYTIME, wait_for_campaign
 from tests.integration.helpers import brand_with_subscribers, campaign, daytime, send_campaign
@@ -83,16 +85,19 @@ class Crash(BaseException):
 class CrashingProvider:
     """Wraps the real provider; the first call dies before (or right after) the provider call."""
 
-    def __init__(self, inner: Provider, *, after_call: bool) -> None:
+    def __init__(self, inner: Provider, *, after_call: bool, idempotent: bool = True) -> None:
         self.inner = inner
         self.name = inner.name
         self.max_batch = inner.max_batch
+        self.idempotent = idempotent
         self.after_call = after_call
         self.crashed = asyncio.Event()
+        self.crashed_ids: list[str] = []
 
     async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]:
         if not self.crashed.is_set():
             self.crashed.set()
+            self.crashed_ids = [m.message_id for m in messages]
             if self.after_call:
                 await self.inner.send(sender, messages)  # handed over; the answer is lost
             raise Crash
@@ -125,7 +130,8 @@ async def test_a_worker_killed_around_the_provider_call_finishes_with_no_loss_an
     assert workers.stop.is_set()
     if not after_call:  # the crashed batch was persisted but never handed over
         queued = await infra.pool.fetchval(
-            "SELECT count(*) FROM messages WHERE campaign_id = $1 AND status = 'queued'",
+            "SELECT count(*) FROM messages WHERE campaign_id = $1"
+            " AND status IN ('queued', 'sending')",
             campaign_id,
         )
         assert queued > 0
@@ -191,3 +197,47 @@ async def test_a_number_the_network_rejects_fails_alone_with_the_carrier_error_c
     assert row is not None
     assert row["error_code"] == "21211"
     assert "Invalid" in row["error_detail"]
+
+
+@pytest.mark.parametrize("after_call", [False, True], ids=["before-provider", "after-provider"])
+async def test_without_idempotency_keys_an_interrupted_call_is_never_repeated_but_reported(
+    infra: bootstrap.Infra, sim: SimProcess, after_call: bool
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 1000, seed=107 + after_call)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    real = bootstrap.build_provider(infra.settings)
+    accepted_before = (await asyncio.to_thread(sim.stats))["accepted"]
+    crashing = CrashingProvider(real, after_call=after_call, idempotent=False)
+    async with bootstrap.running(infra, crashing, clock=daytime):  # type: ignore[arg-type]
+        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await asyncio.wait_for(crashing.crashed.wait(), 30)
+        await asyncio.sleep(0.2)
+    crashed = set(crashing.crashed_ids)
+    restarted = CrashingProvider(real, after_call=after_call, idempotent=False)
+    restarted.crashed.set()  # no more crashes
+    async with bootstrap.running(infra, restarted, clock=daytime):  # type: ignore[arg-type]
+        deadline = time.monotonic() + 60
+        while True:
+            p = await campaign_progress(infra.pool, campaign_id)
+            settled = p.final + p.unknown == p.audience and p.audience_done
+            if settled and (await asyncio.to_thread(sim.stats))["receipts_pending"] == 0:
+                break
+            assert time.monotonic() < deadline, p
+            await asyncio.sleep(0.1)
+
+    inbox = await asyncio.to_thread(sim.handsets)
+    accepted = (await asyncio.to_thread(sim.stats))["accepted"] - accepted_before
+    assert all(inbox.get(n, 0) <= 1 for n in audience.consented)  # never twice
+    if after_call:
+        # handed over once, never repeated; receipts reconciled every one of them
+        assert accepted == len(audience.consented)
+        assert p.unknown == 0
+        assert p.delivered == len(audience.consented)
+    else:
+        # never handed over and never resent: reported, not silently dropped
+        assert p.unknown == len(crashed)
+        assert accepted == len(audience.consented) - len(crashed)
+        codes = await infra.pool.fetch(
+            "SELECT DISTINCT error_code FROM messages WHERE status = 'unknown'"
+        )
+        assert [r["error_code"] for r in codes] == ["fate_unknown"]

@@ -1,7 +1,9 @@
 """The message state machine: statuses only move forward, terminal states win.
 
-queued | deferred → accepted → sent → delivered | undelivered | failed
-queued | deferred → suppressed | expired   (the compliance gate's drops)
+queued | deferred → sending → accepted → sent → delivered | undelivered | failed
+queued | deferred → suppressed | expired   (the compliance gate's drops, or a cancel)
+sending → unknown  (a crash during the provider call, with a provider that has no
+                    idempotency key: never resent; the provider's receipts reconcile it)
 A `sent` that arrives after `delivered` changes nothing; between two terminal states the first
 to be recorded stands (a provider never revises a final status in practice, and replaying
 receipts must not flip a record).
@@ -15,6 +17,8 @@ from enum import StrEnum
 class MessageStatus(StrEnum):
     QUEUED = "queued"
     DEFERRED = "deferred"  # held by the gate until `not_before` (quiet hours)
+    SENDING = "sending"  # claimed by a send worker for a provider call
+    UNKNOWN = "unknown"  # its provider call was cut short and cannot safely be repeated
     SUPPRESSED = "suppressed"  # dropped by the gate; the reason is in error_code
     ACCEPTED = "accepted"
     SENT = "sent"
@@ -27,6 +31,8 @@ class MessageStatus(StrEnum):
 RANK: dict[str, int] = {
     MessageStatus.QUEUED: 0,
     MessageStatus.DEFERRED: 0,
+    MessageStatus.SENDING: 0,
+    MessageStatus.UNKNOWN: 0,
     MessageStatus.ACCEPTED: 1,
     MessageStatus.SENT: 2,
     MessageStatus.DELIVERED: 3,

@@ -26,6 +26,9 @@ class Provider(Protocol):
 
     name: str
     max_batch: int
+    # Whether the provider honours our message id as an idempotency key. If it does not, a
+    # provider call cut short by a crash is never repeated (its messages become `unknown`).
+    idempotent: bool
 
     async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]: ...
 

@@ -46,6 +46,7 @@ _STATUS = {
 class SimProvider:
     name = "sim"
     max_batch = 1000
+    idempotent = True
 
     def __init__(
         self,

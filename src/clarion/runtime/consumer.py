@@ -18,6 +18,7 @@ import nats.errors
 import nats.js.errors
 
 from clarion.bus.jetstream import Bus, decode
+from clarion.errors import Held
 from clarion.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ async def consume(
             metrics.BATCHES.labels(hop, "ok").inc()
             metrics.ITEMS.labels(hop).inc(items)
             metrics.BATCH_SECONDS.labels(hop).observe(elapsed)
+        except Held as held:
+            metrics.BATCHES.labels(hop, "held").inc()
+            with contextlib.suppress(Exception):
+                for m in msgs:
+                    await m.nak(delay=held.retry_after_s)
         except Exception as exc:
             deliveries = msg.metadata.num_delivered if msg.metadata else 1
             delay = min(_MAX_BACKOFF_S, 0.5 * 2 ** min(deliveries - 1, 6))

@@ -26,6 +26,7 @@ from clarion.domain.records import (
     StatusBatch,
     StatusChange,
 )
+from clarion.errors import Held
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, audience, carrier, inbound, personalize, send
 from clarion.providers.base import Provider
@@ -85,9 +86,18 @@ class Stages:
     async def audience(self, cmd: LaunchCampaign) -> int:
         c = await campaigns.get_campaign(self.pool, cmd.campaign_id, brand_id=cmd.brand_id)
         if c["launch_count"] != cmd.attempt or c["audience_done"]:
-            return 0  # superseded by a relaunch, or finished by an earlier delivery
+            return 0  # superseded by a relaunch, finished earlier, or cancelled
+        if c["status"] == "paused":
+            raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
         cursor, published = c["audience_cursor"], 0
         for _ in range(_PAGES_PER_TURN):
+            status = await self.pool.fetchval(
+                "SELECT status FROM campaigns WHERE id = $1", cmd.campaign_id
+            )
+            if status == "paused":  # redelivered later; the cursor is in Postgres
+                raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
+            if status != "sending":  # cancelled since this turn began
+                return published
             rows = await self.pool.fetch(brands.AUDIENCE_PAGE, cmd.brand_id, cursor, self.page_size)
             if not rows:
                 await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)
@@ -163,6 +173,61 @@ class Stages:
                 self._send_context.popitem(last=False)
         return cached
 
+    async def _gate(
+        self,
+        conn: Any,
+        batch: RenderedBatch,
+        todo: list[OutboundMessage],
+        at: datetime,
+        expires_at: datetime | None,
+        smart_h: float,
+        interrupted: set[str],
+    ) -> list[OutboundMessage]:
+        """Campaign status (pause, cancel) and the compliance gate, read right before the
+        provider call; returns the messages that may go now."""
+        status = await conn.fetchval(
+            "SELECT status FROM campaigns WHERE id = $1 FOR SHARE", batch.campaign_id
+        )
+        if status == "paused":
+            raise Held(f"campaign {batch.campaign_id} is paused", retry_after_s=0.5)
+        if status == "cancelled":
+            await messages.mark_unknown(
+                conn, [m.message_id for m in todo if m.message_id in interrupted]
+            )
+            drops = [
+                (m.message_id, "suppressed", "cancelled", None)
+                for m in todo
+                if m.message_id not in interrupted
+            ]
+            await compliance.record_gate(conn, drops, [])
+            return []
+        # Current state now, so an opt-out that landed after the batch was rendered wins.
+        state = await compliance.gate_state(
+            conn,
+            batch.brand_id,
+            [m.subscriber_id for m in todo if m.subscriber_id is not None],
+            [m.to for m in todo],
+            at - timedelta(hours=24),
+        )
+        outcome = send.gate_batch(
+            todo, at=at, consent=state.consent, suppressed=state.suppressed,
+            recent_sends=state.recent_sends, expires_at=expires_at, smart_sending_h=smart_h,
+        )  # fmt: skip
+        # An interrupted message the gate now holds back may have reached the provider
+        # before the crash: its fate is unknown, not suppressed.
+        unsure = [d[0] for d in outcome.drops if d[0] in interrupted]
+        unsure += [d[0] for d in outcome.defers if d[0] in interrupted]
+        await messages.mark_unknown(conn, unsure)
+        await compliance.record_gate(
+            conn,
+            [d for d in outcome.drops if d[0] not in interrupted],
+            [d for d in outcome.defers if d[0] not in interrupted],
+        )
+        for _, _, reason, _ in outcome.drops:
+            metrics.MESSAGES.labels(reason).inc()
+        metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
+        return outcome.send
+
     async def send(self, batch: RenderedBatch) -> int:
         """Persist, pass the compliance gate (marketing only), hand over, record answers."""
         at = self.clock()
@@ -177,29 +242,24 @@ class Stages:
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 await messages.persist(conn, rows)
-            # After a crash some of these may have been handed over already: skip them.
-            pending = await messages.still_pending(conn, [m.message_id for m in batch.messages], at)
-            todo = [m for m in batch.messages if m.message_id in pending]
-            if marketing and todo:
-                # The gate reads current state now, right before the provider call, so an
-                # opt-out that landed after the batch was rendered still wins.
-                state = await compliance.gate_state(
-                    conn,
-                    batch.brand_id,
-                    [m.subscriber_id for m in todo if m.subscriber_id is not None],
-                    [m.to for m in todo],
-                    at - timedelta(hours=24),
-                )
-                outcome = send.gate_batch(
-                    todo, at=at, consent=state.consent, suppressed=state.suppressed,
-                    recent_sends=state.recent_sends, expires_at=expires_at,
-                    smart_sending_h=smart_h,
-                )  # fmt: skip
-                await compliance.record_gate(conn, outcome.drops, outcome.defers)
-                todo = outcome.send
-                for _, _, reason, _ in outcome.drops:
-                    metrics.MESSAGES.labels(reason).inc()
-                metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
+            # After a crash some may be handed over already (skipped), and some may have been
+            # claimed for a provider call the crash cut short (`interrupted`).
+            waiting, interrupted = await messages.still_pending(
+                conn, [m.message_id for m in batch.messages], at
+            )
+            if interrupted and not self.provider.idempotent:
+                # Repeating the call could reach the handset twice: report their fate as
+                # unknown and let the provider's receipts reconcile them.
+                await messages.mark_unknown(conn, sorted(interrupted))
+                interrupted = set()
+            todo = [m for m in batch.messages if m.message_id in waiting | interrupted]
+            async with conn.transaction():
+                if marketing and todo:
+                    todo = await self._gate(conn, batch, todo, at, expires_at, smart_h, interrupted)
+                # Claimed in the same transaction as the campaign-status check: a cancel
+                # either comes first (and is seen) or leaves these to the provider's outcome.
+                claimed = await messages.claim(conn, [m.message_id for m in todo])
+                todo = [m for m in todo if m.message_id in claimed]
         step = self.provider.max_batch
         for i in range(0, len(todo), step):
             results = await self.provider.send(batch.sender, todo[i : i + step])

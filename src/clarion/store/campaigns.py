@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from clarion.errors import NotFound
+from clarion.errors import CampaignStateError, NotFound
 from clarion.store.db import Pool
 
 
@@ -58,7 +58,7 @@ async def advance_audience(
         """
         UPDATE campaigns SET audience_cursor = $2,
                audience_count = CASE WHEN $5 = 1 THEN audience_count + $3 ELSE audience_count END,
-               audience_done = $4
+               audience_done = audience_done OR $4
         WHERE id = $1 AND launch_count = $5 AND audience_cursor < $2
         """,
         campaign_id,
@@ -137,3 +137,39 @@ async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[dict[str,
         brand_id,
     )
     return sample, first_contact
+
+
+async def set_paused(pool: Pool, campaign_id: int, paused: bool) -> str:
+    """Pause a sending campaign, or resume a paused one; returns the new status."""
+    frm, to = ("sending", "paused") if paused else ("paused", "sending")
+    status: str | None = await pool.fetchval(
+        "UPDATE campaigns SET status = $3 WHERE id = $1 AND status = $2 RETURNING status",
+        campaign_id,
+        frm,
+        to,
+    )
+    if status is None:
+        current = (await get_campaign(pool, campaign_id))["status"]
+        raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be {to}")
+    return status
+
+
+async def cancel(pool: Pool, campaign_id: int) -> int:
+    """End a campaign: no more pages, and every message still waiting is recorded as
+    suppressed with reason `cancelled`. Returns how many waiting messages it cancelled."""
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.fetchval(
+            "UPDATE campaigns SET status = 'cancelled', audience_done = true"
+            " WHERE id = $1 AND status IN ('sending', 'paused', 'draft', 'scheduled')"
+            " RETURNING status",
+            campaign_id,
+        )
+        if status is None:
+            current = (await get_campaign(pool, campaign_id))["status"]
+            raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be cancelled")
+        result: str = await conn.execute(
+            "UPDATE messages SET status = 'suppressed', status_rank = 3, error_code = 'cancelled',"
+            " updated_at = now() WHERE campaign_id = $1 AND status IN ('queued', 'deferred')",
+            campaign_id,
+        )
+    return int(result.rsplit(" ", 1)[-1])

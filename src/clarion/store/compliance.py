@@ -72,7 +72,7 @@ async def record_gate(
                    error_detail = d.detail, updated_at = now()
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
                  AS d(id, status, reason, detail)
-            WHERE m.id = d.id AND m.status IN ('queued', 'deferred')
+            WHERE m.id = d.id AND m.status IN ('queued', 'deferred', 'sending')
             """,
             *(list(c) for c in zip(*drops, strict=True)),
         )

@@ -43,16 +43,43 @@ async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
     return int(result.rsplit(" ", 1)[-1])
 
 
-async def still_pending(conn: Conn, message_ids: Sequence[str], now: datetime) -> set[str]:
-    """Which of these messages wait to be handed to a provider: queued, or deferred by the
-    gate until a moment that has come."""
+async def still_pending(
+    conn: Conn, message_ids: Sequence[str], now: datetime
+) -> tuple[set[str], set[str]]:
+    """(waiting, interrupted) among these messages. Waiting: queued, or deferred until a
+    moment that has come. Interrupted: claimed for a provider call that a crash cut short."""
     rows = await conn.fetch(
-        "SELECT id::text FROM messages WHERE id = ANY($1::uuid[])"
-        " AND (status = 'queued' OR (status = 'deferred' AND not_before <= $2))",
+        "SELECT id::text, status FROM messages WHERE id = ANY($1::uuid[])"
+        " AND (status IN ('queued', 'sending') OR (status = 'deferred' AND not_before <= $2))",
         message_ids,
         now,
     )
+    return (
+        {r["id"] for r in rows if r["status"] != "sending"},
+        {r["id"] for r in rows if r["status"] == "sending"},
+    )
+
+
+async def claim(conn: Conn, message_ids: Sequence[str]) -> set[str]:
+    """Mark waiting messages `sending` (this worker is about to call the provider); returns
+    the ids it claimed. A cancel no longer touches them: their outcome is the provider's."""
+    rows = await conn.fetch(
+        "UPDATE messages SET status = 'sending', updated_at = now()"
+        " WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'deferred', 'sending')"
+        " RETURNING id::text",
+        message_ids,
+    )
     return {r["id"] for r in rows}
+
+
+async def mark_unknown(conn: Conn, message_ids: Sequence[str]) -> None:
+    """Messages whose provider call was interrupted and cannot be repeated safely."""
+    if message_ids:
+        await conn.execute(
+            "UPDATE messages SET status = 'unknown', error_code = 'fate_unknown',"
+            " updated_at = now() WHERE id = ANY($1::uuid[]) AND status = 'sending'",
+            message_ids,
+        )
 
 
 async def apply_send_results(conn: Conn, provider: str, updates: Sequence[StatusUpdate]) -> int:
