@@ -90,7 +90,15 @@ class ForgedWebhook(ClarionError):
 class ProviderError(ClarionError):
     """A provider call failed as a whole (transport, 5xx). Transient: the batch is retried."""
 
-    def __init__(self, provider: str, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        throttled: bool = False,
+    ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.retry_after_s = retry_after_s
+        self.throttled = throttled  # HTTP 429, SMPP 0x58: the lane should slow down

@@ -11,6 +11,7 @@ import msgspec
 from clarion.compliance.gate import Action, GateInput, Reason, decide
 from clarion.domain.records import OutboundMessage, RenderedBatch, StatusChange
 from clarion.domain.status import RANK, MessageStatus
+from clarion.pipeline.lanes import Lane
 
 
 class MessageRow(msgspec.Struct, frozen=True, array_like=True):
@@ -189,3 +190,11 @@ def hard_failure_suppressions(
         for c in changes
         if c.error_code in PERMANENT_ERRORS and c.to
     ]
+
+
+def lanes_for(provider: str, sender: str, transactional: bool) -> tuple[Lane, ...]:
+    """The lanes a message takes a token from. Transactional traffic has lanes of its own, so
+    it never queues behind a marketing blast on the same account or number."""
+    if transactional:
+        return (("provider_tx", provider), ("sender_tx", sender))
+    return (("provider", provider), ("sender", sender))

@@ -87,6 +87,7 @@ class SimProvider:
                 self.name,
                 f"HTTP {resp.status_code}",
                 retry_after_s=float(retry) if retry else None,
+                throttled=resp.status_code == 429,
             )
         if resp.status_code != 200:
             raise ProviderError(self.name, f"HTTP {resp.status_code}: {resp.text[:200]}")

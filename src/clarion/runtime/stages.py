@@ -4,6 +4,9 @@ batch, and returns (the consume loop acks). Everything they touch is passed in."
 from __future__ import annotations
 
 import logging
+import math
+import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +29,13 @@ from clarion.domain.records import (
     StatusBatch,
     StatusChange,
 )
-from clarion.errors import Held
+from clarion.errors import Held, ProviderError
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, audience, carrier, inbound, personalize, send
+from clarion.pipeline.lanes import Lane, LaneLimit, Lanes
 from clarion.providers.base import Provider
 from clarion.store import brands, campaigns, compliance, messages
+from clarion.store import lanes as lane_store
 from clarion.store.db import Pool
 
 log = logging.getLogger(__name__)
@@ -68,6 +73,15 @@ class Stages:
     _send_context: OrderedDict[int, tuple[datetime | None, float]] = field(
         default_factory=OrderedDict
     )
+    now_s: Callable[[], float] = time.monotonic
+    lanes: Lanes = field(init=False)
+    _limits: dict[Lane, LaneLimit] = field(default_factory=dict)
+    _sender_pools: dict[int, list[str]] = field(default_factory=dict)
+    _limits_read_at: float = -math.inf
+
+    def __post_init__(self) -> None:
+        self.lanes = Lanes(limit_of=lambda lane: self._limits.get(lane))
+
     _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str, str]] = field(
         default_factory=OrderedDict
     )
@@ -260,22 +274,71 @@ class Stages:
                 # either comes first (and is seen) or leaves these to the provider's outcome.
                 claimed = await messages.claim(conn, [m.message_id for m in todo])
                 todo = [m for m in todo if m.message_id in claimed]
-        step = self.provider.max_batch
-        for i in range(0, len(todo), step):
-            results = await self.provider.send(batch.sender, todo[i : i + step])
+        await self._refresh_limits()
+        tx = batch.kind == "transactional"
+        pool_of = self._sender_pools.get(batch.brand_id) or [batch.sender]
+        # A subscriber always hears from the same number of the pool (sticky sender).
+        senders = [pool_of[zlib.crc32(m.to.encode()) % len(pool_of)] for m in todo]
+        admission = self.lanes.admit(
+            [send.lanes_for(self.provider.name, sender, tx) for sender in senders],
+            now_s=self.now_s(),
+            at=at,
+            segments=[m.segments for m in todo],
+        )
+        held = [todo[i].message_id for i in admission.held]
+        sent = 0
+        try:
+            by_sender: dict[str, list[OutboundMessage]] = {}
+            for i in admission.admitted:
+                by_sender.setdefault(senders[i], []).append(todo[i])
+            for sender, group in by_sender.items():
+                for j in range(0, len(group), self.provider.max_batch):
+                    chunk = group[j : j + self.provider.max_batch]
+                    await self._hand_over(batch, sender, chunk)
+                    sent += len(chunk)
+        except ProviderError as exc:
+            if exc.throttled:
+                self.lanes.throttled(("provider", self.provider.name), self.now_s())
+            unsent = [todo[i].message_id for i in admission.admitted][sent:]
             async with self.pool.acquire() as conn:
-                await messages.apply_send_results(
-                    conn, self.provider.name, send.status_updates(results)
-                )
-                await compliance.suppress(conn, send.hard_failures(batch.brand_id, results, todo))
-        if todo and batch.campaign_id is not None:
+                await messages.release(conn, held + unsent)
+            raise
+        if sent and batch.campaign_id is not None:
             await self.pool.execute(
                 "UPDATE campaigns SET first_send_at = now()"
                 " WHERE id = $1 AND first_send_at IS NULL",
                 batch.campaign_id,
             )
-        metrics.MESSAGES.labels("accepted").inc(len(todo))
+        metrics.MESSAGES.labels("accepted").inc(sent)
+        if held:
+            # An empty lane holds back only its own messages: the rest went; these wait on
+            # the bus (not in a worker's memory, not in a slot another lane could use).
+            async with self.pool.acquire() as conn:
+                await messages.release(conn, held)
+            wait_s = min(30.0, max(0.05, admission.retry_after_s))
+            raise Held(f"{len(held)} messages wait for a lane", wait_s)
         return len(rows)
+
+    async def _hand_over(
+        self, batch: RenderedBatch, sender: str, chunk: list[OutboundMessage]
+    ) -> None:
+        results = await self.provider.send(sender, chunk)
+        self.lanes.succeeded(("provider", self.provider.name), self.now_s())
+        async with self.pool.acquire() as conn:
+            await messages.apply_send_results(
+                conn, self.provider.name, send.status_updates(results)
+            )
+            await compliance.suppress(conn, send.hard_failures(batch.brand_id, results, chunk))
+
+    async def _refresh_limits(self, every_s: float = 5.0) -> None:
+        """Lane limits and sender pools are data: re-read them every few seconds."""
+        if self.now_s() - self._limits_read_at < every_s:
+            return
+        self._limits_read_at = self.now_s()
+        limits, pools = await lane_store.load_limits(self.pool)
+        self._limits, self._sender_pools = limits, pools
+        for lane in [lane for lane in self.lanes.buckets if lane not in limits]:
+            del self.lanes.buckets[lane]  # a limit removed: the lane runs free again
 
     async def inbound(self, batch: InboundBatch) -> int:
         """Keywords and replies: consent changes at once, replies go on the transactional hop."""

@@ -72,6 +72,16 @@ async def claim(conn: Conn, message_ids: Sequence[str]) -> set[str]:
     return {r["id"] for r in rows}
 
 
+async def release(conn: Conn, message_ids: Sequence[str]) -> None:
+    """Give back claimed messages that were not handed over (a lane held them back)."""
+    if message_ids:
+        await conn.execute(
+            "UPDATE messages SET status = 'queued', updated_at = now()"
+            " WHERE id = ANY($1::uuid[]) AND status = 'sending'",
+            message_ids,
+        )
+
+
 async def mark_unknown(conn: Conn, message_ids: Sequence[str]) -> None:
     """Messages whose provider call was interrupted and cannot be repeated safely."""
     if message_ids:
