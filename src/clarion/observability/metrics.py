@@ -17,3 +17,6 @@ BATCH_SECONDS = Histogram(
 INFLIGHT = Gauge("clarion_stage_inflight_batches", "Batches being handled", ["stage"])
 MESSAGES = Counter("clarion_messages_total", "Message status transitions", ["status"])
 WEBHOOKS = Counter("clarion_webhooks_total", "Provider webhooks received", ["provider", "outcome"])
+CARRIER_OUTCOMES = Counter(
+    "clarion_carrier_outcomes_total", "Final message outcomes per carrier", ["carrier", "outcome"]
+)

@@ -27,7 +27,6 @@ from clarion.domain.records import (
     RecipientBatch,
     RenderedBatch,
     StatusBatch,
-    StatusChange,
 )
 from clarion.errors import Held, ProviderError
 from clarion.observability import metrics
@@ -421,12 +420,6 @@ class Stages:
         events = aggregate.unique_events(receipts)
         # Rows are locked in id order, so concurrent batches (other processes) cannot deadlock.
         folded = sorted(aggregate.fold(events), key=lambda r: r.message_id)
-        # Each change is reported under the id of the first receipt batch that carried its
-        # message: a retry recomputes the same grouping, and the bus drops the duplicates.
-        source: dict[str, str] = {}
-        for b in batches:
-            for r in b.receipts:
-                source.setdefault(r.message_id, b.batch_id)
         async with self.pool.acquire() as conn, conn.transaction():
             changes = []
             for provider in sorted({b.provider for b in batches}):
@@ -439,28 +432,23 @@ class Stages:
                 )
             hard = send.hard_failure_suppressions(changes)
             await compliance.suppress(conn, hard)
-            grouped: dict[str, list[StatusChange]] = {}
-            for c in changes:
-                grouped.setdefault(source[c.message_id], []).append(c)
-            # Published before commit: if the commit fails the retry recomputes the same
-            # changes under the same batch ids, which the bus and the carrier stage drop.
-            for batch_id, group in grouped.items():
-                await self.bus.publish(
-                    "status", StatusBatch(batch_id=batch_id, changes=group), msg_id=batch_id
-                )
+            # Outcomes per carrier are counted in the same transaction as the status changes
+            # they come from: a rolled-back fold counts nothing, a redelivered batch changes
+            # nothing (its changes are already applied), so the totals are exact.
+            await messages.add_carrier_stats(conn, carrier.stats_rows(changes))
+        if changes:
+            # After commit: the carrier stage's monitoring sees only what is recorded.
+            key = batch_id("status", *sorted(f"{c.message_id}:{c.status}" for c in changes))
+            await self.bus.publish("status", StatusBatch(batch_id=key, changes=changes), msg_id=key)
         for c in changes:
             metrics.MESSAGES.labels(c.status).inc()
         return len(receipts)
 
     async def carrier(self, batch: StatusBatch) -> int:
-        tally = carrier.tally(batch.changes)
-        rows = [
-            (brand_id, campaign_id, name, n["delivered"], n["undelivered"], n["failed"])
-            for (brand_id, campaign_id, name), n in tally.items()
-        ]
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await messages.claim_batch(conn, "carrier", batch.batch_id):
-                await messages.add_carrier_stats(conn, rows)
+        """Delivery monitoring per carrier: outcomes and error codes as metrics."""
+        for (_, _, name), counts in carrier.tally(batch.changes).items():
+            for outcome, n in counts.items():
+                metrics.CARRIER_OUTCOMES.labels(name, outcome).inc(n)
         return len(batch.changes)
 
 

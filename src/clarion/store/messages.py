@@ -179,16 +179,6 @@ async def apply_receipts(
     ]
 
 
-async def claim_batch(conn: Conn, consumer: str, batch_id: str) -> bool:
-    """Record that `consumer` handled `batch_id`; False if it already had (a redelivery)."""
-    result: str = await conn.execute(
-        "INSERT INTO processed_batches (consumer, batch_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        consumer,
-        batch_id,
-    )
-    return result.endswith(" 1")
-
-
 async def add_carrier_stats(
     conn: Conn, rows: Sequence[tuple[int, int, str, int, int, int]]
 ) -> None:

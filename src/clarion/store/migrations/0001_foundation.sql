@@ -123,12 +123,3 @@ CREATE TABLE carrier_stats (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (brand_id, campaign_id, carrier)
 );
-
--- Inbox of bus batches whose effect is not idempotent by itself (counters): one row per
--- (consumer, batch) makes a redelivered batch change nothing.
-CREATE TABLE processed_batches (
-    consumer     text NOT NULL,
-    batch_id     text NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, batch_id)
-);

@@ -23,3 +23,4 @@ CREATE TABLE lane_limits (
     per_segment  boolean NOT NULL DEFAULT false,
     PRIMARY KEY (kind, key)
 );
+
