@@ -111,7 +111,13 @@ async def running(
     settings = infra.settings
     workers = Workers()
     stages = tuple(stages)
-    core = Stages(infra.pool, infra.bus, provider, page_size=settings.audience_page_size)
+    core = Stages(
+        infra.pool,
+        infra.bus,
+        provider,
+        page_size=settings.audience_page_size,
+        max_attempts=settings.send_max_attempts,
+    )
     if clock is not None:
         core.clock = clock
     if "send" in stages:
@@ -139,6 +145,7 @@ async def running(
                     max_inflight=1 if stage in SERIAL_STAGES else settings.max_inflight_batches,
                     ack_wait_s=settings.ack_wait_s,
                     merge=MERGE.get(stage, 1),
+                    retry_base_s=settings.retry_base_s,
                 )
             )
         )

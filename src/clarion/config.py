@@ -33,6 +33,10 @@ class Settings:
     # Batches handled concurrently by one stage worker (bounded work in flight).
     max_inflight_batches: int = 4
     audience_page_size: int = 1000
+    # A message whose provider calls fail this many times (transient errors) is dead-lettered:
+    # status `failed`, error_code `dead_letter`, the last error as detail.
+    send_max_attempts: int = 8
+    retry_base_s: float = 0.5  # first retry delay; doubles per attempt, with jitter, to 30 s
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

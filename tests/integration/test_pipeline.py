@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -10,7 +11,7 @@ import pytest
 
 from clarion import bootstrap
 from clarion.domain.records import OutboundMessage
-from clarion.errors import CampaignStateError
+from clarion.errors import CampaignStateError, ProviderError
 from clarion.providers.base import Provider, SendResult
 from clarion.report import campaign_progress
 from clarion.sim.process import SimProcess
@@ -241,3 +242,36 @@ async def test_without_idempotency_keys_an_interrupted_call_is_never_repeated_bu
             "SELECT DISTINCT error_code FROM messages WHERE status = 'unknown'"
         )
         assert [r["error_code"] for r in codes] == ["fate_unknown"]
+
+
+class FailingProvider(CrashingProvider):
+    """A provider whose every call fails with a transient error (HTTP 503)."""
+
+    async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        self.calls += 1
+        raise ProviderError(self.name, "HTTP 503")
+
+
+async def test_transient_failures_retry_with_backoff_then_dead_letter_with_the_reason(
+    infra: bootstrap.Infra, sim: SimProcess
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 40, seed=109)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    quick = dataclasses.replace(
+        infra, settings=dataclasses.replace(infra.settings, retry_base_s=0.05, send_max_attempts=3)
+    )
+    failing = FailingProvider(bootstrap.build_provider(infra.settings), after_call=False)
+    failing.calls = 0
+    async with bootstrap.running(quick, failing, clock=daytime):  # type: ignore[arg-type]
+        await bootstrap.launch(quick, campaign_id, at=DAYTIME)
+        progress = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=30)
+
+    assert progress.by_status == {
+        "failed": len(audience.consented),
+        "suppressed": len(audience.not_consented),
+    }
+    rows = await infra.pool.fetch(
+        "SELECT DISTINCT error_code, error_detail, attempts FROM messages WHERE status = 'failed'"
+    )
+    assert [tuple(r) for r in rows] == [("dead_letter", "sim: HTTP 503", 3)]
+    assert failing.calls == 3  # one batch, three attempts, then it stopped

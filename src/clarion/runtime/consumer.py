@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,7 @@ async def consume(
     max_inflight: int = 4,
     ack_wait_s: float = 30.0,
     merge: int = 1,
+    retry_base_s: float = 0.5,
 ) -> None:
     """Run `handler` on every batch of `hop` until `stop` is set.
 
@@ -66,7 +68,10 @@ async def consume(
                     await m.nak(delay=held.retry_after_s)
         except Exception as exc:
             deliveries = msg.metadata.num_delivered if msg.metadata else 1
-            delay = min(_MAX_BACKOFF_S, 0.5 * 2 ** min(deliveries - 1, 6))
+            # Exponential backoff with jitter, so batches that failed together do not all
+            # come back at the same instant.
+            backoff = retry_base_s * 2 ** min(deliveries - 1, 10)
+            delay = min(_MAX_BACKOFF_S, backoff) * random.uniform(0.5, 1.5)
             log.warning(
                 "%s batch failed (delivery %d), retrying in %.1fs: %s",
                 hop,

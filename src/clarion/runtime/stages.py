@@ -73,6 +73,7 @@ class Stages:
         default_factory=OrderedDict
     )
     now_s: Callable[[], float] = time.monotonic
+    max_attempts: int = 8
     lanes: Lanes = field(init=False)
     _limits: dict[Lane, LaneLimit] = field(default_factory=dict)
     _sender_pools: dict[int, list[str]] = field(default_factory=dict)
@@ -299,9 +300,18 @@ class Stages:
             if exc.throttled:
                 self.lanes.throttled(("provider", self.provider.name), self.now_s())
             unsent = [todo[i].message_id for i in admission.admitted][sent:]
-            async with self.pool.acquire() as conn:
-                await messages.release(conn, held + unsent)
-            raise
+            async with self.pool.acquire() as conn, conn.transaction():
+                await messages.release(conn, held)
+                if exc.throttled:  # not the messages' fault: retry without counting
+                    await messages.release(conn, unsent)
+                    left = len(unsent)
+                else:
+                    left = await messages.record_failed_attempt(
+                        conn, unsent, max_attempts=self.max_attempts, error=str(exc)
+                    )
+            if left or held:
+                raise  # the bus redelivers the batch after a backoff with jitter
+            log.warning("batch %s: %d messages dead-lettered: %s", batch.batch_id, len(unsent), exc)
         if sent and batch.campaign_id is not None:
             await self.pool.execute(
                 "UPDATE campaigns SET first_send_at = now()"

@@ -82,6 +82,31 @@ async def release(conn: Conn, message_ids: Sequence[str]) -> None:
         )
 
 
+async def record_failed_attempt(
+    conn: Conn, message_ids: Sequence[str], *, max_attempts: int, error: str
+) -> int:
+    """Count a failed provider call for claimed messages: they go back to `queued` for a
+    retry, or, at the limit, to `failed` / `dead_letter` with the error. Returns how many
+    are left to retry."""
+    if not message_ids:
+        return 0
+    rows = await conn.fetch(
+        """
+        UPDATE messages SET attempts = attempts + 1, updated_at = now(),
+               status = CASE WHEN attempts + 1 >= $2 THEN 'failed' ELSE 'queued' END,
+               status_rank = CASE WHEN attempts + 1 >= $2 THEN 3 ELSE status_rank END,
+               error_code = CASE WHEN attempts + 1 >= $2 THEN 'dead_letter' ELSE error_code END,
+               error_detail = $3
+        WHERE id = ANY($1::uuid[]) AND status = 'sending'
+        RETURNING status
+        """,
+        message_ids,
+        max_attempts,
+        error[:500],
+    )
+    return sum(1 for r in rows if r["status"] == "queued")
+
+
 async def mark_unknown(conn: Conn, message_ids: Sequence[str]) -> None:
     """Messages whose provider call was interrupted and cannot be repeated safely."""
     if message_ids:

@@ -24,3 +24,6 @@ CREATE TABLE lane_limits (
     PRIMARY KEY (kind, key)
 );
 
+
+-- Failed provider calls per message (transient errors); at the limit it is dead-lettered.
+ALTER TABLE messages ADD COLUMN attempts smallint NOT NULL DEFAULT 0;
