@@ -3,6 +3,7 @@ batch, and returns (the consume loop acks). Everything they touch is passed in."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -78,6 +79,7 @@ class Stages:
     _limits: dict[Lane, LaneLimit] = field(default_factory=dict)
     _sender_pools: dict[int, list[str]] = field(default_factory=dict)
     _limits_read_at: float = -math.inf
+    _limits_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.lanes = Lanes(limit_of=lambda lane: self._limits.get(lane))
@@ -343,9 +345,12 @@ class Stages:
         """Lane limits and sender pools are data: re-read them every few seconds."""
         if self.now_s() - self._limits_read_at < every_s:
             return
-        self._limits_read_at = self.now_s()
-        limits, pools = await lane_store.load_limits(self.pool)
-        self._limits, self._sender_pools = limits, pools
+        async with self._limits_lock:  # concurrent batches wait for the first read
+            if self.now_s() - self._limits_read_at < every_s:
+                return
+            limits, pools = await lane_store.load_limits(self.pool)
+            self._limits, self._sender_pools = limits, pools
+            self._limits_read_at = self.now_s()
         for lane in [lane for lane in self.lanes.buckets if lane not in limits]:
             del self.lanes.buckets[lane]  # a limit removed: the lane runs free again
 
