@@ -202,7 +202,7 @@ class Stages:
         """Campaign status (pause, cancel) and the compliance gate, read right before the
         provider call; returns the messages that may go now."""
         status = await conn.fetchval(
-            "SELECT status FROM campaigns WHERE id = $1 FOR SHARE", batch.campaign_id
+            "SELECT status FROM campaigns WHERE id = $1", batch.campaign_id
         )
         if status == "paused":
             raise Held(f"campaign {batch.campaign_id} is paused", retry_after_s=0.5)
@@ -272,8 +272,9 @@ class Stages:
             async with conn.transaction():
                 if marketing and todo:
                     todo = await self._gate(conn, batch, todo, at, expires_at, smart_h, interrupted)
-                # Claimed in the same transaction as the campaign-status check: a cancel
-                # either comes first (and is seen) or leaves these to the provider's outcome.
+                # A cancel that commits after the status check has already turned these
+                # messages `suppressed`, so the claim (queued/deferred/sending only) skips
+                # them; one that comes later leaves claimed messages to the provider's outcome.
                 claimed = await messages.claim(conn, [m.message_id for m in todo])
                 todo = [m for m in todo if m.message_id in claimed]
         await self._refresh_limits()
