@@ -117,6 +117,7 @@ async def running(
         provider,
         page_size=settings.audience_page_size,
         max_attempts=settings.send_max_attempts,
+        retry_base_s=settings.retry_base_s,
     )
     if clock is not None:
         core.clock = clock
@@ -159,7 +160,7 @@ async def running(
 _SWEEPER_LOCK = 0x0C1A_0002
 
 
-async def _sweep_deferred(core: Stages, stop: asyncio.Event, interval_s: float = 1.0) -> None:
+async def _sweep_deferred(core: Stages, stop: asyncio.Event, interval_s: float = 0.25) -> None:
     """Hand deferred messages back to the send stage when their moment comes. Elected: only
     the process holding the advisory lock sweeps."""
     while not stop.is_set():

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from clarion.pipeline.send import CARRIER_DAILY_CAP, PAUSED
 from clarion.store.campaigns import campaign_report
 from clarion.store.db import Pool
 
 _HANDED_OVER = ("accepted", "sent", "delivered", "undelivered")
 _FINAL = ("delivered", "undelivered", "failed", "expired", "suppressed")
+
+
+_LONG_WAITS = frozenset({"quiet_hours_deferred", CARRIER_DAILY_CAP, PAUSED})
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,18 @@ class Progress:
         return s.get("failed", 0) + s.get("undelivered", 0)
 
     @property
+    def waiting_long(self) -> int:
+        """Deferred to a later moment (quiet hours, a spent daily cap, a pause), as opposed to
+        the seconds a lane wait, a retry or the subscriber's sequence takes."""
+        return sum(n for r, n in self.deferred_by_reason.items() if r in _LONG_WAITS)
+
+    @property
     def complete(self) -> bool:
         """Every recipient settled (final, or deferred to a later moment) and counted."""
         receipted = self.by_status.get("delivered", 0) + self.by_status.get("undelivered", 0)
         return (
             self.audience_done
-            and self.final + self.deferred == self.audience
+            and self.final + self.waiting_long == self.audience
             and self.carrier_counted >= receipted
         )
 

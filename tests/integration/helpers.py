@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from clarion import bootstrap
 from clarion.domain.contacts import new_subscriber
@@ -54,5 +55,10 @@ async def send_campaign(infra: bootstrap.Infra, sim: SimProcess, campaign_id: in
         return await wait_for_campaign(infra.pool, campaign_id, sim)
 
 
+_STARTED = time.monotonic()
+
+
 def daytime() -> datetime:
-    return DAYTIME
+    """The gate's clock in tests: DAYTIME (every US zone in its window) when the session
+    started, running on from there, so waits and backoffs come due."""
+    return DAYTIME + timedelta(seconds=time.monotonic() - _STARTED)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from clarion import bootstrap
+from clarion.domain.ids import PARTITIONS
 from clarion.domain.records import OutboundMessage
 from clarion.errors import CampaignStateError, ProviderError
 from clarion.providers.base import Provider, SendResult
@@ -103,6 +104,9 @@ class CrashingProvider:
                 await self.inner.send(sender, messages)  # handed over; the answer is lost
             raise Crash
         return await self.inner.send(sender, messages)
+
+    async def lookup_carriers(self, numbers: Sequence[str]) -> dict[str, str]:
+        return await self.inner.lookup_carriers(numbers)
 
     def parse_status_webhook(self, url: str, headers: object, body: bytes) -> object:
         return self.inner.parse_status_webhook(url, headers, body)  # type: ignore[arg-type]
@@ -274,4 +278,11 @@ async def test_transient_failures_retry_with_backoff_then_dead_letter_with_the_r
         "SELECT DISTINCT error_code, error_detail, attempts FROM messages WHERE status = 'failed'"
     )
     assert [tuple(r) for r in rows] == [("dead_letter", "sim: HTTP 503", 3)]
-    assert failing.calls == 3  # one batch, three attempts, then it stopped
+    # one batch per partition, three attempts each, then it stopped
+    batches = await infra.pool.fetchval(
+        "SELECT count(DISTINCT subscriber_id % $2) FROM messages WHERE campaign_id = $1"
+        " AND status = 'failed'",
+        campaign_id,
+        PARTITIONS,
+    )
+    assert failing.calls == 3 * batches

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
+from clarion.domain.ids import PARTITIONS
 from clarion.domain.records import (
     InboundBatch,
     LaunchCampaign,
@@ -36,6 +37,11 @@ HOPS: dict[str, type[msgspec.Struct]] = {
     # never wait behind a campaign's rendered batches.
     "transactional": RenderedBatch,
 }
+
+# Hops whose batches are routed by subscriber (see `domain.ids.partition_of`): one subject
+# and one consumer per partition, each with one batch in flight across all workers, so a
+# subscriber's messages are handled by one worker at a time, in order.
+PARTITIONED = frozenset({"rendered", "transactional"})
 
 _encoder = msgspec.msgpack.Encoder()
 _decoders = {hop: msgspec.msgpack.Decoder(t) for hop, t in HOPS.items()}
@@ -65,11 +71,18 @@ class Bus:
         await bus.ensure_stream()
         return bus
 
-    def subject(self, hop: str) -> str:
+    def subject(self, hop: str, partition: int | None = None) -> str:
+        if hop in PARTITIONED:
+            return f"{self.namespace}.{hop}.{'*' if partition is None else partition}"
         return f"{self.namespace}.{hop}"
 
-    def durable(self, hop: str) -> str:
-        return f"{self.namespace.replace('.', '_')}_{hop}"
+    def durable(self, hop: str, partition: int | None = None) -> str:
+        name = f"{self.namespace.replace('.', '_')}_{hop}"
+        return name if partition is None else f"{name}_{partition}"
+
+    def partitions(self, hop: str) -> list[int | None]:
+        """The partitions of a hop ([None] for a hop that is not partitioned)."""
+        return list(range(PARTITIONS)) if hop in PARTITIONED else [None]
 
     async def ensure_stream(self) -> None:
         config = StreamConfig(
@@ -85,30 +98,46 @@ class Bus:
         except nats.js.errors.NotFoundError:
             await self.js.add_stream(config)
 
-    async def consumer_config(self, hop: str, *, ack_wait_s: float, max_inflight: int) -> None:
-        """Create (or update) the one durable pull consumer of `hop`, shared by all workers."""
+    async def consumer_config(
+        self, hop: str, *, ack_wait_s: float, max_inflight: int, partition: int | None = None
+    ) -> None:
+        """Create (or update) the durable pull consumer of `hop` (of one of its partitions),
+        shared by all workers. A partition's consumer hands out one batch at a time."""
         await self.js.add_consumer(
             self.stream,
             ConsumerConfig(
-                durable_name=self.durable(hop),
-                filter_subject=self.subject(hop),
+                durable_name=self.durable(hop, partition),
+                filter_subject=self.subject(hop, partition),
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=ack_wait_s,
                 max_deliver=-1,
-                max_ack_pending=max(64, max_inflight * 16),
+                max_ack_pending=1 if partition is not None else max(64, max_inflight * 16),
             ),
         )
 
-    async def publish(self, hop: str, record: msgspec.Struct, *, msg_id: str) -> None:
-        """Publish and wait for JetStream's ack (the batch is stored before this returns)."""
+    async def publish(
+        self, hop: str, record: msgspec.Struct, *, msg_id: str, partition: int | None = None
+    ) -> None:
+        """Publish and wait for JetStream's ack (the batch is stored before this returns).
+        A partitioned hop takes the batch's partition from the record."""
+        if hop in PARTITIONED and partition is None:
+            partition = int(getattr(record, "partition"))  # noqa: B009
         await self.js.publish(
-            self.subject(hop), encode(record), headers={"Nats-Msg-Id": f"{hop}:{msg_id}"}
+            self.subject(hop, partition),
+            encode(record),
+            headers={"Nats-Msg-Id": f"{hop}:{msg_id}"},
         )
 
     async def pending(self, hop: str) -> int:
         """Batches of `hop` not yet acknowledged (waiting or in flight)."""
-        info = await self.js.consumer_info(self.stream, self.durable(hop))
-        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        total = 0
+        for p in self.partitions(hop):
+            try:
+                info = await self.js.consumer_info(self.stream, self.durable(hop, p))
+            except nats.js.errors.NotFoundError:
+                continue  # no worker has consumed this hop yet
+            total += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        return total
 
     async def close(self) -> None:
         await self.nc.drain()

@@ -6,6 +6,18 @@ import hashlib
 import uuid
 
 _NAMESPACE = uuid.UUID("6f1c1a52-6d2f-4c39-9d56-2f1f3c0b9a11")
+# Send work is routed by subscriber: subscriber id % PARTITIONS picks the bus partition, and
+# each partition is handled one batch at a time, so no two workers ever hold the same
+# subscriber. Fixed for an install (the audience index uses it, see migration 0004).
+PARTITIONS = 8
+
+
+def partition_of(subscriber_id: int | None, to: str) -> int:
+    """The partition of a message: its subscriber's, or its address's for a number that is
+    no subscriber yet."""
+    if subscriber_id is not None:
+        return subscriber_id % PARTITIONS
+    return int.from_bytes(hashlib.blake2b(to.encode(), digest_size=4).digest()) % PARTITIONS
 
 
 def campaign_message_id(campaign_uid: str, variant: str, subscriber_id: int) -> str:

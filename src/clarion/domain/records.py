@@ -28,6 +28,7 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str | None
     # first_name, last_name, email and every custom attribute, for personalisation.
     fields: dict[str, Any]
+    carrier: str | None = None  # when known (a lookup or a receipt told us)
 
 
 class RecipientBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +36,7 @@ class RecipientBatch(msgspec.Struct, frozen=True, kw_only=True):
     brand_id: int
     campaign_id: int
     recipients: list[Recipient]
+    partition: int = 0  # every recipient's `partition_of` (see domain.ids)
 
 
 class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +48,7 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     body: str
     segments: int
     timezone: str | None = None
+    carrier: str | None = None
 
 
 class RenderFailure(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +68,7 @@ class RenderedBatch(msgspec.Struct, frozen=True, kw_only=True):
     messages: list[OutboundMessage]
     failures: list[RenderFailure] = []
     kind: str = "marketing"  # or "transactional": replies that skip the marketing gate
+    partition: int = 0  # every message's `partition_of` (see domain.ids)
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):

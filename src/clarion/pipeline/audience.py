@@ -12,7 +12,7 @@ _STANDARD_FIELDS = ("first_name", "last_name", "email")
 
 
 def recipient_batch(
-    *, brand_id: int, campaign_id: int, attempt: int, rows: Sequence[Any]
+    *, brand_id: int, campaign_id: int, attempt: int, rows: Sequence[Any], partition: int = 0
 ) -> RecipientBatch:
     """The recipients of one page: every subscriber with a phone (the send stage's gate
     decides who may be sent to, and records why not).
@@ -32,6 +32,7 @@ def recipient_batch(
                 phone=row["phone"],
                 timezone=row["timezone"],
                 fields=fields,
+                carrier=row.get("carrier"),
             )
         )
     first = rows[0]["id"] if rows else 0
@@ -40,4 +41,5 @@ def recipient_batch(
         brand_id=brand_id,
         campaign_id=campaign_id,
         recipients=recipients,
+        partition=partition,
     )

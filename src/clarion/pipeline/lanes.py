@@ -10,15 +10,50 @@ monotonic clock), so everything here is tested without sleeping.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from zoneinfo import ZoneInfo
 
 # A lane: (kind, key), e.g. ("sender", "+15125550100"), ("provider", "sim"),
-# ("carrier", "42:AT&T") per campaign, ("brand_carrier_day", "7:T-Mobile").
+# ("carrier_minute", "7:42:AT&T") per brand, campaign and carrier,
+# ("brand_carrier_day", "7:T-Mobile") per brand and carrier.
 Lane = tuple[str, str]
 _PACIFIC = ZoneInfo("America/Los_Angeles")
+
+
+def limit_keys(key: str) -> list[str]:
+    """The keys a lane's limit is looked up under, most specific first: leading parts of a
+    `:`-separated key are replaced by `*` one by one ("7:42:AT&T", "7:*:AT&T", "*:*:AT&T"),
+    so one row can set AT&T's per-campaign rate for every campaign of a brand, or of all."""
+    parts = key.split(":")
+    keys = [key]
+    for i in range(len(parts) - 1):
+        keys.append(":".join(["*"] * (i + 1) + parts[i + 1 :]))
+    return keys
+
+
+def resolve_limit(limits: Mapping[Lane, LaneLimit], lane: Lane) -> LaneLimit | None:
+    """A lane's configured limit: an exact row, else the nearest wildcard row, else None."""
+    kind, key = lane
+    for k in limit_keys(key):
+        limit = limits.get((kind, k))
+        if limit is not None:
+            return limit
+    return None
+
+
+def pacific_day(at: datetime) -> str:
+    """The day a daily carrier cap counts in (they reset at midnight Pacific)."""
+    return at.astimezone(_PACIFIC).date().isoformat()
+
+
+def next_pacific_midnight(at: datetime) -> datetime:
+    """When the next Pacific day starts (aware, in UTC)."""
+    local = at.astimezone(_PACIFIC)
+    midnight = datetime.combine(local.date() + timedelta(days=1), dt_time(0), tzinfo=_PACIFIC)
+    return midnight.astimezone(UTC)
 
 
 @dataclass(slots=True)
@@ -77,7 +112,7 @@ class DailyQuota:
     day: str = ""
 
     def _roll(self, at: datetime) -> None:
-        today = at.astimezone(_PACIFIC).date().isoformat()
+        today = pacific_day(at)
         if today != self.day:
             self.day, self.used = today, 0
 
@@ -101,15 +136,94 @@ class LaneLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """What a lane gave a batch: `tokens` now, its current `rate_per_s` (None: no rate, only a
+    daily quota), and whether a daily quota is what ran out (nothing more until midnight)."""
+
+    tokens: float
+    rate_per_s: float | None = None
+    daily_spent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     admitted: list[int]  # indexes of the messages that may go now
-    held: list[int]  # indexes held back by an empty lane
-    retry_after_s: float  # when the first held message could go (inf: a daily cap is spent)
+    held: list[int]  # indexes held back by an empty lane, in order
+    ready_in_s: list[float]  # per held message: seconds until its lanes should have room
+    capped: list[int]  # the held messages a spent daily quota holds (until midnight Pacific)
+    unused: dict[Lane, float]  # granted tokens not taken: given back
+
+    @property
+    def retry_after_s(self) -> float:
+        """When the first held message could go (inf: only daily caps hold them)."""
+        return min(self.ready_in_s, default=0.0)
+
+
+def cost(limit: LaneLimit | None, segments: int) -> float:
+    """Tokens a message takes from a lane: its segments on lanes that count them, else 1."""
+    return float(segments) if limit is not None and limit.per_segment else 1.0
+
+
+def demand(
+    lanes_of: Sequence[Sequence[Lane]],
+    segments: Sequence[int],
+    limit_of: Callable[[Lane], LaneLimit | None],
+) -> dict[Lane, float]:
+    """Tokens a batch would take from each limited lane (unlimited lanes are left out)."""
+    want: dict[Lane, float] = {}
+    for lanes, segs in zip(lanes_of, segments, strict=True):
+        for lane in lanes:
+            limit = limit_of(lane)
+            if limit is not None:
+                want[lane] = want.get(lane, 0.0) + cost(limit, segs)
+    return want
+
+
+def admit(
+    lanes_of: Sequence[Sequence[Lane]],
+    segments: Sequence[int],
+    limit_of: Callable[[Lane], LaneLimit | None],
+    grants: Mapping[Lane, Grant],
+) -> Admission:
+    """Admit messages in order against what each lane granted; a message takes from all its
+    lanes at once, or waits. Once a lane refuses a message, later messages of that lane wait
+    too (order within a lane), while the message's other lanes stay open for others.
+    Lanes without a grant are unlimited."""
+    left = {lane: g.tokens for lane, g in grants.items()}
+    owed: dict[Lane, float] = {}  # tokens the waiting messages of a lane still need
+    admitted: list[int] = []
+    held: list[int] = []
+    ready: list[float] = []
+    capped: list[int] = []
+    for i, (lanes, segs) in enumerate(zip(lanes_of, segments, strict=True)):
+        costs = [(lane, cost(limit_of(lane), segs)) for lane in lanes if lane in grants]
+        if all(lane not in owed and left[lane] >= c - 1e-9 for lane, c in costs):
+            for lane, c in costs:
+                left[lane] -= c
+            admitted.append(i)
+            continue
+        wait, daily = 0.0, False
+        for lane, c in costs:
+            if lane in owed or left[lane] < c - 1e-9:
+                owed[lane] = owed.get(lane, 0.0) + c - (0.0 if lane in owed else left[lane])
+                g = grants[lane]
+                if g.daily_spent or not g.rate_per_s:
+                    daily = True
+                else:
+                    wait = max(wait, owed[lane] / g.rate_per_s)
+        held.append(i)
+        ready.append(math.inf if daily else wait)
+        if daily:
+            capped.append(i)
+    unused = {lane: t for lane, t in left.items() if t > 1e-9 and math.isfinite(t)}
+    return Admission(admitted, held, ready, capped, unused)
 
 
 @dataclass
 class Lanes:
-    """Every lane's bucket in this process. `limit_of` says a lane's limit (None: no limit)."""
+    """Lanes held in this process's memory: the reference implementation of the lane store
+    (Postgres holds the shared one, see `clarion.store.lanes`), used by unit tests and the
+    planner. `limit_of` says a lane's limit (None: no limit)."""
 
     limit_of: Callable[[Lane], LaneLimit | None]
     buckets: dict[Lane, TokenBucket] = field(default_factory=dict)
@@ -135,6 +249,35 @@ class Lanes:
             quota = self.quotas[lane] = DailyQuota(limit.per_day)
         return quota
 
+    def grant(self, want: Mapping[Lane, float], *, now_s: float, at: datetime) -> dict[Lane, Grant]:
+        """Take up to `want` tokens from each lane, as many as it has."""
+        grants: dict[Lane, Grant] = {}
+        for lane, n in want.items():
+            bucket, quota = self._bucket(lane, now_s), self._quota(lane)
+            tokens, rate, spent = n, None, False
+            if bucket is not None:
+                tokens = max(0.0, min(tokens, bucket.available(now_s)))
+                rate = bucket.rate_per_s
+            if quota is not None:
+                left = max(0, quota.remaining(at))
+                spent = left < tokens
+                tokens = min(tokens, float(left))
+            if bucket is not None:
+                bucket.take(tokens, now_s)
+            if quota is not None:
+                quota.used += math.ceil(tokens)
+            grants[lane] = Grant(tokens, rate, spent)
+        return grants
+
+    def refund(self, unused: Mapping[Lane, float], *, now_s: float, at: datetime) -> None:
+        for lane, n in unused.items():
+            bucket, quota = self._bucket(lane, now_s), self._quota(lane)
+            if bucket is not None:
+                bucket.tokens = min(bucket.burst, bucket.tokens + n)
+            if quota is not None:
+                quota.remaining(at)  # a new day has nothing to give back
+                quota.used = max(0, quota.used - math.floor(n))
+
     def admit(
         self,
         lanes_of: Sequence[Iterable[Lane]],
@@ -143,46 +286,13 @@ class Lanes:
         at: datetime,
         segments: Sequence[int] | None = None,
     ) -> Admission:
-        """Admit messages in order; each takes from all its lanes at once, or waits. Once a
-        lane refuses a message, later messages of that lane wait too (order within a lane)."""
-        admitted: list[int] = []
-        held: list[int] = []
-        blocked: set[Lane] = set()
-        retry = math.inf
-        for i, lanes in enumerate(lanes_of):
-            lanes = tuple(lanes)
-            if blocked.intersection(lanes):  # an earlier message of a lane is waiting
-                held.append(i)
-                continue
-            cost = float(segments[i]) if segments is not None else 1.0
-            empty: dict[Lane, float] = {}
-            for lane in lanes:
-                limit = self.limit_of(lane)
-                n = cost if limit is not None and limit.per_segment else 1.0
-                bucket = self._bucket(lane, now_s)
-                wait = bucket.wait_s(n, now_s) if bucket is not None else 0.0
-                quota = self._quota(lane)
-                if quota is not None and quota.remaining(at) < 1:
-                    wait = math.inf
-                if wait > 0:
-                    empty[lane] = wait
-            if empty:
-                # only the empty lanes wait; the message's other lanes stay open for others
-                held.append(i)
-                blocked.update(empty)
-                retry = min(retry, max(empty.values()))
-                continue
-            for lane in lanes:
-                limit = self.limit_of(lane)
-                n = cost if limit is not None and limit.per_segment else 1.0
-                bucket = self._bucket(lane, now_s)
-                if bucket is not None:
-                    bucket.take(n, now_s)
-                quota = self._quota(lane)
-                if quota is not None:
-                    quota.take(1, at)
-            admitted.append(i)
-        return Admission(admitted, held, retry if held else 0.0)
+        """Grant, admit in order, give back what was not taken."""
+        lanes = [tuple(x) for x in lanes_of]
+        segs = list(segments) if segments is not None else [1] * len(lanes)
+        grants = self.grant(demand(lanes, segs, self.limit_of), now_s=now_s, at=at)
+        admission = admit(lanes, segs, self.limit_of, grants)
+        self.refund(admission.unused, now_s=now_s, at=at)
+        return admission
 
     def throttled(self, lane: Lane, now_s: float) -> None:
         bucket = self._bucket(lane, now_s)

@@ -78,6 +78,7 @@ def render_batch(
                 body=body,
                 segments=sms_segments(body).segments,
                 timezone=r.timezone,
+                carrier=r.carrier,
             )
         )
     return RenderedBatch(
@@ -87,6 +88,7 @@ def render_batch(
         sender=sender,
         messages=messages,
         failures=failures,
+        partition=batch.partition,
     )
 
 

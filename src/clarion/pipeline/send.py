@@ -4,7 +4,7 @@ status updates. The worker persists first, then calls the provider, then records
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -192,9 +192,71 @@ def hard_failure_suppressions(
     ]
 
 
-def lanes_for(provider: str, sender: str, transactional: bool) -> tuple[Lane, ...]:
+def lanes_for(
+    provider: str,
+    sender: str,
+    transactional: bool,
+    *,
+    brand_id: int = 0,
+    campaign_id: int | None = None,
+    carrier: str | None = None,
+) -> tuple[Lane, ...]:
     """The lanes a message takes a token from. Transactional traffic has lanes of its own, so
-    it never queues behind a marketing blast on the same account or number."""
+    it never queues behind a marketing blast on the same account or number. A marketing
+    message whose carrier is known also takes from its carrier's lanes: per campaign per
+    minute (AT&T style) and per brand per day (T-Mobile style)."""
     if transactional:
         return (("provider_tx", provider), ("sender_tx", sender))
-    return (("provider", provider), ("sender", sender))
+    lanes: tuple[Lane, ...] = (("provider", provider), ("sender", sender))
+    if carrier:
+        lanes += (
+            ("carrier_minute", f"{brand_id}:{campaign_id or 0}:{carrier}"),
+            ("brand_carrier_day", f"{brand_id}:{carrier}"),
+        )
+    return lanes
+
+
+class Waiting(msgspec.Struct, frozen=True, array_like=True):
+    """A marketing message still waiting to go: (id, subscriber, created_at, not_before)."""
+
+    message_id: str
+    subscriber_id: int
+    created_at: datetime
+    not_before: datetime | None
+
+
+# Deferral reasons the send stage records on a message (besides the gate's quiet hours).
+LANE_WAIT = "lane_wait"  # an empty lane (sender, provider, carrier per minute)
+CARRIER_DAILY_CAP = "carrier_daily_cap"  # a brand's daily cap at a carrier is spent
+SEQUENCE_WAIT = "sequence_wait"  # an older message to the same subscriber has not gone yet
+RETRY = "retry"  # a transient provider error: tried again after a backoff
+PAUSED = "paused"  # the campaign is paused; resume sets these free
+
+
+def sequence_holds(
+    todo: Sequence[OutboundMessage], waiting: Sequence[Waiting], *, at: datetime
+) -> dict[str, datetime]:
+    """Messages that must wait because an older message to the same subscriber is still
+    waiting (not in this batch), mapped to when to look again: just after the older one's
+    moment. `waiting` holds every waiting message of the batch's subscribers, this batch's
+    included (their `created_at` orders them)."""
+    mine = {m.message_id for m in todo}
+    own = {w.message_id: w for w in waiting if w.message_id in mine}
+    others: dict[int, list[Waiting]] = {}
+    for w in waiting:
+        if w.message_id not in mine:
+            others.setdefault(w.subscriber_id, []).append(w)
+    holds: dict[str, datetime] = {}
+    for m in todo:
+        me = own.get(m.message_id)
+        if me is None or m.subscriber_id is None:
+            continue
+        older = [
+            w
+            for w in others.get(m.subscriber_id, ())
+            if (w.created_at, w.message_id) < (me.created_at, me.message_id)
+        ]
+        if older:
+            after = max(w.not_before or at for w in older)
+            holds[m.message_id] = max(after, at) + timedelta(seconds=1)
+    return holds

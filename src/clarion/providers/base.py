@@ -32,6 +32,11 @@ class Provider(Protocol):
 
     async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]: ...
 
+    async def lookup_carriers(self, numbers: Sequence[str]) -> dict[str, str]:
+        """The carrier network of each number (as a carrier lookup API answers); numbers it
+        cannot place are left out. Carrier lanes need it before a message goes."""
+        ...
+
     def parse_status_webhook(
         self, url: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[str, list[Receipt]]:

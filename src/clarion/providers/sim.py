@@ -102,6 +102,21 @@ class SimProvider:
             for r in _decode_response(resp.content).results
         ]
 
+    async def lookup_carriers(self, numbers: Sequence[str]) -> dict[str, str]:
+        """The carrier of each number the network knows (invalid numbers are left out)."""
+        found: dict[str, str] = {}
+        for i in range(0, len(numbers), self.max_batch):
+            chunk = list(numbers[i : i + self.max_batch])
+            try:
+                resp = await self._client.post("/v1/lookup", content=_encode({"numbers": chunk}))
+            except httpx.HTTPError as exc:
+                raise ProviderError(self.name, f"lookup failed: {exc!r}") from exc
+            if resp.status_code != 200:
+                raise ProviderError(self.name, f"lookup: HTTP {resp.status_code}")
+            carriers: dict[str, str | None] = resp.json()["carriers"]
+            found.update({n: c for n, c in carriers.items() if c})
+        return found
+
     def _verify(self, headers: Mapping[str, str], body: bytes, what: str) -> None:
         given = headers.get(SIGNATURE_HEADER, "")
         if not hmac.compare_digest(given, sign(self._secret, body)):

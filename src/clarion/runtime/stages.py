@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import time
 import zlib
 from collections import OrderedDict
@@ -15,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jinja2
+import msgspec
 
 from clarion.bus.jetstream import Bus
 from clarion.compliance.encoding import sms_segments
 from clarion.compliance.keywords import classify_inbound
-from clarion.domain.ids import batch_id, reply_message_id
+from clarion.domain.ids import PARTITIONS, batch_id, partition_of, reply_message_id
 from clarion.domain.records import (
     InboundBatch,
     LaunchCampaign,
@@ -32,7 +34,16 @@ from clarion.domain.records import (
 from clarion.errors import Held, ProviderError
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, audience, carrier, inbound, personalize, send
-from clarion.pipeline.lanes import Lane, LaneLimit, Lanes
+from clarion.pipeline.lanes import (
+    Admission,
+    Lane,
+    LaneLimit,
+    admit,
+    demand,
+    next_pacific_midnight,
+    pacific_day,
+    resolve_limit,
+)
 from clarion.providers.base import Provider
 from clarion.store import brands, campaigns, compliance, messages
 from clarion.store import lanes as lane_store
@@ -58,6 +69,19 @@ SERIAL_STAGES = frozenset({"aggregate", "carrier"})
 # Receipt webhooks arrive as many small batches; aggregate folds up to this many bus
 # messages in one transaction.
 MERGE = {"aggregate": 32}
+# A message waits at most this long for a lane before it is looked at again.
+_MAX_LANE_WAIT_S = 30.0
+# `not_before` of messages a paused campaign holds: until resume sets them free.
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+# (message id, not_before, reason, detail)
+Deferral = tuple[str, datetime, str, str | None]
+
+
+def _backoff_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:
+    """Exponential backoff after `attempts` failed provider calls (before jitter)."""
+    return min(cap_s, base_s * 2.0 ** min(attempts - 1, 16))
+
+
 # Pages one audience turn publishes before yielding to other campaigns (a continuation
 # command carries the rest; the cursor is in Postgres).
 _PAGES_PER_TURN = 20
@@ -74,15 +98,14 @@ class Stages:
         default_factory=OrderedDict
     )
     now_s: Callable[[], float] = time.monotonic
+    # Epoch seconds: lane state is shared between processes, so it runs on the wall clock.
+    wall_s: Callable[[], float] = time.time
     max_attempts: int = 8
-    lanes: Lanes = field(init=False)
+    retry_base_s: float = 0.5
     _limits: dict[Lane, LaneLimit] = field(default_factory=dict)
     _sender_pools: dict[int, list[str]] = field(default_factory=dict)
     _limits_read_at: float = -math.inf
     _limits_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def __post_init__(self) -> None:
-        self.lanes = Lanes(limit_of=lambda lane: self._limits.get(lane))
 
     _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str, str]] = field(
         default_factory=OrderedDict
@@ -105,38 +128,42 @@ class Stages:
             return 0  # superseded by a relaunch, finished earlier, or cancelled
         if c["status"] == "paused":
             raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
-        cursor, published = c["audience_cursor"], 0
+        # Each partition has its own cursor (-1: done); a turn takes the next page of the
+        # least advanced partition, so pages alternate across partitions.
+        cursors, published = list(c["audience_cursors"]), 0
         for _ in range(_PAGES_PER_TURN):
             status = await self.pool.fetchval(
                 "SELECT status FROM campaigns WHERE id = $1", cmd.campaign_id
             )
-            if status == "paused":  # redelivered later; the cursor is in Postgres
+            if status == "paused":  # redelivered later; the cursors are in Postgres
                 raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
             if status != "sending":  # cancelled since this turn began
                 return published
-            rows = await self.pool.fetch(brands.AUDIENCE_PAGE, cmd.brand_id, cursor, self.page_size)
-            if not rows:
+            open_parts = [p for p in range(PARTITIONS) if cursors[p] >= 0]
+            if not open_parts:
                 await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)
                 return published
-            batch = audience.recipient_batch(
-                brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt, rows=rows
+            part = min(open_parts, key=lambda p: (cursors[p], p))
+            rows = await self.pool.fetch(
+                brands.AUDIENCE_PAGE, cmd.brand_id, part, cursors[part], self.page_size
             )
+            batch = audience.recipient_batch(
+                brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt,
+                rows=rows, partition=part,
+            )  # fmt: skip
             if batch.recipients:
                 await self.bus.publish("audience", batch, msg_id=batch.batch_id)
-            cursor = rows[-1]["id"]
-            done = len(rows) < self.page_size
+            cursors[part] = rows[-1]["id"] if len(rows) == self.page_size else -1
             await campaigns.advance_audience(
-                self.pool,
-                cmd.campaign_id,
-                cursor=cursor,
-                added=len(batch.recipients),
-                done=done,
-                attempt=cmd.attempt,
-            )
+                self.pool, cmd.campaign_id, partition=part, cursor=cursors[part],
+                added=len(batch.recipients), attempt=cmd.attempt,
+            )  # fmt: skip
             published += len(batch.recipients)
-            if done:
+            if all(x < 0 for x in cursors):
+                await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)
                 return published
-        await self.bus.publish("launch", cmd, msg_id=f"{cmd.command_id}:{cursor}")
+        turn = ":".join(map(str, cursors))
+        await self.bus.publish("launch", cmd, msg_id=f"{cmd.command_id}:{turn}")
         return published
 
     async def _template(
@@ -199,13 +226,16 @@ class Stages:
         smart_h: float,
         interrupted: set[str],
     ) -> list[OutboundMessage]:
-        """Campaign status (pause, cancel) and the compliance gate, read right before the
-        provider call; returns the messages that may go now."""
+        """Campaign status (pause, cancel), the compliance gate and the subscriber sequence,
+        read right before the provider call; returns the messages that may go now."""
         status = await conn.fetchval(
             "SELECT status FROM campaigns WHERE id = $1", batch.campaign_id
         )
         if status == "paused":
-            raise Held(f"campaign {batch.campaign_id} is paused", retry_after_s=0.5)
+            # They wait in Postgres, not on the bus (a held batch would stall its partition
+            # for every other campaign); resume sets them free.
+            await messages.defer(conn, [(m.message_id, _FOREVER, send.PAUSED, None) for m in todo])
+            return []
         if status == "cancelled":
             await messages.mark_unknown(
                 conn, [m.message_id for m in todo if m.message_id in interrupted]
@@ -218,12 +248,9 @@ class Stages:
             await compliance.record_gate(conn, drops, [])
             return []
         # Current state now, so an opt-out that landed after the batch was rendered wins.
+        subscriber_ids = [m.subscriber_id for m in todo if m.subscriber_id is not None]
         state = await compliance.gate_state(
-            conn,
-            batch.brand_id,
-            [m.subscriber_id for m in todo if m.subscriber_id is not None],
-            [m.to for m in todo],
-            at - timedelta(hours=24),
+            conn, batch.brand_id, subscriber_ids, [m.to for m in todo], at - timedelta(hours=24)
         )
         outcome = send.gate_batch(
             todo, at=at, consent=state.consent, suppressed=state.suppressed,
@@ -242,10 +269,48 @@ class Stages:
         for _, _, reason, _ in outcome.drops:
             metrics.MESSAGES.labels(reason).inc()
         metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
-        return outcome.send
+        # Sequence: never overtake an older message to the same subscriber that still waits
+        # (one worker holds a subscriber at a time, by partition, so this read cannot race).
+        waiting = await messages.waiting_for(conn, subscriber_ids, at)
+        holds = send.sequence_holds(outcome.send, waiting, at=at)
+        if holds:
+            await messages.defer(
+                conn, [(mid, t, send.SEQUENCE_WAIT, None) for mid, t in holds.items()]
+            )
+            metrics.MESSAGES.labels("deferred").inc(len(holds))
+        return [m for m in outcome.send if m.message_id not in holds]
+
+    async def _lookup_carriers(self, todo: list[OutboundMessage]) -> list[OutboundMessage]:
+        """Fill in unknown carriers with the provider's lookup (remembered on the subscriber),
+        so carrier lanes apply from a number's first message."""
+        unknown = sorted({m.to for m in todo if m.carrier is None})
+        if not unknown:
+            return todo
+        found = await self.provider.lookup_carriers(unknown)
+        if found:
+            async with self.pool.acquire() as conn:
+                await messages.set_carriers(
+                    conn,
+                    sorted(
+                        {
+                            (m.subscriber_id, found[m.to])
+                            for m in todo
+                            if m.carrier is None and m.subscriber_id is not None and m.to in found
+                        }
+                    ),
+                )
+        return [
+            m
+            if m.carrier is not None or m.to not in found
+            else msgspec.structs.replace(m, carrier=found[m.to])
+            for m in todo
+        ]
 
     async def send(self, batch: RenderedBatch) -> int:
-        """Persist, pass the compliance gate (marketing only), hand over, record answers."""
+        """Persist, pass the compliance gate (marketing only), take tokens from every lane,
+        hand over, record answers. Whatever may not go now waits in Postgres (deferred, with
+        the reason and the moment to look again) and the batch is acknowledged: a waiting
+        message never holds its bus partition."""
         at = self.clock()
         marketing = batch.kind == "marketing" and batch.campaign_id is not None
         expires_at, smart_h = (None, 0.0)
@@ -268,53 +333,58 @@ class Stages:
                 # unknown and let the provider's receipts reconcile them.
                 await messages.mark_unknown(conn, sorted(interrupted))
                 interrupted = set()
-            todo = [m for m in batch.messages if m.message_id in waiting | interrupted]
-            async with conn.transaction():
-                if marketing and todo:
-                    todo = await self._gate(conn, batch, todo, at, expires_at, smart_h, interrupted)
-                # A cancel that commits after the status check has already turned these
-                # messages `suppressed`, so the claim (queued/deferred/sending only) skips
-                # them; one that comes later leaves claimed messages to the provider's outcome.
-                claimed = await messages.claim(conn, [m.message_id for m in todo])
-                todo = [m for m in todo if m.message_id in claimed]
+        todo = [m for m in batch.messages if m.message_id in waiting | interrupted]
+        if marketing and todo:
+            todo = await self._lookup_carriers(todo)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if marketing and todo:
+                todo = await self._gate(conn, batch, todo, at, expires_at, smart_h, interrupted)
+            # A cancel that commits after the status check has already turned these messages
+            # `suppressed`, so the claim (queued/deferred/sending only) skips them; one that
+            # comes later leaves claimed messages to the provider's outcome.
+            claimed = await messages.claim(conn, [m.message_id for m in todo])
+            todo = [m for m in todo if m.message_id in claimed]
+        if not todo:
+            return len(rows)
         await self._refresh_limits()
         tx = batch.kind == "transactional"
         pool_of = self._sender_pools.get(batch.brand_id) or [batch.sender]
         # A subscriber always hears from the same number of the pool (sticky sender).
         senders = [pool_of[zlib.crc32(m.to.encode()) % len(pool_of)] for m in todo]
-        admission = self.lanes.admit(
-            [send.lanes_for(self.provider.name, sender, tx) for sender in senders],
-            now_s=self.now_s(),
-            at=at,
-            segments=[m.segments for m in todo],
-        )
-        held = [todo[i].message_id for i in admission.held]
-        sent = 0
+        lanes_of = [
+            send.lanes_for(
+                self.provider.name,
+                sender,
+                tx,
+                brand_id=batch.brand_id,
+                campaign_id=batch.campaign_id,
+                carrier=m.carrier,
+            )
+            for sender, m in zip(senders, todo, strict=True)
+        ]
+        segments = [m.segments for m in todo]
+        admission = await self._admit(lanes_of, segments, at)
+        deferred = self._lane_defers(todo, admission, at)
+        by_sender: dict[str, list[OutboundMessage]] = {}
+        for i in admission.admitted:
+            by_sender.setdefault(senders[i], []).append(todo[i])
+        handed: set[str] = set()
         try:
-            by_sender: dict[str, list[OutboundMessage]] = {}
-            for i in admission.admitted:
-                by_sender.setdefault(senders[i], []).append(todo[i])
             for sender, group in by_sender.items():
                 for j in range(0, len(group), self.provider.max_batch):
                     chunk = group[j : j + self.provider.max_batch]
                     await self._hand_over(batch, sender, chunk)
-                    sent += len(chunk)
+                    handed.update(m.message_id for m in chunk)
         except ProviderError as exc:
-            if exc.throttled:
-                self.lanes.throttled(("provider", self.provider.name), self.now_s())
-            unsent = [todo[i].message_id for i in admission.admitted][sent:]
-            async with self.pool.acquire() as conn, conn.transaction():
-                await messages.release(conn, held)
-                if exc.throttled:  # not the messages' fault: retry without counting
-                    await messages.release(conn, unsent)
-                    left = len(unsent)
-                else:
-                    left = await messages.record_failed_attempt(
-                        conn, unsent, max_attempts=self.max_attempts, error=str(exc)
-                    )
-            if left or held:
-                raise  # the bus redelivers the batch after a backoff with jitter
-            log.warning("batch %s: %d messages dead-lettered: %s", batch.batch_id, len(unsent), exc)
+            unsent = [todo[i].message_id for i in admission.admitted]
+            unsent = [mid for mid in unsent if mid not in handed]
+            await self._provider_failed(exc, unsent, deferred, at, tx)
+            deferred = []
+        sent = len(handed)
+        if deferred:
+            async with self.pool.acquire() as conn:
+                await messages.defer(conn, deferred)
+            metrics.MESSAGES.labels("deferred").inc(len(deferred))
         if sent and batch.campaign_id is not None:
             await self.pool.execute(
                 "UPDATE campaigns SET first_send_at = now()"
@@ -322,25 +392,102 @@ class Stages:
                 batch.campaign_id,
             )
         metrics.MESSAGES.labels("accepted").inc(sent)
-        if held:
-            # An empty lane holds back only its own messages: the rest went; these wait on
-            # the bus (not in a worker's memory, not in a slot another lane could use).
-            async with self.pool.acquire() as conn:
-                await messages.release(conn, held)
-            wait_s = min(30.0, max(0.05, admission.retry_after_s))
-            raise Held(f"{len(held)} messages wait for a lane", wait_s)
         return len(rows)
+
+    async def _admit(
+        self, lanes_of: list[tuple[Lane, ...]], segments: list[int], at: datetime
+    ) -> Admission:
+        """Take tokens from every lane the batch uses, from the lane state all send processes
+        share; admit in order; give back what was not used."""
+        want = demand(lanes_of, segments, self._limit_of)
+        if not want:  # no lane of this batch has a limit
+            return admit(lanes_of, segments, self._limit_of, {})
+        today = pacific_day(at)
+        async with self.pool.acquire() as conn:
+            grants = await lane_store.lease(
+                conn, want, self._limit_of, now_s=self.wall_s(), today=today
+            )
+            admission = admit(lanes_of, segments, self._limit_of, grants)
+            await lane_store.refund(conn, admission.unused, today=today)
+        return admission
+
+    def _limit_of(self, lane: Lane) -> LaneLimit | None:
+        return resolve_limit(self._limits, lane)
+
+    @staticmethod
+    def _lane_defers(
+        todo: list[OutboundMessage], admission: Admission, at: datetime
+    ) -> list[Deferral]:
+        """Messages an empty lane holds back wait in Postgres until their lane should have
+        room; a spent daily cap holds them until midnight Pacific. (The gate drops whatever
+        comes back after the campaign's expiry.)"""
+        capped = set(admission.capped)
+        out: list[Deferral] = []
+        for i, ready_s in zip(admission.held, admission.ready_in_s, strict=True):
+            mid = todo[i].message_id
+            if i in capped:
+                out.append((mid, next_pacific_midnight(at), send.CARRIER_DAILY_CAP, None))
+            else:
+                wait = timedelta(seconds=min(_MAX_LANE_WAIT_S, max(0.05, ready_s)))
+                out.append((mid, at + wait, send.LANE_WAIT, None))
+        return out
+
+    async def _provider_failed(
+        self,
+        exc: ProviderError,
+        unsent: list[str],
+        deferred: list[Deferral],
+        at: datetime,
+        transactional: bool,
+    ) -> None:
+        """A provider call failed as a whole. Throttled: the provider lane slows down (AIMD)
+        and the messages wait without counting an attempt. Other errors count an attempt
+        and retry after an exponential backoff with jitter, up to the limit, then the
+        message is dead-lettered with the error."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await messages.defer(conn, deferred)
+            if exc.throttled:
+                kind = "provider_tx" if transactional else "provider"
+                await lane_store.throttled(conn, (kind, self.provider.name))
+                wait = exc.retry_after_s or 1.0
+                await messages.defer(
+                    conn,
+                    [(m, at + timedelta(seconds=wait), send.LANE_WAIT, str(exc)) for m in unsent],
+                )
+                return
+            retried = await messages.record_failed_attempt(
+                conn, unsent, max_attempts=self.max_attempts, error=str(exc)
+            )
+            # One jitter per failed call: its messages come back together, other batches'
+            # at other moments.
+            base, error, jitter = self.retry_base_s, str(exc), random.uniform(0.5, 1.5)
+            backoff = [
+                (mid, at + timedelta(seconds=_backoff_s(n, base) * jitter), send.RETRY, error)
+                for mid, n in retried
+            ]
+            await messages.defer(conn, backoff)
+        dead = len(unsent) - len(retried)
+        log.warning(
+            "provider %s failed (%d messages retry later, %d dead-lettered): %s",
+            self.provider.name, len(retried), dead, exc,
+        )  # fmt: skip
 
     async def _hand_over(
         self, batch: RenderedBatch, sender: str, chunk: list[OutboundMessage]
     ) -> None:
         results = await self.provider.send(sender, chunk)
-        self.lanes.succeeded(("provider", self.provider.name), self.now_s())
         async with self.pool.acquire() as conn:
             await messages.apply_send_results(
                 conn, self.provider.name, send.status_updates(results)
             )
             await compliance.suppress(conn, send.hard_failures(batch.brand_id, results, chunk))
+            if self._provider_slowed:
+                await lane_store.succeeded(conn, ("provider", self.provider.name))
+
+    @property
+    def _provider_slowed(self) -> bool:
+        """Whether the provider lane has a limit (AIMD only moves limited lanes)."""
+        return self._limit_of(("provider", self.provider.name)) is not None
 
     async def _refresh_limits(self, every_s: float = 5.0) -> None:
         """Lane limits and sender pools are data: re-read them every few seconds."""
@@ -352,12 +499,10 @@ class Stages:
             limits, pools = await lane_store.load_limits(self.pool)
             self._limits, self._sender_pools = limits, pools
             self._limits_read_at = self.now_s()
-        for lane in [lane for lane in self.lanes.buckets if lane not in limits]:
-            del self.lanes.buckets[lane]  # a limit removed: the lane runs free again
 
     async def inbound(self, batch: InboundBatch) -> int:
         """Keywords and replies: consent changes at once, replies go on the transactional hop."""
-        replies: dict[int, tuple[inbound.BrandInfo, list[OutboundMessage]]] = {}
+        replies: dict[tuple[int, int], tuple[inbound.BrandInfo, list[OutboundMessage]]] = {}
         async with self.pool.acquire() as conn, conn.transaction():
             for m in batch.messages:
                 intent = classify_inbound(m.body)
@@ -388,31 +533,36 @@ class Stages:
                         body=r.reply,
                         segments=sms_segments(r.reply).segments,
                     )
-                    replies.setdefault(brand.id, (brand, []))[1].append(reply)
+                    key = (brand.id, partition_of(sub_id, m.from_))
+                    replies.setdefault(key, (brand, []))[1].append(reply)
             # Published before commit: a retry after a failed commit publishes the same ids,
             # which the bus drops; the transactional stage persists before it sends.
-            for brand, outgoing in replies.values():
+            for (_, part), (brand, outgoing) in replies.items():
                 out = RenderedBatch(
-                    batch_id=f"{batch.batch_id}:{brand.id}", brand_id=brand.id,
+                    batch_id=f"{batch.batch_id}:{brand.id}:{part}", brand_id=brand.id,
                     campaign_id=None, sender=brand.sender, messages=outgoing,
-                    kind="transactional",
+                    kind="transactional", partition=part,
                 )  # fmt: skip
                 await self.bus.publish("transactional", out, msg_id=out.batch_id)
         return len(batch.messages)
 
     async def sweep_deferred(self, limit: int = 5000) -> int:
         """Republish deferred messages whose moment has come (a singleton: the caller holds
-        the advisory lock). Batch ids are derived from the ids, so a repeat is dropped."""
+        the advisory lock), oldest first, to their subscriber's partition. A batch id is
+        derived from its messages and their moments, so a repeat before the send stage has
+        taken them is dropped by the bus."""
         async with self.pool.acquire() as conn:
             rows = await compliance.due_deferred(conn, self.clock(), limit)
-        groups: dict[tuple[int, int | None, str], list[Any]] = {}
+        groups: dict[tuple[str, int, int | None, str, int], list[Any]] = {}
         for r in rows:
-            groups.setdefault((r["brand_id"], r["campaign_id"], r["sender"]), []).append(r)
-        for (brand_id, campaign_id, sender), group in groups.items():
+            part = partition_of(r["subscriber_id"], r["to_address"])
+            key = (r["kind"], r["brand_id"], r["campaign_id"], r["sender"], part)
+            groups.setdefault(key, []).append(r)
+        for (kind, brand_id, campaign_id, sender, part), group in groups.items():
             for i in range(0, len(group), 1000):
                 chunk = group[i : i + 1000]
                 out = RenderedBatch(
-                    batch_id=batch_id("deferred", *(r["id"] for r in chunk)),
+                    batch_id=batch_id("deferred", *(f"{r['id']}@{r['not_before']}" for r in chunk)),
                     brand_id=brand_id,
                     campaign_id=campaign_id,
                     sender=sender,
@@ -424,11 +574,15 @@ class Stages:
                             body=r["body"],
                             segments=r["segments"],
                             timezone=r["timezone"],
+                            carrier=r["carrier"],
                         )
                         for r in chunk
                     ],
+                    kind=kind,
+                    partition=part,
                 )
-                await self.bus.publish("rendered", out, msg_id=out.batch_id)
+                hop = "transactional" if kind == "transactional" else "rendered"
+                await self.bus.publish(hop, out, msg_id=out.batch_id)
         return len(rows)
 
     async def aggregate(self, batches: list[ReceiptBatch]) -> int:

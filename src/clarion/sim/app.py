@@ -247,6 +247,24 @@ def create_app(config: SimConfig) -> Starlette:
         results = state.accept(req)
         return Response(_encode(SendResponse(results)), media_type="application/json")
 
+    async def lookup(request: Request) -> Response:
+        """Carrier lookup (as Twilio Lookup's line type intelligence): which network owns
+        each number, up to 1,000 numbers a request."""
+        try:
+            body = msgspec.json.decode(await request.body(), type=dict[str, list[str]])
+            numbers = body["numbers"]
+        except (msgspec.DecodeError, KeyError) as exc:
+            return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
+        if len(numbers) > MAX_BATCH:
+            return JSONResponse(
+                {"error": f"at most {MAX_BATCH} numbers a request"}, status_code=413
+            )
+        state.counts["lookups"] = state.counts.get("lookups", 0) + len(numbers)
+        carriers = {
+            n: None if network.is_invalid(n) else network.carrier_for(n).name for n in numbers
+        }
+        return JSONResponse({"carriers": carriers})
+
     async def handset(request: Request) -> Response:
         number = request.path_params["e164"]
         messages = [
@@ -296,6 +314,7 @@ def create_app(config: SimConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/messages", send, methods=["POST"]),
+            Route("/v1/lookup", lookup, methods=["POST"]),
             Route("/handsets", handsets),
             Route("/handsets/{e164}", handset),
             Route("/handsets/{e164}/reply", reply, methods=["POST"]),

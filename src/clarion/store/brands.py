@@ -110,12 +110,13 @@ async def record_consent(
 # One keyset page of a brand's subscribers (by id): an index range scan of bounded size.
 # Consent is not filtered here: the send stage's gate checks it at the moment of sending and
 # records why each recipient without it was not sent to.
+# One keyset page of one partition (`domain.ids.PARTITIONS`, fixed at 8 by the index).
 AUDIENCE_PAGE = """
-SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes
+SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
 FROM subscribers s
-WHERE s.brand_id = $1 AND s.id > $2
-ORDER BY s.brand_id, s.id
-LIMIT $3
+WHERE s.brand_id = $1 AND s.id % 8 = $2 AND s.id > $3
+ORDER BY s.brand_id, (s.id % 8), s.id
+LIMIT $4
 """
 
 

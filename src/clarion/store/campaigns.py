@@ -40,7 +40,8 @@ async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
         UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
                launched_at = coalesce(launched_at, now()),
                expires_at = coalesce(expires_at, $2::timestamptz + expiry_h * interval '1 hour'),
-               audience_cursor = 0, audience_done = false
+               audience_cursor = 0, audience_done = false,
+               audience_cursors = array_fill(0::bigint, ARRAY[8])
         WHERE id = $1 RETURNING launch_count
         """,
         campaign_id,
@@ -50,21 +51,23 @@ async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
 
 
 async def advance_audience(
-    pool: Pool, campaign_id: int, *, cursor: int, added: int, done: bool, attempt: int
+    pool: Pool, campaign_id: int, *, partition: int, cursor: int, added: int, attempt: int
 ) -> bool:
-    """Move the audience cursor forward after a page is published. False when a newer
-    launch attempt owns the campaign (this page's attempt is stale)."""
+    """Move a partition's audience cursor forward after its page is published (-1: the
+    partition is done). False when a newer launch attempt owns the campaign (this page's
+    attempt is stale) or the page was counted before (a replay)."""
     result: str = await pool.execute(
         """
-        UPDATE campaigns SET audience_cursor = $2,
-               audience_count = CASE WHEN $5 = 1 THEN audience_count + $3 ELSE audience_count END,
-               audience_done = audience_done OR $4
-        WHERE id = $1 AND launch_count = $5 AND audience_cursor < $2
+        UPDATE campaigns SET audience_cursors[$2 + 1] = $3,
+               audience_cursor = greatest(audience_cursor, $3),
+               audience_count = CASE WHEN $5 = 1 THEN audience_count + $4 ELSE audience_count END
+        WHERE id = $1 AND launch_count = $5 AND audience_cursors[$2 + 1] >= 0
+          AND (audience_cursors[$2 + 1] < $3 OR $3 = -1)
         """,
         campaign_id,
+        partition,
         cursor,
         added,
-        done,
         attempt,
     )
     return result.endswith(" 1")
@@ -151,6 +154,12 @@ async def set_paused(pool: Pool, campaign_id: int, paused: bool) -> str:
     if status is None:
         current = (await get_campaign(pool, campaign_id))["status"]
         raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be {to}")
+    if not paused:  # the messages the pause held wait no longer (the sweeper sends them on)
+        await pool.execute(
+            "UPDATE messages SET not_before = now(), updated_at = now()"
+            " WHERE campaign_id = $1 AND status = 'deferred' AND error_code = 'paused'",
+            campaign_id,
+        )
     return status
 
 

@@ -104,10 +104,10 @@ async def due_deferred(conn: Conn, now: datetime, limit: int) -> list[Any]:
         await conn.fetch(
             """
             SELECT m.id::text AS id, m.brand_id, m.campaign_id, m.subscriber_id, m.to_address,
-                   m.sender, m.body, m.segments, s.timezone
+                   m.sender, m.body, m.segments, m.kind, m.not_before, s.timezone, s.carrier
             FROM messages m LEFT JOIN subscribers s ON s.id = m.subscriber_id
             WHERE m.not_before IS NOT NULL AND m.not_before <= $1 AND m.status = 'deferred'
-            ORDER BY m.not_before, m.id LIMIT $2
+            ORDER BY m.not_before, m.created_at, m.id LIMIT $2
             """,
             now,
             limit,

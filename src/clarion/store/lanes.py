@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from clarion.pipeline.lanes import Lane, LaneLimit
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from clarion.pipeline.lanes import Grant, Lane, LaneLimit
 from clarion.store.db import Pool
+
+if TYPE_CHECKING:
+    from clarion.store.messages import Conn
 
 
 async def load_limits(pool: Pool) -> tuple[dict[Lane, LaneLimit], dict[int, list[str]]]:
@@ -66,4 +72,78 @@ async def set_lane_limit(
         rate_per_s,
         burst,
         per_day,
+    )
+
+
+async def lease(
+    conn: Conn,
+    want: Mapping[Lane, float],
+    limit_of: Callable[[Lane], LaneLimit | None],
+    *,
+    now_s: float,
+    today: str,
+) -> dict[Lane, Grant]:
+    """Take up to `want` tokens from each lane's shared state (every send process leases
+    from the same rows, so a limit holds across processes). `now_s`: epoch seconds."""
+    if not want:
+        return {}
+    lanes = sorted(want)
+    limits = [limit_of(lane) for lane in lanes]
+    rows = await conn.fetch(
+        "SELECT * FROM lane_lease($1, $2, $3, $4, $5, $6, $7, $8)",
+        [k for k, _ in lanes],
+        [key for _, key in lanes],
+        [want[lane] for lane in lanes],
+        [lim.rate_per_s if lim else None for lim in limits],
+        [_burst(lim) for lim in limits],
+        [lim.per_day if lim else None for lim in limits],
+        now_s,
+        today,
+    )
+    return {(r["kind"], r["key"]): Grant(r["granted"], r["rate"], r["daily_spent"]) for r in rows}
+
+
+def _burst(limit: LaneLimit | None) -> float | None:
+    if limit is None or limit.rate_per_s is None:
+        return None
+    return limit.burst if limit.burst is not None else max(1.0, limit.rate_per_s)
+
+
+async def refund(conn: Conn, unused: Mapping[Lane, float], *, today: str) -> None:
+    """Give back tokens a batch leased but did not use."""
+    if not unused:
+        return
+    lanes = sorted(unused)
+    await conn.execute(
+        """
+        UPDATE lane_state s SET
+            tokens = CASE WHEN s.rate IS NULL THEN s.tokens ELSE least(s.burst, s.tokens + u.n) END,
+            used = CASE WHEN s.day = $4 THEN greatest(0, s.used - floor(u.n)) ELSE s.used END
+        FROM unnest($1::text[], $2::text[], $3::float8[]) AS u(kind, key, n)
+        WHERE s.kind = u.kind AND s.key = u.key
+        """,
+        [k for k, _ in lanes],
+        [key for _, key in lanes],
+        [unused[lane] for lane in lanes],
+        today,
+    )
+
+
+async def throttled(conn: Conn, lane: Lane, floor_per_s: float = 0.1) -> None:
+    """The provider said slow down: halve the lane's rate and drop what it saved up."""
+    await conn.execute(
+        "UPDATE lane_state SET rate = greatest($3, rate / 2), tokens = least(tokens, 0)"
+        " WHERE kind = $1 AND key = $2 AND rate IS NOT NULL",
+        *lane,
+        floor_per_s,
+    )
+
+
+async def succeeded(conn: Conn, lane: Lane, step_fraction: float = 0.05) -> None:
+    """Additive increase back towards the configured rate."""
+    await conn.execute(
+        "UPDATE lane_state SET rate = least(max_rate, rate + max_rate * $3)"
+        " WHERE kind = $1 AND key = $2 AND rate < max_rate",
+        *lane,
+        step_fraction,
     )

@@ -11,7 +11,7 @@ import msgspec
 
 from clarion.domain.records import Receipt, StatusChange
 from clarion.domain.status import rank
-from clarion.pipeline.send import MESSAGE_COLUMNS, MessageRow, StatusUpdate
+from clarion.pipeline.send import MESSAGE_COLUMNS, MessageRow, StatusUpdate, Waiting
 
 if TYPE_CHECKING:
     Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
@@ -72,6 +72,46 @@ async def claim(conn: Conn, message_ids: Sequence[str]) -> set[str]:
     return {r["id"] for r in rows}
 
 
+async def defer(conn: Conn, defers: Sequence[tuple[str, datetime, str, str | None]]) -> None:
+    """Put messages back to wait until a moment: (id, not_before, reason, detail). Only
+    messages not yet handed over are touched; the deferred sweeper republishes them."""
+    if defers:
+        await conn.execute(
+            """
+            UPDATE messages m SET status = 'deferred', not_before = d.not_before,
+                   error_code = d.reason, error_detail = d.detail, updated_at = now()
+            FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
+                 AS d(id, not_before, reason, detail)
+            WHERE m.id = d.id AND m.status IN ('queued', 'deferred', 'sending')
+            """,
+            *(list(c) for c in zip(*defers, strict=True)),
+        )
+
+
+async def waiting_for(conn: Conn, subscriber_ids: Sequence[int], now: datetime) -> list[Waiting]:
+    """Every marketing message of these subscribers still waiting to go (not expired, not
+    held by a paused campaign), for the sequencing check."""
+    rows = await conn.fetch(
+        "SELECT id::text, subscriber_id, created_at, not_before FROM messages"
+        " WHERE subscriber_id = ANY($1::bigint[]) AND kind = 'marketing'"
+        " AND status IN ('queued', 'deferred') AND (expires_at IS NULL OR expires_at > $2)"
+        " AND error_code IS DISTINCT FROM 'paused'",
+        subscriber_ids,
+        now,
+    )
+    return [Waiting(r["id"], r["subscriber_id"], r["created_at"], r["not_before"]) for r in rows]
+
+
+async def set_carriers(conn: Conn, carriers: Sequence[tuple[int, str]]) -> None:
+    """Remember subscribers' carriers (from a lookup): (subscriber id, carrier)."""
+    if carriers:
+        await conn.execute(
+            "UPDATE subscribers s SET carrier = c.carrier"
+            " FROM unnest($1::bigint[], $2::text[]) AS c(id, carrier) WHERE s.id = c.id",
+            *(list(c) for c in zip(*carriers, strict=True)),
+        )
+
+
 async def release(conn: Conn, message_ids: Sequence[str]) -> None:
     """Give back claimed messages that were not handed over (a lane held them back)."""
     if message_ids:
@@ -84,12 +124,12 @@ async def release(conn: Conn, message_ids: Sequence[str]) -> None:
 
 async def record_failed_attempt(
     conn: Conn, message_ids: Sequence[str], *, max_attempts: int, error: str
-) -> int:
+) -> list[tuple[str, int]]:
     """Count a failed provider call for claimed messages: they go back to `queued` for a
-    retry, or, at the limit, to `failed` / `dead_letter` with the error. Returns how many
-    are left to retry."""
+    retry, or, at the limit, to `failed` / `dead_letter` with the error. Returns (id,
+    attempts so far) of those left to retry."""
     if not message_ids:
-        return 0
+        return []
     rows = await conn.fetch(
         """
         UPDATE messages SET attempts = attempts + 1, updated_at = now(),
@@ -98,13 +138,13 @@ async def record_failed_attempt(
                error_code = CASE WHEN attempts + 1 >= $2 THEN 'dead_letter' ELSE error_code END,
                error_detail = $3
         WHERE id = ANY($1::uuid[]) AND status = 'sending'
-        RETURNING status
+        RETURNING id::text, status, attempts
         """,
         message_ids,
         max_attempts,
         error[:500],
     )
-    return sum(1 for r in rows if r["status"] == "queued")
+    return [(r["id"], r["attempts"]) for r in rows if r["status"] == "queued"]
 
 
 async def mark_unknown(conn: Conn, message_ids: Sequence[str]) -> None:
