@@ -20,8 +20,10 @@ from clarion.domain.records import LaunchCampaign
 from clarion.errors import CampaignInvalid
 from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
 from clarion.pipeline.personalize import render_sample
+from clarion.pipeline.plan import SendPlan
 from clarion.providers.base import Provider
 from clarion.providers.sim import SimProvider
+from clarion.runtime import planning
 from clarion.runtime.consumer import consume
 from clarion.runtime.stages import MERGE, SERIAL_STAGES, STAGE_HOPS, Stages, now
 from clarion.store import brands, campaigns
@@ -196,6 +198,22 @@ async def check_campaign(infra: Infra, campaign_id: int) -> BodyCheck:
         brand={"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]},
     )
     return check_sms_body(rendered, brand_name=b["name"], first_contact=first_contact)
+
+
+async def plan(infra: Infra, campaign_id: int, *, at: datetime | None = None) -> SendPlan:
+    """The send plan of a campaign launched at `at` (default now); stored on the campaign
+    for the plan-versus-actual report."""
+    provider = build_provider(infra.settings)
+    try:
+        return await planning.plan_campaign(
+            infra.pool,
+            provider,
+            campaign_id,
+            at=at or now(),
+            platform_rate_mps=infra.settings.platform_rate_mps,
+        )
+    finally:
+        await provider.aclose()
 
 
 async def launch(

@@ -308,8 +308,11 @@ def consent_export(
 
 @campaign_app.command("status")
 def campaign_status(campaign_id: int) -> None:
-    """Show a campaign's progress per stage and its counts by status."""
-    from clarion.report import campaign_progress
+    """Show a campaign's progress per stage, its counts by status, and its plan versus what
+    happened (when a plan was computed)."""
+    from clarion.pipeline.plan import plan_vs_actual
+    from clarion.report import campaign_progress, plan_vs_actual_table
+    from clarion.runtime import planning
 
     async def go() -> None:
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
@@ -320,8 +323,41 @@ def campaign_status(campaign_id: int) -> None:
             )
             for status, n in sorted(p.by_status.items()):
                 print(f"  {status:<12} {n}")
+            plan = await planning.stored_plan(infra.pool, campaign_id)
+            if plan is not None:
+                rows = plan_vs_actual(plan, await planning.actual(infra.pool, campaign_id))
+                Console().print(plan_vs_actual_table(rows))
 
     _run(go())
+
+
+@campaign_app.command("plan")
+def campaign_plan(
+    campaign_id: int,
+    at: Annotated[
+        datetime | None, typer.Option(help="Plan a launch at this UTC time (default: now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Before launch: recipients per lane and carrier, quiet hours and when they go, daily
+    caps that will be hit, cost in segments, and the estimated finish time."""
+    import msgspec
+
+    from clarion.report import plan_tables
+
+    when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+    async def go() -> Any:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await bootstrap.plan(infra, campaign_id, at=when)
+
+    plan = _run(go())
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(plan).decode() + "\n")
+        return
+    console = Console()
+    for table in plan_tables(plan):
+        console.print(table)
 
 
 def main() -> None:

@@ -36,7 +36,10 @@ class Settings:
     # A message whose provider calls fail this many times (transient errors) is dead-lettered:
     # status `failed`, error_code `dead_letter`, the last error as detail.
     send_max_attempts: int = 8
-    retry_base_s: float = 0.5  # first retry delay; doubles per attempt, with jitter, to 30 s
+    retry_base_s: float = 0.5  # first retry delay; doubles per attempt, with jitter, to 5 min
+    # Messages a second this install sustains end to end (measured: BENCHMARKS.md); the send
+    # plan's estimate never goes faster than this.
+    platform_rate_mps: float = 3000.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -52,6 +55,7 @@ class Settings:
             ("sim_secret", "CLARION_SIM_SECRET", str),
             ("bus_namespace", "CLARION_BUS_NAMESPACE", str),
             ("ack_wait_s", "CLARION_ACK_WAIT_S", float),
+            ("platform_rate_mps", "CLARION_PLATFORM_RATE_MPS", float),
         ):
             if var in env:
                 values[key] = kind(env[var])

@@ -364,7 +364,11 @@ class Stages:
         ]
         segments = [m.segments for m in todo]
         admission = await self._admit(lanes_of, segments, at)
-        deferred = self._lane_defers(todo, admission, at)
+        deferred, expired = self._lane_defers(todo, admission, at, expires_at)
+        if expired:
+            async with self.pool.acquire() as conn:
+                await compliance.record_gate(conn, expired, [])
+            metrics.MESSAGES.labels("expired").inc(len(expired))
         by_sender: dict[str, list[OutboundMessage]] = {}
         for i in admission.admitted:
             by_sender.setdefault(senders[i], []).append(todo[i])
@@ -416,21 +420,29 @@ class Stages:
 
     @staticmethod
     def _lane_defers(
-        todo: list[OutboundMessage], admission: Admission, at: datetime
-    ) -> list[Deferral]:
+        todo: list[OutboundMessage],
+        admission: Admission,
+        at: datetime,
+        expires_at: datetime | None,
+    ) -> tuple[list[Deferral], list[tuple[str, str, str, str | None]]]:
         """Messages an empty lane holds back wait in Postgres until their lane should have
-        room; a spent daily cap holds them until midnight Pacific. (The gate drops whatever
-        comes back after the campaign's expiry.)"""
+        room; a spent daily cap holds them until midnight Pacific, or, when that is after
+        the campaign's expiry, they expire now (they could never go)."""
         capped = set(admission.capped)
-        out: list[Deferral] = []
+        defers: list[Deferral] = []
+        expired: list[tuple[str, str, str, str | None]] = []
         for i, ready_s in zip(admission.held, admission.ready_in_s, strict=True):
             mid = todo[i].message_id
             if i in capped:
-                out.append((mid, next_pacific_midnight(at), send.CARRIER_DAILY_CAP, None))
+                resume = next_pacific_midnight(at)
+                if expires_at is not None and resume >= expires_at:
+                    expired.append((mid, "expired", send.CARRIER_DAILY_CAP, todo[i].carrier))
+                else:
+                    defers.append((mid, resume, send.CARRIER_DAILY_CAP, todo[i].carrier))
             else:
                 wait = timedelta(seconds=min(_MAX_LANE_WAIT_S, max(0.05, ready_s)))
-                out.append((mid, at + wait, send.LANE_WAIT, None))
-        return out
+                defers.append((mid, at + wait, send.LANE_WAIT, None))
+        return defers, expired
 
     async def _provider_failed(
         self,

@@ -156,7 +156,7 @@ async def set_paused(pool: Pool, campaign_id: int, paused: bool) -> str:
         raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be {to}")
     if not paused:  # the messages the pause held wait no longer (the sweeper sends them on)
         await pool.execute(
-            "UPDATE messages SET not_before = now(), updated_at = now()"
+            "UPDATE messages SET not_before = now(), error_code = 'resumed', updated_at = now()"
             " WHERE campaign_id = $1 AND status = 'deferred' AND error_code = 'paused'",
             campaign_id,
         )

@@ -64,9 +64,16 @@ async def claim(conn: Conn, message_ids: Sequence[str]) -> set[str]:
     """Mark waiting messages `sending` (this worker is about to call the provider); returns
     the ids it claimed. A cancel no longer touches them: their outcome is the provider's."""
     rows = await conn.fetch(
-        "UPDATE messages SET status = 'sending', updated_at = now()"
-        " WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'deferred', 'sending')"
-        " RETURNING id::text",
+        """
+        UPDATE messages SET status = 'sending', updated_at = now(),
+               waited = CASE WHEN status = 'deferred' AND (waited IS NULL
+                   OR error_code IN ('quiet_hours_deferred', 'carrier_daily_cap'))
+                   THEN error_code ELSE waited END,
+               error_code = CASE WHEN status = 'deferred' THEN NULL ELSE error_code END,
+               error_detail = CASE WHEN status = 'deferred' THEN NULL ELSE error_detail END
+        WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'deferred', 'sending')
+        RETURNING id::text
+        """,
         message_ids,
     )
     return {r["id"] for r in rows}
@@ -109,16 +116,6 @@ async def set_carriers(conn: Conn, carriers: Sequence[tuple[int, str]]) -> None:
             "UPDATE subscribers s SET carrier = c.carrier"
             " FROM unnest($1::bigint[], $2::text[]) AS c(id, carrier) WHERE s.id = c.id",
             *(list(c) for c in zip(*carriers, strict=True)),
-        )
-
-
-async def release(conn: Conn, message_ids: Sequence[str]) -> None:
-    """Give back claimed messages that were not handed over (a lane held them back)."""
-    if message_ids:
-        await conn.execute(
-            "UPDATE messages SET status = 'queued', updated_at = now()"
-            " WHERE id = ANY($1::uuid[]) AND status = 'sending'",
-            message_ids,
         )
 
 

@@ -13,6 +13,10 @@ ALTER TABLE campaigns ADD COLUMN audience_cursors bigint[] NOT NULL DEFAULT arra
 -- subscriber) reads messages through `messages_subscriber`; no index on `status`, so status
 -- updates stay HOT.
 
+-- Why a message last waited before it went (quiet hours, a daily cap, a lane...): the claim
+-- moves the deferral reason here, so `error_code` holds errors only.
+ALTER TABLE messages ADD COLUMN waited text;
+
 -- The last plan computed for a campaign (`clarion campaign plan`), for plan versus actual.
 ALTER TABLE campaigns ADD COLUMN plan jsonb;
 

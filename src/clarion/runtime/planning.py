@@ -1,0 +1,198 @@
+"""The send plan against live data: stream a campaign's audience from Postgres through the
+pure `Planner`, store the plan on the campaign, and count what actually happened for the
+plan-versus-actual report."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from clarion.domain.records import Recipient, RecipientBatch
+from clarion.errors import ProviderError
+from clarion.pipeline import personalize
+from clarion.pipeline.lanes import pacific_day
+from clarion.pipeline.plan import Actual, PlanContext, Planner, PlanRecipient, SendPlan
+from clarion.providers.base import Provider
+from clarion.store import brands, campaigns, compliance, messages
+from clarion.store import lanes as lane_store
+from clarion.store.db import Pool
+
+log = logging.getLogger(__name__)
+
+_PAGE = """
+SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
+FROM subscribers s
+WHERE s.brand_id = $1 AND s.id > $2 AND s.phone IS NOT NULL
+ORDER BY s.brand_id, s.id
+LIMIT $3
+"""
+
+
+async def plan_campaign(
+    pool: Pool,
+    provider: Provider,
+    campaign_id: int,
+    *,
+    at: datetime,
+    platform_rate_mps: float,
+    page_size: int = 2000,
+) -> SendPlan:
+    """What launching the campaign at `at` would do, computed over its whole audience with
+    the same rules the send stage applies (current consent, suppressions, recent sends,
+    quiet hours, sender pool, lane limits, today's use of daily caps). Unknown carriers are
+    looked up (and remembered), as the send stage would. The plan is stored on the campaign."""
+    c = await campaigns.get_campaign(pool, campaign_id)
+    b = await brands.get_brand(pool, c["brand_id"])
+    brand_id = c["brand_id"]
+    limits, pools = await lane_store.load_limits(pool)
+    expires_at = c["expires_at"] or at + timedelta(hours=float(c["expiry_h"]))
+    ctx = PlanContext(
+        at=at,
+        brand_id=brand_id,
+        campaign_id=campaign_id,
+        provider=provider.name,
+        sender_pool=pools.get(brand_id, []),
+        default_sender=b["sender"],
+        limits=limits,
+        expires_at=expires_at,
+        smart_sending_h=float(b["smart_sending_h"]),
+        daily_used=await _daily_used(pool, brand_id, at),
+        platform_rate_mps=platform_rate_mps,
+    )
+    planner = Planner(ctx)
+    template = personalize.compile_template(c["body"])
+    brand_fields = {"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]}
+    cursor = 0
+    while True:
+        rows = await pool.fetch(_PAGE, brand_id, cursor, page_size)
+        if not rows:
+            break
+        cursor = rows[-1]["id"]
+        carriers = await _carriers(pool, provider, rows)
+        async with pool.acquire() as conn:
+            state = await compliance.gate_state(
+                conn,
+                brand_id,
+                [r["id"] for r in rows],
+                [r["phone"] for r in rows],
+                at - timedelta(hours=24),
+            )
+        batch = RecipientBatch(
+            batch_id="plan",
+            brand_id=brand_id,
+            campaign_id=campaign_id,
+            recipients=[_recipient(r) for r in rows],
+        )
+        rendered = personalize.render_batch(
+            template, batch, campaign_uid=str(c["uid"]), brand=brand_fields, sender=b["sender"]
+        )
+        segments = {m.subscriber_id: m.segments for m in rendered.messages}
+        errors = {f.subscriber_id: f.error for f in rendered.failures}
+        planner.add(
+            PlanRecipient(
+                subscriber_id=r["id"],
+                phone=r["phone"],
+                timezone=r["timezone"],
+                carrier=carriers.get(r["id"]),
+                segments=segments.get(r["id"], 0),
+                consent=state.consent.get(r["id"]),
+                suppression=state.suppressed.get(r["phone"]),
+                recent_sends=tuple(state.recent_sends.get(r["id"], ())),
+                render_error=errors.get(r["id"]),
+            )
+            for r in rows
+        )
+    plan = planner.result()
+    await pool.execute(
+        "UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, msgspec.to_builtins(plan)
+    )
+    return plan
+
+
+def _recipient(r: Any) -> Recipient:
+    fields: dict[str, Any] = dict(r["attributes"] or {})
+    for name in ("first_name", "last_name", "email"):
+        if r[name] is not None:
+            fields[name] = r[name]
+    return Recipient(subscriber_id=r["id"], phone=r["phone"], timezone=r["timezone"], fields=fields)
+
+
+async def _carriers(pool: Pool, provider: Provider, rows: list[Any]) -> dict[int, str]:
+    """Each subscriber's carrier: stored, else looked up and remembered. A failed lookup
+    leaves them unknown in the plan (the send stage looks again before sending)."""
+    known = {r["id"]: r["carrier"] for r in rows if r["carrier"] is not None}
+    unknown = [r for r in rows if r["carrier"] is None]
+    if unknown:
+        try:
+            found = await provider.lookup_carriers(sorted({r["phone"] for r in unknown}))
+        except ProviderError as exc:
+            log.warning("carrier lookup failed, planning without it: %s", exc)
+            return known
+        fresh = [(r["id"], found[r["phone"]]) for r in unknown if r["phone"] in found]
+        async with pool.acquire() as conn:
+            await messages.set_carriers(conn, fresh)
+        known.update(fresh)
+    return known
+
+
+async def _daily_used(pool: Pool, brand_id: int, at: datetime) -> dict[tuple[str, str], int]:
+    """Today's (Pacific) use of the brand's daily carrier caps, from the shared lane state."""
+    rows = await pool.fetch(
+        "SELECT kind, key, used FROM lane_state WHERE kind = 'brand_carrier_day'"
+        " AND key LIKE $1 AND day = $2",
+        f"{brand_id}:%",
+        pacific_day(at),
+    )
+    return {(r["kind"], r["key"]): int(r["used"]) for r in rows}
+
+
+async def stored_plan(pool: Pool, campaign_id: int) -> SendPlan | None:
+    raw = await pool.fetchval("SELECT plan FROM campaigns WHERE id = $1", campaign_id)
+    return None if raw is None else msgspec.convert(raw, SendPlan)
+
+
+async def actual(pool: Pool, campaign_id: int) -> Actual:
+    """What the campaign did, counted the way its plan was."""
+    c = await campaigns.get_campaign(pool, campaign_id)
+    r = await pool.fetchrow(
+        """
+        SELECT
+          count(*) FILTER (WHERE status IN ('accepted', 'sent', 'delivered', 'undelivered')
+                           AND waited IS DISTINCT FROM 'quiet_hours_deferred') AS sent,
+          count(*) FILTER (WHERE waited = 'quiet_hours_deferred'
+                           OR error_code = 'quiet_hours_deferred') AS deferred,
+          count(*) FILTER (WHERE waited = 'carrier_daily_cap'
+                           OR error_code = 'carrier_daily_cap') AS capped,
+          count(*) FILTER (WHERE status = 'expired') AS expired,
+          count(*) FILTER (WHERE status = 'suppressed' OR error_code = 'template_error')
+              AS excluded,
+          coalesce(sum(segments) FILTER (WHERE status IN ('accepted', 'sent', 'delivered',
+                                                          'undelivered')), 0) AS segments,
+          max(updated_at) FILTER (WHERE status_rank = 3) AS finished_at
+        FROM messages WHERE campaign_id = $1
+        """,
+        campaign_id,
+    )
+    assert r is not None
+    carriers = await pool.fetch(
+        "SELECT coalesce(m.carrier, s.carrier, 'unknown') AS carrier, count(*) AS n"
+        " FROM messages m JOIN subscribers s ON s.id = m.subscriber_id"
+        " WHERE m.campaign_id = $1"
+        " AND m.status IN ('accepted', 'sent', 'delivered', 'undelivered')"
+        " GROUP BY 1",
+        campaign_id,
+    )
+    return Actual(
+        eligible=c["audience_count"] - r["excluded"] - r["expired"],
+        sent=r["sent"],
+        deferred=r["deferred"],
+        capped=r["capped"],
+        expired=r["expired"],
+        segments=r["segments"],
+        first_send_at=c["first_send_at"],
+        finished_at=r["finished_at"],
+        carriers={x["carrier"]: x["n"] for x in carriers},
+    )
