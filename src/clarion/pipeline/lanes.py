@@ -29,8 +29,8 @@ def limit_keys(key: str) -> list[str]:
     so one row can set AT&T's per-campaign rate for every campaign of a brand, or of all."""
     parts = key.split(":")
     keys = [key]
-    for i in range(len(parts) - 1):
-        keys.append(":".join(["*"] * (i + 1) + parts[i + 1 :]))
+    for i in range(len(parts) - 2, -1, -1):  # the last part (the carrier) always stays
+        keys.append(":".join([*parts[:i], *["*"] * (len(parts) - 1 - i), parts[-1]]))
     return keys
 
 
@@ -94,7 +94,8 @@ class TokenBucket:
 
     def throttled(self) -> None:
         """The provider said slow down: halve the rate, drop what was saved up."""
-        self.rate_per_s = max(self.floor_per_s, self.rate_per_s / 2)
+        floor = min(self.floor_per_s, self.max_rate_per_s)  # never above the configured rate
+        self.rate_per_s = max(floor, self.rate_per_s / 2)
         self.tokens = min(self.tokens, 0.0)
 
     def succeeded(self, step_fraction: float = 0.05) -> None:
@@ -258,14 +259,14 @@ class Lanes:
             if bucket is not None:
                 tokens = max(0.0, min(tokens, bucket.available(now_s)))
                 rate = bucket.rate_per_s
-            if quota is not None:
+            if quota is not None:  # a quota counts whole messages
                 left = max(0, quota.remaining(at))
                 spent = left < tokens
-                tokens = min(tokens, float(left))
+                tokens = float(math.floor(min(tokens, float(left))))
             if bucket is not None:
                 bucket.take(tokens, now_s)
             if quota is not None:
-                quota.used += math.ceil(tokens)
+                quota.used += int(tokens)
             grants[lane] = Grant(tokens, rate, spent)
         return grants
 

@@ -132,7 +132,8 @@ async def refund(conn: Conn, unused: Mapping[Lane, float], *, today: str) -> Non
 async def throttled(conn: Conn, lane: Lane, floor_per_s: float = 0.1) -> None:
     """The provider said slow down: halve the lane's rate and drop what it saved up."""
     await conn.execute(
-        "UPDATE lane_state SET rate = greatest($3, rate / 2), tokens = least(tokens, 0)"
+        "UPDATE lane_state SET rate = greatest(least($3, max_rate), rate / 2),"
+        " tokens = least(tokens, 0)"
         " WHERE kind = $1 AND key = $2 AND rate IS NOT NULL",
         *lane,
         floor_per_s,

@@ -81,11 +81,14 @@ BEGIN
             day_left := greatest(0, s.per_day - s.used);
         END IF;
         g := least(r.want, avail, day_left);
+        IF s.per_day IS NOT NULL THEN
+            g := floor(g);  -- a quota counts whole messages
+        END IF;
         IF s.rate IS NOT NULL THEN
             s.tokens := s.tokens - g;
         END IF;
         IF s.per_day IS NOT NULL THEN
-            s.used := s.used + ceil(g);
+            s.used := s.used + g;
         END IF;
         UPDATE lane_state AS ls SET tokens = s.tokens, at_s = s.at_s, day = s.day, used = s.used
             WHERE ls.kind = r.kind AND ls.key = r.key;
