@@ -13,6 +13,7 @@ from datetime import datetime
 import uvicorn
 
 from clarion.api.app import create_app
+from clarion.api.v1 import V1
 from clarion.bus.embedded import EmbeddedNats
 from clarion.bus.jetstream import Bus
 from clarion.config import Settings
@@ -126,7 +127,10 @@ async def running(
     if "send" in stages:
         workers.tasks.append(asyncio.create_task(_sweep_deferred(core, workers.stop)))
     if http:
-        app = create_app(infra.bus, {provider.name: provider})
+        api = V1(infra.pool, provider, settings.platform_rate_mps)
+        if clock is not None:
+            api.clock = clock
+        app = create_app(infra.bus, {provider.name: provider}, api=api)
         config = uvicorn.Config(
             app,
             host=settings.http_host,

@@ -182,6 +182,21 @@ def brand_create(slug: str, name: str, sender: str, help_text: str = "") -> None
     _run(go())
 
 
+@brand_app.command("api-key")
+def brand_api_key(
+    brand_id: int, name: Annotated[str, typer.Option(help="What the key is for.")] = "default"
+) -> None:
+    """Create an API key for a brand (`Authorization: Bearer <key>` on /v1); printed once."""
+    from clarion.store import api_keys, brands
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            await brands.get_brand(infra.pool, brand_id)
+            print(await api_keys.create_key(infra.pool, brand_id, name))
+
+    _run(go())
+
+
 @subscribers_app.command("import")
 def subscribers_import(
     brand_id: int,

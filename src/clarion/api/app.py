@@ -1,4 +1,5 @@
-"""The HTTP app: provider status webhooks go straight onto the bus, in the batch they came in."""
+"""The HTTP app: the `/v1` API (bearer keys per brand, OpenAPI at `/openapi.json`), and
+provider webhooks, which go straight onto the bus in the batch they came in."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
+from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clarion.api.v1 import V1
 from clarion.bus.jetstream import Bus
 from clarion.domain.records import InboundBatch, ReceiptBatch
 from clarion.errors import ForgedWebhook, InvalidInput
@@ -19,7 +22,7 @@ from clarion.observability import metrics
 from clarion.providers.base import Provider
 
 
-def create_app(bus: Bus, providers: Mapping[str, Provider]) -> Starlette:
+def create_app(bus: Bus, providers: Mapping[str, Provider], *, api: V1 | None = None) -> Starlette:
     def webhook(
         hop: str,
         parse: Callable[[Provider, str, Mapping[str, str], bytes], tuple[str, list[Any]]],
@@ -68,11 +71,14 @@ def create_app(bus: Bus, providers: Mapping[str, Provider]) -> Starlette:
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route("/webhooks/{provider}/status", status_webhook, methods=["POST"]),
-            Route("/webhooks/{provider}/inbound", inbound_webhook, methods=["POST"]),
-            Route("/healthz", health),
-            Route("/metrics", prometheus),
-        ]
-    )
+    app = FastAPI(title="Clarion", version="1", docs_url="/docs", redoc_url=None)
+    for path, endpoint, methods in (
+        ("/webhooks/{provider}/status", status_webhook, ["POST"]),
+        ("/webhooks/{provider}/inbound", inbound_webhook, ["POST"]),
+        ("/healthz", health, ["GET"]),
+        ("/metrics", prometheus, ["GET"]),
+    ):
+        app.router.routes.append(Route(path, endpoint, methods=methods))
+    if api is not None:
+        app.include_router(api.router())
+    return app

@@ -1,0 +1,76 @@
+"""The /v1 API: bearer keys per brand, the send plan behind `clarion campaign plan`, and the
+campaign report with plan versus actual."""
+
+from __future__ import annotations
+
+import httpx
+
+from clarion import bootstrap
+from clarion.api.app import create_app
+from clarion.api.v1 import V1
+from clarion.sim.network import carrier_for
+from clarion.sim.process import SimProcess
+from clarion.store import api_keys
+from tests.conftest import DAYTIME
+from tests.integration.helpers import brand_with_subscribers, campaign, send_campaign
+
+
+async def test_the_plan_api_is_scoped_to_the_keys_brand_and_matches_what_happened(
+    infra: bootstrap.Infra, sim: SimProcess
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 120, seed=701)
+    stranger = await brand_with_subscribers(infra.pool, 5, seed=702)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    key = await api_keys.create_key(infra.pool, audience.brand_id)
+    other_key = await api_keys.create_key(infra.pool, stranger.brand_id)
+    provider = bootstrap.build_provider(infra.settings)
+    app = create_app(infra.bus, {}, api=V1(infra.pool, provider, 3000.0, clock=lambda: DAYTIME))
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://clarion"
+        ) as client:
+            # no key, a made-up key, another brand's key
+            assert (await client.post(f"/v1/campaigns/{campaign_id}/plan")).status_code == 401
+            forged = {"Authorization": "Bearer clk_not-a-key"}
+            assert (
+                await client.post(f"/v1/campaigns/{campaign_id}/plan", headers=forged)
+            ).status_code == 401
+            foreign = {"Authorization": f"Bearer {other_key}"}
+            assert (
+                await client.post(f"/v1/campaigns/{campaign_id}/plan", headers=foreign)
+            ).status_code == 404
+            assert (
+                await client.get(f"/v1/campaigns/{campaign_id}/plan", headers=auth)
+            ).status_code == 404  # not planned yet
+
+            resp = await client.post(f"/v1/campaigns/{campaign_id}/plan", headers=auth)
+            assert resp.status_code == 200
+            plan = resp.json()
+            assert plan["audience"] == 120
+            assert plan["eligible"] == len(audience.consented)
+            assert plan["excluded"] == {"no_consent": len(audience.not_consented)}
+            expected: dict[str, int] = {}
+            for phone in audience.consented:
+                name = carrier_for(phone).name
+                expected[name] = expected.get(name, 0) + 1
+            assert plan["carriers"] == expected
+            assert plan["segments"] >= len(audience.consented)
+            assert plan["finish_at"] is not None
+            assert (
+                await client.get(f"/v1/campaigns/{campaign_id}/plan", headers=auth)
+            ).json() == plan
+
+            await send_campaign(infra, sim, campaign_id)
+            report = (await client.get(f"/v1/campaigns/{campaign_id}", headers=auth)).json()
+            assert report["complete"] is True
+            rows = {r["metric"]: (r["planned"], r["actual"]) for r in report["plan_vs_actual"]}
+            assert rows["eligible"] == (len(audience.consented), len(audience.consented))
+            assert rows["sent now"] == (len(audience.consented), len(audience.consented))
+            for name, n in expected.items():
+                assert rows[f"carrier {name}"] == (n, n)
+
+            schema = (await client.get("/openapi.json")).json()
+            assert "/v1/campaigns/{campaign_id}/plan" in schema["paths"]
+    finally:
+        await provider.aclose()
