@@ -99,3 +99,41 @@ def test_importing_a_csv_reports_bad_rows_by_number_and_imports_the_rest(tmp_pat
     assert "row 3" in imported.stderr
     assert "not-a-number" in imported.stderr
     assert "row 5" in imported.stderr
+
+
+def test_campaign_plan_prints_the_plan_and_an_api_key_is_issued(tmp_path: Path) -> None:
+    """`clarion campaign plan` works before anything runs (no simulator: carriers are
+    unknown, the plan says so) and `clarion brand api-key` prints a key once."""
+    env = {
+        **os.environ,
+        "CLARION_DATA_DIR": str(tmp_path / "data"),
+        "CLARION_SIM_URL": "http://127.0.0.1:9",
+    }
+    csv_path = tmp_path / "subscribers.csv"
+    csv_path.write_text(
+        "phone,first_name,sms_consent\n(212) 555-7788,Ava,yes\n(213) 555-2671,Noah,yes\n"
+        "+1 646 555 0199,Mia,no\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(clarion(*args), capture_output=True, text=True, env=env, timeout=120)
+
+    brand = run("brand", "create", "acme", "Acme", "+15125550100").stdout.strip()
+    assert run("subscribers", "import", brand, str(csv_path)).returncode == 0
+    body = "Acme: Hi {{ first_name }}! Reply STOP to opt out."
+    campaign_id = run("campaign", "create", brand, "Spring", body).stdout.strip().split()[-1]
+    # 13:00 in New York, 10:00 in Los Angeles... but 06:00 there at 14:00 UTC
+    planned = run("campaign", "plan", campaign_id, "--at", "2026-11-25T14:00:00", "--json")
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout.strip().splitlines()[-1])
+    assert (plan["audience"], plan["eligible"], plan["send_now"], plan["deferred"]) == (3, 2, 1, 1)
+    assert plan["excluded"] == {"no_consent": 1}
+    assert plan["carriers"] == {"unknown": 2}
+    assert [h["at"] for h in plan["deferred_by_hour"]] == ["2026-11-25T16:00:00Z"]
+    table = run("campaign", "plan", campaign_id, "--at", "2026-11-25T14:00:00")
+    assert table.returncode == 0, table.stderr
+    assert "Send plan for campaign" in table.stdout
+    assert "estimated finish" in table.stdout
+    key = run("brand", "api-key", brand)
+    assert key.returncode == 0, key.stderr
+    assert key.stdout.strip().startswith("clk_")
