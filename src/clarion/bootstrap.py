@@ -17,6 +17,7 @@ from clarion.api.v1 import V1
 from clarion.bus.embedded import EmbeddedNats
 from clarion.bus.jetstream import Bus
 from clarion.config import Settings
+from clarion.domain.ids import PARTITIONS
 from clarion.domain.records import LaunchCampaign
 from clarion.errors import CampaignInvalid
 from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
@@ -149,7 +150,7 @@ async def running(
                     STAGE_HOPS[stage],
                     core.handler(stage),
                     stop=workers.stop,
-                    max_inflight=1 if stage in SERIAL_STAGES else settings.max_inflight_batches,
+                    max_inflight=_inflight(stage, settings),
                     ack_wait_s=settings.ack_wait_s,
                     merge=MERGE.get(stage, 1),
                     retry_base_s=settings.retry_base_s,
@@ -164,6 +165,16 @@ async def running(
 
 # Advisory lock key of the deferred-message sweeper: one process sweeps at a time.
 _SWEEPER_LOCK = 0x0C1A_0002
+
+
+def _inflight(stage: str, settings: Settings) -> int:
+    """Batches one process handles at once for a stage. Replies are few and urgent: every
+    partition of theirs may run at once."""
+    if stage in SERIAL_STAGES:
+        return 1
+    if stage == "transactional":
+        return PARTITIONS
+    return settings.max_inflight_batches
 
 
 async def _sweep_deferred(core: Stages, stop: asyncio.Event, interval_s: float = 0.25) -> None:

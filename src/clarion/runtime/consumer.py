@@ -46,12 +46,14 @@ async def consume(
     (one database transaction for many small bus messages) and they are acked together.
 
     A partitioned hop is consumed one batch at a time per partition (its consumer allows one
-    unacknowledged batch across all workers), so work is bounded by the partition count.
+    unacknowledged batch across all workers), and at most `max_inflight` partitions at once
+    in this process.
     """
     if hop in PARTITIONED:
+        slots = asyncio.Semaphore(max_inflight)
         await asyncio.gather(
             *(
-                _consume_partition(bus, hop, p, handler, stop, ack_wait_s, retry_base_s)
+                _consume_partition(bus, hop, p, handler, stop, ack_wait_s, retry_base_s, slots)
                 for p in range(PARTITIONS)
             )
         )
@@ -139,8 +141,10 @@ async def _consume_partition(
     stop: asyncio.Event,
     ack_wait_s: float,
     retry_base_s: float,
+    slots: asyncio.Semaphore,
 ) -> None:
-    """One partition of a partitioned hop: fetch a batch, handle it, repeat."""
+    """One partition of a partitioned hop: fetch a batch, handle it when one of the process's
+    `slots` for this hop is free (bounded work in flight), repeat."""
     await bus.consumer_config(hop, ack_wait_s=ack_wait_s, max_inflight=1, partition=partition)
     sub = await bus.js.pull_subscribe_bind(bus.durable(hop, partition), stream=bus.stream)
     try:
@@ -153,8 +157,9 @@ async def _consume_partition(
                 log.warning("%s.%d fetch failed: %s", hop, partition, exc)
                 await asyncio.sleep(0.2)
                 continue
-            for m in msgs:
-                await _handle(hop, [m], handler, merge=1, retry_base_s=retry_base_s)
+            async with slots:
+                for m in msgs:
+                    await _handle(hop, [m], handler, merge=1, retry_base_s=retry_base_s)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
