@@ -6,6 +6,11 @@ the inbound message (as the simulator stamped it) to the reply's provider call (
 max), and how far the campaign had gone.
 
     .venv/bin/python bench/transactional_latency.py --recipients 100000
+    .venv/bin/python bench/transactional_latency.py --recipients 100000 --reply-worker
+
+With `--reply-worker`, the inbound and transactional stages run in their own worker process
+(`clarion worker --stages inbound,transactional`), as a deployment that keeps replies off the
+campaign's event loop would run them; the campaign's stages stay in this process.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,6 +34,7 @@ from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.report import campaign_progress
+from clarion.runtime.stages import STAGES
 from clarion.seed import synthetic_subscribers
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
@@ -34,7 +43,10 @@ AT = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)  # inside every US window
 SENDER = "+15125550100"
 
 
-async def main(recipients: int) -> dict[str, object]:
+REPLY_STAGES = ("inbound", "transactional")
+
+
+async def main(recipients: int, reply_worker: bool) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="clarion-txlat-"))
     port = free_port()
     settings = replace(
@@ -47,10 +59,35 @@ async def main(recipients: int) -> dict[str, object]:
         with sim:
             async with bootstrap.infrastructure(settings) as infra:
                 provider = bootstrap.build_provider(settings)
-                async with bootstrap.running(infra, provider, clock=lambda: AT):
-                    return await measure(infra, sim, recipients)
+                stages = [s for s in STAGES if not (reply_worker and s in REPLY_STAGES)]
+                worker = _reply_worker(infra) if reply_worker else None
+                try:
+                    async with bootstrap.running(infra, provider, stages=stages, clock=lambda: AT):
+                        result = await measure(infra, sim, recipients)
+                        return {**result, "reply_worker": reply_worker}
+                finally:
+                    if worker is not None:
+                        worker.terminate()
+                        worker.wait(timeout=30)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _reply_worker(infra: bootstrap.Infra) -> subprocess.Popen[bytes]:
+    s = infra.settings
+    env = {
+        **os.environ,
+        "CLARION_DATABASE_URL": infra.database_url,
+        "CLARION_NATS_URL": infra.nats_url,
+        "CLARION_BUS_NAMESPACE": s.bus_namespace,
+        "CLARION_SIM_URL": s.sim_url,
+        "CLARION_SIM_SECRET": s.sim_secret,
+        "CLARION_PUBLIC_URL": s.public_url,
+    }
+    stages = ",".join(REPLY_STAGES)
+    return subprocess.Popen(
+        [sys.executable, "-m", "clarion", "worker", "--stages", stages], env=env
+    )
 
 
 async def measure(infra: bootstrap.Infra, sim: SimProcess, recipients: int) -> dict[str, object]:
@@ -86,7 +123,11 @@ async def measure(infra: bootstrap.Infra, sim: SimProcess, recipients: int) -> d
         """
     )
     latencies = sorted(float(r["latency_s"]) for r in rows)
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    q = (
+        statistics.quantiles(latencies, n=100, method="inclusive")
+        if len(latencies) > 1
+        else latencies * 99
+    )
     return {
         "recipients": recipients,
         "help_messages": sent,
@@ -100,4 +141,6 @@ async def measure(infra: bootstrap.Infra, sim: SimProcess, recipients: int) -> d
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipients", type=int, default=100_000)
-    print(json.dumps(asyncio.run(main(parser.parse_args().recipients))))
+    parser.add_argument("--reply-worker", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.recipients, args.reply_worker))))
