@@ -365,10 +365,14 @@ class Stages:
         segments = [m.segments for m in todo]
         admission = await self._admit(lanes_of, segments, at)
         deferred, expired = self._lane_defers(todo, admission, at, expires_at)
-        if expired:
-            async with self.pool.acquire() as conn:
+        if deferred or expired:
+            # Before the provider call: a crash during it must not leave these claimed (a
+            # provider without idempotency would then report them as of unknown fate).
+            async with self.pool.acquire() as conn, conn.transaction():
                 await compliance.record_gate(conn, expired, [])
+                await messages.defer(conn, deferred)
             metrics.MESSAGES.labels("expired").inc(len(expired))
+            metrics.MESSAGES.labels("deferred").inc(len(deferred))
         by_sender: dict[str, list[OutboundMessage]] = {}
         for i in admission.admitted:
             by_sender.setdefault(senders[i], []).append(todo[i])
@@ -382,13 +386,8 @@ class Stages:
         except ProviderError as exc:
             unsent = [todo[i].message_id for i in admission.admitted]
             unsent = [mid for mid in unsent if mid not in handed]
-            await self._provider_failed(exc, unsent, deferred, at, tx)
-            deferred = []
+            await self._provider_failed(exc, unsent, at, tx)
         sent = len(handed)
-        if deferred:
-            async with self.pool.acquire() as conn:
-                await messages.defer(conn, deferred)
-            metrics.MESSAGES.labels("deferred").inc(len(deferred))
         if sent and batch.campaign_id is not None:
             await self.pool.execute(
                 "UPDATE campaigns SET first_send_at = now()"
@@ -448,7 +447,6 @@ class Stages:
         self,
         exc: ProviderError,
         unsent: list[str],
-        deferred: list[Deferral],
         at: datetime,
         transactional: bool,
     ) -> None:
@@ -457,7 +455,6 @@ class Stages:
         and retry after an exponential backoff with jitter, up to the limit, then the
         message is dead-lettered with the error."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await messages.defer(conn, deferred)
             if exc.throttled:
                 kind = "provider_tx" if transactional else "provider"
                 await lane_store.throttled(conn, (kind, self.provider.name))
