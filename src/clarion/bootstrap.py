@@ -128,7 +128,7 @@ async def running(
     if "send" in stages:
         workers.tasks.append(asyncio.create_task(_sweep_deferred(core, workers.stop)))
     if http:
-        api = V1(infra.pool, provider, settings.platform_rate_mps)
+        api = V1(infra.pool, infra.bus, provider, settings.platform_rate_mps)
         if clock is not None:
             api.clock = clock
         app = create_app(infra.bus, {provider.name: provider}, api=api)

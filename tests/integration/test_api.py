@@ -3,6 +3,8 @@ campaign report with plan versus actual."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from clarion import bootstrap
@@ -10,9 +12,9 @@ from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.sim.network import carrier_for
 from clarion.sim.process import SimProcess
-from clarion.store import api_keys
+from clarion.store import api_keys, compliance
 from tests.conftest import DAYTIME
-from tests.integration.helpers import brand_with_subscribers, campaign, send_campaign
+from tests.integration.helpers import brand_with_subscribers, campaign, daytime, send_campaign
 
 
 async def test_the_plan_api_is_scoped_to_the_keys_brand_and_matches_what_happened(
@@ -24,7 +26,9 @@ async def test_the_plan_api_is_scoped_to_the_keys_brand_and_matches_what_happene
     key = await api_keys.create_key(infra.pool, audience.brand_id)
     other_key = await api_keys.create_key(infra.pool, stranger.brand_id)
     provider = bootstrap.build_provider(infra.settings)
-    app = create_app(infra.bus, {}, api=V1(infra.pool, provider, 3000.0, clock=lambda: DAYTIME))
+    app = create_app(
+        infra.bus, {}, api=V1(infra.pool, infra.bus, provider, 3000.0, clock=lambda: DAYTIME)
+    )
     auth = {"Authorization": f"Bearer {key}"}
     try:
         async with httpx.AsyncClient(
@@ -72,5 +76,62 @@ async def test_the_plan_api_is_scoped_to_the_keys_brand_and_matches_what_happene
 
             schema = (await client.get("/openapi.json")).json()
             assert "/v1/campaigns/{campaign_id}/plan" in schema["paths"]
+    finally:
+        await provider.aclose()
+
+
+async def test_transactional_messages_through_the_api_are_sent_once_per_key_and_refused_after_stop(
+    infra: bootstrap.Infra, sim: SimProcess
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 10, seed=703)
+    key = await api_keys.create_key(infra.pool, audience.brand_id)
+    stopped = audience.consented[0]
+    async with infra.pool.acquire() as conn:
+        sub_id, _ = await compliance.subscriber_consent(conn, audience.brand_id, stopped)
+        assert sub_id is not None
+        await compliance.append_consent(
+            conn, audience.brand_id, sub_id, "opted_out", keyword="STOP", disclosure=None
+        )
+    provider = bootstrap.build_provider(infra.settings)
+    app = create_app(infra.bus, {}, api=V1(infra.pool, infra.bus, provider, 3000.0))
+    auth = {"Authorization": f"Bearer {key}"}
+    code = {"to": "(917) 555-2142", "body": "Your Northwind code is 482913"}
+    try:
+        async with (
+            bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://clarion"
+            ) as client,
+        ):
+            bad = await client.post("/v1/messages", headers=auth, json={**code, "to": "12"})
+            assert bad.status_code == 422
+            assert "to:" in bad.json()["detail"]
+            refused = await client.post("/v1/messages", headers=auth, json={**code, "to": stopped})
+            assert refused.status_code == 409
+            assert "opted out" in refused.json()["detail"]
+            once = {**auth, "Idempotency-Key": "login-7731"}
+            first = await client.post("/v1/messages", headers=once, json=code)
+            again = await client.post("/v1/messages", headers=once, json=code)
+            assert first.status_code == again.status_code == 202
+            assert first.json()["id"] == again.json()["id"]
+            message_id = first.json()["id"]
+            status = None
+            for _ in range(100):
+                got = await client.get(f"/v1/messages/{message_id}", headers=auth)
+                status = got.json()["status"] if got.status_code == 200 else None
+                if status == "delivered":
+                    break
+                await asyncio.sleep(0.1)
+            assert status == "delivered"
+            stranger = await brand_with_subscribers(infra.pool, 1, seed=704)
+            other_key = await api_keys.create_key(infra.pool, stranger.brand_id)
+            other = {"Authorization": f"Bearer {other_key}"}
+            foreign = await client.get(f"/v1/messages/{message_id}", headers=other)
+            assert foreign.status_code == 404
+        inbox = (await asyncio.to_thread(httpx.get, f"{sim.url}/handsets/+19175552142")).json()
+        assert [m["body"] for m in inbox["messages"]] == [code["body"]]  # once, for two calls
+        assert (await asyncio.to_thread(httpx.get, f"{sim.url}/handsets/{stopped}")).json()[
+            "messages"
+        ] == []
     finally:
         await provider.aclose()

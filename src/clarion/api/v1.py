@@ -4,21 +4,28 @@ one brand and sees only that brand's records (another brand's campaign is a 404)
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations
 # (including the local `Brand` dependency) at runtime.
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
-from clarion.errors import NotFound
+from clarion.bus.jetstream import Bus
+from clarion.compliance.encoding import sms_segments
+from clarion.domain.contacts import normalize_phone
+from clarion.domain.ids import api_message_id, partition_of
+from clarion.domain.records import OutboundMessage, RenderedBatch
+from clarion.errors import InvalidPhoneNumber, NotFound
 from clarion.pipeline.plan import SendPlan, plan_vs_actual
 from clarion.providers.base import Provider
 from clarion.report import campaign_progress
 from clarion.runtime import planning
-from clarion.store import api_keys, campaigns
+from clarion.store import api_keys, brands, campaigns, compliance
 from clarion.store.db import Pool
 
 _json = msgspec.json.Encoder()
@@ -30,9 +37,11 @@ def _respond(value: Any, status_code: int = 200) -> Response:
 
 @dataclass
 class V1:
-    """What the API reaches: the database, and (for plans) the provider's carrier lookup."""
+    """What the API reaches: the database, the bus (transactional sends), and (for plans)
+    the provider's carrier lookup."""
 
     pool: Pool
+    bus: Bus
     provider: Provider
     platform_rate_mps: float
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -112,4 +121,65 @@ class V1:
                 body["plan_vs_actual"] = plan_vs_actual(plan, actual)
             return _respond(body)
 
+        @r.post(
+            "/messages",
+            status_code=202,
+            summary="Send a transactional SMS (a one-time code, a confirmation)",
+        )
+        async def send_message(
+            message: TransactionalMessage,
+            brand_id: Brand,
+            idempotency_key: Annotated[str | None, Header()] = None,
+        ) -> Response:
+            """Queued on the transactional hop, with lanes of its own: it never waits behind a
+            campaign. Not a marketing message, so marketing consent and quiet hours do not
+            apply; a number that opted out of the brand (STOP), or that can never receive
+            (invalid, landline), is refused. The same `Idempotency-Key` sends once."""
+            try:
+                to, _ = normalize_phone(message.to)
+            except InvalidPhoneNumber as exc:
+                raise HTTPException(422, f"to: {exc}") from None
+            body = message.body.strip()
+            if not body:
+                raise HTTPException(422, "body: empty")
+            b = await brands.get_brand(self.pool, brand_id)
+            async with self.pool.acquire() as conn:
+                sub_id, consent = await compliance.subscriber_consent(conn, brand_id, to)
+                state = await compliance.gate_state(conn, brand_id, [], [to], self.clock())
+            if consent == "opted_out":
+                raise HTTPException(409, f"to: {to} opted out of {b['name']} (STOP)")
+            if to in state.suppressed:
+                raise HTTPException(409, f"to: {to} is suppressed ({state.suppressed[to]})")
+            key = idempotency_key or uuid.uuid4().hex
+            mid = api_message_id(brand_id, key)
+            out = OutboundMessage(
+                message_id=mid, subscriber_id=sub_id, to=to, body=body,
+                segments=sms_segments(body).segments,
+            )  # fmt: skip
+            batch = RenderedBatch(
+                batch_id=f"api:{mid}", brand_id=brand_id, campaign_id=None,
+                sender=message.sender or b["sender"], messages=[out], kind="transactional",
+                partition=partition_of(sub_id, to),
+            )  # fmt: skip
+            await self.bus.publish("transactional", batch, msg_id=batch.batch_id)
+            return _respond({"id": mid, "status": "queued", "segments": out.segments}, 202)
+
+        @r.get("/messages/{message_id}", summary="A message's current status")
+        async def get_message(message_id: uuid.UUID, brand_id: Brand) -> Response:
+            row = await self.pool.fetchrow(
+                "SELECT id::text, kind, to_address AS to, status, error_code, segments, sent_at,"
+                " updated_at FROM messages WHERE id = $1 AND brand_id = $2",
+                message_id,
+                brand_id,
+            )
+            if row is None:
+                raise HTTPException(404, f"message {message_id} not found")
+            return _respond(dict(row))
+
         return r
+
+
+class TransactionalMessage(BaseModel):
+    to: str
+    body: str
+    sender: str | None = None  # default: the brand's sender

@@ -35,3 +35,9 @@ def batch_id(*parts: object) -> str:
 def reply_message_id(provider: str, inbound_id: str) -> str:
     """The id of the one reply Clarion sends to an inbound message."""
     return str(uuid.uuid5(_NAMESPACE, f"r:{provider}:{inbound_id}"))
+
+
+def api_message_id(brand_id: int, idempotency_key: str) -> str:
+    """The id of the one message an API call sends for a brand's idempotency key: the same
+    key sent again names the same message, which is sent once."""
+    return str(uuid.uuid5(_NAMESPACE, f"a:{brand_id}:{idempotency_key}"))
