@@ -403,3 +403,28 @@ def test_a_toll_free_number_must_be_inside_the_window_in_every_nanp_zone() -> No
     assert not result.allowed
     assert result.next_allowed_at == datetime(2026, 6, 1, 22, tzinfo=UTC)
     assert not sending_window(toll_free, datetime(2026, 6, 1, 23, 30, tzinfo=UTC)).allowed
+
+
+def test_the_prefix_path_for_stored_us_numbers_agrees_with_parsing_them() -> None:
+    """Stored numbers (E.164, US geographic area codes) take a cached path by area code and
+    exchange instead of being parsed; for valid numbers of every area code it gives the same
+    zones and state as the full phonenumbers lookup."""
+    import random
+
+    import phonenumbers
+
+    from clarion.compliance import windows
+    from clarion.compliance.area_codes import AREA_CODE_STATE
+
+    rng = random.Random(11)
+    checked = 0
+    for npa in sorted(AREA_CODE_STATE):
+        for _ in range(6):
+            number = f"+1{npa}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+            parsed = phonenumbers.parse(number, "US")
+            if not phonenumbers.is_valid_number(parsed):
+                continue
+            full = (windows._zones(parsed, None), windows._state(parsed, None))
+            assert windows._zones_and_state(number, None, None) == full, number
+            checked += 1
+    assert checked > 1000

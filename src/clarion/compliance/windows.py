@@ -118,9 +118,7 @@ def sending_window(
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("sending_window needs an aware datetime")
     at_utc = at.astimezone(UTC)
-    parsed = _parse(phone)
-    zones = _zones(parsed, tz)
-    state = _state(parsed, region)
+    zones, state = _zones_and_state(phone, tz, region)
     rule = STATE_RULES.get(state) if state is not None else None
 
     firsts = [(_zone_next(at_utc, zone, rule), zone) for zone in zones]
@@ -139,6 +137,9 @@ def presumed_region(phone: str) -> str | None:
     §775C.4). None for numbers outside the US, non-geographic numbers (toll-free) and numbers
     that do not parse.
     """
+    us = _us_area_state(phone)
+    if us is not None:
+        return us
     return _presumed_region(_parse(phone))
 
 
@@ -154,6 +155,44 @@ def us_federal_holidays(year: int) -> frozenset[date]:
 
 
 # --- zones and region ------------------------------------------------------------------------
+
+
+def _us_area_state(phone: str) -> str | None:
+    """The state of a well-formed E.164 number in a US geographic area code (the form every
+    stored number has), without parsing it; None for any other input."""
+    if len(phone) == 12 and phone.startswith("+1") and phone[2:].isdigit():
+        return AREA_CODE_STATE.get(phone[2:5])
+    return None
+
+
+@lru_cache(maxsize=1 << 16)
+def _prefix_zones(prefix: str) -> tuple[ZoneInfo, ...]:
+    """The zones of the US geographic numbers starting with `prefix` ("+1" + area code +
+    exchange): phonenumbers keys +1 zone data by at most these 7 digits, so every valid
+    number of the prefix shares them (`tests/unit/test_windows.py` checks this against the
+    full lookup)."""
+    names = pn_timezone.time_zones_for_geographical_number(phonenumbers.parse(prefix + "0000"))
+    found = tuple(
+        zone
+        for name in names
+        if name != pn_timezone.UNKNOWN_TIMEZONE and (zone := _zone(name)) is not None
+    )
+    return found or tuple(ZoneInfo(name) for name in US_ZONES)
+
+
+def _zones_and_state(
+    phone: str, tz: str | None, region: str | None
+) -> tuple[tuple[ZoneInfo, ...], str | None]:
+    """The zones a number may be in and its state. Parsing a number costs about 30 µs; the
+    gate checks every message, so stored US numbers take a cached path by prefix."""
+    us_state = _us_area_state(phone)
+    if us_state is not None:
+        given = _zone(tz) if tz is not None else None
+        zones = (given,) if given is not None else _prefix_zones(phone[:8])
+        state = region.strip().upper() if region is not None and region.strip() else us_state
+        return zones, state
+    parsed = _parse(phone)
+    return _zones(parsed, tz), _state(parsed, region)
 
 
 def _parse(phone: str) -> phonenumbers.PhoneNumber | None:
