@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ async def run_demo(
     console = Console(stderr=as_json)
     throwaway = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="clarion-demo-")) if data_dir is None else data_dir
+    root.mkdir(parents=True, exist_ok=True)
     http_port = free_port()
     settings = replace(
         Settings.from_env(),
@@ -61,7 +62,10 @@ async def run_demo(
         with sim:
             async with bootstrap.infrastructure(settings) as infra:
                 provider = bootstrap.build_provider(settings)
-                clock = (lambda: at) if at is not None else None
+                clock = None
+                if at is not None:  # the pinned moment, running on from there
+                    started = time.monotonic()
+                    clock = lambda: at + timedelta(seconds=time.monotonic() - started)  # noqa: E731
                 async with bootstrap.running(infra, provider, clock=clock):
                     return await _campaign(infra, sim, console, recipients, as_json, timeout_s, at)
     finally:
