@@ -93,6 +93,9 @@ def sim(
     failure_rate: float = 0.02,
     latency_scale: Annotated[float, typer.Option(help="Multiply carrier latencies.")] = 1.0,
     seed: int | None = None,
+    max_mps: Annotated[
+        float | None, typer.Option(help="Account throughput; beyond it, HTTP 429.")
+    ] = None,
 ) -> None:
     """Run the carrier-network simulator as its own process."""
     import uvicorn
@@ -100,8 +103,9 @@ def sim(
     from clarion.sim.app import SimConfig, create_app
 
     config = SimConfig(
-        secret=secret, failure_rate=failure_rate, latency_scale=latency_scale, seed=seed
-    )
+        secret=secret, failure_rate=failure_rate, latency_scale=latency_scale, seed=seed,
+        max_mps=max_mps,
+    )  # fmt: skip
     uvicorn.run(
         create_app(config), host=host, port=port, log_level="warning", loop="uvloop",
         http="httptools",

@@ -4,6 +4,7 @@ the real pipeline (Postgres, JetStream, the simulator process)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 
 import httpx
@@ -209,3 +210,36 @@ async def test_a_paused_campaign_does_not_hold_up_another_campaign(
     assert done.delivered + done.failed == len(other.consented)
     assert during.deferred_by_reason.get("paused", 0) > 0
     assert resumed.delivered + resumed.failed == len(paused.consented)
+
+
+async def test_a_provider_that_answers_429_slows_its_lane_and_every_message_still_goes_once(
+    infra: bootstrap.Infra,
+) -> None:
+    """The simulator takes 300 messages a second on this account and answers 429 beyond it;
+    the provider lane is set far higher (3,000/s). Each 429 halves the lane's shared rate
+    (AIMD) and the refused messages wait and go again: all of them arrive, once."""
+    audience = await brand_with_subscribers(infra.pool, 3000, seed=615)
+    await lane_store.set_lane_limit(infra.pool, "provider", "sim", rate_per_s=3000.0, burst=1000.0)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    with SimProcess(secret=infra.settings.sim_secret, failure_rate=0.0, max_mps=300.0) as slow:
+        settings = dataclasses.replace(infra.settings, sim_url=slow.url)
+        lowest = 3000.0
+        async with bootstrap.running(infra, bootstrap.build_provider(settings), clock=daytime):
+            await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+            deadline = asyncio.get_running_loop().time() + 90
+            while not (p := await campaign_progress(infra.pool, campaign_id)).complete:
+                rate = await infra.pool.fetchval(
+                    "SELECT rate FROM lane_state WHERE kind = 'provider' AND key = 'sim'"
+                )
+                lowest = min(lowest, rate if rate is not None else lowest)
+                assert asyncio.get_running_loop().time() < deadline, p
+                await asyncio.sleep(0.05)
+            await wait_for_campaign(infra.pool, campaign_id, slow, timeout_s=30)
+        stats = await asyncio.to_thread(slow.stats)
+        inboxes = await asyncio.to_thread(slow.handsets)
+
+    assert stats["throttled"] > 0
+    assert lowest <= 1500.0  # halved at least once
+    assert stats["accepted"] == len(audience.consented)
+    assert sorted(inboxes) == sorted(audience.consented)
+    assert set(inboxes.values()) == {1}

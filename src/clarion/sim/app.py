@@ -54,6 +54,9 @@ class SimConfig:
     failure_rate: float = 0.02
     latency_scale: float = 1.0
     seed: int | None = None
+    # The account's throughput: a request that would go beyond it is refused whole with
+    # HTTP 429 and Retry-After, as an aggregator does (None: unlimited).
+    max_mps: float | None = None
 
 
 @dataclass(slots=True)
@@ -234,6 +237,21 @@ async def _post(client: httpx.AsyncClient, state: SimState, chunk: list[_Due]) -
 def create_app(config: SimConfig) -> Starlette:
     state = SimState(config=config, rng=random.Random(config.seed))
 
+    bucket = {"tokens": config.max_mps or 0.0, "at": time.monotonic()}
+
+    def over_limit(n: int) -> float | None:
+        """Seconds to wait when `n` more messages would exceed the account's rate."""
+        if config.max_mps is None:
+            return None
+        now = time.monotonic()
+        burst = config.max_mps  # one second's worth
+        bucket["tokens"] = min(burst, bucket["tokens"] + (now - bucket["at"]) * config.max_mps)
+        bucket["at"] = now
+        if bucket["tokens"] >= n or (n > burst and bucket["tokens"] >= burst):
+            bucket["tokens"] -= n
+            return None
+        return (min(n, burst) - bucket["tokens"]) / config.max_mps
+
     async def send(request: Request) -> Response:
         state.counts["requests"] += 1
         try:
@@ -243,6 +261,14 @@ def create_app(config: SimConfig) -> Starlette:
         if len(req.messages) > MAX_BATCH:
             return JSONResponse(
                 {"error": f"at most {MAX_BATCH} messages a request"}, status_code=413
+            )
+        wait_s = over_limit(len(req.messages))
+        if wait_s is not None:
+            state.counts["throttled"] = state.counts.get("throttled", 0) + 1
+            return JSONResponse(
+                {"error": "too many requests", "code": "20429"},
+                status_code=429,
+                headers={"Retry-After": f"{max(wait_s, 0.05):.2f}"},
             )
         results = state.accept(req)
         return Response(_encode(SendResponse(results)), media_type="application/json")

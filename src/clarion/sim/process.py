@@ -22,6 +22,7 @@ class SimProcess:
         failure_rate: float = 0.02,
         latency_scale: float = 1.0,
         seed: int | None = None,
+        max_mps: float | None = None,
         log_path: Path | None = None,
     ) -> None:
         self.port = free_port()
@@ -35,6 +36,8 @@ class SimProcess:
         ]  # fmt: skip
         if seed is not None:
             self._args += ["--seed", str(seed)]
+        if max_mps is not None:
+            self._args += ["--max-mps", str(max_mps)]
         self._log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
