@@ -10,9 +10,8 @@ from typing import Any
 
 import msgspec
 
-from clarion.domain.records import Recipient, RecipientBatch
 from clarion.errors import ProviderError
-from clarion.pipeline import personalize
+from clarion.pipeline import audience, personalize
 from clarion.pipeline.lanes import pacific_day
 from clarion.pipeline.plan import Actual, PlanContext, Planner, PlanRecipient, SendPlan
 from clarion.providers.base import Provider
@@ -80,11 +79,8 @@ async def plan_campaign(
                 [r["phone"] for r in rows],
                 at - timedelta(hours=24),
             )
-        batch = RecipientBatch(
-            batch_id="plan",
-            brand_id=brand_id,
-            campaign_id=campaign_id,
-            recipients=[_recipient(r) for r in rows],
+        batch = audience.recipient_batch(
+            brand_id=brand_id, campaign_id=campaign_id, attempt=0, rows=rows
         )
         rendered = personalize.render_batch(
             template, batch, campaign_uid=str(c["uid"]), brand=brand_fields, sender=b["sender"]
@@ -110,14 +106,6 @@ async def plan_campaign(
         "UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, msgspec.to_builtins(plan)
     )
     return plan
-
-
-def _recipient(r: Any) -> Recipient:
-    fields: dict[str, Any] = dict(r["attributes"] or {})
-    for name in ("first_name", "last_name", "email"):
-        if r[name] is not None:
-            fields[name] = r[name]
-    return Recipient(subscriber_id=r["id"], phone=r["phone"], timezone=r["timezone"], fields=fields)
 
 
 async def _carriers(pool: Pool, provider: Provider, rows: list[Any]) -> dict[int, str]:
