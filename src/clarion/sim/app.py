@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -63,12 +63,30 @@ class SimConfig:
 class _Due:
     due: float
     seq: int
-    callback_url: str
+    callback_url: str  # where the receipt goes: a URL, or a channel's own target (a session)
     receipt: SimReceipt
     handset: tuple[str, str, str] | None  # (to, sender, body) to put in the inbox when due
+    channel: str = "sim"  # the front end that reports it (see `SimState.channels`)
 
     def __lt__(self, other: _Due) -> bool:
         return (self.due, self.seq) < (other.due, other.seq)
+
+
+# A front end's way to report receipts to its client: (target, receipts) → delivered? A
+# failed report is retried later, never lost.
+ReceiptSink = Callable[[str, list[SimReceipt]], Awaitable[bool]]
+# A front end's way to hand a handset's message to the client that owns a number.
+InboundSink = Callable[[str, SimInbound], Awaitable[int]]
+
+
+@dataclass
+class Channel:
+    """How one front end (the batch HTTP API, the Twilio-compatible API, the SMPP SMSC)
+    talks back to its clients: receipts, at most `batch` per call, and inbound messages."""
+
+    receipts: ReceiptSink
+    inbound: InboundSink
+    batch: int = 1
 
 
 @dataclass
@@ -94,7 +112,9 @@ class SimState:
         )
     )
     posting: int = 0
-    inbound_urls: dict[str, str] = field(default_factory=dict)  # our number → its webhook
+    # our number → (channel, target) that hears what handsets text it
+    inbound_urls: dict[str, tuple[str, str]] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
 
     def schedule(
         self,
@@ -102,36 +122,55 @@ class SimState:
         url: str,
         receipt: SimReceipt,
         handset: tuple[str, str, str] | None = None,
+        channel: str = "sim",
     ) -> None:
         heapq.heappush(
-            self.heap, _Due(time.monotonic() + delay_s, next(self.seq), url, receipt, handset)
+            self.heap,
+            _Due(time.monotonic() + delay_s, next(self.seq), url, receipt, handset, channel),
         )
 
+    def submit(
+        self,
+        message_id: str,
+        to: str,
+        sender: str,
+        body: str,
+        *,
+        channel: str,
+        target: str,
+        provider_id: str | None = None,
+        idempotent: bool = True,
+    ) -> SimResult:
+        """One message from any front end: rejected (invalid number) or accepted, with its
+        receipts scheduled to `target` on `channel`. With `idempotent`, a message id seen
+        before gets the first answer and reaches the handset once."""
+        known = self.answers.get(message_id) if idempotent else None
+        if known is not None:
+            self.counts["duplicates"] += 1
+            return known
+        if network.is_invalid(to):
+            code, text = network.INVALID_NUMBER
+            answer = SimResult(message_id, "rejected", provider_id, code, text)
+            self.counts["rejected"] += 1
+        else:
+            answer = SimResult(message_id, "accepted", provider_id or "SM" + uuid.uuid4().hex)
+            self.counts["accepted"] += 1
+            self._plan_delivery(
+                target, message_id, answer.provider_id or "", to, sender, body,
+                datetime.now(UTC), channel,
+            )  # fmt: skip
+        if idempotent:
+            self.answers[message_id] = answer
+        return answer
+
     def accept(self, req: SendRequest) -> list[SimResult]:
-        now = datetime.now(UTC)
         if req.inbound_url:
             for sender in {m.sender for m in req.messages}:
-                self.inbound_urls[sender] = req.inbound_url
-        results = []
-        for m in req.messages:
-            known = self.answers.get(m.id)
-            if known is not None:
-                self.counts["duplicates"] += 1
-                results.append(known)
-                continue
-            if network.is_invalid(m.to):
-                code, message = network.INVALID_NUMBER
-                answer = SimResult(m.id, "rejected", None, code, message)
-                self.counts["rejected"] += 1
-            else:
-                answer = SimResult(m.id, "accepted", "SM" + uuid.uuid4().hex)
-                self.counts["accepted"] += 1
-                self._plan_delivery(
-                    req.callback_url, m.id, answer.provider_id or "", m.to, m.sender, m.body, now
-                )
-            self.answers[m.id] = answer
-            results.append(answer)
-        return results
+                self.inbound_urls[sender] = ("sim", req.inbound_url)
+        return [
+            self.submit(m.id, m.to, m.sender, m.body, channel="sim", target=req.callback_url)
+            for m in req.messages
+        ]
 
     def _plan_delivery(
         self,
@@ -142,6 +181,7 @@ class SimState:
         sender: str,
         body: str,
         now: datetime,
+        channel: str = "sim",
     ) -> None:
         outcome = network.decide(
             to,
@@ -157,6 +197,7 @@ class SimState:
             SimReceipt(
                 message_id, provider_id, "sent", now + timedelta(seconds=sent_after), None, carrier
             ),
+            channel=channel,
         )
         final = SimReceipt(
             message_id,
@@ -167,7 +208,11 @@ class SimState:
             carrier,
         )
         self.schedule(
-            outcome.latency_s, url, final, (to, sender, body) if outcome.delivered else None
+            outcome.latency_s,
+            url,
+            final,
+            (to, sender, body) if outcome.delivered else None,
+            channel=channel,
         )
 
     def pop_due(self, limit: int) -> list[_Due]:
@@ -187,43 +232,33 @@ class SimState:
 
 
 async def _dispatch_receipts(state: SimState, stop: asyncio.Event) -> None:
-    """Post due receipts in signed batches; a failed post is retried with backoff, never lost."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        while not stop.is_set():
-            due = state.pop_due(RECEIPTS_PER_POST * 8)
-            if not due:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.02)
-                continue
-            by_url: dict[str, list[_Due]] = {}
-            for item in due:
-                by_url.setdefault(item.callback_url, []).append(item)
-            posts = [
-                items[i : i + RECEIPTS_PER_POST]
-                for items in by_url.values()
-                for i in range(0, len(items), RECEIPTS_PER_POST)
-            ]
-            state.posting += len(due)
-            try:
-                await asyncio.gather(*(_post(client, state, chunk) for chunk in posts))
-            finally:
-                state.posting -= len(due)
+    """Report due receipts through their channel, in batches the channel takes; a failed
+    report is retried with backoff, never lost."""
+    while not stop.is_set():
+        due = state.pop_due(RECEIPTS_PER_POST * 8)
+        if not due:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.02)
+            continue
+        by_target: dict[tuple[str, str], list[_Due]] = {}
+        for item in due:
+            by_target.setdefault((item.channel, item.callback_url), []).append(item)
+        reports = []
+        for (channel, _), items in by_target.items():
+            size = state.channels[channel].batch
+            reports += [items[i : i + size] for i in range(0, len(items), size)]
+        state.posting += len(due)
+        try:
+            await asyncio.gather(*(_report(state, chunk) for chunk in reports))
+        finally:
+            state.posting -= len(due)
 
 
-async def _post(client: httpx.AsyncClient, state: SimState, chunk: list[_Due]) -> None:
-    post = ReceiptPost(batch_id=uuid.uuid4().hex, receipts=[d.receipt for d in chunk])
-    body = _encode(post)
+async def _report(state: SimState, chunk: list[_Due]) -> None:
+    channel = state.channels[chunk[0].channel]
     try:
-        resp = await client.post(
-            chunk[0].callback_url,
-            content=body,
-            headers={
-                "content-type": "application/json",
-                SIGNATURE_HEADER: sign(state.config.secret, body),
-            },
-        )
-        ok = resp.status_code < 300
-    except httpx.HTTPError:
+        ok = await channel.receipts(chunk[0].callback_url, [d.receipt for d in chunk])
+    except Exception:  # a client gone away: retried later
         ok = False
     if ok:
         state.counts["receipts_posted"] += len(chunk)
@@ -232,6 +267,33 @@ async def _post(client: httpx.AsyncClient, state: SimState, chunk: list[_Due]) -
     for item in chunk:
         item.due = time.monotonic() + 1.0 + state.rng.random()
         heapq.heappush(state.heap, item)
+
+
+def _sim_channel(state: SimState, client: httpx.AsyncClient) -> Channel:
+    """The batch HTTP API's channel: signed JSON batches of receipts and inbound messages."""
+
+    async def receipts(url: str, batch: list[SimReceipt]) -> bool:
+        body = _encode(ReceiptPost(batch_id=uuid.uuid4().hex, receipts=batch))
+        headers = {
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign(state.config.secret, body),
+        }
+        try:
+            resp = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code < 300
+
+    async def inbound(url: str, message: SimInbound) -> int:
+        body = _encode(InboundPost(batch_id=message.id, messages=[message]))
+        headers = {
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign(state.config.secret, body),
+        }
+        resp = await client.post(url, content=body, headers=headers)
+        return resp.status_code
+
+    return Channel(receipts, inbound, batch=RECEIPTS_PER_POST)
 
 
 def create_app(config: SimConfig) -> Starlette:
@@ -306,16 +368,14 @@ def create_app(config: SimConfig) -> Starlette:
             req = _decode_reply(await request.body())
         except msgspec.DecodeError as exc:
             return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
-        url = state.inbound_urls.get(req.to)
-        if url is None:
+        route = state.inbound_urls.get(req.to)
+        if route is None:
             return JSONResponse({"error": f"{req.to} has no inbound webhook"}, status_code=404)
+        channel, target = route
         inbound = SimInbound("MO" + uuid.uuid4().hex, number, req.to, req.body, datetime.now(UTC))
-        body = _encode(InboundPost(batch_id=inbound.id, messages=[inbound]))
-        headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(config.secret, body)}
-        async with httpx.AsyncClient(timeout=30) as client:
-            resp = await client.post(url, content=body, headers=headers)
+        status = await state.channels[channel].inbound(target, inbound)
         state.counts["inbound"] = state.counts.get("inbound", 0) + 1
-        return JSONResponse({"id": inbound.id, "webhook_status": resp.status_code})
+        return JSONResponse({"id": inbound.id, "webhook_status": status})
 
     async def stats(request: Request) -> Response:
         return JSONResponse(
@@ -332,10 +392,12 @@ def create_app(config: SimConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = asyncio.create_task(_dispatch_receipts(state, stop))
-        yield
-        stop.set()
-        await task
+        async with httpx.AsyncClient(timeout=30) as client:
+            state.channels["sim"] = _sim_channel(state, client)
+            task = asyncio.create_task(_dispatch_receipts(state, stop))
+            yield
+            stop.set()
+            await task
 
     app = Starlette(
         routes=[
