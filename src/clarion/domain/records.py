@@ -72,7 +72,10 @@ class RenderedBatch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
-    """One status report from a provider about one message (several arrive per message)."""
+    """One status report from a provider about one message (several arrive per message).
+    `message_id` is "" when the provider reports only its own id (SMPP): the aggregate stage
+    finds the message by `provider_message_id`, or keeps the receipt until the send answer
+    that names that id is recorded."""
 
     message_id: str
     status: str

@@ -37,13 +37,18 @@ MESSAGE_COLUMNS = tuple(MessageRow.__struct_fields__)
 
 
 class SendResult(msgspec.Struct, frozen=True, kw_only=True):
-    """A provider's synchronous answer about one message."""
+    """A provider's synchronous answer about one message. `accepted=False` is a permanent
+    rejection (it fails, with the error), unless `retry` says the message was not handed
+    over for a passing reason (a 5xx, a timeout, a throttle): then it waits and goes again."""
 
     message_id: str
     accepted: bool
     provider_message_id: str | None = None
     error_code: str | None = None
     error_detail: str | None = None
+    retry: bool = False
+    throttled: bool = False  # the provider said slow down (HTTP 429, SMPP 0x58)
+    retry_after_s: float | None = None
 
 
 class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
