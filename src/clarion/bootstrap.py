@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from clarion.config import Settings
 from clarion.domain.ids import PARTITIONS
 from clarion.domain.records import LaunchCampaign
 from clarion.errors import CampaignInvalid
+from clarion.pipeline.breaker import Breaker
 from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
 from clarion.pipeline.personalize import render_sample
 from clarion.pipeline.plan import SendPlan
@@ -80,12 +81,14 @@ async def infrastructure(settings: Settings, *, pool_size: int = 20) -> AsyncIte
             await pool.close()
 
 
-def build_provider(settings: Settings) -> Provider:
+def build_provider(settings: Settings, *, name: str = "sim", url: str | None = None) -> Provider:
+    """The simulator adapter as provider account `name` (at `url`, default the settings')."""
     return SimProvider(
-        settings.sim_url,
+        url or settings.sim_url,
         settings.sim_secret,
-        callback_url=f"{settings.public_url}/webhooks/sim/status",
-        inbound_url=f"{settings.public_url}/webhooks/sim/inbound",
+        callback_url=f"{settings.public_url}/webhooks/{name}/status",
+        inbound_url=f"{settings.public_url}/webhooks/{name}/inbound",
+        name=name,
     )
 
 
@@ -109,6 +112,7 @@ async def running(
     stages: Iterable[str] = tuple(STAGE_HOPS),
     http: bool = True,
     clock: Callable[[], datetime] | None = None,
+    more_providers: Sequence[Provider] = (),
 ) -> AsyncIterator[Workers]:
     """Run the given stages (and the webhook server) in this process. `clock` is the time
     the compliance gate sees (tests pin it; the default is the real time)."""
@@ -122,6 +126,10 @@ async def running(
         page_size=settings.audience_page_size,
         max_attempts=settings.send_max_attempts,
         retry_base_s=settings.retry_base_s,
+        providers={p.name: p for p in more_providers},
+        new_breaker=lambda: Breaker(
+            min_calls=settings.breaker_min_calls, open_s=settings.breaker_open_s
+        ),
     )
     if clock is not None:
         core.clock = clock
@@ -131,7 +139,7 @@ async def running(
         api = V1(infra.pool, infra.bus, provider, settings.platform_rate_mps)
         if clock is not None:
             api.clock = clock
-        app = create_app(infra.bus, {provider.name: provider}, api=api)
+        app = create_app(infra.bus, core.providers, api=api)
         config = uvicorn.Config(
             app,
             host=settings.http_host,

@@ -96,6 +96,20 @@ def sim(
     max_mps: Annotated[
         float | None, typer.Option(help="Account throughput; beyond it, HTTP 429.")
     ] = None,
+    twilio_account_sid: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CLARION_SIM_TWILIO_ACCOUNT_SID",
+            help="The Twilio-compatible API's account SID (default: a fixed test SID).",
+        ),
+    ] = None,
+    twilio_auth_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CLARION_SIM_TWILIO_AUTH_TOKEN",
+            help="The Twilio-compatible API's auth token (default: the secret).",
+        ),
+    ] = None,
 ) -> None:
     """Run the carrier-network simulator as its own process."""
     import uvicorn
@@ -104,8 +118,10 @@ def sim(
 
     config = SimConfig(
         secret=secret, failure_rate=failure_rate, latency_scale=latency_scale, seed=seed,
-        max_mps=max_mps,
+        max_mps=max_mps, twilio_auth_token=twilio_auth_token or "",
     )  # fmt: skip
+    if twilio_account_sid:
+        config.twilio_account_sid = twilio_account_sid
     uvicorn.run(
         create_app(config), host=host, port=port, log_level="warning", loop="uvloop",
         http="httptools",

@@ -40,6 +40,11 @@ class Settings:
     # Messages a second this install sustains end to end (measured: BENCHMARKS.md); the send
     # plan's estimate never goes faster than this.
     platform_rate_mps: float = 3000.0
+    # A provider's circuit opens when, over 10 s, at least `breaker_min_calls` calls were made
+    # and half failed; traffic then moves to the next provider of the route for
+    # `breaker_open_s`, after which one trial call decides.
+    breaker_min_calls: int = 4
+    breaker_open_s: float = 5.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -56,6 +61,8 @@ class Settings:
             ("bus_namespace", "CLARION_BUS_NAMESPACE", str),
             ("ack_wait_s", "CLARION_ACK_WAIT_S", float),
             ("platform_rate_mps", "CLARION_PLATFORM_RATE_MPS", float),
+            ("breaker_min_calls", "CLARION_BREAKER_MIN_CALLS", int),
+            ("breaker_open_s", "CLARION_BREAKER_OPEN_S", float),
         ):
             if var in env:
                 values[key] = kind(env[var])

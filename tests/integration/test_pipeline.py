@@ -262,7 +262,11 @@ async def test_transient_failures_retry_with_backoff_then_dead_letter_with_the_r
     audience = await brand_with_subscribers(infra.pool, 40, seed=109)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     quick = dataclasses.replace(
-        infra, settings=dataclasses.replace(infra.settings, retry_base_s=0.05, send_max_attempts=3)
+        infra,
+        # no circuit breaker here: this is about retries of a provider that keeps failing
+        settings=dataclasses.replace(
+            infra.settings, retry_base_s=0.05, send_max_attempts=3, breaker_min_calls=10**6
+        ),
     )
     failing = FailingProvider(bootstrap.build_provider(infra.settings), after_call=False)
     failing.calls = 0

@@ -44,7 +44,6 @@ _STATUS = {
 
 
 class SimProvider:
-    name = "sim"
     max_batch = 1000
     idempotent = True
 
@@ -55,7 +54,9 @@ class SimProvider:
         callback_url: str,
         inbound_url: str | None = None,
         timeout_s: float = 30,
+        name: str = "sim",
     ) -> None:
+        self.name = name  # the account's name: its webhooks are /webhooks/{name}/…
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout_s,

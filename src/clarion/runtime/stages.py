@@ -34,6 +34,7 @@ from clarion.domain.records import (
 from clarion.errors import Held, ProviderError
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, audience, carrier, inbound, personalize, send
+from clarion.pipeline.breaker import Breaker
 from clarion.pipeline.lanes import (
     Admission,
     Lane,
@@ -44,6 +45,7 @@ from clarion.pipeline.lanes import (
     pacific_day,
     resolve_limit,
 )
+from clarion.pipeline.send import SendResult
 from clarion.providers.base import Provider
 from clarion.store import brands, campaigns, compliance, messages
 from clarion.store import lanes as lane_store
@@ -102,6 +104,12 @@ class Stages:
     wall_s: Callable[[], float] = time.time
     max_attempts: int = 8
     retry_base_s: float = 0.5
+    # Every provider account by name (the default `provider` among them), each brand's SMS
+    # route (provider names in order of preference), and a circuit breaker per provider.
+    providers: dict[str, Provider] = field(default_factory=dict)
+    _routes: dict[int, list[str]] = field(default_factory=dict)
+    _breakers: dict[str, Breaker] = field(default_factory=dict)
+    new_breaker: Callable[[], Breaker] = Breaker
     _limits: dict[Lane, LaneLimit] = field(default_factory=dict)
     _sender_pools: dict[int, list[str]] = field(default_factory=dict)
     _limits_read_at: float = -math.inf
@@ -110,6 +118,9 @@ class Stages:
     _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str, str]] = field(
         default_factory=OrderedDict
     )
+
+    def __post_init__(self) -> None:
+        self.providers = {self.provider.name: self.provider, **self.providers}
 
     def handler(self, stage: str) -> Any:
         return {
@@ -280,13 +291,15 @@ class Stages:
             metrics.MESSAGES.labels("deferred").inc(len(holds))
         return [m for m in outcome.send if m.message_id not in holds]
 
-    async def _lookup_carriers(self, todo: list[OutboundMessage]) -> list[OutboundMessage]:
+    async def _lookup_carriers(
+        self, provider: Provider, todo: list[OutboundMessage]
+    ) -> list[OutboundMessage]:
         """Fill in unknown carriers with the provider's lookup (remembered on the subscriber),
         so carrier lanes apply from a number's first message."""
         unknown = sorted({m.to for m in todo if m.carrier is None})
         if not unknown:
             return todo
-        found = await self.provider.lookup_carriers(unknown)
+        found = await provider.lookup_carriers(unknown)
         if found:
             async with self.pool.acquire() as conn:
                 await messages.set_carriers(
@@ -307,10 +320,11 @@ class Stages:
         ]
 
     async def send(self, batch: RenderedBatch) -> int:
-        """Persist, pass the compliance gate (marketing only), take tokens from every lane,
-        hand over, record answers. Whatever may not go now waits in Postgres (deferred, with
-        the reason and the moment to look again) and the batch is acknowledged: a waiting
-        message never holds its bus partition."""
+        """Persist, pass the compliance gate (marketing only), pick the provider (the first of
+        the brand's route whose circuit is closed), take tokens from every lane, hand over,
+        record answers. Whatever may not go now waits in Postgres (deferred, with the reason
+        and the moment to look again) and the batch is acknowledged: a waiting message never
+        holds its bus partition."""
         at = self.clock()
         marketing = batch.kind == "marketing" and batch.campaign_id is not None
         expires_at, smart_h = (None, 0.0)
@@ -328,32 +342,39 @@ class Stages:
             waiting, interrupted = await messages.still_pending(
                 conn, [m.message_id for m in batch.messages], at
             )
-            if interrupted and not self.provider.idempotent:
-                # Repeating the call could reach the handset twice: report their fate as
-                # unknown and let the provider's receipts reconcile them.
-                await messages.mark_unknown(conn, sorted(interrupted))
-                interrupted = set()
-        todo = [m for m in batch.messages if m.message_id in waiting | interrupted]
-        if marketing and todo:
-            todo = await self._lookup_carriers(todo)
+            # Repeating a cut-short call to a provider without idempotency keys could reach
+            # the handset twice: report those as of unknown fate; receipts reconcile them.
+            unsafe = {mid for mid, name in interrupted.items() if not self._idempotent(name)}
+            await messages.mark_unknown(conn, sorted(unsafe))
+        resumed = set(interrupted) - unsafe
+        todo = [m for m in batch.messages if m.message_id in waiting or m.message_id in resumed]
+        await self._refresh_limits()
+        provider, wait_s = self._route(batch.brand_id)
+        if marketing and todo and provider is not None:
+            todo = await self._lookup_carriers(provider, todo)
         async with self.pool.acquire() as conn, conn.transaction():
             if marketing and todo:
-                todo = await self._gate(conn, batch, todo, at, expires_at, smart_h, interrupted)
+                todo = await self._gate(conn, batch, todo, at, expires_at, smart_h, resumed)
+            if provider is None:  # every provider of the route is failing: wait for one
+                later = at + timedelta(seconds=wait_s)
+                await messages.defer(
+                    conn, [(m.message_id, later, send.RETRY, "no provider") for m in todo]
+                )
+                return len(rows)
             # A cancel that commits after the status check has already turned these messages
             # `suppressed`, so the claim (queued/deferred/sending only) skips them; one that
             # comes later leaves claimed messages to the provider's outcome.
-            claimed = await messages.claim(conn, [m.message_id for m in todo])
+            claimed = await messages.claim(conn, [m.message_id for m in todo], provider.name)
             todo = [m for m in todo if m.message_id in claimed]
         if not todo:
             return len(rows)
-        await self._refresh_limits()
         tx = batch.kind == "transactional"
         pool_of = self._sender_pools.get(batch.brand_id) or [batch.sender]
         # A subscriber always hears from the same number of the pool (sticky sender).
         senders = [pool_of[zlib.crc32(m.to.encode()) % len(pool_of)] for m in todo]
         lanes_of = [
             send.lanes_for(
-                self.provider.name,
+                provider.name,
                 sender,
                 tx,
                 brand_id=batch.brand_id,
@@ -376,18 +397,11 @@ class Stages:
         by_sender: dict[str, list[OutboundMessage]] = {}
         for i in admission.admitted:
             by_sender.setdefault(senders[i], []).append(todo[i])
-        handed: set[str] = set()
-        try:
-            for sender, group in by_sender.items():
-                for j in range(0, len(group), self.provider.max_batch):
-                    chunk = group[j : j + self.provider.max_batch]
-                    await self._hand_over(batch, sender, chunk)
-                    handed.update(m.message_id for m in chunk)
-        except ProviderError as exc:
-            unsent = [todo[i].message_id for i in admission.admitted]
-            unsent = [mid for mid in unsent if mid not in handed]
-            await self._provider_failed(exc, unsent, at, tx)
-        sent = len(handed)
+        sent = 0
+        for sender, group in by_sender.items():
+            for j in range(0, len(group), provider.max_batch):
+                chunk = group[j : j + provider.max_batch]
+                sent += await self._hand_over(provider, batch, sender, chunk, at, tx)
         if sent and batch.campaign_id is not None:
             await self.pool.execute(
                 "UPDATE campaigns SET first_send_at = now()"
@@ -396,6 +410,27 @@ class Stages:
             )
         metrics.MESSAGES.labels("accepted").inc(sent)
         return len(rows)
+
+    def _idempotent(self, provider_name: str | None) -> bool:
+        """Whether the provider a message was claimed for honours our id as idempotency key."""
+        provider = self.providers.get(provider_name or "", self.provider)
+        return provider.idempotent
+
+    def _route(self, brand_id: int) -> tuple[Provider | None, float]:
+        """The provider to use now: the first of the brand's route whose circuit breaker lets
+        a call through; else (None, seconds until one may be tried again)."""
+        names = self._routes.get(brand_id) or list(self.providers)
+        now_s = self.now_s()
+        waits = []
+        for name in names:
+            provider = self.providers.get(name)
+            if provider is None:
+                continue
+            breaker = self._breakers.setdefault(name, self.new_breaker())
+            if breaker.allow(now_s):
+                return provider, 0.0
+            waits.append(breaker.retry_in_s(now_s))
+        return None, max(0.5, min(waits, default=1.0))
 
     async def _admit(
         self, lanes_of: list[tuple[Lane, ...]], segments: list[int], at: datetime
@@ -443,60 +478,89 @@ class Stages:
                 defers.append((mid, at + wait, send.LANE_WAIT, None))
         return defers, expired
 
-    async def _provider_failed(
+    async def _hand_over(
         self,
-        exc: ProviderError,
-        unsent: list[str],
+        provider: Provider,
+        batch: RenderedBatch,
+        sender: str,
+        chunk: list[OutboundMessage],
         at: datetime,
         transactional: bool,
-    ) -> None:
-        """A provider call failed as a whole. Throttled: the provider lane slows down (AIMD)
-        and the messages wait without counting an attempt. Other errors count an attempt
-        and retry after an exponential backoff with jitter, up to the limit, then the
-        message is dead-lettered with the error."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if exc.throttled:
-                kind = "provider_tx" if transactional else "provider"
-                await lane_store.throttled(conn, (kind, self.provider.name))
-                wait = exc.retry_after_s or 1.0
-                await messages.defer(
-                    conn,
-                    [(m, at + timedelta(seconds=wait), send.LANE_WAIT, str(exc)) for m in unsent],
+    ) -> int:
+        """One provider call; returns how many messages it handed over. A call that fails as
+        a whole, or answers "not now" for every message, counts against the provider's
+        circuit breaker; those messages wait (a backoff, or the provider's Retry-After) and
+        may go through the next provider of the route."""
+        lane = ("provider_tx" if transactional else "provider", provider.name)
+        breaker = self._breakers.setdefault(provider.name, self.new_breaker())
+        try:
+            results = await provider.send(sender, chunk)
+        except ProviderError as exc:
+            results = [
+                SendResult(
+                    message_id=m.message_id,
+                    accepted=False,
+                    retry=True,
+                    throttled=exc.throttled,
+                    retry_after_s=exc.retry_after_s,
+                    error_detail=str(exc),
                 )
-                return
-            retried = await messages.record_failed_attempt(
-                conn, unsent, max_attempts=self.max_attempts, error=str(exc)
-            )
-            # One jitter per failed call: its messages come back together, other batches'
-            # at other moments.
-            base, error, jitter = self.retry_base_s, str(exc), random.uniform(0.5, 1.5)
-            backoff = [
-                (mid, at + timedelta(seconds=_backoff_s(n, base) * jitter), send.RETRY, error)
-                for mid, n in retried
+                for m in chunk
             ]
-            await messages.defer(conn, backoff)
-        dead = len(unsent) - len(retried)
-        log.warning(
-            "provider %s failed (%d messages retry later, %d dead-lettered): %s",
-            self.provider.name, len(retried), dead, exc,
-        )  # fmt: skip
+        done = [r for r in results if not r.retry]
+        again = [r for r in results if r.retry]
+        throttled = any(r.throttled for r in again)
+        if not throttled:  # a throttle is the provider working as agreed, not failing
+            breaker.record(bool(done), self.now_s())
+        async with self.pool.acquire() as conn, conn.transaction():
+            await messages.apply_send_results(conn, provider.name, send.status_updates(done))
+            await compliance.suppress(conn, send.hard_failures(batch.brand_id, done, chunk))
+            if throttled:  # the provider said slow down: halve the lane's shared rate
+                await lane_store.throttled(conn, lane)
+            elif done and self._limit_of(lane) is not None:
+                await lane_store.succeeded(conn, lane)
+            await self._retry_later(conn, provider, again, at)
+        return sum(1 for r in done if r.accepted)
 
-    async def _hand_over(
-        self, batch: RenderedBatch, sender: str, chunk: list[OutboundMessage]
+    async def _retry_later(
+        self, conn: Any, provider: Provider, again: list[SendResult], at: datetime
     ) -> None:
-        results = await self.provider.send(sender, chunk)
-        async with self.pool.acquire() as conn:
-            await messages.apply_send_results(
-                conn, self.provider.name, send.status_updates(results)
-            )
-            await compliance.suppress(conn, send.hard_failures(batch.brand_id, results, chunk))
-            if self._provider_slowed:
-                await lane_store.succeeded(conn, ("provider", self.provider.name))
-
-    @property
-    def _provider_slowed(self) -> bool:
-        """Whether the provider lane has a limit (AIMD only moves limited lanes)."""
-        return self._limit_of(("provider", self.provider.name)) is not None
+        """Messages a provider did not take, for a passing reason. Throttled: they wait for
+        the provider's Retry-After without counting an attempt. Otherwise an attempt is
+        counted and they wait an exponential backoff (one jitter per failed call, so they
+        come back together and other batches at other moments) until `max_attempts`, then
+        they are dead-lettered with the error."""
+        if not again:
+            return
+        await messages.defer(
+            conn,
+            [
+                (r.message_id, at + timedelta(seconds=r.retry_after_s or 1.0), send.LANE_WAIT,
+                 r.error_detail or r.error_code)
+                for r in again
+                if r.throttled
+            ],
+        )  # fmt: skip
+        failing = [r for r in again if not r.throttled]
+        if not failing:
+            return
+        error = failing[0].error_detail or failing[0].error_code or "provider error"
+        retried = await messages.record_failed_attempt(
+            conn, [r.message_id for r in failing], max_attempts=self.max_attempts, error=error
+        )
+        jitter = random.uniform(0.5, 1.5)
+        await messages.defer(
+            conn,
+            [
+                (mid, at + timedelta(seconds=_backoff_s(n, self.retry_base_s) * jitter),
+                 send.RETRY, error)
+                for mid, n in retried
+            ],
+        )  # fmt: skip
+        log.warning(
+            "provider %s: %d messages retry later, %d dead-lettered: %s",
+            provider.name, len(retried), len(failing) - len(retried), error,
+        )  # fmt: skip
 
     async def _refresh_limits(self, every_s: float = 5.0) -> None:
         """Lane limits and sender pools are data: re-read them every few seconds."""
@@ -507,6 +571,7 @@ class Stages:
                 return
             limits, pools = await lane_store.load_limits(self.pool)
             self._limits, self._sender_pools = limits, pools
+            self._routes = await lane_store.load_routes(self.pool, "sms")
             self._limits_read_at = self.now_s()
 
     async def inbound(self, batch: InboundBatch) -> int:

@@ -57,6 +57,10 @@ class SimConfig:
     # The account's throughput: a request that would go beyond it is refused whole with
     # HTTP 429 and Retry-After, as an aggregator does (None: unlimited).
     max_mps: float | None = None
+    # The Twilio-compatible front end's account (sim/twilio_api.py): a fixed, public test
+    # SID, and its auth token ("": the secret).
+    twilio_account_sid: str = "ACe3d0f959678802896cde8e6464e74217"
+    twilio_auth_token: str = ""
 
 
 @dataclass(slots=True)
@@ -115,6 +119,7 @@ class SimState:
     # our number → (channel, target) that hears what handsets text it
     inbound_urls: dict[str, tuple[str, str]] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
+    down: bool = False  # an outage: the API refuses new messages (503)
 
     def schedule(
         self,
@@ -297,6 +302,8 @@ def _sim_channel(state: SimState, client: httpx.AsyncClient) -> Channel:
 
 
 def create_app(config: SimConfig) -> Starlette:
+    from clarion.sim import twilio_api  # here: it builds on this module's Channel and SimState
+
     state = SimState(config=config, rng=random.Random(config.seed))
 
     bucket = {"tokens": config.max_mps or 0.0, "at": time.monotonic()}
@@ -324,6 +331,8 @@ def create_app(config: SimConfig) -> Starlette:
             return JSONResponse(
                 {"error": f"at most {MAX_BATCH} messages a request"}, status_code=413
             )
+        if state.down:
+            return JSONResponse({"error": "service unavailable (outage)"}, status_code=503)
         wait_s = over_limit(len(req.messages))
         if wait_s is not None:
             state.counts["throttled"] = state.counts.get("throttled", 0) + 1
@@ -377,6 +386,12 @@ def create_app(config: SimConfig) -> Starlette:
         state.counts["inbound"] = state.counts.get("inbound", 0) + 1
         return JSONResponse({"id": inbound.id, "webhook_status": status})
 
+    async def outage(request: Request) -> Response:
+        """Take the API down (new messages get 503) or bring it back; messages already
+        accepted are still delivered and reported."""
+        state.down = bool(msgspec.json.decode(await request.body(), type=dict[str, bool])["down"])
+        return JSONResponse({"down": state.down})
+
     async def stats(request: Request) -> Response:
         return JSONResponse(
             {
@@ -394,6 +409,7 @@ def create_app(config: SimConfig) -> Starlette:
         stop = asyncio.Event()
         async with httpx.AsyncClient(timeout=30) as client:
             state.channels["sim"] = _sim_channel(state, client)
+            state.channels["twilio"] = twilio_api.channel(state, client)
             task = asyncio.create_task(_dispatch_receipts(state, stop))
             yield
             stop.set()
@@ -407,6 +423,8 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/handsets/{e164}", handset),
             Route("/handsets/{e164}/reply", reply, methods=["POST"]),
             Route("/stats", stats),
+            *twilio_api.routes(state, over_limit=over_limit),
+            Route("/admin/outage", outage, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

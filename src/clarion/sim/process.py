@@ -24,6 +24,8 @@ class SimProcess:
         seed: int | None = None,
         max_mps: float | None = None,
         log_path: Path | None = None,
+        twilio_account_sid: str | None = None,
+        twilio_auth_token: str | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -38,6 +40,10 @@ class SimProcess:
             self._args += ["--seed", str(seed)]
         if max_mps is not None:
             self._args += ["--max-mps", str(max_mps)]
+        if twilio_account_sid is not None:
+            self._args += ["--twilio-account-sid", twilio_account_sid]
+        if twilio_auth_token is not None:
+            self._args += ["--twilio-auth-token", twilio_auth_token]
         self._log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

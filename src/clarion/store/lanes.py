@@ -148,3 +148,28 @@ async def succeeded(conn: Conn, lane: Lane, step_fraction: float = 0.05) -> None
         *lane,
         step_fraction,
     )
+
+
+async def load_routes(pool: Pool, channel: str) -> dict[int, list[str]]:
+    """Each brand's route for a channel: provider account names, most preferred first."""
+    routes: dict[int, list[str]] = {}
+    for r in await pool.fetch(
+        "SELECT brand_id, provider FROM brand_routes WHERE channel = $1"
+        " ORDER BY brand_id, position",
+        channel,
+    ):
+        routes.setdefault(r["brand_id"], []).append(r["provider"])
+    return routes
+
+
+async def set_route(pool: Pool, brand_id: int, channel: str, providers: list[str]) -> None:
+    """Replace a brand's route for a channel."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM brand_routes WHERE brand_id = $1 AND channel = $2", brand_id, channel
+        )
+        await conn.executemany(
+            "INSERT INTO brand_routes (brand_id, channel, position, provider)"
+            " VALUES ($1, $2, $3, $4)",
+            [(brand_id, channel, i, name) for i, name in enumerate(providers)],
+        )

@@ -45,27 +45,28 @@ async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
 
 async def still_pending(
     conn: Conn, message_ids: Sequence[str], now: datetime
-) -> tuple[set[str], set[str]]:
+) -> tuple[set[str], dict[str, str | None]]:
     """(waiting, interrupted) among these messages. Waiting: queued, or deferred until a
-    moment that has come. Interrupted: claimed for a provider call that a crash cut short."""
+    moment that has come. Interrupted: claimed for a provider call that a crash cut short,
+    with the provider it was claimed for."""
     rows = await conn.fetch(
-        "SELECT id::text, status FROM messages WHERE id = ANY($1::uuid[])"
+        "SELECT id::text, status, provider FROM messages WHERE id = ANY($1::uuid[])"
         " AND (status IN ('queued', 'sending') OR (status = 'deferred' AND not_before <= $2))",
         message_ids,
         now,
     )
     return (
         {r["id"] for r in rows if r["status"] != "sending"},
-        {r["id"] for r in rows if r["status"] == "sending"},
+        {r["id"]: r["provider"] for r in rows if r["status"] == "sending"},
     )
 
 
-async def claim(conn: Conn, message_ids: Sequence[str]) -> set[str]:
+async def claim(conn: Conn, message_ids: Sequence[str], provider: str) -> set[str]:
     """Mark waiting messages `sending` (this worker is about to call the provider); returns
     the ids it claimed. A cancel no longer touches them: their outcome is the provider's."""
     rows = await conn.fetch(
         """
-        UPDATE messages SET status = 'sending', updated_at = now(),
+        UPDATE messages SET status = 'sending', updated_at = now(), provider = $2,
                waited = CASE WHEN status = 'deferred' AND (waited IS NULL
                    OR error_code IN ('quiet_hours_deferred', 'carrier_daily_cap'))
                    THEN error_code ELSE waited END,
@@ -75,6 +76,7 @@ async def claim(conn: Conn, message_ids: Sequence[str]) -> set[str]:
         RETURNING id::text
         """,
         message_ids,
+        provider,
     )
     return {r["id"] for r in rows}
 
