@@ -194,6 +194,7 @@ async def _sweep_deferred(core: Stages, stop: asyncio.Event, interval_s: float =
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _SWEEPER_LOCK):
                     try:
                         await core.sweep_deferred()
+                        await core.sweep_early_receipts()
                     finally:
                         await conn.execute("SELECT pg_advisory_unlock($1)", _SWEEPER_LOCK)
         except Exception as exc:  # the next sweep tries again

@@ -26,6 +26,7 @@ from clarion.domain.records import (
     InboundBatch,
     LaunchCampaign,
     OutboundMessage,
+    Receipt,
     ReceiptBatch,
     RecipientBatch,
     RenderedBatch,
@@ -512,14 +513,24 @@ class Stages:
         throttled = any(r.throttled for r in again)
         if not throttled:  # a throttle is the provider working as agreed, not failing
             breaker.record(bool(done), self.now_s())
+        early: list[Receipt] = []
         async with self.pool.acquire() as conn, conn.transaction():
             await messages.apply_send_results(conn, provider.name, send.status_updates(done))
+            if getattr(provider, "reports_by_provider_id", False):
+                refs = [(r.provider_message_id, r.message_id) for r in done if r.accepted]
+                early = await messages.record_refs(
+                    conn, provider.name, [(pid, mid) for pid, mid in refs if pid]
+                )
             await compliance.suppress(conn, send.hard_failures(batch.brand_id, done, chunk))
             if throttled:  # the provider said slow down: halve the lane's shared rate
                 await lane_store.throttled(conn, lane)
             elif done and self._limit_of(lane) is not None:
                 await lane_store.succeeded(conn, lane)
             await self._retry_later(conn, provider, again, at)
+        if early:  # receipts that beat their send answer: fold them now
+            key = batch_id("early", provider.name, *(f"{r.message_id}:{r.status}" for r in early))
+            out = ReceiptBatch(batch_id=key, provider=provider.name, receipts=early)
+            await self.bus.publish("receipts", out, msg_id=key)
         return sum(1 for r in done if r.accepted)
 
     async def _retry_later(
@@ -659,12 +670,30 @@ class Stages:
                 await self.bus.publish(hop, out, msg_id=out.batch_id)
         return len(rows)
 
-    async def aggregate(self, batches: list[ReceiptBatch]) -> int:
-        receipts = [r for b in batches for r in b.receipts]
-        events = aggregate.unique_events(receipts)
-        # Rows are locked in id order, so concurrent batches (other processes) cannot deadlock.
-        folded = sorted(aggregate.fold(events), key=lambda r: r.message_id)
+    async def sweep_early_receipts(self) -> int:
+        """Early receipts whose send answer has landed since: back on the receipts hop (a
+        singleton, with the deferred sweeper). Catches the race where a receipt was kept by
+        one transaction while another recorded its answer."""
         async with self.pool.acquire() as conn, conn.transaction():
+            found = await messages.matched_early(conn)
+            by_provider: dict[str, list[Receipt]] = {}
+            for provider, receipt in found:
+                by_provider.setdefault(provider, []).append(receipt)
+            for provider, receipts in by_provider.items():
+                key = batch_id("early", provider, *(f"{r.message_id}:{r.status}" for r in receipts))
+                out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts)
+                await self.bus.publish("receipts", out, msg_id=key)
+        return len(found)
+
+    async def aggregate(self, batches: list[ReceiptBatch]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Receipts that name only the provider's id (SMPP) get ours from the id map;
+            # those that came before their send answer are kept until it lands.
+            batches = [await self._resolve(conn, b) for b in batches]
+            receipts = [r for b in batches for r in b.receipts]
+            events = aggregate.unique_events(receipts)
+            # Rows are locked in id order, so concurrent batches cannot deadlock.
+            folded = sorted(aggregate.fold(events), key=lambda r: r.message_id)
             changes = []
             for provider in sorted({b.provider for b in batches}):
                 mine = {r.message_id for b in batches if b.provider == provider for r in b.receipts}
@@ -687,6 +716,24 @@ class Stages:
         for c in changes:
             metrics.MESSAGES.labels(c.status).inc()
         return len(receipts)
+
+    @staticmethod
+    async def _resolve(conn: Any, batch: ReceiptBatch) -> ReceiptBatch:
+        anonymous = [r for r in batch.receipts if not r.message_id]
+        if not anonymous:
+            return batch
+        ours = await messages.resolve_provider_ids(
+            conn, batch.provider, sorted({r.provider_message_id or "" for r in anonymous})
+        )
+        await messages.keep_early(
+            conn, batch.provider, [r for r in anonymous if r.provider_message_id not in ours]
+        )
+        receipts = [
+            r if r.message_id else msgspec.structs.replace(r, message_id=ours[pid])
+            for r in batch.receipts
+            if r.message_id or (pid := r.provider_message_id or "") in ours
+        ]
+        return msgspec.structs.replace(batch, receipts=receipts)
 
     async def carrier(self, batch: StatusBatch) -> int:
         """Delivery monitoring per carrier: outcomes and error codes as metrics."""

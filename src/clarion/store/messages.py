@@ -262,3 +262,95 @@ async def add_carrier_stats(
         """,
         rows,
     )
+
+
+async def resolve_provider_ids(
+    conn: Conn, provider: str, provider_ids: Sequence[str]
+) -> dict[str, str]:
+    """Our message id for each provider id we know (from the send answers)."""
+    rows = await conn.fetch(
+        "SELECT provider_message_id, message_id::text FROM provider_refs"
+        " WHERE provider = $1 AND provider_message_id = ANY($2::text[])",
+        provider,
+        list(provider_ids),
+    )
+    return {r["provider_message_id"]: r["message_id"] for r in rows}
+
+
+async def keep_early(conn: Conn, provider: str, receipts: Sequence[Receipt]) -> None:
+    """Receipts naming a provider id no send answer has named yet: kept until one does."""
+    if receipts:
+        await conn.executemany(
+            "INSERT INTO early_receipts"
+            " (provider, provider_message_id, status, occurred_at, error_code, carrier)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            [
+                (provider, r.provider_message_id, r.status, r.occurred_at, r.error_code, r.carrier)
+                for r in receipts
+            ],
+        )
+
+
+async def record_refs(conn: Conn, provider: str, refs: Sequence[tuple[str, str]]) -> list[Receipt]:
+    """Remember (provider id, our id) from send answers; returns the early receipts that were
+    waiting for them, now with our ids (the caller puts them back on the receipts hop)."""
+    if not refs:
+        return []
+    await conn.execute(
+        "INSERT INTO provider_refs (provider, provider_message_id, message_id)"
+        " SELECT $1, r.pid, r.mid FROM unnest($2::text[], $3::uuid[]) AS r(pid, mid)"
+        " ON CONFLICT DO NOTHING",
+        provider,
+        [pid for pid, _ in refs],
+        [mid for _, mid in refs],
+    )
+    ours = dict(refs)
+    rows = await conn.fetch(
+        "DELETE FROM early_receipts WHERE provider = $1 AND provider_message_id = ANY($2::text[])"
+        " RETURNING provider_message_id, status, occurred_at, error_code, carrier",
+        provider,
+        list(ours),
+    )
+    return [
+        Receipt(
+            message_id=ours[r["provider_message_id"]],
+            status=r["status"],
+            occurred_at=r["occurred_at"],
+            provider_message_id=r["provider_message_id"],
+            error_code=r["error_code"],
+            carrier=r["carrier"],
+        )
+        for r in rows
+    ]
+
+
+async def matched_early(conn: Conn, limit: int = 5000) -> list[tuple[str, Receipt]]:
+    """Early receipts whose send answer has landed since (a receipt kept by one transaction
+    while another recorded the answer): (provider, receipt with our id), removed."""
+    rows = await conn.fetch(
+        """
+        DELETE FROM early_receipts e USING provider_refs r
+        WHERE e.id IN (SELECT e2.id FROM early_receipts e2 JOIN provider_refs r2
+                         ON r2.provider = e2.provider
+                        AND r2.provider_message_id = e2.provider_message_id
+                       LIMIT $1)
+          AND r.provider = e.provider AND r.provider_message_id = e.provider_message_id
+        RETURNING e.provider, r.message_id::text, e.provider_message_id, e.status,
+                  e.occurred_at, e.error_code, e.carrier
+        """,
+        limit,
+    )
+    return [
+        (
+            r["provider"],
+            Receipt(
+                message_id=r["message_id"],
+                status=r["status"],
+                occurred_at=r["occurred_at"],
+                provider_message_id=r["provider_message_id"],
+                error_code=r["error_code"],
+                carrier=r["carrier"],
+            ),
+        )
+        for r in rows
+    ]

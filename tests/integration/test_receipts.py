@@ -1,0 +1,88 @@
+"""Receipts that name only the provider's id (as SMPP's do), including one that arrives
+before the send answer that names that id: kept, matched when the answer lands, folded into
+the one delivery record of its message."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from clarion import bootstrap
+from clarion.domain.records import OutboundMessage, Receipt, ReceiptBatch
+from clarion.pipeline.send import SendResult
+from clarion.providers.base import Provider
+from clarion.sim.process import SimProcess
+from tests.conftest import DAYTIME, wait_for_campaign
+from tests.integration.helpers import brand_with_subscribers, campaign, daytime
+
+
+class ByProviderId:
+    """The simulator adapter, but its receipts carry only the provider's id, and for the
+    first call a `delivered` receipt reaches Clarion before the send answer does."""
+
+    reports_by_provider_id = True
+
+    def __init__(self, inner: Provider, infra: bootstrap.Infra) -> None:
+        self.inner, self.infra = inner, infra
+        self.name, self.max_batch, self.idempotent = inner.name, inner.max_batch, True
+        self.early: str | None = None
+
+    async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        results = await self.inner.send(sender, messages)
+        if self.early is None:
+            first = next(r for r in results if r.accepted)
+            self.early = first.provider_message_id
+            receipt = Receipt(
+                message_id="", status="delivered", occurred_at=datetime.now(UTC),
+                provider_message_id=self.early,
+            )  # fmt: skip
+            batch = ReceiptBatch(batch_id="early-1", provider=self.name, receipts=[receipt])
+            await self.infra.bus.publish("receipts", batch, msg_id=batch.batch_id)
+            while not await self.infra.pool.fetchval(
+                "SELECT count(*) FROM early_receipts WHERE provider_message_id = $1", self.early
+            ):
+                await asyncio.sleep(0.02)  # kept, waiting for this answer
+        return results
+
+    async def lookup_carriers(self, numbers: Sequence[str]) -> dict[str, str]:
+        return await self.inner.lookup_carriers(numbers)
+
+    def parse_status_webhook(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, list[Receipt]]:
+        key, receipts = self.inner.parse_status_webhook(url, headers, body)
+        return key, [msgspec.structs.replace(r, message_id="") for r in receipts]
+
+    def parse_inbound_webhook(self, url: str, headers: Mapping[str, str], body: bytes) -> object:
+        return self.inner.parse_inbound_webhook(url, headers, body)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_receipts_by_provider_id_and_one_before_its_send_answer_are_all_folded(
+    infra: bootstrap.Infra, sim: SimProcess
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 300, seed=901)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    provider = ByProviderId(bootstrap.build_provider(infra.settings), infra)
+    async with bootstrap.running(infra, provider, clock=daytime):  # type: ignore[arg-type]
+        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
+
+    assert done.delivered + done.failed == len(audience.consented)
+    assert provider.early is not None
+    early = await infra.pool.fetchrow(
+        "SELECT m.status, (SELECT count(*) FROM message_events e WHERE e.message_id = m.id"
+        " AND e.status = 'delivered') AS delivered_events"
+        " FROM messages m JOIN provider_refs r ON r.message_id = m.id"
+        " WHERE r.provider_message_id = $1",
+        provider.early,
+    )
+    assert early is not None
+    assert early["status"] == "delivered"
+    assert early["delivered_events"] == 1  # the early one and the simulator's: one event
+    assert await infra.pool.fetchval("SELECT count(*) FROM early_receipts") == 0
