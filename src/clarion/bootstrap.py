@@ -28,7 +28,7 @@ from clarion.providers.base import Provider
 from clarion.providers.sim import SimProvider
 from clarion.runtime import planning
 from clarion.runtime.consumer import consume
-from clarion.runtime.stages import MERGE, SERIAL_STAGES, STAGE_HOPS, Stages, now
+from clarion.runtime.stages import MERGE, SERIAL_STAGES, STAGE_HOPS, Monitor, Stages, now
 from clarion.store import brands, campaigns
 from clarion.store.db import Pool, create_pool, migrate
 from clarion.store.embedded import EmbeddedPostgres
@@ -129,6 +129,11 @@ async def running(
         providers={p.name: p for p in more_providers},
         new_breaker=lambda: Breaker(
             min_calls=settings.breaker_min_calls, open_s=settings.breaker_open_s
+        ),
+        monitor=Monitor(
+            threshold=settings.carrier_alert_rate,
+            min_volume=settings.carrier_alert_min_volume,
+            window_min=settings.carrier_alert_window_min,
         ),
     )
     if clock is not None:

@@ -96,6 +96,10 @@ def sim(
     max_mps: Annotated[
         float | None, typer.Option(help="Account throughput; beyond it, HTTP 429.")
     ] = None,
+    carrier_failure: Annotated[
+        list[str] | None,
+        typer.Option(help="A carrier's own failure rate, e.g. 'AT&T=0.5' (repeatable)."),
+    ] = None,
     twilio_account_sid: Annotated[
         str | None,
         typer.Option(
@@ -110,6 +114,15 @@ def sim(
             help="The Twilio-compatible API's auth token (default: the secret).",
         ),
     ] = None,
+    smpp_port: Annotated[
+        int | None, typer.Option(help="Also serve SMPP 3.4 (an SMSC) on this port.")
+    ] = None,
+    smpp_system_id: Annotated[
+        str, typer.Option(envvar="CLARION_SIM_SMPP_SYSTEM_ID", help="The SMSC's account.")
+    ] = "clarion",
+    smpp_password: Annotated[
+        str, typer.Option(envvar="CLARION_SIM_SMPP_PASSWORD", help="Its password (≤ 8 chars).")
+    ] = "clarion",
 ) -> None:
     """Run the carrier-network simulator as its own process."""
     import uvicorn
@@ -119,9 +132,15 @@ def sim(
     config = SimConfig(
         secret=secret, failure_rate=failure_rate, latency_scale=latency_scale, seed=seed,
         max_mps=max_mps, twilio_auth_token=twilio_auth_token or "",
+        carrier_failure={
+            name: float(rate)
+            for name, _, rate in (item.rpartition("=") for item in carrier_failure or [])
+        },
     )  # fmt: skip
     if twilio_account_sid:
         config.twilio_account_sid = twilio_account_sid
+    config.smpp_port, config.smpp_host = smpp_port, host
+    config.smpp_system_id, config.smpp_password = smpp_system_id, smpp_password
     uvicorn.run(
         create_app(config), host=host, port=port, log_level="warning", loop="uvloop",
         http="httptools",
@@ -317,6 +336,50 @@ def campaign_validate(campaign_id: int) -> None:
                 raise typer.Exit(65)
 
     _run(go())
+
+
+@app.command("alerts")
+def alerts(
+    brand: Annotated[int | None, typer.Option(help="Only this brand's alerts.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Cleared alerts too.")] = False,
+) -> None:
+    """Alerts an operator should see (a carrier's delivery rate below the threshold, …)."""
+    from clarion.store import monitoring
+
+    async def go() -> list[dict[str, Any]]:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await monitoring.list_alerts(infra.pool, brand_id=brand, open_only=not all_)
+
+    rows = _run(go())
+    for a in rows:
+        state = f"cleared {a['cleared_at']:%Y-%m-%d %H:%M}" if a["cleared_at"] else "OPEN"
+        when = f"{a['raised_at']:%Y-%m-%d %H:%M}"
+        print(f"{when} brand {a['brand_id']} {a['kind']} {state}: {a['message']}")
+    if not rows:
+        print("no alerts")
+
+
+@app.command("carriers")
+def carriers(
+    brand_id: int,
+    minutes: Annotated[int, typer.Option(help="Over the last N minutes.")] = 60,
+) -> None:
+    """Delivery per carrier for a brand: outcomes, delivery rate, latency, error codes."""
+    from datetime import timedelta
+
+    from clarion.store import monitoring
+
+    async def go() -> list[dict[str, Any]]:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            since = datetime.now(UTC) - timedelta(minutes=minutes)
+            return await monitoring.carrier_report(infra.pool, brand_id, since)
+
+    for r in _run(go()):
+        rate = "-" if r["delivery_rate"] is None else f"{r['delivery_rate']:.1%}"
+        latency = "-" if r["mean_latency_s"] is None else f"{r['mean_latency_s']:.2f} s"
+        top = ", ".join(f"{code}×{n}" for code, n in list(r["errors"].items())[:3]) or "-"
+        print(f"{r['carrier']:<12} delivered {r['delivered']:>8} failed {r['failed']:>6} "
+              f"rate {rate:>6} latency {latency:>8} errors {top}")  # fmt: skip
 
 
 @app.command("consent-export")

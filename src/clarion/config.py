@@ -45,6 +45,12 @@ class Settings:
     # `breaker_open_s`, after which one trial call decides.
     breaker_min_calls: int = 4
     breaker_open_s: float = 5.0
+    # A carrier whose delivery rate for a brand falls below `carrier_alert_rate` over the last
+    # `carrier_alert_window_min` minutes (with at least `carrier_alert_min_volume` outcomes)
+    # raises an alert.
+    carrier_alert_rate: float = 0.85
+    carrier_alert_min_volume: int = 200
+    carrier_alert_window_min: int = 10
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -63,6 +69,8 @@ class Settings:
             ("platform_rate_mps", "CLARION_PLATFORM_RATE_MPS", float),
             ("breaker_min_calls", "CLARION_BREAKER_MIN_CALLS", int),
             ("breaker_open_s", "CLARION_BREAKER_OPEN_S", float),
+            ("carrier_alert_rate", "CLARION_CARRIER_ALERT_RATE", float),
+            ("carrier_alert_min_volume", "CLARION_CARRIER_ALERT_MIN_VOLUME", int),
         ):
             if var in env:
                 values[key] = kind(env[var])

@@ -76,3 +76,46 @@ def test_a_missing_campaign_is_tallied_under_campaign_zero() -> None:
 def test_a_tally_counter_reads_zero_for_an_outcome_that_did_not_occur() -> None:
     counts = tally([change("delivered")])[(1, 10, "Verizon")]
     assert (counts["delivered"], counts["undelivered"], counts["failed"]) == (1, 0, 0)
+
+
+def test_minute_rows_count_outcomes_and_latency_per_brand_and_carrier() -> None:
+    from datetime import UTC, datetime
+
+    from clarion.domain.records import StatusChange
+    from clarion.pipeline.carrier import MinuteRow, error_rows, minute_rows
+
+    minute = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+
+    def change(i: int, status: str, carrier: str | None, latency: float | None = None,
+               error: str | None = None) -> StatusChange:  # fmt: skip
+        return StatusChange(
+            message_id=f"m{i}", brand_id=7, campaign_id=1, status=status, carrier=carrier,
+            error_code=error, latency_s=latency,
+        )  # fmt: skip
+
+    changes = [
+        change(1, "delivered", "AT&T", 2.0),
+        change(2, "delivered", "AT&T", 4.0),
+        change(3, "undelivered", "AT&T", None, "30003"),
+        change(4, "failed", None, None, "30008"),
+        change(5, "sent", "AT&T", 1.0),  # not an outcome
+    ]
+    assert minute_rows(changes, minute) == [
+        MinuteRow(7, "AT&T", minute, 2, 1, 6.0, 2),
+        MinuteRow(7, "unknown", minute, 0, 1, 0.0, 0),
+    ]
+    assert error_rows(changes) == [(7, "AT&T", "30003", 1), (7, "unknown", "30008", 1)]
+
+
+def test_an_alert_needs_volume_and_clears_only_with_a_margin() -> None:
+    from clarion.pipeline.carrier import Health, judge
+
+    low = Health(7, "AT&T", delivered=80, failed=20)  # 80 %
+    assert judge(low, threshold=0.85, min_volume=200, is_open=False) is None  # too few
+    assert judge(low, threshold=0.85, min_volume=100, is_open=False) == "raise"
+    assert judge(low, threshold=0.85, min_volume=100, is_open=True) is None  # stays open
+    barely = Health(7, "AT&T", delivered=86, failed=14)  # 86 %: above, inside the margin
+    assert judge(barely, threshold=0.85, min_volume=100, is_open=True) is None
+    good = Health(7, "AT&T", delivered=95, failed=5)
+    assert judge(good, threshold=0.85, min_volume=100, is_open=True) == "clear"
+    assert judge(good, threshold=0.85, min_volume=100, is_open=False) is None

@@ -7,7 +7,7 @@ one brand and sees only that brand's records (another brand's campaign is a 404)
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -25,7 +25,7 @@ from clarion.pipeline.plan import SendPlan, plan_vs_actual
 from clarion.providers.base import Provider
 from clarion.report import campaign_progress
 from clarion.runtime import planning
-from clarion.store import api_keys, brands, campaigns, compliance
+from clarion.store import api_keys, brands, campaigns, compliance, monitoring
 from clarion.store.db import Pool
 
 _json = msgspec.json.Encoder()
@@ -175,6 +175,16 @@ class V1:
             if row is None:
                 raise HTTPException(404, f"message {message_id} not found")
             return _respond(dict(row))
+
+        @r.get("/alerts", summary="The brand's open alerts (all with ?all=true)")
+        async def get_alerts(brand_id: Brand, all: bool = False) -> Response:
+            rows = await monitoring.list_alerts(self.pool, brand_id=brand_id, open_only=not all)
+            return _respond(rows)
+
+        @r.get("/carriers", summary="Delivery per carrier: outcomes, rate, latency, errors")
+        async def get_carriers(brand_id: Brand, minutes: int = 60) -> Response:
+            since = self.clock() - timedelta(minutes=minutes)
+            return _respond(await monitoring.carrier_report(self.pool, brand_id, since))
 
         return r
 

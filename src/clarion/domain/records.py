@@ -117,6 +117,7 @@ class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
     carrier: str | None
     error_code: str | None
     to: str | None = None
+    latency_s: float | None = None  # handed over → this status (for delivery monitoring)
 
 
 class StatusBatch(msgspec.Struct, frozen=True, kw_only=True):

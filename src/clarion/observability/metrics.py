@@ -20,3 +20,16 @@ WEBHOOKS = Counter("clarion_webhooks_total", "Provider webhooks received", ["pro
 CARRIER_OUTCOMES = Counter(
     "clarion_carrier_outcomes_total", "Final message outcomes per carrier", ["carrier", "outcome"]
 )
+
+CARRIER_DELIVERY_RATE = Gauge(
+    "clarion_carrier_delivery_rate",
+    "Share of final outcomes that were delivered, over the monitoring window",
+    ["brand", "carrier"],
+)
+CARRIER_LATENCY = Histogram(
+    "clarion_carrier_delivery_latency_seconds",
+    "Handed over to delivered, per carrier (mean per batch)",
+    ["carrier"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+ALERTS = Counter("clarion_alerts_raised_total", "Alerts raised", ["kind"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
 
 from clarion.domain.records import StatusChange
 from clarion.domain.status import MessageStatus
@@ -29,3 +31,70 @@ def stats_rows(changes: Sequence[StatusChange]) -> list[tuple[int, int, str, int
         (brand_id, campaign_id, name, n["delivered"], n["undelivered"], n["failed"])
         for (brand_id, campaign_id, name), n in tally(changes).items()
     ]
+
+
+class MinuteRow(NamedTuple):
+    brand_id: int
+    carrier: str
+    minute: datetime
+    delivered: int
+    failed: int
+    latency_sum_s: float
+    latency_n: int
+
+
+def minute_rows(changes: Sequence[StatusChange], minute: datetime) -> list[MinuteRow]:
+    """Final outcomes and delivery latency per (brand, carrier) for this minute."""
+    acc: dict[tuple[int, str], list[float]] = {}
+    for c in changes:
+        if c.status not in OUTCOMES:
+            continue
+        row = acc.setdefault((c.brand_id, c.carrier or UNKNOWN_CARRIER), [0, 0, 0.0, 0])
+        if c.status == MessageStatus.DELIVERED:
+            row[0] += 1
+            if c.latency_s is not None:
+                row[2] += c.latency_s
+                row[3] += 1
+        else:
+            row[1] += 1
+    return [
+        MinuteRow(b, name, minute, int(d), int(f), s, int(n))
+        for (b, name), (d, f, s, n) in sorted(acc.items())
+    ]
+
+
+def error_rows(changes: Sequence[StatusChange]) -> list[tuple[int, str, str, int]]:
+    """(brand, carrier, error code, count) of the failures in this batch."""
+    n: Counter[tuple[int, str, str]] = Counter(
+        (c.brand_id, c.carrier or UNKNOWN_CARRIER, c.error_code)
+        for c in changes
+        if c.status in OUTCOMES and c.status != MessageStatus.DELIVERED and c.error_code
+    )
+    return [(b, name, code, k) for (b, name, code), k in sorted(n.items())]
+
+
+class Health(NamedTuple):
+    brand_id: int
+    carrier: str
+    delivered: int
+    failed: int
+
+    @property
+    def rate(self) -> float:
+        total = self.delivered + self.failed
+        return self.delivered / total if total else 1.0
+
+
+def judge(
+    health: Health, *, threshold: float, min_volume: int, is_open: bool, hysteresis: float = 0.02
+) -> str | None:
+    """ "raise" when a carrier's delivery rate over the window fell below the threshold (with
+    enough volume to judge), "clear" when an open alert's rate is back above it (with a
+    margin, so an alert does not flap), else None."""
+    if health.delivered + health.failed < min_volume:
+        return None
+    if not is_open and health.rate < threshold:
+        return "raise"
+    if is_open and health.rate >= threshold + hysteresis:
+        return "clear"
+    return None

@@ -48,7 +48,7 @@ from clarion.pipeline.lanes import (
 )
 from clarion.pipeline.send import SendResult
 from clarion.providers.base import Provider
-from clarion.store import brands, campaigns, compliance, messages
+from clarion.store import brands, campaigns, compliance, messages, monitoring
 from clarion.store import lanes as lane_store
 from clarion.store.db import Pool
 
@@ -90,6 +90,16 @@ def _backoff_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:
 _PAGES_PER_TURN = 20
 
 
+@dataclass(frozen=True)
+class Monitor:
+    """When a carrier's delivery rate raises an alert: below `threshold` over the last
+    `window_min` minutes, with at least `min_volume` outcomes to judge by."""
+
+    threshold: float = 0.85
+    min_volume: int = 200
+    window_min: int = 10
+
+
 @dataclass
 class Stages:
     pool: Pool
@@ -111,6 +121,7 @@ class Stages:
     _routes: dict[int, list[str]] = field(default_factory=dict)
     _breakers: dict[str, Breaker] = field(default_factory=dict)
     new_breaker: Callable[[], Breaker] = Breaker
+    monitor: Monitor = field(default_factory=lambda: Monitor())
     _limits: dict[Lane, LaneLimit] = field(default_factory=dict)
     _sender_pools: dict[int, list[str]] = field(default_factory=dict)
     _limits_read_at: float = -math.inf
@@ -736,10 +747,54 @@ class Stages:
         return msgspec.structs.replace(batch, receipts=receipts)
 
     async def carrier(self, batch: StatusBatch) -> int:
-        """Delivery monitoring per carrier: outcomes and error codes as metrics."""
+        """Delivery monitoring per brand and carrier: outcomes, latency and error codes per
+        minute, and an alert when a carrier's delivery rate over the window falls below the
+        threshold (cleared when it recovers). Counted once per status batch."""
         for (_, _, name), counts in carrier.tally(batch.changes).items():
             for outcome, n in counts.items():
                 metrics.CARRIER_OUTCOMES.labels(name, outcome).inc(n)
+        at = self.clock()
+        minute = at.replace(second=0, microsecond=0)
+        rows = carrier.minute_rows(batch.changes, minute)
+        if not rows:
+            return len(batch.changes)
+        keys = sorted({(r.brand_id, r.carrier) for r in rows})
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await conn.execute(
+                "INSERT INTO processed_batches (hop, batch_id) VALUES ('status', $1)"
+                " ON CONFLICT DO NOTHING",
+                batch.batch_id,
+            )
+            if not fresh.endswith(" 1"):
+                return len(batch.changes)  # a redelivered batch: counted already
+            await monitoring.add_minutes(conn, rows)
+            await monitoring.add_errors(conn, carrier.error_rows(batch.changes))
+            since = minute - timedelta(minutes=self.monitor.window_min)
+            health = await monitoring.window_health(conn, keys, since)
+            kind = monitoring.CARRIER_DELIVERY_RATE
+            open_now = await monitoring.open_alerts(conn, kind, sorted({b for b, _ in keys}))
+            for h in health:
+                metrics.CARRIER_DELIVERY_RATE.labels(str(h.brand_id), h.carrier).set(h.rate)
+                verdict = carrier.judge(
+                    h, threshold=self.monitor.threshold, min_volume=self.monitor.min_volume,
+                    is_open=(h.brand_id, h.carrier) in open_now,
+                )  # fmt: skip
+                if verdict == "raise":
+                    message = (
+                        f"{h.carrier} delivered {h.rate:.1%} of {h.delivered + h.failed} messages"
+                        f" in the last {self.monitor.window_min} min"
+                        f" (threshold {self.monitor.threshold:.0%})"
+                    )
+                    if await monitoring.raise_alert(
+                        conn, h.brand_id, kind, h.carrier, message, h.rate, self.monitor.threshold
+                    ):
+                        metrics.ALERTS.labels(kind).inc()
+                        log.warning("alert: brand %s: %s", h.brand_id, message)
+                elif verdict == "clear":
+                    await monitoring.clear_alert(conn, h.brand_id, kind, h.carrier)
+        for r in rows:
+            if r.latency_n:
+                metrics.CARRIER_LATENCY.labels(r.carrier).observe(r.latency_sum_s / r.latency_n)
         return len(batch.changes)
 
 

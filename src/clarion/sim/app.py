@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from clarion.sim import network
+from clarion.sim import network, sendgrid_api
 from clarion.sim.wire import (
     SIGNATURE_HEADER,
     InboundPost,
@@ -57,10 +57,17 @@ class SimConfig:
     # The account's throughput: a request that would go beyond it is refused whole with
     # HTTP 429 and Retry-After, as an aggregator does (None: unlimited).
     max_mps: float | None = None
+    # A carrier having a bad day: its own failure rate (e.g. {"AT&T": 0.5}).
+    carrier_failure: dict[str, float] = field(default_factory=dict)
     # The Twilio-compatible front end's account (sim/twilio_api.py): a fixed, public test
     # SID, and its auth token ("": the secret).
     twilio_account_sid: str = "ACe3d0f959678802896cde8e6464e74217"
     twilio_auth_token: str = ""
+    # The SMPP front end (sim/smsc.py): listens when a port is set; its one account.
+    smpp_port: int | None = None
+    smpp_host: str = "127.0.0.1"
+    smpp_system_id: str = "clarion"
+    smpp_password: str = "clarion"
 
 
 @dataclass(slots=True)
@@ -191,7 +198,9 @@ class SimState:
         outcome = network.decide(
             to,
             self.rng,
-            failure_rate=self.config.failure_rate,
+            failure_rate=self.config.carrier_failure.get(
+                network.carrier_for(to).name, self.config.failure_rate
+            ),
             latency_scale=self.config.latency_scale,
         )
         carrier = network.carrier_for(to).name
@@ -406,8 +415,10 @@ def create_app(config: SimConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from clarion.sim.smsc import serve_smsc  # it imports this module
+
         stop = asyncio.Event()
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30) as client, serve_smsc(state):
             state.channels["sim"] = _sim_channel(state, client)
             state.channels["twilio"] = twilio_api.channel(state, client)
             task = asyncio.create_task(_dispatch_receipts(state, stop))
@@ -423,6 +434,7 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/handsets/{e164}", handset),
             Route("/handsets/{e164}/reply", reply, methods=["POST"]),
             Route("/stats", stats),
+            *sendgrid_api.routes(state, config),  # SendGrid v3 email front end
             *twilio_api.routes(state, over_limit=over_limit),
             Route("/admin/outage", outage, methods=["POST"]),
         ],

@@ -23,11 +23,18 @@ class SimProcess:
         latency_scale: float = 1.0,
         seed: int | None = None,
         max_mps: float | None = None,
+        carrier_failure: dict[str, float] | None = None,
         log_path: Path | None = None,
         twilio_account_sid: str | None = None,
         twilio_auth_token: str | None = None,
+        smpp_port: int | None = None,
+        smpp_system_id: str = "clarion",
+        smpp_password: str = "clarion",
     ) -> None:
         self.port = free_port()
+        # The SMSC's port when asked for one (0: any free port); kept across restarts.
+        self.smpp_port = (smpp_port or free_port()) if smpp_port is not None else None
+        self.smpp_system_id, self.smpp_password = smpp_system_id, smpp_password
         self.url = f"http://127.0.0.1:{self.port}"
         self._args = [
             sys.executable, "-m", "clarion", "sim",
@@ -40,10 +47,18 @@ class SimProcess:
             self._args += ["--seed", str(seed)]
         if max_mps is not None:
             self._args += ["--max-mps", str(max_mps)]
+        for carrier, rate in (carrier_failure or {}).items():
+            self._args += ["--carrier-failure", f"{carrier}={rate}"]
         if twilio_account_sid is not None:
             self._args += ["--twilio-account-sid", twilio_account_sid]
         if twilio_auth_token is not None:
             self._args += ["--twilio-auth-token", twilio_auth_token]
+        if self.smpp_port is not None:
+            self._args += [
+                "--smpp-port", str(self.smpp_port),
+                "--smpp-system-id", smpp_system_id,
+                "--smpp-password", smpp_password,
+            ]  # fmt: skip
         self._log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

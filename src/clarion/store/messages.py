@@ -220,7 +220,7 @@ async def apply_receipts(
              AS f(id, status, status_rank, error_code, carrier, pid)
         WHERE m.id = f.id AND f.status_rank > m.status_rank
         RETURNING m.id::text AS id, m.brand_id, m.campaign_id, m.status, m.carrier, m.error_code,
-                  m.to_address
+                  m.to_address, extract(epoch FROM now() - m.sent_at)::float8 AS latency_s
         """,
         [f.message_id for f in folded],
         [f.status for f in folded],
@@ -238,6 +238,7 @@ async def apply_receipts(
             carrier=r["carrier"],
             error_code=r["error_code"],
             to=r["to_address"],
+            latency_s=r["latency_s"],
         )
         for r in rows
     ]
