@@ -139,7 +139,9 @@ async def running(
     if clock is not None:
         core.clock = clock
     if "send" in stages:
-        workers.tasks.append(asyncio.create_task(_sweep_deferred(core, workers.stop)))
+        workers.tasks.append(
+            asyncio.create_task(_sweep_deferred(core, workers.stop, settings=settings))
+        )
     if http:
         api = V1(infra.pool, infra.bus, provider, settings.platform_rate_mps)
         if clock is not None:
@@ -190,9 +192,13 @@ def _inflight(stage: str, settings: Settings) -> int:
     return settings.max_inflight_batches
 
 
-async def _sweep_deferred(core: Stages, stop: asyncio.Event, interval_s: float = 0.25) -> None:
-    """Hand deferred messages back to the send stage when their moment comes. Elected: only
-    the process holding the advisory lock sweeps."""
+async def _sweep_deferred(
+    core: Stages, stop: asyncio.Event, *, settings: Settings, interval_s: float = 0.25
+) -> None:
+    """Hand deferred messages back to the send stage when their moment comes, fold early
+    receipts whose send answer has landed, and now and then reconcile messages whose final
+    receipt never came. Elected: only the process holding the advisory lock sweeps."""
+    reconciled_at = core.now_s()
     while not stop.is_set():
         try:
             async with core.pool.acquire() as conn:
@@ -200,6 +206,9 @@ async def _sweep_deferred(core: Stages, stop: asyncio.Event, interval_s: float =
                     try:
                         await core.sweep_deferred()
                         await core.sweep_early_receipts()
+                        if core.now_s() - reconciled_at >= settings.reconcile_every_s:
+                            reconciled_at = core.now_s()
+                            await core.reconcile(settings.reconcile_after_s)
                     finally:
                         await conn.execute("SELECT pg_advisory_unlock($1)", _SWEEPER_LOCK)
         except Exception as exc:  # the next sweep tries again

@@ -96,6 +96,9 @@ def sim(
     max_mps: Annotated[
         float | None, typer.Option(help="Account throughput; beyond it, HTTP 429.")
     ] = None,
+    receipt_loss: Annotated[
+        float, typer.Option(help="Share of receipts never reported (for reconciliation).")
+    ] = 0.0,
     carrier_failure: Annotated[
         list[str] | None,
         typer.Option(help="A carrier's own failure rate, e.g. 'AT&T=0.5' (repeatable)."),
@@ -132,6 +135,7 @@ def sim(
     config = SimConfig(
         secret=secret, failure_rate=failure_rate, latency_scale=latency_scale, seed=seed,
         max_mps=max_mps, twilio_auth_token=twilio_auth_token or "",
+        receipt_loss=receipt_loss,
         carrier_failure={
             name: float(rate)
             for name, _, rate in (item.rpartition("=") for item in carrier_failure or [])

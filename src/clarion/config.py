@@ -51,6 +51,10 @@ class Settings:
     carrier_alert_rate: float = 0.85
     carrier_alert_min_volume: int = 200
     carrier_alert_window_min: int = 10
+    # Messages handed over this long ago without a final status are asked about (their
+    # receipts may be lost); the reconciliation job runs every `reconcile_every_s`.
+    reconcile_after_s: float = 600.0
+    reconcile_every_s: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -71,6 +75,7 @@ class Settings:
             ("breaker_open_s", "CLARION_BREAKER_OPEN_S", float),
             ("carrier_alert_rate", "CLARION_CARRIER_ALERT_RATE", float),
             ("carrier_alert_min_volume", "CLARION_CARRIER_ALERT_MIN_VOLUME", int),
+            ("reconcile_after_s", "CLARION_RECONCILE_AFTER_S", float),
         ):
             if var in env:
                 values[key] = kind(env[var])

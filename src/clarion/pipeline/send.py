@@ -230,6 +230,10 @@ class Waiting(msgspec.Struct, frozen=True, array_like=True):
     not_before: datetime | None
 
 
+# `SendResult.error_code` of a request sent but never answered (a timeout, a dropped
+# connection): the provider may have taken it.
+NO_ANSWER = "no_answer"
+
 # Deferral reasons the send stage records on a message (besides the gate's quiet hours).
 LANE_WAIT = "lane_wait"  # an empty lane (sender, provider, carrier per minute)
 CARRIER_DAILY_CAP = "carrier_daily_cap"  # a brand's daily cap at a carrier is spent

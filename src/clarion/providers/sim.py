@@ -23,6 +23,7 @@ from clarion.sim.wire import (
     SendRequest,
     SendResponse,
     SimMessage,
+    SimReceipt,
     sign,
 )
 
@@ -30,6 +31,13 @@ _encode = msgspec.json.Encoder().encode
 _decode_response = msgspec.json.Decoder(SendResponse).decode
 _decode_receipts = msgspec.json.Decoder(ReceiptPost).decode
 _decode_inbound = msgspec.json.Decoder(InboundPost).decode
+
+
+class _StatusPost(msgspec.Struct, frozen=True):
+    receipts: list[SimReceipt]
+
+
+_decode_status = msgspec.json.Decoder(_StatusPost).decode
 
 # Simulator statuses are Twilio's; Clarion's are a subset.
 _STATUS = {
@@ -118,6 +126,22 @@ class SimProvider:
             found.update({n: c for n, c in carriers.items() if c})
         return found
 
+    async def fetch_status(self, refs: Sequence[tuple[str, str | None]]) -> list[Receipt]:
+        """What the network says now about messages (our id, its id) whose final receipt
+        never came: the reconciliation job's question."""
+        receipts: list[Receipt] = []
+        for i in range(0, len(refs), self.max_batch):
+            ids = [mid for mid, _ in refs[i : i + self.max_batch]]
+            try:
+                resp = await self._client.post("/v1/messages/status", content=_encode({"ids": ids}))
+            except httpx.HTTPError as exc:
+                raise ProviderError(self.name, f"status: {exc!r}") from exc
+            if resp.status_code != 200:
+                raise ProviderError(self.name, f"status: HTTP {resp.status_code}")
+            post = _decode_status(resp.content)
+            receipts += [self._receipt(r) for r in post.receipts]
+        return receipts
+
     def _verify(self, headers: Mapping[str, str], body: bytes, what: str) -> None:
         given = headers.get(SIGNATURE_HEADER, "")
         if not hmac.compare_digest(given, sign(self._secret, body)):
@@ -150,18 +174,18 @@ class SimProvider:
             post = _decode_receipts(body)
         except msgspec.DecodeError as exc:  # also ValidationError (a subclass)
             raise InvalidInput(f"sim: malformed status webhook: {exc}") from exc
-        receipts = [
-            Receipt(
-                message_id=r.message_id,
-                status=_STATUS.get(r.status, r.status),
-                occurred_at=r.occurred_at,
-                provider_message_id=r.provider_id,
-                error_code=r.error_code,
-                carrier=r.carrier,
-            )
-            for r in post.receipts
-        ]
-        return post.batch_id, receipts
+        return post.batch_id, [self._receipt(r) for r in post.receipts]
+
+    @staticmethod
+    def _receipt(r: SimReceipt) -> Receipt:
+        return Receipt(
+            message_id=r.message_id,
+            status=_STATUS.get(r.status, r.status),
+            occurred_at=r.occurred_at,
+            provider_message_id=r.provider_id,
+            error_code=r.error_code,
+            carrier=r.carrier,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -46,7 +46,7 @@ from clarion.pipeline.lanes import (
     pacific_day,
     resolve_limit,
 )
-from clarion.pipeline.send import SendResult
+from clarion.pipeline.send import NO_ANSWER, SendResult
 from clarion.providers.base import Provider
 from clarion.store import brands, campaigns, compliance, messages, monitoring
 from clarion.store import lanes as lane_store
@@ -520,7 +520,15 @@ class Stages:
                 for m in chunk
             ]
         done = [r for r in results if not r.retry]
-        again = [r for r in results if r.retry]
+        # A request that got no answer may have been taken: repeating it could reach the
+        # handset twice, unless the provider honours our id. Its fate is unknown until a
+        # receipt (or reconciliation) says.
+        unsure = [
+            r.message_id
+            for r in results
+            if r.retry and r.error_code == NO_ANSWER and not provider.idempotent
+        ]
+        again = [r for r in results if r.retry and r.message_id not in unsure]
         throttled = any(r.throttled for r in again)
         if not throttled:  # a throttle is the provider working as agreed, not failing
             breaker.record(bool(done), self.now_s())
@@ -538,6 +546,7 @@ class Stages:
             elif done and self._limit_of(lane) is not None:
                 await lane_store.succeeded(conn, lane)
             await self._retry_later(conn, provider, again, at)
+            await messages.mark_unknown(conn, unsure)
         if early:  # receipts that beat their send answer: fold them now
             key = batch_id("early", provider.name, *(f"{r.message_id}:{r.status}" for r in early))
             out = ReceiptBatch(batch_id=key, provider=provider.name, receipts=early)
@@ -695,6 +704,38 @@ class Stages:
                 out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts)
                 await self.bus.publish("receipts", out, msg_id=key)
         return len(found)
+
+    async def reconcile(self, older_than_s: float, limit: int = 1000) -> int:
+        """Ask each provider about messages handed over more than `older_than_s` ago that
+        still have no final status (their receipts lost, or their fate unknown after a
+        crash); what it says goes onto the receipts hop like any receipt. A singleton."""
+        rows = await self.pool.fetch(
+            "SELECT id::text, provider, provider_message_id FROM messages"
+            " WHERE status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL"
+            " AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2",
+            older_than_s,
+            limit,
+        )
+        by_provider: dict[str, list[tuple[str, str | None]]] = {}
+        for r in rows:
+            by_provider.setdefault(r["provider"], []).append((r["id"], r["provider_message_id"]))
+        found = 0
+        for name, refs in by_provider.items():
+            provider = self.providers.get(name)
+            fetch = getattr(provider, "fetch_status", None)
+            if fetch is None:
+                continue  # this provider cannot be asked
+            try:
+                receipts: list[Receipt] = await fetch(refs)
+            except ProviderError as exc:
+                log.warning("reconciliation with %s failed: %s", name, exc)
+                continue
+            if receipts:
+                key = batch_id("reconcile", name, *(f"{r.message_id}:{r.status}" for r in receipts))
+                out = ReceiptBatch(batch_id=key, provider=name, receipts=receipts)
+                await self.bus.publish("receipts", out, msg_id=key)
+                found += len(receipts)
+        return found
 
     async def aggregate(self, batches: list[ReceiptBatch]) -> int:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -57,6 +57,8 @@ class SimConfig:
     # The account's throughput: a request that would go beyond it is refused whole with
     # HTTP 429 and Retry-After, as an aggregator does (None: unlimited).
     max_mps: float | None = None
+    # Share of receipts never reported (the status API still knows: reconciliation).
+    receipt_loss: float = 0.0
     # A carrier having a bad day: its own failure rate (e.g. {"AT&T": 0.5}).
     carrier_failure: dict[str, float] = field(default_factory=dict)
     # The Twilio-compatible front end's account (sim/twilio_api.py): a fixed, public test
@@ -127,6 +129,7 @@ class SimState:
     inbound_urls: dict[str, tuple[str, str]] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
     down: bool = False  # an outage: the API refuses new messages (503)
+    latest: dict[str, SimReceipt] = field(default_factory=dict)  # message → its last status
 
     def schedule(
         self,
@@ -234,6 +237,7 @@ class SimState:
         out: list[_Due] = []
         while self.heap and self.heap[0].due <= now and len(out) < limit:
             item = heapq.heappop(self.heap)
+            self.latest[item.receipt.message_id] = item.receipt
             if item.handset is not None:
                 to, sender, body = item.handset
                 self.inbox.setdefault(to, []).append(
@@ -241,6 +245,9 @@ class SimState:
                 )
                 self.counts["handset_messages"] += 1
                 item.handset = None  # a retried post must not deliver twice
+            if self.config.receipt_loss and self.rng.random() < self.config.receipt_loss:
+                self.counts["receipts_lost"] = self.counts.get("receipts_lost", 0) + 1
+                continue  # the network happened; the report of it is lost
             out.append(item)
         return out
 
@@ -395,6 +402,16 @@ def create_app(config: SimConfig) -> Starlette:
         state.counts["inbound"] = state.counts.get("inbound", 0) + 1
         return JSONResponse({"id": inbound.id, "webhook_status": status})
 
+    async def message_status(request: Request) -> Response:
+        """The current status of messages by our ids (what a provider's message resource
+        says): for reconciling messages whose receipts never came."""
+        try:
+            ids = msgspec.json.decode(await request.body(), type=dict[str, list[str]])["ids"]
+        except (msgspec.DecodeError, KeyError) as exc:
+            return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
+        found = [state.latest[i] for i in ids[:MAX_BATCH] if i in state.latest]
+        return Response(_encode({"receipts": found}), media_type="application/json")
+
     async def outage(request: Request) -> Response:
         """Take the API down (new messages get 503) or bring it back; messages already
         accepted are still delivered and reported."""
@@ -437,6 +454,7 @@ def create_app(config: SimConfig) -> Starlette:
             *sendgrid_api.routes(state, config),  # SendGrid v3 email front end
             *twilio_api.routes(state, over_limit=over_limit),
             Route("/admin/outage", outage, methods=["POST"]),
+            Route("/v1/messages/status", message_status, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

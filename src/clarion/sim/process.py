@@ -24,6 +24,7 @@ class SimProcess:
         seed: int | None = None,
         max_mps: float | None = None,
         carrier_failure: dict[str, float] | None = None,
+        receipt_loss: float = 0.0,
         log_path: Path | None = None,
         twilio_account_sid: str | None = None,
         twilio_auth_token: str | None = None,
@@ -47,6 +48,8 @@ class SimProcess:
             self._args += ["--seed", str(seed)]
         if max_mps is not None:
             self._args += ["--max-mps", str(max_mps)]
+        if receipt_loss:
+            self._args += ["--receipt-loss", str(receipt_loss)]
         for carrier, rate in (carrier_failure or {}).items():
             self._args += ["--carrier-failure", f"{carrier}={rate}"]
         if twilio_account_sid is not None:
