@@ -24,11 +24,13 @@ from clarion.pipeline.breaker import Breaker
 from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
 from clarion.pipeline.personalize import render_sample
 from clarion.pipeline.plan import SendPlan
+from clarion.providers import accounts
 from clarion.providers.base import Provider
 from clarion.providers.sim import SimProvider
 from clarion.runtime import planning
 from clarion.runtime.consumer import consume
 from clarion.runtime.stages import MERGE, SERIAL_STAGES, STAGE_HOPS, Monitor, Stages, now
+from clarion.store import accounts as store_accounts
 from clarion.store import brands, campaigns
 from clarion.store.db import Pool, create_pool, migrate
 from clarion.store.embedded import EmbeddedPostgres
@@ -90,6 +92,15 @@ def build_provider(settings: Settings, *, name: str = "sim", url: str | None = N
         inbound_url=f"{settings.public_url}/webhooks/{name}/inbound",
         name=name,
     )
+
+
+async def build_providers(infra: Infra) -> list[Provider]:
+    """Every provider account (`clarion provider add`), in name order; without any, the
+    simulator at `CLARION_SIM_URL` as account "sim"."""
+    rows = await store_accounts.list_accounts(infra.pool)
+    if not rows:
+        return [build_provider(infra.settings)]
+    return [accounts.build(r["name"], r["kind"], r["settings"], infra.settings) for r in rows]
 
 
 @dataclass

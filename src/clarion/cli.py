@@ -171,11 +171,20 @@ def _serve(stages: list[str], http: bool, verbose: bool, *, port: int = 8080) ->
     async def go() -> None:
         settings = Settings.from_env(http_port=port)
         async with bootstrap.infrastructure(settings) as infra:
-            provider = bootstrap.build_provider(settings)
-            async with bootstrap.running(infra, provider, stages=stages, http=http):
-                err.print(f"clarion: running {', '.join(stages)}" + (" + HTTP" if http else ""))
-                await _until_signalled()
-            await provider.aclose()
+            first, *others = await bootstrap.build_providers(infra)
+            try:
+                async with bootstrap.running(
+                    infra, first, stages=stages, http=http, more_providers=others
+                ):
+                    names = ", ".join(p.name for p in (first, *others))
+                    err.print(
+                        f"clarion: running {', '.join(stages)}" + (" + HTTP" if http else "")
+                        + f"; providers: {names}"
+                    )  # fmt: skip
+                    await _until_signalled()
+            finally:
+                for p in (first, *others):
+                    await p.aclose()
 
     _run(go())
 
@@ -221,6 +230,62 @@ def brand_create(slug: str, name: str, sender: str, help_text: str = "") -> None
                     infra.pool, slug=slug, name=name, sender=sender, help_text=help_text
                 )
             )
+
+    _run(go())
+
+
+provider_app = typer.Typer(help="Provider accounts (secrets as env:VAR references).")
+app.add_typer(provider_app, name="provider")
+
+
+@provider_app.command("add")
+def provider_add(
+    name: str,
+    kind: str,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="key=value; secrets as env:VARIABLE (repeatable)."),
+    ] = None,
+) -> None:
+    """Add (or replace) a provider account. Its webhooks are /webhooks/NAME/status|inbound."""
+    from clarion.store import accounts
+
+    settings = dict(item.partition("=")[::2] for item in setting or [])
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            await accounts.add_account(infra.pool, name, kind, settings)
+            print(f"provider account {name} ({kind}) saved")
+
+    _run(go())
+
+
+@provider_app.command("list")
+def provider_list() -> None:
+    """Provider accounts and their settings (references, never secret values)."""
+    from clarion.store import accounts
+
+    async def go() -> list[dict[str, Any]]:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await accounts.list_accounts(infra.pool)
+
+    for a in _run(go()):
+        settings = " ".join(f"{k}={v}" for k, v in sorted(a["settings"].items()))
+        print(f"{a['name']:<16} {a['kind']:<8} {settings}")
+
+
+@brand_app.command("route")
+def brand_route(brand_id: int, channel: str, providers: str) -> None:
+    """Route a brand's channel (sms) over provider accounts, most preferred first
+    ("primary,backup"): traffic moves to the next when one's circuit opens."""
+    from clarion.store import lanes
+
+    names = [n.strip() for n in providers.split(",") if n.strip()]
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            await lanes.set_route(infra.pool, brand_id, channel, names)
+            print(f"brand {brand_id} {channel}: {' → '.join(names)}")
 
     _run(go())
 

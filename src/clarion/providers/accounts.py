@@ -1,0 +1,89 @@
+"""Provider accounts as data: a name, a kind, and settings whose secrets are references to
+environment variables (never stored, never logged). `build` turns an account into the
+adapter that talks to it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from clarion.config import Settings
+from clarion.errors import ConfigurationError, InvalidInput
+from clarion.providers.base import Provider
+
+KINDS = ("sim", "twilio", "smpp")
+# Settings that are secrets: they must be "env:VARIABLE" references.
+SECRETS = frozenset({"auth_token", "password", "api_key", "secret"})
+# The settings each kind takes (required first).
+FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "sim": ((), ("url", "secret")),
+    "twilio": (("account_sid", "auth_token"), ("api_base", "lookup_base")),
+    "smpp": (("host", "port", "system_id", "password"), ("binds", "window")),
+}
+
+
+def check(name: str, kind: str, settings: Mapping[str, str]) -> None:
+    """Refuse an account that could not work or that would store a secret in the clear."""
+    if kind not in FIELDS:
+        raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(KINDS)}", field="kind")
+    required, optional = FIELDS[kind]
+    for key in settings:
+        if key not in required and key not in optional:
+            raise InvalidInput(f"{name}: unknown setting {key!r} for {kind}", field=key)
+    for key in required:
+        if not settings.get(key):
+            raise InvalidInput(f"{name}: {kind} needs {key!r}", field=key)
+    for key in SECRETS & settings.keys():
+        if not settings[key].startswith("env:"):
+            raise InvalidInput(
+                f"{name}: {key} must reference an environment variable (env:NAME);"
+                " secrets are not stored",
+                field=key,
+            )
+
+
+def resolve(name: str, value: str, env: Mapping[str, str]) -> str:
+    """A setting's value: an "env:VAR" reference is read from the environment."""
+    if not value.startswith("env:"):
+        return value
+    var = value.removeprefix("env:")
+    if var not in env:
+        raise ConfigurationError(
+            f"provider account {name!r}: environment variable {var} is not set"
+        )
+    return env[var]
+
+
+def build(
+    name: str,
+    kind: str,
+    settings: Mapping[str, Any],
+    app: Settings,
+    env: Mapping[str, str] = os.environ,
+) -> Provider:
+    """The adapter for an account. Webhooks reach it at /webhooks/{name}/…"""
+    check(name, kind, {k: str(v) for k, v in settings.items()})
+    s = {k: resolve(name, str(v), env) for k, v in settings.items()}
+    if kind == "sim":
+        from clarion.providers.sim import SimProvider
+
+        return SimProvider(
+            s.get("url", app.sim_url),
+            s.get("secret", app.sim_secret),
+            callback_url=f"{app.public_url}/webhooks/{name}/status",
+            inbound_url=f"{app.public_url}/webhooks/{name}/inbound",
+            name=name,
+        )
+    if kind == "twilio":
+        from clarion.providers.twilio import API_BASE, LOOKUP_BASE, TwilioProvider
+
+        return TwilioProvider(
+            s["account_sid"],
+            s["auth_token"],
+            public_url=app.public_url,
+            api_base=s.get("api_base", API_BASE),
+            lookup_base=s.get("lookup_base", LOOKUP_BASE),
+            name=name,
+        )
+    raise ConfigurationError(f"provider account {name!r}: {kind} accounts are not wired yet")
