@@ -157,7 +157,9 @@ async def running(
         api = V1(infra.pool, infra.bus, provider, settings.platform_rate_mps)
         if clock is not None:
             api.clock = clock
-        app = create_app(infra.bus, core.providers, api=api)
+        app = create_app(
+            infra.bus, core.providers, api=api, unsubscribe_secret=settings.unsubscribe_secret
+        )
         config = uvicorn.Config(
             app,
             host=settings.http_host,

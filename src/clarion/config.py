@@ -55,6 +55,8 @@ class Settings:
     # receipts may be lost); the reconciliation job runs every `reconcile_every_s`.
     reconcile_after_s: float = 600.0
     reconcile_every_s: float = 30.0
+    # Signs one-click unsubscribe links (/u/{token}); unset, the links are not served.
+    unsubscribe_secret: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -76,6 +78,7 @@ class Settings:
             ("carrier_alert_rate", "CLARION_CARRIER_ALERT_RATE", float),
             ("carrier_alert_min_volume", "CLARION_CARRIER_ALERT_MIN_VOLUME", int),
             ("reconcile_after_s", "CLARION_RECONCILE_AFTER_S", float),
+            ("unsubscribe_secret", "CLARION_UNSUBSCRIBE_SECRET", str),
         ):
             if var in env:
                 values[key] = kind(env[var])

@@ -17,12 +17,20 @@ from starlette.routing import Route
 from clarion.api.v1 import V1
 from clarion.bus.jetstream import Bus
 from clarion.domain.records import InboundBatch, ReceiptBatch
+from clarion.email.unsubscribe import unsubscribe_routes
 from clarion.errors import ForgedWebhook, InvalidInput
 from clarion.observability import metrics
 from clarion.providers.base import Provider
+from clarion.store import compliance
 
 
-def create_app(bus: Bus, providers: Mapping[str, Provider], *, api: V1 | None = None) -> Starlette:
+def create_app(
+    bus: Bus,
+    providers: Mapping[str, Provider],
+    *,
+    api: V1 | None = None,
+    unsubscribe_secret: str | None = None,
+) -> Starlette:
     def webhook(
         hop: str,
         parse: Callable[[Provider, str, Mapping[str, str], bytes], tuple[str, list[Any]]],
@@ -81,4 +89,11 @@ def create_app(bus: Bus, providers: Mapping[str, Provider], *, api: V1 | None = 
         app.router.routes.append(Route(path, endpoint, methods=methods))
     if api is not None:
         app.include_router(api.router())
+        if unsubscribe_secret:  # one-click unsubscribe links (RFC 8058) at /u/{token}
+            pool = api.pool
+
+            async def unsubscribe(brand_id: int, subscriber_id: int, how: str) -> None:
+                await compliance.unsubscribe_email(pool, brand_id, subscriber_id, how)
+
+            app.router.routes.extend(unsubscribe_routes(unsubscribe_secret, unsubscribe))
     return app

@@ -214,14 +214,34 @@ async def append_consent(
     keyword: str | None,
     disclosure: str | None,
     source: str = "sms_keyword",
+    channel: str = "sms",
 ) -> None:
     await conn.execute(
         "INSERT INTO consents (brand_id, subscriber_id, channel, status, source, keyword,"
-        " disclosure) VALUES ($1, $2, 'sms', $3, $4, $5, $6)",
+        " disclosure) VALUES ($1, $2, $7, $3, $4, $5, $6)",
         brand_id,
         subscriber_id,
         status,
         source,
         keyword,
         disclosure,
+        channel,
     )
+
+
+async def unsubscribe_email(pool: Pool, brand_id: int, subscriber_id: int, how: str) -> None:
+    """A one-click (RFC 8058) or page unsubscribe: the subscriber's email consent ends. Said
+    again, it changes nothing (the ledger gets one opt-out while opted out)."""
+    async with pool.acquire() as conn, conn.transaction():
+        current = await conn.fetchval(
+            "SELECT status FROM consents WHERE brand_id = $1 AND subscriber_id = $2"
+            " AND channel = 'email' ORDER BY id DESC LIMIT 1 FOR UPDATE",
+            brand_id,
+            subscriber_id,
+        )
+        if current == "opted_out":
+            return
+        await append_consent(
+            conn, brand_id, subscriber_id, "opted_out", keyword=None, disclosure=None,
+            source=f"email_unsubscribe:{how}", channel="email",
+        )  # fmt: skip
