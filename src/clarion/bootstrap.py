@@ -100,7 +100,15 @@ async def build_providers(infra: Infra) -> list[Provider]:
     rows = await store_accounts.list_accounts(infra.pool)
     if not rows:
         return [build_provider(infra.settings)]
-    return [accounts.build(r["name"], r["kind"], r["settings"], infra.settings) for r in rows]
+    providers = [
+        accounts.build(r["name"], r["kind"], r["settings"], infra.settings, bus=infra.bus)
+        for r in rows
+    ]
+    for p in providers:
+        start = getattr(p, "start", None)
+        if start is not None:  # SMPP: bind now, so receipts and inbound messages arrive
+            await start()
+    return providers
 
 
 @dataclass

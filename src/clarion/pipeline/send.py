@@ -128,6 +128,7 @@ PERMANENT_ERRORS: dict[str, str] = {
     "21614": "landline",
     "30005": "unknown_handset",
     "30006": "landline",
+    "smpp:0x0b": "invalid_number",  # ESME_RINVDSTADR
 }
 
 

@@ -5,10 +5,13 @@ adapter that talks to it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from clarion.bus.jetstream import Bus
 from clarion.config import Settings
+from clarion.domain.ids import batch_id
+from clarion.domain.records import InboundBatch, InboundMessage, Receipt, ReceiptBatch
 from clarion.errors import ConfigurationError, InvalidInput
 from clarion.providers.base import Provider
 
@@ -19,7 +22,10 @@ SECRETS = frozenset({"auth_token", "password", "api_key", "secret"})
 FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sim": ((), ("url", "secret")),
     "twilio": (("account_sid", "auth_token"), ("api_base", "lookup_base")),
-    "smpp": (("host", "port", "system_id", "password"), ("binds", "window")),
+    "smpp": (
+        ("host", "port", "system_id", "password"),
+        ("binds", "window", "submit_id_base", "receipt_id_base"),
+    ),
 }
 
 
@@ -61,8 +67,10 @@ def build(
     settings: Mapping[str, Any],
     app: Settings,
     env: Mapping[str, str] = os.environ,
+    bus: Bus | None = None,
 ) -> Provider:
-    """The adapter for an account. Webhooks reach it at /webhooks/{name}/…"""
+    """The adapter for an account. Webhooks reach it at /webhooks/{name}/…; an SMPP account's
+    receipts and inbound messages arrive over its binds and go onto `bus`."""
     check(name, kind, {k: str(v) for k, v in settings.items()})
     s = {k: resolve(name, str(v), env) for k, v in settings.items()}
     if kind == "sim":
@@ -86,4 +94,44 @@ def build(
             lookup_base=s.get("lookup_base", LOOKUP_BASE),
             name=name,
         )
+    if kind == "smpp":
+        from clarion.providers.smpp import SmppProvider
+
+        if bus is None:
+            raise ConfigurationError(f"provider account {name!r}: SMPP needs the bus")
+        on_receipts, on_inbound = _publishers(name, bus)
+        return SmppProvider(
+            host=s["host"],
+            port=int(s["port"]),
+            system_id=s["system_id"],
+            password=s["password"],
+            on_receipts=on_receipts,
+            on_inbound=on_inbound,
+            name=name,
+            binds=int(s.get("binds", 1)),
+            window=int(s.get("window", 10)),
+            submit_id_base=int(s["submit_id_base"]) if "submit_id_base" in s else None,
+            receipt_id_base=int(s["receipt_id_base"]) if "receipt_id_base" in s else None,
+        )
     raise ConfigurationError(f"provider account {name!r}: {kind} accounts are not wired yet")
+
+
+def _publishers(
+    name: str, bus: Bus
+) -> tuple[
+    Callable[[list[Receipt]], Awaitable[None]], Callable[[list[InboundMessage]], Awaitable[None]]
+]:
+    """Callbacks that put what arrives over a session onto the bus (ids derived from the
+    content, so a redelivered deliver_sm changes nothing)."""
+
+    async def on_receipts(receipts: list[Receipt]) -> None:
+        key = batch_id(name, *(f"{r.provider_message_id}:{r.status}" for r in receipts))
+        out = ReceiptBatch(batch_id=key, provider=name, receipts=receipts)
+        await bus.publish("receipts", out, msg_id=key)
+
+    async def on_inbound(inbound: list[InboundMessage]) -> None:
+        key = batch_id(name, "mo", *(m.provider_message_id for m in inbound))
+        out = InboundBatch(batch_id=key, provider=name, messages=inbound)
+        await bus.publish("inbound", out, msg_id=key)
+
+    return on_receipts, on_inbound

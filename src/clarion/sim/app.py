@@ -65,7 +65,8 @@ class SimConfig:
     # SID, and its auth token ("": the secret).
     twilio_account_sid: str = "ACe3d0f959678802896cde8e6464e74217"
     twilio_auth_token: str = ""
-    # The SMPP front end (sim/smsc.py): listens when a port is set; its one account.
+    # The SMPP front end (sim/smsc.py): listens when a port is set; its one account. Beyond
+    # `max_mps` submit_sm a second it answers ESME_RTHROTTLED (0x58).
     smpp_port: int | None = None
     smpp_host: str = "127.0.0.1"
     smpp_system_id: str = "clarion"
