@@ -146,6 +146,8 @@ async def running(
         max_attempts=settings.send_max_attempts,
         retry_base_s=settings.retry_base_s,
         providers={p.name: p for p in more_providers},
+        public_url=settings.links_url or settings.public_url,
+        unsubscribe_secret=settings.unsubscribe_secret,
         new_breaker=lambda: Breaker(
             min_calls=settings.breaker_min_calls, open_s=settings.breaker_open_s
         ),

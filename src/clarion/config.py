@@ -55,8 +55,12 @@ class Settings:
     # receipts may be lost); the reconciliation job runs every `reconcile_every_s`.
     reconcile_after_s: float = 600.0
     reconcile_every_s: float = 30.0
-    # Signs one-click unsubscribe links (/u/{token}); unset, the links are not served.
-    unsubscribe_secret: str | None = None
+    # Base URL of links inside messages (one-click unsubscribe, short links): the https
+    # address subscribers reach; default `public_url`. RFC 8058 one-click needs https.
+    links_url: str | None = None
+    # Signs one-click unsubscribe links (/u/{token}). Set your own in production: anyone who
+    # knows it can unsubscribe anyone.
+    unsubscribe_secret: str = "clarion-unsubscribe-dev"
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -79,6 +83,7 @@ class Settings:
             ("carrier_alert_min_volume", "CLARION_CARRIER_ALERT_MIN_VOLUME", int),
             ("reconcile_after_s", "CLARION_RECONCILE_AFTER_S", float),
             ("unsubscribe_secret", "CLARION_UNSUBSCRIBE_SECRET", str),
+            ("links_url", "CLARION_LINKS_URL", str),
         ):
             if var in env:
                 values[key] = kind(env[var])

@@ -34,6 +34,7 @@ class Progress:
     carriers: list[dict[str, Any]]
     suppressed_by_reason: dict[str, int]
     deferred_by_reason: dict[str, int]
+    receipted: int = 0  # SMS outcomes the carrier stage is to count
 
     @property
     def suppressed(self) -> int:
@@ -72,11 +73,10 @@ class Progress:
     @property
     def complete(self) -> bool:
         """Every recipient settled (final, or deferred to a later moment) and counted."""
-        receipted = self.by_status.get("delivered", 0) + self.by_status.get("undelivered", 0)
         return (
             self.audience_done
             and self.final + self.waiting_long == self.audience
-            and self.carrier_counted >= receipted
+            and self.carrier_counted >= self.receipted
         )
 
 
@@ -95,6 +95,7 @@ async def campaign_progress(pool: Pool, campaign_id: int) -> Progress:
         carriers=r["carriers"],
         suppressed_by_reason=r["suppressed_by_reason"],
         deferred_by_reason=r["deferred_by_reason"],
+        receipted=r["receipted"],
     )
 
 

@@ -49,6 +49,8 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     segments: int
     timezone: str | None = None
     carrier: str | None = None
+    subject: str | None = None  # email: the rendered subject
+    unsubscribe_url: str | None = None  # email: the one-click unsubscribe link
 
 
 class RenderFailure(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +71,7 @@ class RenderedBatch(msgspec.Struct, frozen=True, kw_only=True):
     failures: list[RenderFailure] = []
     kind: str = "marketing"  # or "transactional": replies that skip the marketing gate
     partition: int = 0  # every message's `partition_of` (see domain.ids)
+    channel: str = "sms"  # or "email": `to` is then an address, `sender` the From
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):

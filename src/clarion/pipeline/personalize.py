@@ -6,7 +6,7 @@ not have is an error for that recipient only (StrictUndefined); `default()` make
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
@@ -46,6 +46,8 @@ def render_batch(
     messages: list[OutboundMessage] = []
     failures: list[RenderFailure] = []
     for r in batch.recipients:
+        if not r.phone:
+            continue  # no number: nothing to send on this channel
         message_id = campaign_message_id(campaign_uid, VARIANT, r.subscriber_id)
         context = {**r.fields, "phone": r.phone, "brand": brand}
         try:
@@ -89,6 +91,67 @@ def render_batch(
         messages=messages,
         failures=failures,
         partition=batch.partition,
+    )
+
+
+EMAIL_VARIANT = "email"
+
+
+def render_email_batch(
+    body: jinja2.Template,
+    subject: jinja2.Template,
+    batch: RecipientBatch,
+    *,
+    campaign_uid: str,
+    brand: Mapping[str, Any],
+    from_addr: str,
+    unsubscribe_url: Callable[[int], str],
+) -> RenderedBatch:
+    """The email of each recipient who has an address: subject and text rendered like an SMS
+    body (a recipient whose render fails fails alone, with the reason), the one-click
+    unsubscribe link per subscriber. Message ids differ from the SMS ones (variant)."""
+    messages: list[OutboundMessage] = []
+    failures: list[RenderFailure] = []
+    for r in batch.recipients:
+        email = r.fields.get("email")
+        if not isinstance(email, str) or "@" not in email:
+            continue
+        message_id = campaign_message_id(campaign_uid, EMAIL_VARIANT, r.subscriber_id)
+        context = {**r.fields, "phone": r.phone, "brand": brand}
+        try:
+            text = body.render(context).strip()
+            title = " ".join(subject.render(context).split())
+        except Exception as exc:  # any render failure is the recipient's, not the batch's
+            failures.append(
+                RenderFailure(
+                    message_id=message_id,
+                    subscriber_id=r.subscriber_id,
+                    to=email,
+                    error=f"template_error: {type(exc).__name__}: {exc}",
+                )
+            )
+            continue
+        messages.append(
+            OutboundMessage(
+                message_id=message_id,
+                subscriber_id=r.subscriber_id,
+                to=email,
+                body=text,
+                segments=0,
+                timezone=r.timezone,
+                subject=title,
+                unsubscribe_url=unsubscribe_url(r.subscriber_id),
+            )
+        )
+    return RenderedBatch(
+        batch_id=f"{batch.batch_id}:email",
+        brand_id=batch.brand_id,
+        campaign_id=batch.campaign_id,
+        sender=from_addr,
+        messages=messages,
+        failures=failures,
+        partition=batch.partition,
+        channel="email",
     )
 
 

@@ -31,6 +31,7 @@ class MessageRow(msgspec.Struct, frozen=True, array_like=True):
     error_detail: str | None
     kind: str
     expires_at: datetime | None
+    channel: str
 
 
 MESSAGE_COLUMNS = tuple(MessageRow.__struct_fields__)
@@ -80,6 +81,7 @@ def rows_to_persist(batch: RenderedBatch, *, expires_at: datetime | None) -> lis
             None,
             batch.kind,
             expires_at,
+            batch.channel,
         )
         for m in batch.messages
     ]
@@ -99,20 +101,23 @@ def rows_to_persist(batch: RenderedBatch, *, expires_at: datetime | None) -> lis
             f.error,
             batch.kind,
             expires_at,
+            batch.channel,
         )
         for f in batch.failures
     )
     return rows
 
 
-def status_updates(results: Sequence[SendResult]) -> list[StatusUpdate]:
-    """Accepted → `accepted` with the provider's id; rejected → `failed` with its error."""
-    accepted_rank = RANK[MessageStatus.ACCEPTED]
+def status_updates(results: Sequence[SendResult], *, final: bool = False) -> list[StatusUpdate]:
+    """Accepted → `accepted` with the provider's id (`delivered` when the provider's
+    acceptance is final, as an SMTP 250 is); rejected → `failed` with its error."""
+    ok = MessageStatus.DELIVERED if final else MessageStatus.ACCEPTED
+    accepted_rank = RANK[ok]
     failed_rank = RANK[MessageStatus.FAILED]
     return [
         StatusUpdate(
             message_id=r.message_id,
-            status=MessageStatus.ACCEPTED if r.accepted else MessageStatus.FAILED,
+            status=ok if r.accepted else MessageStatus.FAILED,
             status_rank=accepted_rank if r.accepted else failed_rank,
             provider_message_id=r.provider_message_id,
             error_code=r.error_code,
@@ -175,27 +180,82 @@ def gate_batch(
     return out
 
 
+def gate_emails(
+    messages: Sequence[OutboundMessage],
+    *,
+    at: datetime,
+    consent: Mapping[int, str],
+    suppressed: Mapping[str, str],
+    expires_at: datetime | None,
+) -> GateOutcome:
+    """The gate for marketing email: expiry, current email consent, suppression (hard
+    bounces, complaints). Email has no sending window and no carrier caps."""
+    out = GateOutcome(send=[], drops=[], defers=[])
+    for m in messages:
+        c = consent.get(m.subscriber_id) if m.subscriber_id is not None else None
+        if expires_at is not None and at >= expires_at:
+            out.drops.append((m.message_id, MessageStatus.EXPIRED, str(Reason.EXPIRED), None))
+        elif c == "opted_out":
+            out.drops.append((m.message_id, "suppressed", str(Reason.OPTED_OUT), None))
+        elif c != "opted_in":
+            out.drops.append((m.message_id, "suppressed", str(Reason.NO_CONSENT), c))
+        elif m.to.lower() in suppressed:
+            detail = suppressed[m.to.lower()]
+            out.drops.append((m.message_id, "suppressed", str(Reason.SUPPRESSED), detail))
+        else:
+            out.send.append(m)
+    return out
+
+
+def permanent_reason(error_code: str | None) -> str | None:
+    """Why an address or number can never be reached again, from a provider's error code:
+    invalid numbers and landlines (SMS), hard bounces and complaints (email)."""
+    if error_code is None:
+        return None
+    if error_code in PERMANENT_ERRORS:
+        return PERMANENT_ERRORS[error_code]
+    if error_code == "bounce:hard" or error_code.startswith("smtp:5"):
+        return "hard_bounce"
+    if error_code == "spamreport":
+        return "complaint"
+    return None
+
+
+def _suppression(
+    brand_id: int, address: str, code: str, source: str
+) -> tuple[int | None, str, str, str] | None:
+    """(brand or None for every brand, address, reason, source): a complaint is about this
+    brand; a bad number or a hard bounce is true for everyone."""
+    reason = permanent_reason(code)
+    if reason is None:
+        return None
+    return (brand_id if reason == "complaint" else None, address, reason, source)
+
+
 def hard_failures(
     brand_id: int, results: Sequence[SendResult], messages: Sequence[OutboundMessage]
 ) -> list[tuple[int | None, str, str, str]]:
-    """Global suppressions for numbers a provider rejected as permanently unreachable."""
+    """Suppressions for addresses a provider refused as permanently unreachable."""
     to = {m.message_id: m.to for m in messages}
-    return [
-        (None, to[r.message_id], PERMANENT_ERRORS[r.error_code], f"provider:{r.error_code}")
+    rows = [
+        _suppression(brand_id, to[r.message_id], r.error_code, f"provider:{r.error_code}")
         for r in results
-        if not r.accepted and r.error_code in PERMANENT_ERRORS and r.message_id in to
+        if not r.accepted and not r.retry and r.error_code and r.message_id in to
     ]
+    return [r for r in rows if r is not None]
 
 
 def hard_failure_suppressions(
     changes: Sequence[StatusChange],
 ) -> list[tuple[int | None, str, str, str]]:
-    """Global suppressions for numbers whose receipts say they will never receive."""
-    return [
-        (None, c.to, PERMANENT_ERRORS[c.error_code], f"receipt:{c.error_code}")
+    """Suppressions for addresses whose receipts say they will never receive (or whose
+    owner complained)."""
+    rows = [
+        _suppression(c.brand_id, c.to, c.error_code, f"receipt:{c.error_code}")
         for c in changes
-        if c.error_code in PERMANENT_ERRORS and c.to
+        if c.error_code and c.to
     ]
+    return [r for r in rows if r is not None]
 
 
 def lanes_for(
@@ -206,11 +266,14 @@ def lanes_for(
     brand_id: int = 0,
     campaign_id: int | None = None,
     carrier: str | None = None,
+    channel: str = "sms",
 ) -> tuple[Lane, ...]:
     """The lanes a message takes a token from. Transactional traffic has lanes of its own, so
     it never queues behind a marketing blast on the same account or number. A marketing
     message whose carrier is known also takes from its carrier's lanes: per campaign per
     minute (AT&T style) and per brand per day (T-Mobile style)."""
+    if channel == "email":  # the provider account's rate; no carriers, no segments
+        return (("provider", provider),)
     if transactional:
         return (("provider_tx", provider), ("sender_tx", sender))
     lanes: tuple[Lane, ...] = (("provider", provider), ("sender", sender))

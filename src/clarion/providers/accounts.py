@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from clarion.bus.jetstream import Bus
 from clarion.config import Settings
@@ -15,7 +15,7 @@ from clarion.domain.records import InboundBatch, InboundMessage, Receipt, Receip
 from clarion.errors import ConfigurationError, InvalidInput
 from clarion.providers.base import Provider
 
-KINDS = ("sim", "twilio", "smpp")
+KINDS = ("sim", "twilio", "smpp", "smtp", "sendgrid")
 # Settings that are secrets: they must be "env:VARIABLE" references.
 SECRETS = frozenset({"auth_token", "password", "api_key", "secret"})
 # The settings each kind takes (required first).
@@ -26,6 +26,11 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("host", "port", "system_id", "password"),
         ("binds", "window", "submit_id_base", "receipt_id_base"),
     ),
+    "smtp": (
+        ("host",),
+        ("port", "username", "password", "tls", "dkim_selector", "dkim_domain", "dkim_key_file"),
+    ),
+    "sendgrid": (("api_key",), ("webhook_public_key", "base_url")),
 }
 
 
@@ -113,6 +118,36 @@ def build(
             submit_id_base=int(s["submit_id_base"]) if "submit_id_base" in s else None,
             receipt_id_base=int(s["receipt_id_base"]) if "receipt_id_base" in s else None,
         )
+    if kind == "smtp":
+        from pathlib import Path
+
+        from clarion.email.message import DkimKey
+        from clarion.providers.smtp import SmtpProvider
+
+        dkim = None
+        if "dkim_key_file" in s:
+            pem = Path(s["dkim_key_file"]).read_bytes()
+            dkim = DkimKey(s["dkim_selector"], s["dkim_domain"], pem)
+        smtp = SmtpProvider(
+            host=s["host"],
+            port=int(s.get("port", 587)),
+            username=s.get("username"),
+            password=s.get("password"),
+            tls=s.get("tls", "auto"),  # type: ignore[arg-type]
+            dkim=dkim,
+        )
+        smtp.name = name
+        return cast(Provider, smtp)
+    if kind == "sendgrid":
+        from clarion.providers.sendgrid import SendGridProvider
+
+        grid = SendGridProvider(
+            s["api_key"],
+            webhook_public_key=s.get("webhook_public_key"),
+            base_url=s.get("base_url", "https://api.sendgrid.com"),
+        )
+        grid.name = name
+        return cast(Provider, grid)
     raise ConfigurationError(f"provider account {name!r}: {kind} accounts are not wired yet")
 
 

@@ -99,6 +99,8 @@ class SmtpProvider:
     name = "smtp"
     max_batch = 1000  # per call; the pool, not the batch, bounds what is in flight
     idempotent = False  # SMTP has no idempotency key
+    # A 250 is the receiving server taking the message: no receipts follow, so it is final.
+    final_on_accept = True
 
     def __init__(
         self,

@@ -13,7 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import jinja2
 import msgspec
@@ -32,6 +33,8 @@ from clarion.domain.records import (
     RenderedBatch,
     StatusBatch,
 )
+from clarion.email.message import OutboundEmail
+from clarion.email.unsubscribe import make_token
 from clarion.errors import Held, ProviderError
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, audience, carrier, inbound, personalize, send
@@ -80,6 +83,21 @@ _FOREVER = datetime.max.replace(tzinfo=UTC)
 Deferral = tuple[str, datetime, str, str | None]
 
 
+def _emails(from_addr: str, chunk: list[OutboundMessage]) -> list[OutboundEmail]:
+    return [
+        OutboundEmail(
+            message_id=m.message_id,
+            to=m.to,
+            from_addr=from_addr,
+            subject=m.subject or "",
+            text=m.body,
+            unsubscribe_url=m.unsubscribe_url or "",
+            subscriber_id=m.subscriber_id,
+        )
+        for m in chunk
+    ]
+
+
 def _backoff_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:
     """Exponential backoff after `attempts` failed provider calls (before jitter)."""
     return min(cap_s, base_s * 2.0 ** min(attempts - 1, 16))
@@ -88,6 +106,20 @@ def _backoff_s(attempts: int, base_s: float, cap_s: float = 300.0) -> float:
 # Pages one audience turn publishes before yielding to other campaigns (a continuation
 # command carries the rest; the cursor is in Postgres).
 _PAGES_PER_TURN = 20
+
+
+@dataclass(frozen=True)
+class _Templates:
+    """A campaign's compiled templates and what rendering needs, read once per campaign."""
+
+    channel: str
+    sms: jinja2.Template
+    brand: dict[str, Any]
+    sender: str
+    uid: str
+    email: jinja2.Template | None
+    subject: jinja2.Template | None
+    email_from: str
 
 
 @dataclass(frozen=True)
@@ -118,7 +150,7 @@ class Stages:
     # Every provider account by name (the default `provider` among them), each brand's SMS
     # route (provider names in order of preference), and a circuit breaker per provider.
     providers: dict[str, Provider] = field(default_factory=dict)
-    _routes: dict[int, list[str]] = field(default_factory=dict)
+    _routes: dict[tuple[int, str], list[str]] = field(default_factory=dict)
     _breakers: dict[str, Breaker] = field(default_factory=dict)
     new_breaker: Callable[[], Breaker] = Breaker
     monitor: Monitor = field(default_factory=lambda: Monitor())
@@ -127,9 +159,10 @@ class Stages:
     _limits_read_at: float = -math.inf
     _limits_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    _templates: OrderedDict[int, tuple[jinja2.Template, dict[str, Any], str, str]] = field(
-        default_factory=OrderedDict
-    )
+    _templates: OrderedDict[int, _Templates] = field(default_factory=OrderedDict)
+    # Where one-click unsubscribe links point, and the secret that signs them.
+    public_url: str = "http://127.0.0.1:8080"
+    unsubscribe_secret: str = "clarion-unsubscribe"
 
     def __post_init__(self) -> None:
         self.providers = {self.provider.name: self.provider, **self.providers}
@@ -172,16 +205,18 @@ class Stages:
             )
             batch = audience.recipient_batch(
                 brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt,
-                rows=rows, partition=part,
+                rows=rows, partition=part, channel=c["channel"],
             )  # fmt: skip
             if batch.recipients:
                 await self.bus.publish("audience", batch, msg_id=batch.batch_id)
             cursors[part] = rows[-1]["id"] if len(rows) == self.page_size else -1
+            # the audience counts messages: a recipient reached on both channels counts twice
+            added = audience.messages_for(batch, c["channel"])
             await campaigns.advance_audience(
                 self.pool, cmd.campaign_id, partition=part, cursor=cursors[part],
-                added=len(batch.recipients), attempt=cmd.attempt,
+                added=added, attempt=cmd.attempt,
             )  # fmt: skip
-            published += len(batch.recipients)
+            published += added
             if all(x < 0 for x in cursors):
                 await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)
                 return published
@@ -189,19 +224,22 @@ class Stages:
         await self.bus.publish("launch", cmd, msg_id=f"{cmd.command_id}:{turn}")
         return published
 
-    async def _template(
-        self, brand_id: int, campaign_id: int
-    ) -> tuple[jinja2.Template, dict[str, Any], str, str]:
+    async def _template(self, brand_id: int, campaign_id: int) -> _Templates:
         cached = self._templates.get(campaign_id)
         if cached is None:
             c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(self.pool, brand_id)
             brand_fields = {"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]}
-            cached = (
-                personalize.compile_template(c["body"]),
-                brand_fields,
-                b["sender"],
-                str(c["uid"]),
+            email = c["channel"] in ("email", "both")
+            cached = _Templates(
+                channel=c["channel"],
+                sms=personalize.compile_template(c["body"]),
+                brand=brand_fields,
+                sender=b["sender"],
+                uid=str(c["uid"]),
+                email=personalize.compile_template(c["email_body"] or c["body"]) if email else None,
+                subject=personalize.compile_template(c["subject"] or c["name"]) if email else None,
+                email_from=b["email_from"] or f"{b['name']} <news@{b['slug']}.example>",
             )
             self._templates[campaign_id] = cached
             while len(self._templates) > 256:
@@ -209,21 +247,40 @@ class Stages:
         return cached
 
     async def personalize(self, batch: RecipientBatch) -> int:
-        template, brand_fields, sender, uid = await self._template(
-            batch.brand_id, batch.campaign_id
-        )
-        rendered = personalize.render_batch(
-            template, batch, campaign_uid=uid, brand=brand_fields, sender=sender
-        )
-        if rendered.failures:  # one line per batch: each failure's reason is on its message row
-            first = rendered.failures[0]
-            log.warning(
-                "campaign %s: %d of %d recipients failed to render (first: subscriber %s: %s)",
-                batch.campaign_id, len(rendered.failures), len(batch.recipients),
-                first.subscriber_id, first.error,
-            )  # fmt: skip
-        await self.bus.publish("rendered", rendered, msg_id=rendered.batch_id)
+        t = await self._template(batch.brand_id, batch.campaign_id)
+        outputs = []
+        if t.channel in ("sms", "both"):
+            outputs.append(
+                personalize.render_batch(
+                    t.sms, batch, campaign_uid=t.uid, brand=t.brand, sender=t.sender
+                )
+            )
+        if t.email is not None and t.subject is not None:
+            outputs.append(
+                personalize.render_email_batch(
+                    t.email,
+                    t.subject,
+                    batch,
+                    campaign_uid=t.uid,
+                    brand=t.brand,
+                    from_addr=t.email_from,
+                    unsubscribe_url=partial(self._unsubscribe_url, batch.brand_id),
+                )
+            )
+        for rendered in outputs:
+            if rendered.failures:  # one line per batch: each reason is on its message row
+                first = rendered.failures[0]
+                log.warning(
+                    "campaign %s: %d of %d recipients failed to render (first: subscriber %s: %s)",
+                    batch.campaign_id, len(rendered.failures), len(batch.recipients),
+                    first.subscriber_id, first.error,
+                )  # fmt: skip
+            await self.bus.publish("rendered", rendered, msg_id=rendered.batch_id)
         return len(batch.recipients)
+
+    def _unsubscribe_url(self, brand_id: int, subscriber_id: int) -> str:
+        token = make_token(self.unsubscribe_secret, brand_id, subscriber_id)
+        return f"{self.public_url}/u/{token}"
 
     async def _campaign_send_context(
         self, brand_id: int, campaign_id: int
@@ -273,12 +330,19 @@ class Stages:
         # Current state now, so an opt-out that landed after the batch was rendered wins.
         subscriber_ids = [m.subscriber_id for m in todo if m.subscriber_id is not None]
         state = await compliance.gate_state(
-            conn, batch.brand_id, subscriber_ids, [m.to for m in todo], at - timedelta(hours=24)
-        )
-        outcome = send.gate_batch(
-            todo, at=at, consent=state.consent, suppressed=state.suppressed,
-            recent_sends=state.recent_sends, expires_at=expires_at, smart_sending_h=smart_h,
+            conn, batch.brand_id, subscriber_ids, [m.to for m in todo], at - timedelta(hours=24),
+            channel=batch.channel,
         )  # fmt: skip
+        if batch.channel == "email":
+            outcome = send.gate_emails(
+                todo, at=at, consent=state.consent, suppressed=state.suppressed,
+                expires_at=expires_at,
+            )  # fmt: skip
+        else:
+            outcome = send.gate_batch(
+                todo, at=at, consent=state.consent, suppressed=state.suppressed,
+                recent_sends=state.recent_sends, expires_at=expires_at, smart_sending_h=smart_h,
+            )  # fmt: skip
         # An interrupted message the gate now holds back may have reached the provider
         # before the crash: its fate is unknown, not suppressed.
         unsure = [d[0] for d in outcome.drops if d[0] in interrupted]
@@ -294,7 +358,7 @@ class Stages:
         metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
         # Sequence: never overtake an older message to the same subscriber that still waits
         # (one worker holds a subscriber at a time, by partition, so this read cannot race).
-        waiting = await messages.waiting_for(conn, subscriber_ids, at)
+        waiting = await messages.waiting_for(conn, subscriber_ids, at, batch.channel)
         holds = send.sequence_holds(outcome.send, waiting, at=at)
         if holds:
             await messages.defer(
@@ -361,8 +425,8 @@ class Stages:
         resumed = set(interrupted) - unsafe
         todo = [m for m in batch.messages if m.message_id in waiting or m.message_id in resumed]
         await self._refresh_limits()
-        provider, wait_s = self._route(batch.brand_id)
-        if marketing and todo and provider is not None:
+        provider, wait_s = self._route(batch.brand_id, batch.channel)
+        if marketing and todo and provider is not None and batch.channel == "sms":
             todo = await self._lookup_carriers(provider, todo)
         async with self.pool.acquire() as conn, conn.transaction():
             if marketing and todo:
@@ -381,7 +445,8 @@ class Stages:
         if not todo:
             return len(rows)
         tx = batch.kind == "transactional"
-        pool_of = self._sender_pools.get(batch.brand_id) or [batch.sender]
+        pool_of = self._sender_pools.get(batch.brand_id) if batch.channel == "sms" else None
+        pool_of = pool_of or [batch.sender]
         # A subscriber always hears from the same number of the pool (sticky sender).
         senders = [pool_of[zlib.crc32(m.to.encode()) % len(pool_of)] for m in todo]
         lanes_of = [
@@ -392,6 +457,7 @@ class Stages:
                 brand_id=batch.brand_id,
                 campaign_id=batch.campaign_id,
                 carrier=m.carrier,
+                channel=batch.channel,
             )
             for sender, m in zip(senders, todo, strict=True)
         ]
@@ -428,10 +494,14 @@ class Stages:
         provider = self.providers.get(provider_name or "", self.provider)
         return provider.idempotent
 
-    def _route(self, brand_id: int) -> tuple[Provider | None, float]:
-        """The provider to use now: the first of the brand's route whose circuit breaker lets
-        a call through; else (None, seconds until one may be tried again)."""
-        names = self._routes.get(brand_id) or list(self.providers)
+    def _route(self, brand_id: int, channel: str = "sms") -> tuple[Provider | None, float]:
+        """The provider to use now: the first of the brand's route for the channel whose
+        circuit breaker lets a call through; else (None, seconds until one may be tried)."""
+        names = self._routes.get((brand_id, channel)) or [
+            name
+            for name, p in self.providers.items()
+            if hasattr(p, "send_emails") == (channel == "email")
+        ]
         now_s = self.now_s()
         waits = []
         for name in names:
@@ -506,7 +576,10 @@ class Stages:
         lane = ("provider_tx" if transactional else "provider", provider.name)
         breaker = self._breakers.setdefault(provider.name, self.new_breaker())
         try:
-            results = await provider.send(sender, chunk)
+            if batch.channel == "email":
+                results = await cast(Any, provider).send_emails(_emails(sender, chunk))
+            else:
+                results = await provider.send(sender, chunk)
         except ProviderError as exc:
             results = [
                 SendResult(
@@ -534,7 +607,12 @@ class Stages:
             breaker.record(bool(done), self.now_s())
         early: list[Receipt] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            await messages.apply_send_results(conn, provider.name, send.status_updates(done))
+            # An SMTP 250 is the receiving server taking the message: final for email sent
+            # that way (no receipts follow).
+            final = bool(getattr(provider, "final_on_accept", False))
+            await messages.apply_send_results(
+                conn, provider.name, send.status_updates(done, final=final)
+            )
             if getattr(provider, "reports_by_provider_id", False):
                 refs = [(r.provider_message_id, r.message_id) for r in done if r.accepted]
                 early = await messages.record_refs(
@@ -602,7 +680,11 @@ class Stages:
                 return
             limits, pools = await lane_store.load_limits(self.pool)
             self._limits, self._sender_pools = limits, pools
-            self._routes = await lane_store.load_routes(self.pool, "sms")
+            self._routes = {
+                (brand_id, channel): names
+                for channel in ("sms", "email")
+                for brand_id, names in (await lane_store.load_routes(self.pool, channel)).items()
+            }
             self._limits_read_at = self.now_s()
 
     async def inbound(self, batch: InboundBatch) -> int:
@@ -756,6 +838,14 @@ class Stages:
                     [f for f in folded if f.message_id in mine],
                 )
             hard = send.hard_failure_suppressions(changes)
+            # A complaint comes after `delivered` (no status change): suppress from events.
+            complaints = [e.message_id for e in events if e.error_code == "spamreport"]
+            if complaints:
+                for r in await conn.fetch(
+                    "SELECT brand_id, to_address FROM messages WHERE id = ANY($1::uuid[])",
+                    complaints,
+                ):
+                    hard.append((r["brand_id"], r["to_address"], "complaint", "receipt:spamreport"))
             await compliance.suppress(conn, hard)
             # Outcomes per carrier are counted in the same transaction as the status changes
             # they come from: a rolled-back fold counts nothing, a redelivered batch changes

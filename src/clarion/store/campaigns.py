@@ -5,16 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from clarion.errors import CampaignStateError, NotFound
+from clarion.errors import CampaignStateError, InvalidInput, NotFound
 from clarion.store.db import Pool
 
 
-async def create_campaign(pool: Pool, *, brand_id: int, name: str, body: str) -> int:
+async def create_campaign(
+    pool: Pool,
+    *,
+    brand_id: int,
+    name: str,
+    body: str,
+    channel: str = "sms",
+    subject: str | None = None,
+    email_body: str | None = None,
+) -> int:
+    """A draft campaign: by SMS (`body`), email (`subject`, `email_body` or else `body`), or
+    both (each subscriber on each channel they consented to)."""
+    if channel not in ("sms", "email", "both"):
+        raise InvalidInput(f"channel must be sms, email or both, not {channel!r}", field="channel")
     campaign_id: int = await pool.fetchval(
-        "INSERT INTO campaigns (brand_id, name, body) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body)"
+        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         brand_id,
         name,
         body,
+        channel,
+        subject,
+        email_body,
     )
     return campaign_id
 
@@ -101,6 +118,12 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
         )
         if code is not None:
             bucket[code] = bucket.get(code, 0) + n
+    # final outcomes the carrier stage counts (SMS receipts; email has no carriers)
+    receipted = await pool.fetchval(
+        "SELECT count(*) FROM messages WHERE campaign_id = $1 AND channel = 'sms'"
+        " AND status IN ('delivered', 'undelivered')",
+        campaign_id,
+    )
     carriers = await pool.fetch(
         "SELECT carrier, delivered, undelivered, failed FROM carrier_stats"
         " WHERE campaign_id = $1 ORDER BY carrier",
@@ -110,6 +133,7 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
         "campaign": campaign,
         "by_status": by_status,
         "persisted": sum(by_status.values()),
+        "receipted": receipted,
         "carriers": [dict(r) for r in carriers],
         "errors": errors,
         "suppressed_by_reason": suppressed,

@@ -29,24 +29,35 @@ class GateState:
 
 
 async def gate_state(
-    conn: Conn, brand_id: int, subscriber_ids: Sequence[int], phones: Sequence[str], since: datetime
+    conn: Conn,
+    brand_id: int,
+    subscriber_ids: Sequence[int],
+    phones: Sequence[str],
+    since: datetime,
+    channel: str = "sms",
 ) -> GateState:
-    """Current state for a batch, read at the moment of sending (not when the batch was made)."""
+    """Current state for a batch, read at the moment of sending (not when the batch was made).
+    For email, `phones` are the addresses (suppressions are looked up lower-case)."""
     state = GateState()
     for r in await conn.fetch(
         "SELECT DISTINCT ON (subscriber_id) subscriber_id, status FROM consents"
-        " WHERE subscriber_id = ANY($1::bigint[]) AND channel = 'sms'"
+        " WHERE subscriber_id = ANY($1::bigint[]) AND channel = $2"
         " ORDER BY subscriber_id, id DESC",
         subscriber_ids,
+        channel,
     ):
         state.consent[r["subscriber_id"]] = r["status"]
+    addresses = [a.lower() for a in phones] if channel == "email" else list(phones)
     for r in await conn.fetch(
-        "SELECT address, reason FROM suppressions WHERE channel = 'sms'"
+        "SELECT address, reason FROM suppressions WHERE channel = $3"
         " AND address = ANY($2::text[]) AND (brand_id IS NULL OR brand_id = $1)",
         brand_id,
-        phones,
+        addresses,
+        channel,
     ):
         state.suppressed[r["address"]] = r["reason"]
+    if channel == "email":
+        return state  # smart sending and state caps are SMS rules
     for r in await conn.fetch(
         "SELECT subscriber_id, sent_at FROM messages WHERE subscriber_id = ANY($1::bigint[])"
         " AND kind = 'marketing' AND sent_at > $2 AND status = ANY($3::text[])",
@@ -89,12 +100,16 @@ async def record_gate(
 
 
 async def suppress(conn: Conn, rows: Sequence[tuple[int | None, str, str, str]]) -> None:
-    """Suppress (brand or None for global, number, reason, source); existing ones stay."""
+    """Suppress (brand or None for global, number or email address, reason, source);
+    existing ones stay. An address with "@" is an email address (kept lower-case)."""
     if rows:
         await conn.executemany(
-            "INSERT INTO suppressions (brand_id, address, reason, source) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT DO NOTHING",
-            rows,
+            "INSERT INTO suppressions (brand_id, channel, address, reason, source)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            [
+                (b, "email", a.lower(), r, s) if "@" in a else (b, "sms", a, r, s)
+                for b, a, r, s in rows
+            ],
         )
 
 

@@ -32,15 +32,20 @@ async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
     except asyncpg.UniqueViolationError:
         pass
     cols = ", ".join(MESSAGE_COLUMNS)
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_COLUMN_TYPES, start=1))
     result: str = await conn.execute(
-        f"INSERT INTO messages ({cols}) SELECT * FROM unnest("
-        "$1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],"
-        " $7::text[], $8::smallint[], $9::text[], $10::smallint[], $11::text[], $12::text[],"
-        " $13::text[], $14::timestamptz[])"
-        " ON CONFLICT DO NOTHING",
+        f"INSERT INTO messages ({cols}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
         *(list(col) for col in zip(*records, strict=True)),
     )
     return int(result.rsplit(" ", 1)[-1])
+
+
+# The SQL type of each of `MESSAGE_COLUMNS`, in order (for the redelivery INSERT).
+_COLUMN_TYPES = (
+    "uuid", "bigint", "bigint", "bigint", "text", "text", "text", "smallint", "text",
+    "smallint", "text", "text", "text", "timestamptz", "text",
+)  # fmt: skip
+assert len(_COLUMN_TYPES) == len(MESSAGE_COLUMNS), "a column of MessageRow has no SQL type"
 
 
 async def still_pending(
@@ -97,16 +102,19 @@ async def defer(conn: Conn, defers: Sequence[tuple[str, datetime, str, str | Non
         )
 
 
-async def waiting_for(conn: Conn, subscriber_ids: Sequence[int], now: datetime) -> list[Waiting]:
+async def waiting_for(
+    conn: Conn, subscriber_ids: Sequence[int], now: datetime, channel: str = "sms"
+) -> list[Waiting]:
     """Every marketing message of these subscribers still waiting to go (not expired, not
     held by a paused campaign), for the sequencing check."""
     rows = await conn.fetch(
         "SELECT id::text, subscriber_id, created_at, not_before FROM messages"
         " WHERE subscriber_id = ANY($1::bigint[]) AND kind = 'marketing'"
         " AND status IN ('queued', 'deferred') AND (expires_at IS NULL OR expires_at > $2)"
-        " AND error_code IS DISTINCT FROM 'paused'",
+        " AND error_code IS DISTINCT FROM 'paused' AND channel = $3",
         subscriber_ids,
         now,
+        channel,
     )
     return [Waiting(r["id"], r["subscriber_id"], r["created_at"], r["not_before"]) for r in rows]
 
