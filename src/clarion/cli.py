@@ -335,16 +335,36 @@ def subscribers_import(
 
 
 @campaign_app.command("create")
-def campaign_create(brand_id: int, name: str, body: str) -> None:
-    """Create a draft SMS campaign (the body is a Jinja2 template); prints its id."""
+def campaign_create(
+    brand_id: int,
+    name: str,
+    body: str,
+    channel: Annotated[str, typer.Option(help="sms, email or both.")] = "sms",
+    subject: Annotated[str | None, typer.Option(help="Email subject (a template).")] = None,
+    email_body: Annotated[
+        str | None, typer.Option(help="Email text (a template; default: BODY).")
+    ] = None,
+) -> None:
+    """Create a draft campaign (texts are Jinja2 templates); prints its id. By SMS, email or
+    both: each subscriber gets it on each channel they consented to."""
     from clarion.pipeline.personalize import compile_template
     from clarion.store import campaigns
 
     async def go() -> None:
-        compile_template(body)
+        for template in (body, subject, email_body):
+            if template is not None:
+                compile_template(template)
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
             print(
-                await campaigns.create_campaign(infra.pool, brand_id=brand_id, name=name, body=body)
+                await campaigns.create_campaign(
+                    infra.pool,
+                    brand_id=brand_id,
+                    name=name,
+                    body=body,
+                    channel=channel,
+                    subject=subject,
+                    email_body=email_body,
+                )
             )
 
     _run(go())

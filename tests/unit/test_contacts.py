@@ -132,3 +132,16 @@ def test_sms_consent_parsing(value: object, consent: bool) -> None:
 
 def test_a_missing_sms_consent_column_means_no_consent() -> None:
     assert new_subscriber({"phone": "(212) 555-7788"}).sms_consent is False
+
+
+def test_email_consent_is_read_per_row_and_needs_an_address() -> None:
+    from clarion.domain.contacts import new_subscriber
+
+    both = new_subscriber(
+        {"phone": "+12125552368", "email": "a@example.net", "email_consent": "yes"}
+    )
+    assert both.email_consent is True
+    assert both.sms_consent is False
+    assert "email_consent" not in both.attributes
+    no_address = new_subscriber({"phone": "+12125552369", "email_consent": "yes"})
+    assert no_address.email_consent is False

@@ -55,6 +55,7 @@ def test_rendered_messages_persist_as_queued_rows() -> None:
             None,
             "marketing",
             None,
+            "sms",
         ),
         MessageRow(
             "m2",
@@ -71,6 +72,7 @@ def test_rendered_messages_persist_as_queued_rows() -> None:
             None,
             "marketing",
             None,
+            "sms",
         ),
     ]
 

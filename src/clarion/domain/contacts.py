@@ -11,7 +11,9 @@ from phonenumbers import timezone as pn_timezone
 
 from clarion.errors import InvalidInput, InvalidPhoneNumber
 
-_STANDARD = ("phone", "email", "first_name", "last_name", "timezone", "sms_consent")
+_STANDARD = (
+    "phone", "email", "first_name", "last_name", "timezone", "sms_consent", "email_consent",
+)  # fmt: skip
 _UNKNOWN_ZONE = "Etc/Unknown"
 
 
@@ -23,6 +25,7 @@ class NewSubscriber(msgspec.Struct, frozen=True, kw_only=True):
     last_name: str | None
     attributes: dict[str, Any]
     sms_consent: bool
+    email_consent: bool = False
 
 
 def normalize_phone(raw: str, *, default_region: str = "US") -> tuple[str, str | None]:
@@ -71,4 +74,5 @@ def new_subscriber(row: Mapping[str, Any], *, row_number: int | None = None) -> 
         last_name=(row.get("last_name") or None),
         attributes={k: v for k, v in row.items() if k not in _STANDARD and v not in (None, "")},
         sms_consent=_truthy(row.get("sms_consent", False)),
+        email_consent=email is not None and _truthy(row.get("email_consent", False)),
     )

@@ -33,7 +33,7 @@ async def get_brand(pool: Pool, brand_id: int) -> dict[str, Any]:
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_subscribers (
     phone text, email text, timezone text, first_name text, last_name text,
-    attributes jsonb, sms_consent boolean
+    attributes jsonb, sms_consent boolean, email_consent boolean
 ) ON COMMIT DELETE ROWS
 """
 
@@ -47,10 +47,20 @@ async def import_subscribers(
     disclosure: str | None = None,
 ) -> int:
     """COPY subscribers in; existing ones (same phone or email) are left as they are.
-    New subscribers with SMS consent get an `opted_in` ledger row with `source`.
+    New subscribers with SMS (or email) consent get an `opted_in` ledger row per channel with
+    `source`.
     Returns how many subscribers were new."""
     records = [
-        (s.phone, s.email, s.timezone, s.first_name, s.last_name, s.attributes, s.sms_consent)
+        (
+            s.phone,
+            s.email,
+            s.timezone,
+            s.first_name,
+            s.last_name,
+            s.attributes,
+            s.sms_consent,
+            s.email_consent,
+        )
         for s in subscribers
     ]
     async with pool.acquire() as conn, conn.transaction():
@@ -70,6 +80,11 @@ async def import_subscribers(
                 SELECT $1, ins.id, 'sms', 'opted_in', $2, $3
                 FROM ins JOIN staging_subscribers s ON s.phone = ins.phone
                 WHERE s.sms_consent
+            ), email_consent AS (
+                INSERT INTO consents (brand_id, subscriber_id, channel, status, source, disclosure)
+                SELECT $1, ins.id, 'email', 'opted_in', $2, $3
+                FROM ins JOIN staging_subscribers s ON s.email = ins.email
+                WHERE s.email_consent
             )
             SELECT count(*) FROM ins
             """,
