@@ -12,6 +12,7 @@ import pytest
 
 from clarion import bootstrap
 from clarion.providers import accounts
+from clarion.sim.network import carrier_for
 from clarion.sim.process import SimProcess
 from clarion.store import compliance
 from tests.conftest import DAYTIME, wait_for_campaign
@@ -24,7 +25,12 @@ async def test_a_campaign_over_smpp_with_receipts_by_smsc_id_and_a_stop_as_mo(
     audience = await brand_with_subscribers(infra.pool, 300, seed=1401)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     monkeypatch.setenv("TEST_SMPP_PASSWORD", "clarion")
-    with SimProcess(secret=infra.settings.sim_secret, failure_rate=0.1, smpp_port=0) as sim:
+    with SimProcess(
+        secret=infra.settings.sim_secret,
+        failure_rate=0.0,
+        carrier_failure={"AT&T": 0.3},
+        smpp_port=0,
+    ) as sim:
         assert sim.smpp_port is not None
         smpp = accounts.build(
             "acme-smpp", "smpp",
@@ -38,7 +44,8 @@ async def test_a_campaign_over_smpp_with_receipts_by_smsc_id_and_a_stop_as_mo(
             async with bootstrap.running(infra, smpp, clock=daytime):
                 await bootstrap.launch(infra, campaign_id, at=DAYTIME)
                 done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
-                stopper = audience.consented[0]
+                # failures only at AT&T, so the opt-out confirmation surely arrives
+                stopper = next(p for p in audience.consented if carrier_for(p).name != "AT&T")
                 async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:
                     reply = await client.post(
                         f"/handsets/{stopper}/reply", json={"to": "+15125550100", "body": "STOP"}

@@ -12,6 +12,7 @@ import pytest
 
 from clarion import bootstrap
 from clarion.providers import accounts
+from clarion.sim.network import carrier_for
 from clarion.sim.process import SimProcess
 from clarion.store import compliance
 from tests.conftest import DAYTIME, wait_for_campaign
@@ -28,8 +29,8 @@ async def test_a_campaign_over_a_twilio_account_and_a_stop_through_its_inbound_w
     campaign_id = await campaign(infra.pool, audience.brand_id)
     monkeypatch.setenv("TEST_TWILIO_TOKEN", TOKEN)
     with SimProcess(
-        secret=infra.settings.sim_secret, failure_rate=0.1, twilio_account_sid=SID,
-        twilio_auth_token=TOKEN,
+        secret=infra.settings.sim_secret, failure_rate=0.0, carrier_failure={"AT&T": 0.3},
+        twilio_account_sid=SID, twilio_auth_token=TOKEN,
     ) as sim:  # fmt: skip
         twilio = accounts.build(
             "acme-twilio", "twilio",
@@ -51,7 +52,8 @@ async def test_a_campaign_over_a_twilio_account_and_a_stop_through_its_inbound_w
             )
             await bootstrap.launch(infra, campaign_id, at=DAYTIME)
             done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
-            stopper = audience.consented[0]
+            # failures only at AT&T, so the opt-out confirmation surely arrives
+            stopper = next(p for p in audience.consented if carrier_for(p).name != "AT&T")
             reply = await client.post(
                 f"/handsets/{stopper}/reply", json={"to": "+15125550100", "body": "STOP"}
             )
