@@ -203,6 +203,36 @@ class TwilioProvider:
         except (TypeError, ValueError):
             return None
 
+    # -- reconciliation --------------------------------------------------------------------
+
+    async def fetch_status(self, refs: Sequence[tuple[str, str | None]]) -> list[Receipt]:
+        """The current status of messages (our id, Twilio's sid) whose final callback never
+        came: one `GET …/Messages/{sid}.json` each, bounded concurrency. Messages without a
+        sid (no answer was recorded) cannot be asked about."""
+        asked = [(mid, sid) for mid, sid in refs if sid]
+        answers = await asyncio.gather(*(self._fetch_one(mid, sid) for mid, sid in asked))
+        return [r for r in answers if r is not None]
+
+    async def _fetch_one(self, message_id: str, sid: str) -> Receipt | None:
+        url = f"{self._api_base}/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"
+        try:
+            async with self._slots:
+                resp = await self._client.get(url)
+        except httpx.HTTPError as exc:
+            log.warning("twilio: status of %s: %r", sid, exc)
+            return None
+        if resp.status_code != 200:
+            return None
+        body = resp.json()
+        status = STATUS.get(str(body.get("status")))
+        if status is None:
+            return None
+        code = body.get("error_code")
+        return Receipt(
+            message_id=message_id, status=status, occurred_at=self._clock(),
+            provider_message_id=sid, error_code=str(code) if code else None,
+        )  # fmt: skip
+
     # -- carriers --------------------------------------------------------------------------
 
     async def lookup_carriers(self, numbers: Sequence[str]) -> dict[str, str]:

@@ -131,6 +131,7 @@ class SimState:
     channels: dict[str, Channel] = field(default_factory=dict)
     down: bool = False  # an outage: the API refuses new messages (503)
     latest: dict[str, SimReceipt] = field(default_factory=dict)  # message → its last status
+    by_provider_id: dict[str, str] = field(default_factory=dict)  # provider id → message id
 
     def schedule(
         self,
@@ -170,6 +171,7 @@ class SimState:
             self.counts["rejected"] += 1
         else:
             answer = SimResult(message_id, "accepted", provider_id or "SM" + uuid.uuid4().hex)
+            self.by_provider_id[answer.provider_id or ""] = message_id
             self.counts["accepted"] += 1
             self._plan_delivery(
                 target, message_id, answer.provider_id or "", to, sender, body,

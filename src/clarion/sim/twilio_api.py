@@ -146,6 +146,23 @@ def routes(state: SimState, *, over_limit: OverLimit | None = None) -> list[Rout
         }
         return JSONResponse(resource, status_code=201)
 
+    async def fetch_message(request: Request) -> Response:
+        """A message resource by its sid: its current status (what reconciliation asks)."""
+        if (denied := refused(request)) is not None:
+            return denied
+        sid = request.path_params["message_sid"]
+        mid = state.by_provider_id.get(sid)
+        if mid is None:
+            return _error(20404, f"The requested resource {sid} was not found", 404)
+        last = state.latest.get(mid)
+        return JSONResponse(
+            {
+                "sid": sid,
+                "status": last.status if last else "queued",
+                "error_code": int(last.error_code) if last and last.error_code else None,
+            }
+        )
+
     async def configure_number(request: Request) -> Response:
         """Point a number's incoming messages at `SmsUrl` (Twilio's number configuration)."""
         if (denied := refused(request)) is not None:
@@ -203,6 +220,7 @@ def routes(state: SimState, *, over_limit: OverLimit | None = None) -> list[Rout
     accounts = f"/{API_VERSION}/Accounts/{{sid}}"
     return [
         Route(f"{accounts}/Messages.json", create_message, methods=["POST"]),
+        Route(f"{accounts}/Messages/{{message_sid}}.json", fetch_message, methods=["GET"]),
         Route(f"{accounts}/IncomingPhoneNumbers.json", configure_number, methods=["POST"]),
         Route("/v2/PhoneNumbers/{e164}", lookup, methods=["GET"]),
     ]
