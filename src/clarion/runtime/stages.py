@@ -155,6 +155,7 @@ class Stages:
     new_breaker: Callable[[], Breaker] = Breaker
     monitor: Monitor = field(default_factory=lambda: Monitor())
     _limits: dict[Lane, LaneLimit] = field(default_factory=dict)
+    _resolved: dict[Lane, LaneLimit | None] = field(default_factory=dict)
     _sender_pools: dict[int, list[str]] = field(default_factory=dict)
     _limits_read_at: float = -math.inf
     _limits_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -532,7 +533,13 @@ class Stages:
         return admission
 
     def _limit_of(self, lane: Lane) -> LaneLimit | None:
-        return resolve_limit(self._limits, lane)
+        """A lane's limit (wildcards resolved once per lane until the limits are re-read:
+        every message asks for each of its lanes)."""
+        try:
+            return self._resolved[lane]
+        except KeyError:
+            limit = self._resolved[lane] = resolve_limit(self._limits, lane)
+            return limit
 
     @staticmethod
     def _lane_defers(
@@ -680,6 +687,7 @@ class Stages:
                 return
             limits, pools = await lane_store.load_limits(self.pool)
             self._limits, self._sender_pools = limits, pools
+            self._resolved = {}
             self._routes = {
                 (brand_id, channel): names
                 for channel in ("sms", "email")

@@ -102,9 +102,15 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
     """Counts by status plus the campaign's bookkeeping, for progress and the final report."""
     campaign = await get_campaign(pool, campaign_id)
     rows = await pool.fetch(
-        "SELECT status, error_code, count(*) AS n FROM messages WHERE campaign_id = $1"
-        " GROUP BY status, error_code",
+        "SELECT status, error_code, channel, count(*) AS n FROM messages WHERE campaign_id = $1"
+        " GROUP BY status, error_code, channel",
         campaign_id,
+    )
+    # final outcomes the carrier stage counts (SMS receipts; email has no carriers)
+    receipted = sum(
+        r["n"]
+        for r in rows
+        if r["channel"] == "sms" and r["status"] in ("delivered", "undelivered")
     )
     by_status: dict[str, int] = {}
     suppressed: dict[str, int] = {}
@@ -118,12 +124,6 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
         )
         if code is not None:
             bucket[code] = bucket.get(code, 0) + n
-    # final outcomes the carrier stage counts (SMS receipts; email has no carriers)
-    receipted = await pool.fetchval(
-        "SELECT count(*) FROM messages WHERE campaign_id = $1 AND channel = 'sms'"
-        " AND status IN ('delivered', 'undelivered')",
-        campaign_id,
-    )
     carriers = await pool.fetch(
         "SELECT carrier, delivered, undelivered, failed FROM carrier_stats"
         " WHERE campaign_id = $1 ORDER BY carrier",
