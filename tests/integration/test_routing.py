@@ -169,7 +169,11 @@ async def test_a_subscribers_messages_leave_in_the_order_they_were_created(
     )
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
         await bootstrap.launch(infra, first, at=DAYTIME)
-        await asyncio.sleep(0.3)  # A's messages exist (and mostly wait for the lane)
+        # B is created after A: A's messages all exist (and mostly wait for the lane)
+        while (p := await campaign_progress(infra.pool, first)).persisted < 80 or not (
+            p.audience_done
+        ):
+            await asyncio.sleep(0.05)
         await bootstrap.launch(infra, second, at=DAYTIME)
         await wait_for_campaign(infra.pool, first, sim, timeout_s=60)
         await wait_for_campaign(infra.pool, second, sim, timeout_s=60)
