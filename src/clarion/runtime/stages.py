@@ -847,7 +847,7 @@ class Stages:
                 )
             hard = send.hard_failure_suppressions(changes)
             # A complaint comes after `delivered` (no status change): suppress from events.
-            complaints = [e.message_id for e in events if e.error_code == "spamreport"]
+            complaints = [r.message_id for r in receipts if r.error_code == "spamreport"]
             if complaints:
                 for r in await conn.fetch(
                     "SELECT brand_id, to_address FROM messages WHERE id = ANY($1::uuid[])",
