@@ -320,17 +320,19 @@ async def record_refs(conn: Conn, provider: str, refs: Sequence[tuple[str, str]]
         provider,
         list(ours),
     )
-    return [
-        Receipt(
-            message_id=ours[r["provider_message_id"]],
-            status=r["status"],
-            occurred_at=r["occurred_at"],
-            provider_message_id=r["provider_message_id"],
-            error_code=r["error_code"],
-            carrier=r["carrier"],
-        )
-        for r in rows
-    ]
+    return [_early_receipt(r, ours[r["provider_message_id"]]) for r in rows]
+
+
+def _early_receipt(r: Any, message_id: str) -> Receipt:
+    """A kept early receipt, now naming our message."""
+    return Receipt(
+        message_id=message_id,
+        status=r["status"],
+        occurred_at=r["occurred_at"],
+        provider_message_id=r["provider_message_id"],
+        error_code=r["error_code"],
+        carrier=r["carrier"],
+    )
 
 
 async def matched_early(conn: Conn, limit: int = 5000) -> list[tuple[str, Receipt]]:
@@ -349,17 +351,4 @@ async def matched_early(conn: Conn, limit: int = 5000) -> list[tuple[str, Receip
         """,
         limit,
     )
-    return [
-        (
-            r["provider"],
-            Receipt(
-                message_id=r["message_id"],
-                status=r["status"],
-                occurred_at=r["occurred_at"],
-                provider_message_id=r["provider_message_id"],
-                error_code=r["error_code"],
-                carrier=r["carrier"],
-            ),
-        )
-        for r in rows
-    ]
+    return [(r["provider"], _early_receipt(r, r["message_id"])) for r in rows]
