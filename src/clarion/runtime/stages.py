@@ -633,9 +633,7 @@ class Stages:
             await self._retry_later(conn, provider, again, at)
             await messages.mark_unknown(conn, unsure)
         if early:  # receipts that beat their send answer: fold them now
-            key = batch_id("early", provider.name, *(f"{r.message_id}:{r.status}" for r in early))
-            out = ReceiptBatch(batch_id=key, provider=provider.name, receipts=early)
-            await self.bus.publish("receipts", out, msg_id=key)
+            await self._publish_receipts("early", provider.name, early)
         return sum(1 for r in done if r.accepted)
 
     async def _retry_later(
@@ -780,6 +778,13 @@ class Stages:
                 await self.bus.publish(hop, out, msg_id=out.batch_id)
         return len(rows)
 
+    async def _publish_receipts(self, origin: str, provider: str, receipts: list[Receipt]) -> None:
+        """Receipts found other than by a webhook (early ones now matched, reconciliation)
+        onto the receipts hop; the batch id is derived from them, so a repeat is dropped."""
+        key = batch_id(origin, provider, *(f"{r.message_id}:{r.status}" for r in receipts))
+        out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts)
+        await self.bus.publish("receipts", out, msg_id=key)
+
     async def sweep_early_receipts(self) -> int:
         """Early receipts whose send answer has landed since: back on the receipts hop (a
         singleton, with the deferred sweeper). Catches the race where a receipt was kept by
@@ -790,9 +795,7 @@ class Stages:
             for provider, receipt in found:
                 by_provider.setdefault(provider, []).append(receipt)
             for provider, receipts in by_provider.items():
-                key = batch_id("early", provider, *(f"{r.message_id}:{r.status}" for r in receipts))
-                out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts)
-                await self.bus.publish("receipts", out, msg_id=key)
+                await self._publish_receipts("early", provider, receipts)
         return len(found)
 
     async def reconcile(self, older_than_s: float, limit: int = 1000) -> int:
@@ -821,9 +824,7 @@ class Stages:
                 log.warning("reconciliation with %s failed: %s", name, exc)
                 continue
             if receipts:
-                key = batch_id("reconcile", name, *(f"{r.message_id}:{r.status}" for r in receipts))
-                out = ReceiptBatch(batch_id=key, provider=name, receipts=receipts)
-                await self.bus.publish("receipts", out, msg_id=key)
+                await self._publish_receipts("reconcile", name, receipts)
                 found += len(receipts)
         return found
 
