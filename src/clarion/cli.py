@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -83,6 +83,39 @@ def demo(
             recipients, as_json=json_out, data_dir=data_dir, failure_rate=failure_rate, at=when
         )
     )
+
+
+@app.command()
+def bench(
+    recipients: Annotated[int, typer.Option(help="Subscribers to seed and send to.")] = 100_000,
+    workers: Annotated[int, typer.Option(help="Worker processes (each runs every stage).")] = 1,
+    lane_rate: Annotated[
+        float, typer.Option(help="Limit of every lane (provider, sender, carrier), msg/s.")
+    ] = 100_000.0,
+    optouts: Annotated[int, typer.Option(help="Subscribers who text STOP mid-campaign.")] = 20,
+    failure_rate: Annotated[float, typer.Option(help="Simulated delivery failure rate.")] = 0.02,
+    at: Annotated[
+        datetime | None,
+        typer.Option(help="The UTC time the compliance gate sees (default: next 18:00 UTC)."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
+    ] = False,
+) -> None:
+    """Send one SMS campaign through every stage with the simulator in the loop, and
+    measure it: throughput, first call, per-stage batch latency, memory, CPU, opt-outs."""
+    from clarion.bench import BenchOptions, print_report, run_bench
+
+    _logging(False)
+    when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+    if workers < 1 or recipients < 1:
+        err.print("[red]error:[/red] --workers and --recipients must be at least 1")
+        raise typer.Exit(64)
+    opts = BenchOptions(
+        recipients=recipients, workers=workers, lane_rate=lane_rate, optouts=optouts,
+        failure_rate=failure_rate, at=when,
+    )  # fmt: skip
+    print_report(_run(run_bench(opts)), json_out)
 
 
 @app.command()
@@ -165,16 +198,24 @@ def migrate() -> None:
     _run(go())
 
 
-def _serve(stages: list[str], http: bool, verbose: bool, *, port: int = 8080) -> None:
+def _serve(
+    stages: list[str], http: bool, verbose: bool, *, port: int = 8080, clock_offset_s: float = 0.0
+) -> None:
     _logging(verbose)
 
     async def go() -> None:
         settings = Settings.from_env(http_port=port)
+        clock = None
+        if clock_offset_s:
+            from clarion.runtime.stages import now
+
+            ahead = timedelta(seconds=clock_offset_s)
+            clock = lambda: now() + ahead  # noqa: E731
         async with bootstrap.infrastructure(settings) as infra:
             first, *others = await bootstrap.build_providers(infra)
             try:
                 async with bootstrap.running(
-                    infra, first, stages=stages, http=http, more_providers=others
+                    infra, first, stages=stages, http=http, more_providers=others, clock=clock
                 ):
                     names = ", ".join(p.name for p in (first, *others))
                     err.print(
@@ -191,7 +232,9 @@ def _serve(stages: list[str], http: bool, verbose: bool, *, port: int = 8080) ->
 
 @app.command()
 def run(
-    port: Annotated[int, typer.Option(help="HTTP port (API and webhooks).")] = 8080,
+    port: Annotated[
+        int, typer.Option(envvar="CLARION_HTTP_PORT", help="HTTP port (API and webhooks).")
+    ] = 8080,
     verbose: bool = False,
 ) -> None:
     """Run the HTTP API and every stage in this process until Ctrl-C."""
@@ -204,7 +247,16 @@ def run(
 def worker(
     stages: Annotated[str, typer.Option(help="Comma-separated stages to run.")] = "all",
     http: Annotated[bool, typer.Option(help="Also serve the webhooks.")] = False,
-    port: Annotated[int, typer.Option(help="HTTP port when --http.")] = 8080,
+    port: Annotated[
+        int, typer.Option(envvar="CLARION_HTTP_PORT", help="HTTP port when --http.")
+    ] = 8080,
+    clock_offset: Annotated[
+        float,
+        typer.Option(
+            help="Run the compliance clock this many seconds ahead of real time, as if it "
+            "were later (benchmarks and rehearsals at any hour; never in production)."
+        ),
+    ] = 0.0,
     verbose: bool = False,
 ) -> None:
     """Run some stages as a worker process (several processes share the work)."""
@@ -215,7 +267,7 @@ def worker(
     if unknown:
         err.print(f"[red]error:[/red] unknown stage(s) {unknown}; choose from {list(STAGES)}")
         raise typer.Exit(64)
-    _serve(chosen, http, verbose, port=port)
+    _serve(chosen, http, verbose, port=port, clock_offset_s=clock_offset)
 
 
 @brand_app.command("create")

@@ -72,6 +72,8 @@ class Settings:
         }
         for key, var, kind in (
             ("public_url", "CLARION_PUBLIC_URL", str),
+            ("http_host", "CLARION_HTTP_HOST", str),
+            ("http_port", "CLARION_HTTP_PORT", int),
             ("sim_url", "CLARION_SIM_URL", str),
             ("sim_secret", "CLARION_SIM_SECRET", str),
             ("bus_namespace", "CLARION_BUS_NAMESPACE", str),

@@ -1,0 +1,508 @@
+"""`clarion bench`: one SMS campaign through every stage, measured end to end.
+
+The harness (this process) starts PostgreSQL and NATS, the simulator as its own process,
+and `workers` worker processes (`clarion worker --stages all --http`), each serving its own
+webhooks, so receipts come back to the process that sent. It seeds a brand, sets its lanes
+(provider, sender, carrier) to `lane_rate` a second, launches one campaign and waits for
+every eligible recipient's receipt to be recorded and counted. While the campaign sends,
+a few subscribers still waiting for their message text STOP; the report says how soon the
+ledger blocked them and whether any of them was sent to more than a second later.
+
+Figures are taken from the record of truth (Postgres timestamps), from the workers' own
+Prometheus histograms, and from the operating system (psutil), never from the harness's
+guesses. The harness itself, the simulator, Postgres and NATS are reported apart from the
+Clarion worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from clarion import bootstrap
+from clarion.bus.embedded import free_port
+from clarion.config import Settings
+from clarion.domain.contacts import NewSubscriber, new_subscriber
+from clarion.report import campaign_progress
+from clarion.runtime.stages import STAGE_HOPS, STAGES
+from clarion.seed import synthetic_rows
+from clarion.sim.process import SimProcess
+from clarion.store import brands, campaigns
+from clarion.store.lanes import add_sender, set_lane_limit
+
+SENDER = "+15125550100"
+BODY = (
+    "{{ brand.name }}: Hi {{ first_name | default('there') }}, Black Friday starts now - "
+    "40% off everything in {{ city | default('your city') }}. Reply STOP to opt out."
+)
+CARRIERS = ("AT&T", "T-Mobile", "Verizon", "US Cellular", "unknown")
+_SEED_CHUNK = 50_000
+_STAGE_ORDER = (*STAGES,)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    recipients: int
+    workers: int = 1
+    lane_rate: float = 100_000.0  # messages a second per lane: high enough not to bind
+    failure_rate: float = 0.02
+    at: datetime | None = None  # the time the compliance gate sees; default next 18:00 UTC
+    optouts: int = 20  # subscribers who text STOP while the campaign sends
+    timeout_s: float = 1800.0
+    stages: Sequence[str] = STAGES
+    data_dir: Path | None = None
+
+
+def default_at(now: datetime) -> datetime:
+    """The next 18:00 UTC: inside every US sending window, whatever the hour of the run."""
+    at = now.replace(hour=18, minute=0, second=0, microsecond=0)
+    return at if at > now else at + timedelta(days=1)
+
+
+@dataclass
+class _Procs:
+    """The processes the bench measures, found by pid."""
+
+    workers: list[psutil.Process]
+    harness: psutil.Process
+    sim: psutil.Process
+    infra: list[psutil.Process]  # postgres (postmaster; backends are its children), nats
+
+    def clarion(self) -> list[psutil.Process]:
+        return list(self.workers)
+
+    def infra_tree(self) -> list[psutil.Process]:
+        out: list[psutil.Process] = []
+        for p in self.infra:
+            out.append(p)
+            with contextlib.suppress(psutil.Error):
+                out.extend(p.children(recursive=True))
+        return out
+
+
+def _rss(procs: Sequence[psutil.Process]) -> int:
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def _cpu(procs: Sequence[psutil.Process]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+    return out
+
+
+def _name(p: psutil.Process) -> str:
+    try:
+        return str(p.name())
+    except psutil.Error:
+        return ""
+
+
+def _cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+@dataclass
+class _Sampler:
+    procs: _Procs
+    peak: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.sample()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, _rss(self.procs.clarion()))
+
+
+async def run_bench(opts: BenchOptions) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="clarion-bench-")) if opts.data_dir is None else None
+    root = root or opts.data_dir
+    assert root is not None
+    root.mkdir(parents=True, exist_ok=True)
+    at = opts.at or default_at(datetime.now(UTC))
+    settings = replace(Settings.from_env(), data_dir=root, bus_namespace=f"bench{free_port()}")
+    sim = SimProcess(
+        secret=settings.sim_secret, failure_rate=opts.failure_rate, log_path=root / "sim.log"
+    )
+    settings = replace(settings, sim_url=sim.url)
+    try:
+        with sim:
+            async with bootstrap.infrastructure(settings, pool_size=4) as infra:
+                return await _bench(infra, sim, opts, at, root)
+    finally:
+        if opts.data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
+    pool = infra.pool
+    brand_id = await brands.create_brand(
+        pool, slug=f"bench-{int(time.time() * 1000)}", name="Northwind", sender=SENDER,
+        help_text="Northwind: help at northwind.example/help. Msg&data rates may apply.",
+    )  # fmt: skip
+    rows = synthetic_rows(opts.recipients)
+    while chunk := list(islice(rows, _SEED_CHUNK)):  # flat memory in N
+        subs = await asyncio.to_thread(_normalise, chunk)
+        await brands.import_subscribers(pool, brand_id, subs, source="bench-import")
+    rate = opts.lane_rate
+    await add_sender(pool, brand_id, SENDER, rate_per_s=rate)
+    await set_lane_limit(pool, "provider", "sim", rate_per_s=rate, burst=rate)
+    for carrier in CARRIERS:
+        await set_lane_limit(pool, "carrier_minute", f"*:*:{carrier}", rate_per_s=rate, burst=rate)
+    campaign_id = await campaigns.create_campaign(
+        pool, brand_id=brand_id, name="Black Friday", body=BODY
+    )
+    return brand_id, campaign_id
+
+
+def _normalise(rows: list[dict[str, str]]) -> list[NewSubscriber]:
+    return [new_subscriber(r) for r in rows]
+
+
+def _worker_env(infra: bootstrap.Infra, port: int) -> dict[str, str]:
+    s = infra.settings
+    return {
+        **os.environ,
+        "CLARION_DATABASE_URL": infra.database_url,
+        "CLARION_NATS_URL": infra.nats_url,
+        "CLARION_BUS_NAMESPACE": s.bus_namespace,
+        "CLARION_SIM_URL": s.sim_url,
+        "CLARION_SIM_SECRET": s.sim_secret,
+        "CLARION_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CLARION_DATA_DIR": str(s.data_dir),
+    }
+
+
+@contextlib.contextmanager
+def _workers(
+    infra: bootstrap.Infra, opts: BenchOptions, offset_s: float, root: Path
+) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
+    started: list[tuple[subprocess.Popen[bytes], int]] = []
+    try:
+        for i in range(opts.workers):
+            port = free_port()
+            log = (root / f"worker{i}.log").open("ab")
+            cmd = [
+                sys.executable, "-m", "clarion", "worker", "--stages", ",".join(opts.stages),
+                "--http", "--port", str(port), "--clock-offset", f"{offset_s:.3f}",
+            ]  # fmt: skip
+            proc = subprocess.Popen(cmd, env=_worker_env(infra, port), stdout=log, stderr=log)
+            started.append((proc, port))
+        yield started
+    finally:
+        for proc, _ in started:
+            proc.terminate()
+        for proc, _ in started:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def _ready(
+    infra: bootstrap.Infra, workers: Sequence[tuple[subprocess.Popen[bytes], int]], root: Path
+) -> None:
+    """Every worker serves /healthz and every stage's consumers exist."""
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        for i, (proc, port) in enumerate(workers):
+            while True:
+                if proc.poll() is not None:
+                    log = (root / f"worker{i}.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"worker {i} exited with {proc.returncode}:\n{log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    r = await client.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    if r.status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"worker {i} not ready in 60 s")
+                await asyncio.sleep(0.1)
+    bus = infra.bus
+    for stage in STAGES:
+        hop = STAGE_HOPS[stage]
+        for p in bus.partitions(hop):
+            while True:
+                try:
+                    await bus.js.consumer_info(bus.stream, bus.durable(hop, p))
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+
+
+def _find_infra(root: Path) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if str(root) in cmd and ("postgres" in cmd or "nats-server" in cmd):
+            found.append(p)
+    return found
+
+
+async def _bench(
+    infra: bootstrap.Infra, sim: SimProcess, opts: BenchOptions, at: datetime, root: Path
+) -> dict[str, Any]:
+    seed_started = time.perf_counter()
+    brand_id, campaign_id = await _seed(infra, opts)
+    seed_s = time.perf_counter() - seed_started
+    offset_s = (at - datetime.now(UTC)).total_seconds()
+    with _workers(infra, opts, offset_s, root) as workers:
+        await _ready(infra, workers, root)
+        assert sim.proc is not None
+        procs = _Procs(
+            workers=[psutil.Process(w.pid) for w, _ in workers],
+            harness=psutil.Process(),
+            sim=psutil.Process(sim.proc.pid),
+            infra=_find_infra(root),
+        )
+        everyone = [*procs.clarion(), procs.harness, procs.sim, *procs.infra_tree()]
+        cpu_before = _cpu(everyone)
+        sampler = _Sampler(procs)
+        stop = asyncio.Event()
+        sampling = asyncio.create_task(sampler.run(stop))
+        launched_wall = time.time()
+        await bootstrap.launch(
+            infra, campaign_id, at=datetime.now(UTC) + timedelta(seconds=offset_s)
+        )
+        try:
+            optouts = await _finish(infra, sim, opts, brand_id, campaign_id, launched_wall)
+        finally:
+            stop.set()
+            await sampling
+        sampler.sample()
+        everyone = [*procs.clarion(), procs.harness, procs.sim, *procs.infra_tree()]
+        cpu_after = _cpu(everyone)
+        postgres = [p for p in procs.infra_tree() if "nats" not in _name(p)]
+        roles = {
+            "workers": [w.pid for w in procs.workers],
+            "harness": [procs.harness.pid],
+            "simulator": [procs.sim.pid],
+            "postgres": [p.pid for p in postgres],
+            "nats": [p.pid for p in procs.infra_tree() if "nats" in _name(p)],
+        }
+        stages = await _stage_latencies([port for _, port in workers])
+    pool = infra.pool
+    p = await campaign_progress(pool, campaign_id)
+    times = await pool.fetchrow(
+        """
+        SELECT c.launched_at, c.first_send_at,
+               (SELECT max(e.recorded_at) FROM message_events e JOIN messages m
+                  ON m.id = e.message_id WHERE m.campaign_id = c.id) AS last_receipt_at
+        FROM campaigns c WHERE c.id = $1
+        """,
+        campaign_id,
+    )
+    assert times is not None
+    launched = datetime.fromtimestamp(launched_wall, UTC)
+    duration_s = (times["last_receipt_at"] - launched).total_seconds()
+    first = times["first_send_at"]
+    first_s = (first - launched).total_seconds() if first is not None else None
+    stats = await asyncio.to_thread(sim.stats)
+    per_1k = 1000 / p.delivered if p.delivered else 0.0
+    cpu = {
+        role: _cpu_used(cpu_before, {k: cpu_after[k] for k in pids if k in cpu_after}) * per_1k
+        for role, pids in roles.items()
+    }
+    return {
+        "recipients": opts.recipients,
+        "eligible": p.eligible,
+        "delivered": p.delivered,
+        "undelivered_or_failed": p.failed,
+        "suppressed": p.suppressed,
+        "deferred": p.deferred,
+        "handset_messages": stats["handset_messages"],
+        "duration_s": round(duration_s, 3),
+        "throughput_mps": round(p.delivered / duration_s, 1) if duration_s > 0 else 0.0,
+        "first_message_s": round(first_s, 3) if first_s is not None else None,
+        "stage_p50_ms": {s: v[0] for s, v in stages.items()},
+        "stage_p99_ms": {s: v[1] for s, v in stages.items()},
+        "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        "cpu_s_per_1k": round(cpu["workers"], 3),
+        "cpu_s_per_1k_all": round(sum(cpu.values()), 3),
+        "cpu_s_per_1k_by_process": {role: round(v, 3) for role, v in cpu.items()},
+        "processes": opts.workers,
+        "stages_per_process": list(opts.stages),
+        "lane_rate_per_s": opts.lane_rate,
+        "lanes": ["provider:sim", f"sender:{SENDER}", "carrier_minute:*:*:<carrier>"],
+        "gate_time": at.isoformat(),
+        **optouts,
+        "seed_s": round(seed_s, 1),
+        "cpus": os.cpu_count(),
+    }
+
+
+async def _finish(
+    infra: bootstrap.Infra,
+    sim: SimProcess,
+    opts: BenchOptions,
+    brand_id: int,
+    campaign_id: int,
+    launched_wall: float,
+) -> dict[str, Any]:
+    """Wait for the campaign to complete; meanwhile a few subscribers text STOP."""
+    pool = infra.pool
+    deadline = time.monotonic() + opts.timeout_s
+    stops: dict[int, float] = {}
+    last, still = -1, 0
+    while True:
+        if not stops and opts.optouts:
+            first = await pool.fetchval(
+                "SELECT first_send_at FROM campaigns WHERE id = $1", campaign_id
+            )
+            if first is not None:
+                stops = await _text_stop(infra, sim, brand_id, campaign_id, opts.optouts)
+        counted = await pool.fetchval(
+            "SELECT coalesce(sum(delivered + undelivered + failed), 0) FROM carrier_stats"
+            " WHERE campaign_id = $1",
+            campaign_id,
+        )
+        still = still + 1 if counted == last else 0
+        last = counted
+        if still >= 2 or counted >= opts.recipients * 0.9:
+            p = await campaign_progress(pool, campaign_id)
+            if p.complete:
+                break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"campaign {campaign_id} did not finish in {opts.timeout_s} s")
+        await asyncio.sleep(0.5)
+    return await _optout_report(pool, campaign_id, stops)
+
+
+async def _text_stop(
+    infra: bootstrap.Infra, sim: SimProcess, brand_id: int, campaign_id: int, n: int
+) -> dict[int, float]:
+    """STOP from `n` consenting subscribers whose message has not gone yet (the highest ids
+    go last in every partition). Returns subscriber id → when the STOP was texted."""
+    rows = await infra.pool.fetch(
+        """
+        SELECT s.id, s.phone FROM subscribers s
+        WHERE s.brand_id = $1 AND s.phone IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = $2
+                          AND m.subscriber_id = s.id AND m.sent_at IS NOT NULL)
+        ORDER BY s.id DESC LIMIT $3
+        """,
+        brand_id,
+        campaign_id,
+        n,
+    )
+    stops: dict[int, float] = {}
+    async with httpx.AsyncClient() as client:
+        for r in rows:
+            stops[r["id"]] = time.time()
+            await client.post(
+                f"{sim.url}/handsets/{r['phone']}/reply", json={"to": SENDER, "body": "STOP"}
+            )
+    return stops
+
+
+async def _optout_report(pool: Any, campaign_id: int, stops: dict[int, float]) -> dict[str, Any]:
+    if not stops:
+        return {"optouts": 0}
+    rows = await pool.fetch(
+        """
+        SELECT s.id,
+               (SELECT min(c.created_at) FROM consents c WHERE c.subscriber_id = s.id
+                  AND c.channel = 'sms' AND c.status = 'opted_out') AS opted_out_at,
+               (SELECT m.sent_at FROM messages m WHERE m.campaign_id = $2
+                  AND m.subscriber_id = s.id) AS sent_at
+        FROM subscribers s WHERE s.id = ANY($1::bigint[])
+        """,
+        list(stops),
+        campaign_id,
+    )
+    blocked_in: list[float] = []
+    sent_late = 0
+    for r in rows:
+        texted = datetime.fromtimestamp(stops[r["id"]], UTC)
+        if r["opted_out_at"] is not None:
+            blocked_in.append((r["opted_out_at"] - texted).total_seconds())
+        if r["sent_at"] is not None and (r["sent_at"] - texted).total_seconds() > 1.0:
+            sent_late += 1
+    return {
+        "optouts": len(stops),
+        "optouts_recorded": len(blocked_in),
+        "optout_block_max_s": round(max(blocked_in), 3) if blocked_in else None,
+        "optout_sent_after_1s": sent_late,
+    }
+
+
+async def _stage_latencies(ports: Sequence[int]) -> dict[str, tuple[float, float]]:
+    """p50 and p99 of each stage's per-batch time, from every worker's histogram (merged
+    bucket counts; interpolated within a bucket, as Prometheus' histogram_quantile does)."""
+    buckets: dict[str, dict[float, float]] = {}
+    stage_of = {hop: stage for stage, hop in STAGE_HOPS.items()}
+    async with httpx.AsyncClient() as client:
+        for port in ports:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
+            for family in text_string_to_metric_families(text):
+                if family.name != "clarion_stage_batch_seconds":
+                    continue
+                for s in family.samples:
+                    stage = stage_of.get(s.labels["stage"])  # labelled by the hop it reads
+                    if stage is not None and s.name.endswith("_bucket"):
+                        per = buckets.setdefault(stage, {})
+                        le = float(s.labels["le"])
+                        per[le] = per.get(le, 0.0) + s.value
+    return {
+        stage: (round(quantile(b, 0.5) * 1000, 1), round(quantile(b, 0.99) * 1000, 1))
+        for stage, b in sorted(buckets.items(), key=lambda kv: _STAGE_ORDER.index(kv[0]))
+        if b.get(float("inf"), 0) > 0
+    }
+
+
+def quantile(cumulative: dict[float, float], q: float) -> float:
+    """The q-quantile of a cumulative histogram {upper bound: count ≤ bound}."""
+    bounds = sorted(cumulative)
+    total = cumulative[bounds[-1]]
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for le in bounds:
+        count = cumulative[le]
+        if count >= rank:
+            if le == float("inf"):
+                return lower
+            if count == below:
+                return le
+            return lower + (le - lower) * (rank - below) / (count - below)
+        lower, below = le, count
+    return lower
+
+
+def print_report(r: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(r))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"clarion bench — {r['recipients']:,} recipients", show_header=False)
+    for k, v in r.items():
+        table.add_row(k, json.dumps(v) if isinstance(v, dict | list) else str(v))
+    Console().print(table)
