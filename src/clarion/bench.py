@@ -44,7 +44,7 @@ from clarion.report import campaign_progress
 from clarion.runtime.stages import STAGE_HOPS, STAGES
 from clarion.seed import synthetic_rows
 from clarion.sim.process import SimProcess
-from clarion.store import brands, campaigns
+from clarion.store import brands, campaigns, messages
 from clarion.store.lanes import add_sender, set_lane_limit
 
 SENDER = "+15125550100"
@@ -65,8 +65,18 @@ class BenchOptions:
     failure_rate: float = 0.02
     at: datetime | None = None  # the time the compliance gate sees; default next 18:00 UTC
     optouts: int = 20  # subscribers who text STOP while the campaign sends
+    # Subscribers' carriers known before the launch, as for a brand that has sent before;
+    # False: a first campaign, whose send stage looks each number up.
+    known_carriers: bool = True
+    sql_top: int = 0  # print the N statements Postgres spent most time on (stderr)
     timeout_s: float = 1800.0
-    stages: Sequence[str] = STAGES
+    # The stages each worker process runs: by default `workers` processes, each with every
+    # stage; or one process per group, as a deployment splits roles.
+    roles: Sequence[Sequence[str]] = ()
+
+    def groups(self) -> list[list[str]]:
+        return [list(g) for g in self.roles] or [list(STAGES) for _ in range(self.workers)]
+
     data_dir: Path | None = None
 
 
@@ -170,6 +180,8 @@ async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
     while chunk := list(islice(rows, _SEED_CHUNK)):  # flat memory in N
         subs = await asyncio.to_thread(_normalise, chunk)
         await brands.import_subscribers(pool, brand_id, subs, source="bench-import")
+    if opts.known_carriers:
+        await _look_up_carriers(infra, brand_id)
     rate = opts.lane_rate
     await add_sender(pool, brand_id, SENDER, rate_per_s=rate)
     await set_lane_limit(pool, "provider", "sim", rate_per_s=rate, burst=rate)
@@ -179,6 +191,29 @@ async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
         pool, brand_id=brand_id, name="Black Friday", body=BODY
     )
     return brand_id, campaign_id
+
+
+async def _look_up_carriers(infra: bootstrap.Infra, brand_id: int) -> None:
+    """Every subscriber's carrier, as the provider's lookup says and as a brand that has sent
+    before already knows (a first campaign looks them up as it sends: `known_carriers`
+    False)."""
+    provider = bootstrap.build_provider(infra.settings)
+    after = 0
+    try:
+        while rows := await infra.pool.fetch(
+            "SELECT id, phone FROM subscribers WHERE brand_id = $1 AND id > $2"
+            " AND phone IS NOT NULL ORDER BY id LIMIT 10000",
+            brand_id,
+            after,
+        ):
+            after = rows[-1]["id"]
+            found = await provider.lookup_carriers([r["phone"] for r in rows])
+            async with infra.pool.acquire() as conn:
+                await messages.set_carriers(
+                    conn, [(r["id"], found[r["phone"]]) for r in rows if r["phone"] in found]
+                )
+    finally:
+        await provider.aclose()
 
 
 def _normalise(rows: list[dict[str, str]]) -> list[NewSubscriber]:
@@ -205,11 +240,11 @@ def _workers(
 ) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
     started: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
-        for i in range(opts.workers):
+        for i, stages in enumerate(opts.groups()):
             port = free_port()
             log = (root / f"worker{i}.log").open("ab")
             cmd = [
-                sys.executable, "-m", "clarion", "worker", "--stages", ",".join(opts.stages),
+                sys.executable, "-m", "clarion", "worker", "--stages", ",".join(stages),
                 "--http", "--port", str(port), "--clock-offset", f"{offset_s:.3f}",
             ]  # fmt: skip
             proc = subprocess.Popen(cmd, env=_worker_env(infra, port), stdout=log, stderr=log)
@@ -269,6 +304,8 @@ def _find_infra(root: Path) -> list[psutil.Process]:
 async def _bench(
     infra: bootstrap.Infra, sim: SimProcess, opts: BenchOptions, at: datetime, root: Path
 ) -> dict[str, Any]:
+    if opts.sql_top:
+        await infra.pool.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     seed_started = time.perf_counter()
     brand_id, campaign_id = await _seed(infra, opts)
     seed_s = time.perf_counter() - seed_started
@@ -287,6 +324,8 @@ async def _bench(
         sampler = _Sampler(procs)
         stop = asyncio.Event()
         sampling = asyncio.create_task(sampler.run(stop))
+        if opts.sql_top:
+            await infra.pool.execute("SELECT pg_stat_statements_reset()")
         launched_wall = time.time()
         await bootstrap.launch(
             infra, campaign_id, at=datetime.now(UTC) + timedelta(seconds=offset_s)
@@ -309,10 +348,13 @@ async def _bench(
         }
         stages = await _stage_latencies([port for _, port in workers])
     pool = infra.pool
+    if opts.sql_top:
+        await _print_sql_top(pool, opts.sql_top)
     p = await campaign_progress(pool, campaign_id)
     times = await pool.fetchrow(
         """
         SELECT c.launched_at, c.first_send_at,
+               (SELECT max(m.sent_at) FROM messages m WHERE m.campaign_id = c.id) AS last_sent_at,
                (SELECT max(e.recorded_at) FROM message_events e JOIN messages m
                   ON m.id = e.message_id WHERE m.campaign_id = c.id) AS last_receipt_at
         FROM campaigns c WHERE c.id = $1
@@ -341,15 +383,18 @@ async def _bench(
         "duration_s": round(duration_s, 3),
         "throughput_mps": round(p.delivered / duration_s, 1) if duration_s > 0 else 0.0,
         "first_message_s": round(first_s, 3) if first_s is not None else None,
+        # launch → the last provider call: the rest of duration_s is the receipts' tail
+        "last_message_s": round((times["last_sent_at"] - launched).total_seconds(), 3),
         "stage_p50_ms": {s: v[0] for s, v in stages.items()},
         "stage_p99_ms": {s: v[1] for s, v in stages.items()},
         "peak_rss_mb": round(sampler.peak / 2**20, 1),
         "cpu_s_per_1k": round(cpu["workers"], 3),
         "cpu_s_per_1k_all": round(sum(cpu.values()), 3),
         "cpu_s_per_1k_by_process": {role: round(v, 3) for role, v in cpu.items()},
-        "processes": opts.workers,
-        "stages_per_process": list(opts.stages),
+        "processes": len(opts.groups()),
+        "stages_per_process": [",".join(g) for g in opts.groups()],
         "lane_rate_per_s": opts.lane_rate,
+        "carriers_known_before": opts.known_carriers,
         "lanes": ["provider:sim", f"sender:{SENDER}", "carrier_minute:*:*:<carrier>"],
         "gate_time": at.isoformat(),
         **optouts,
@@ -420,6 +465,21 @@ async def _text_stop(
                 f"{sim.url}/handsets/{r['phone']}/reply", json={"to": SENDER, "body": "STOP"}
             )
     return stops
+
+
+async def _print_sql_top(pool: Any, n: int) -> None:
+    """Where Postgres' time went during the campaign (pg_stat_statements)."""
+    rows = await pool.fetch(
+        "SELECT calls, total_exec_time, rows,"
+        " left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS q"
+        " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1",
+        n,
+    )
+    for r in rows:
+        print(
+            f"{r['total_exec_time']:9.0f} ms {r['calls']:7d} calls {r['rows']:8d} rows  {r['q']}",
+            file=sys.stderr,
+        )
 
 
 async def _optout_report(pool: Any, campaign_id: int, stops: dict[int, float]) -> dict[str, Any]:

@@ -74,7 +74,9 @@ async def infrastructure(settings: Settings, *, pool_size: int = 20) -> AsyncIte
         await migrate(database_url)
         pool = await create_pool(database_url, max_size=pool_size)
         try:
-            bus = await Bus.connect(nats_url, settings.bus_namespace)
+            bus = await Bus.connect(
+                nats_url, settings.bus_namespace, replicas=settings.bus_replicas
+            )
             try:
                 yield Infra(settings, database_url, nats_url, pool, bus)
             finally:

@@ -89,10 +89,25 @@ def demo(
 def bench(
     recipients: Annotated[int, typer.Option(help="Subscribers to seed and send to.")] = 100_000,
     workers: Annotated[int, typer.Option(help="Worker processes (each runs every stage).")] = 1,
+    roles: Annotated[
+        str | None,
+        typer.Option(
+            help="One worker process per ';'-separated group of stages, e.g. "
+            "'audience,personalize,send;aggregate,carrier,inbound,transactional' "
+            "(instead of --workers processes that each run every stage)."
+        ),
+    ] = None,
     lane_rate: Annotated[
         float, typer.Option(help="Limit of every lane (provider, sender, carrier), msg/s.")
     ] = 100_000.0,
     optouts: Annotated[int, typer.Option(help="Subscribers who text STOP mid-campaign.")] = 20,
+    sql_top: Annotated[
+        int, typer.Option(help="Print the N statements Postgres spent most time on (stderr).")
+    ] = 0,
+    first_campaign: Annotated[
+        bool,
+        typer.Option(help="Carriers not yet known: the send stage looks each number up."),
+    ] = False,
     failure_rate: Annotated[float, typer.Option(help="Simulated delivery failure rate.")] = 0.02,
     at: Annotated[
         datetime | None,
@@ -111,9 +126,22 @@ def bench(
     if workers < 1 or recipients < 1:
         err.print("[red]error:[/red] --workers and --recipients must be at least 1")
         raise typer.Exit(64)
+    groups = [[s.strip() for s in g.split(",") if s.strip()] for g in (roles or "").split(";")]
+    groups = [g for g in groups if g]
+    from clarion.runtime.stages import STAGES
+
+    missing = set(STAGES) - {s for g in groups for s in g}
+    unknown = {s for g in groups for s in g} - set(STAGES)
+    if groups and (missing or unknown):
+        err.print(
+            f"[red]error:[/red] --roles must name every stage once: missing {sorted(missing)},"
+            f" unknown {sorted(unknown)}; stages: {list(STAGES)}"
+        )
+        raise typer.Exit(64)
     opts = BenchOptions(
-        recipients=recipients, workers=workers, lane_rate=lane_rate, optouts=optouts,
-        failure_rate=failure_rate, at=when,
+        roles=groups, recipients=recipients, workers=workers, lane_rate=lane_rate, optouts=optouts,
+        failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
+        sql_top=sql_top,
     )  # fmt: skip
     print_report(_run(run_bench(opts)), json_out)
 

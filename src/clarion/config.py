@@ -21,6 +21,9 @@ class Settings:
     # Prefix of every JetStream stream, consumer and subject, so several installs (or tests)
     # can share one NATS without seeing each other's traffic.
     bus_namespace: str = "clarion"
+    # Copies JetStream keeps of the pipeline stream: 1 on a single server, 3 on a 3-node
+    # cluster so a node can go down without stopping the pipeline.
+    bus_replicas: int = 1
     # Base URL at which providers reach our webhooks (receipts, inbound messages).
     public_url: str = "http://127.0.0.1:8080"
     http_host: str = "127.0.0.1"
@@ -78,6 +81,13 @@ class Settings:
             ("sim_secret", "CLARION_SIM_SECRET", str),
             ("bus_namespace", "CLARION_BUS_NAMESPACE", str),
             ("ack_wait_s", "CLARION_ACK_WAIT_S", float),
+            ("max_inflight_batches", "CLARION_MAX_INFLIGHT_BATCHES", int),
+            ("bus_replicas", "CLARION_BUS_REPLICAS", int),
+            ("audience_page_size", "CLARION_AUDIENCE_PAGE_SIZE", int),
+            ("send_max_attempts", "CLARION_SEND_MAX_ATTEMPTS", int),
+            ("retry_base_s", "CLARION_RETRY_BASE_S", float),
+            ("reconcile_every_s", "CLARION_RECONCILE_EVERY_S", float),
+            ("carrier_alert_window_min", "CLARION_CARRIER_ALERT_WINDOW_MIN", int),
             ("platform_rate_mps", "CLARION_PLATFORM_RATE_MPS", float),
             ("breaker_min_calls", "CLARION_BREAKER_MIN_CALLS", int),
             ("breaker_open_s", "CLARION_BREAKER_OPEN_S", float),

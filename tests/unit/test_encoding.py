@@ -150,3 +150,10 @@ def test_ucs2_segments_match_a_reference_packing(text: str) -> None:
 @given(st.text(alphabet=st.sampled_from("a€’😀"), max_size=300), st.sampled_from("a€’😀"))
 def test_appending_a_character_never_reduces_the_segment_count(text: str, ch: str) -> None:
     assert sms_segments(text + ch).segments >= sms_segments(text).segments
+
+
+@given(st.text(alphabet=st.sampled_from('@£\nÅ_ΦΩ!"#-./09:;<=>?¡AZÄ§¿az^ö€é\r]\\'), max_size=600))
+def test_the_basic_set_fast_path_agrees_with_the_character_walk(text: str) -> None:
+    from clarion.compliance.encoding import _segments
+
+    assert sms_segments(text) == _segments(text)

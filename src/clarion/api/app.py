@@ -74,7 +74,9 @@ def create_app(
     )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "bus": bus.nc.is_connected})
+        # a process that lost NATS cannot move work: say so, so a probe restarts or drains it
+        up = bus.nc.is_connected
+        return JSONResponse({"status": "ok" if up else "bus down", "bus": up}, 200 if up else 503)
 
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -58,16 +58,17 @@ def decode(hop: str, data: bytes) -> Any:
 class Bus:
     """A connection to JetStream scoped to one namespace (stream, subjects, consumers)."""
 
-    def __init__(self, nc: Client, namespace: str) -> None:
+    def __init__(self, nc: Client, namespace: str, *, replicas: int = 1) -> None:
         self.nc = nc
+        self.replicas = replicas  # copies of the stream in a NATS cluster (1 on one server)
         self.js: JetStreamContext = nc.jetstream(timeout=30)
         self.namespace = namespace
         self.stream = f"{namespace.upper().replace('.', '_')}_PIPELINE"
 
     @classmethod
-    async def connect(cls, url: str, namespace: str) -> Bus:
+    async def connect(cls, url: str, namespace: str, *, replicas: int = 1) -> Bus:
         nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
-        bus = cls(nc, namespace)
+        bus = cls(nc, namespace, replicas=replicas)
         await bus.ensure_stream()
         return bus
 
@@ -91,6 +92,7 @@ class Bus:
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=300.0,
+            num_replicas=self.replicas,
         )
         try:
             await self.js.stream_info(self.stream)

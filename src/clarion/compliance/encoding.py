@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # GSM 03.38 basic character set (one septet each).
@@ -9,6 +10,8 @@ _GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
+# Any character outside the basic set: its absence means one septet per character.
+_NOT_BASIC = re.compile("[^" + "".join(re.escape(ch) for ch in sorted(_GSM_BASIC)) + "]")
 # Extension table: escape + char, two septets each.
 _GSM_EXTENDED = frozenset("\f^{}\\[~]|€")
 
@@ -49,6 +52,14 @@ def sms_segments(text: str) -> SmsSegments:
     A character (an escape pair, a surrogate pair) is never split across parts, so a part may
     carry one unit less than its capacity.
     """
+    if _NOT_BASIC.search(text) is None:  # the common case, without a per-character walk
+        n = len(text)
+        parts = -(-n // _GSM_PART) if n > _GSM_SINGLE else (1 if n else 0)
+        return SmsSegments("GSM-7", parts, n, ())
+    return _segments(text)
+
+
+def _segments(text: str) -> SmsSegments:
     substituted = text.translate(_SMART_TABLE)
     suggestion = substituted if substituted != text else None
     non_gsm = tuple(

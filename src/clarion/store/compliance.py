@@ -49,8 +49,11 @@ async def gate_state(
         state.consent[r["subscriber_id"]] = r["status"]
     addresses = [a.lower() for a in phones] if channel == "email" else list(phones)
     for r in await conn.fetch(
-        "SELECT address, reason FROM suppressions WHERE channel = $3"
-        " AND address = ANY($2::text[]) AND (brand_id IS NULL OR brand_id = $1)",
+        # in the terms of the index suppressions_key (coalesce(brand_id, 0), channel, address):
+        # a lookup per address, not a scan of every suppression of every brand
+        "SELECT address, reason FROM suppressions"
+        " WHERE coalesce(brand_id, 0) = ANY(ARRAY[0, $1::bigint]) AND channel = $3"
+        " AND address = ANY($2::text[])",
         brand_id,
         addresses,
         channel,

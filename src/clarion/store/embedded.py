@@ -28,6 +28,8 @@ synchronous_commit = on
 wal_compression = on
 max_wal_size = 2GB
 checkpoint_timeout = 15min
+# statement statistics for profiling (`clarion bench --sql-top`); idle unless queried
+shared_preload_libraries = 'pg_stat_statements'
 """
 
 

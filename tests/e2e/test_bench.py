@@ -1,0 +1,61 @@
+"""`clarion bench` once, small: the report's shape and that every eligible recipient was
+delivered. A smoke test, not a timed one: speed is for BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from clarion.bench import quantile
+
+STAGES = ("audience", "personalize", "send", "aggregate", "carrier")
+
+
+@pytest.mark.timeout(300)
+def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "clarion", "bench", "--recipients", "5000", "--json",
+         "--failure-rate", "0"],
+        capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["recipients"] == 5000
+    assert report["processes"] == 1
+    # every eligible recipient delivered, once (the simulator counts what reached handsets;
+    # the STOP confirmations are the only other messages)
+    assert report["eligible"] > 4500
+    assert report["delivered"] == report["eligible"]
+    assert report["handset_messages"] == report["delivered"] + report["optouts_recorded"]
+    assert report["eligible"] + report["suppressed"] == 5000
+    # the STOPs texted mid-campaign were recorded and nobody was sent to after them
+    assert report["optouts"] == report["optouts_recorded"] > 0
+    assert report["optout_sent_after_1s"] == 0
+    # the figures are there and sane
+    assert 0 < report["first_message_s"] <= report["last_message_s"] <= report["duration_s"]
+    assert report["throughput_mps"] == pytest.approx(
+        report["delivered"] / report["duration_s"], rel=0.01
+    )
+    for stage in STAGES:
+        assert 0 < report["stage_p50_ms"][stage] <= report["stage_p99_ms"][stage]
+    assert report["peak_rss_mb"] > 20
+    by_process = report["cpu_s_per_1k_by_process"]
+    assert set(by_process) == {"workers", "harness", "simulator", "postgres", "nats"}
+    assert report["cpu_s_per_1k"] == by_process["workers"] > 0
+    assert by_process["postgres"] > 0
+    assert by_process["simulator"] > 0
+    assert report["lane_rate_per_s"] > 0
+    assert report["lanes"]
+
+
+def test_quantiles_interpolate_within_a_bucket_as_prometheus_does() -> None:
+    # 10 batches ≤ 0.1 s, 90 more ≤ 1 s, none slower
+    buckets = {0.1: 10.0, 1.0: 100.0, float("inf"): 100.0}
+    assert quantile(buckets, 0.05) == pytest.approx(0.05)
+    assert quantile(buckets, 0.5) == pytest.approx(0.1 + 0.9 * 40 / 90)
+    assert quantile(buckets, 0.99) == pytest.approx(0.1 + 0.9 * 89 / 90)
+    # beyond the last finite bound, the bound is the answer (nothing more is known)
+    assert quantile({0.1: 0.0, 1.0: 1.0, float("inf"): 2.0}, 0.99) == 1.0
