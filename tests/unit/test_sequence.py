@@ -229,3 +229,30 @@ def test_numbers_without_a_subscriber_spread_over_every_partition() -> None:
     partitions = [partition_of(None, n) for n in numbers]
     assert set(partitions) == set(range(PARTITIONS))
     assert partitions == [partition_of(None, n) for n in numbers]
+
+
+# --- The waiting list once the gate has decided ---------------------------------------------
+
+
+def test_after_the_gate_a_dropped_message_no_longer_holds_a_younger_one() -> None:
+    from clarion.pipeline.send import GateOutcome, after_gate
+
+    older, mine = waiting("old", AT - 60 * SECOND), waiting("new", AT)
+    dropped = GateOutcome(send=[], drops=[("old", "suppressed", "opted_out", None)], defers=[])
+    left = after_gate([older, mine], dropped)
+    assert [w.message_id for w in left] == ["new"]
+    assert sequence_holds([message("new")], left, at=AT) == {}
+    # had the older one stayed, the younger would wait for it
+    assert sequence_holds([message("new")], [older, mine], at=AT) == {"new": AT + SECOND}
+
+
+def test_after_the_gate_a_deferred_message_holds_until_its_new_moment() -> None:
+    from clarion.pipeline.send import GateOutcome, after_gate
+
+    morning = AT + timedelta(hours=9)
+    older, mine = waiting("old", AT - 60 * SECOND), waiting("new", AT)
+    deferred = GateOutcome(send=[], drops=[], defers=[("old", morning, "quiet_hours")])
+    left = after_gate([older, mine], deferred)
+    assert sequence_holds([message("new")], left, at=AT) == {"new": morning + SECOND}
+    # an interrupted message the gate holds back is of unknown fate: it holds nobody
+    assert after_gate([older, mine], deferred, interrupted={"old"}) == [mine]

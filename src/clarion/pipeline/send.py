@@ -3,7 +3,7 @@ status updates. The worker persists first, then calls the provider, then records
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -304,6 +304,26 @@ CARRIER_DAILY_CAP = "carrier_daily_cap"  # a brand's daily cap at a carrier is s
 SEQUENCE_WAIT = "sequence_wait"  # an older message to the same subscriber has not gone yet
 RETRY = "retry"  # a transient provider error: tried again after a backoff
 PAUSED = "paused"  # the campaign is paused; resume sets these free
+
+
+def after_gate(
+    waiting: Sequence[Waiting], outcome: GateOutcome, interrupted: Collection[str] = ()
+) -> list[Waiting]:
+    """The waiting messages as they stand once the gate's decisions are written: a dropped
+    message no longer waits, a deferred one waits until its new moment (an interrupted one
+    the gate holds back becomes of unknown fate, and no longer waits either)."""
+    dropped = {d[0] for d in outcome.drops}
+    deferred = {d[0]: d[1] for d in outcome.defers}
+    out: list[Waiting] = []
+    for w in waiting:
+        if w.message_id in dropped:
+            continue
+        if w.message_id in deferred:
+            if w.message_id in interrupted:
+                continue
+            w = msgspec.structs.replace(w, not_before=deferred[w.message_id])
+        out.append(w)
+    return out
 
 
 def sequence_holds(

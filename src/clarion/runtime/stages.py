@@ -332,7 +332,13 @@ class Stages:
         subscriber_ids = [m.subscriber_id for m in todo if m.subscriber_id is not None]
         state = await compliance.gate_state(
             conn, batch.brand_id, subscriber_ids, [m.to for m in todo], at - timedelta(hours=24),
-            channel=batch.channel,
+            channel=batch.channel, recent=False,
+        )  # fmt: skip
+        # One read for smart sending and the sequence check: before the gate's own writes,
+        # which are applied to `waiting` below.
+        state.recent_sends, waiting = await messages.recent_and_waiting(
+            conn, subscriber_ids, since=at - timedelta(hours=24), now=at,
+            channel=batch.channel, handed_over=compliance.HANDED_OVER,
         )  # fmt: skip
         if batch.channel == "email":
             outcome = send.gate_emails(
@@ -359,7 +365,7 @@ class Stages:
         metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
         # Sequence: never overtake an older message to the same subscriber that still waits
         # (one worker holds a subscriber at a time, by partition, so this read cannot race).
-        waiting = await messages.waiting_for(conn, subscriber_ids, at, batch.channel)
+        waiting = send.after_gate(waiting, outcome, interrupted)
         holds = send.sequence_holds(outcome.send, waiting, at=at)
         if holds:
             await messages.defer(

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from clarion.store.messages import Conn
 
 _HANDED_OVER = ["accepted", "sent", "delivered", "undelivered"]
+HANDED_OVER = tuple(_HANDED_OVER)
 
 
 @dataclass
@@ -35,6 +36,8 @@ async def gate_state(
     phones: Sequence[str],
     since: datetime,
     channel: str = "sms",
+    *,
+    recent: bool = True,
 ) -> GateState:
     """Current state for a batch, read at the moment of sending (not when the batch was made).
     For email, `phones` are the addresses (suppressions are looked up lower-case)."""
@@ -59,8 +62,10 @@ async def gate_state(
         channel,
     ):
         state.suppressed[r["address"]] = r["reason"]
-    if channel == "email":
-        return state  # smart sending and state caps are SMS rules
+    if channel == "email" or not recent:
+        # smart sending and state caps are SMS rules; the send stage reads recent sends
+        # together with the sequence check (messages.recent_and_waiting)
+        return state
     for r in await conn.fetch(
         "SELECT subscriber_id, sent_at FROM messages WHERE subscriber_id = ANY($1::bigint[])"
         " AND kind = 'marketing' AND sent_at > $2 AND status = ANY($3::text[])",

@@ -102,21 +102,39 @@ async def defer(conn: Conn, defers: Sequence[tuple[str, datetime, str, str | Non
         )
 
 
-async def waiting_for(
-    conn: Conn, subscriber_ids: Sequence[int], now: datetime, channel: str = "sms"
-) -> list[Waiting]:
-    """Every marketing message of these subscribers still waiting to go (not expired, not
-    held by a paused campaign), for the sequencing check."""
+async def recent_and_waiting(
+    conn: Conn,
+    subscriber_ids: Sequence[int],
+    *,
+    since: datetime,
+    now: datetime,
+    channel: str,
+    handed_over: Sequence[str],
+) -> tuple[dict[int, list[datetime]], list[Waiting]]:
+    """One read of these subscribers' marketing messages on `channel` for the send stage:
+    (when each was handed a message since `since`, for smart sending and caps; every message
+    of theirs still waiting to go (not expired, not held by a paused campaign), for the
+    sequence check)."""
     rows = await conn.fetch(
-        "SELECT id::text, subscriber_id, created_at, not_before FROM messages"
-        " WHERE subscriber_id = ANY($1::bigint[]) AND kind = 'marketing'"
-        " AND status IN ('queued', 'deferred') AND (expires_at IS NULL OR expires_at > $2)"
-        " AND error_code IS DISTINCT FROM 'paused' AND channel = $3",
+        "SELECT id::text, subscriber_id, status, created_at, not_before, sent_at FROM messages"
+        " WHERE subscriber_id = ANY($1::bigint[]) AND kind = 'marketing' AND channel = $3"
+        " AND ((status = ANY($4::text[]) AND sent_at > $2)"
+        "   OR (status IN ('queued', 'deferred') AND (expires_at IS NULL OR expires_at > $5)"
+        "       AND error_code IS DISTINCT FROM 'paused'))",
         subscriber_ids,
-        now,
+        since,
         channel,
+        list(handed_over),
+        now,
     )
-    return [Waiting(r["id"], r["subscriber_id"], r["created_at"], r["not_before"]) for r in rows]
+    recent: dict[int, list[datetime]] = {}
+    waiting: list[Waiting] = []
+    for r in rows:
+        if r["status"] in ("queued", "deferred"):
+            waiting.append(Waiting(r["id"], r["subscriber_id"], r["created_at"], r["not_before"]))
+        else:
+            recent.setdefault(r["subscriber_id"], []).append(r["sent_at"])
+    return recent, waiting
 
 
 async def set_carriers(conn: Conn, carriers: Sequence[tuple[int, str]]) -> None:
