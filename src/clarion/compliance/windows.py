@@ -117,8 +117,14 @@ def sending_window(
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("sending_window needs an aware datetime")
-    at_utc = at.astimezone(UTC)
     zones, state = _zones_and_state(phone, tz, region)
+    return _window_at(zones, state, at.astimezone(UTC))
+
+
+@lru_cache(maxsize=8192)
+def _window_at(zones: tuple[ZoneInfo, ...], state: str | None, at_utc: datetime) -> SendingWindow:
+    """The window for zones and a state at one moment: the gate asks it for a whole batch at
+    the same moment, so a batch of a thousand numbers computes a few dozen windows."""
     rule = STATE_RULES.get(state) if state is not None else None
 
     firsts = [(_zone_next(at_utc, zone, rule), zone) for zone in zones]
