@@ -261,9 +261,12 @@ def _workers(
 
 
 async def _ready(
-    infra: bootstrap.Infra, workers: Sequence[tuple[subprocess.Popen[bytes], int]], root: Path
+    infra: bootstrap.Infra,
+    workers: Sequence[tuple[subprocess.Popen[bytes], int]],
+    root: Path,
+    stages: Sequence[str] = STAGES,
 ) -> None:
-    """Every worker serves /healthz and every stage's consumers exist."""
+    """Every worker serves /healthz and the consumers of every stage they run exist."""
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient() as client:
         for i, (proc, port) in enumerate(workers):
@@ -279,7 +282,7 @@ async def _ready(
                     raise TimeoutError(f"worker {i} not ready in 60 s")
                 await asyncio.sleep(0.1)
     bus = infra.bus
-    for stage in STAGES:
+    for stage in stages:
         hop = STAGE_HOPS[stage]
         for p in bus.partitions(hop):
             while True:
@@ -391,6 +394,10 @@ async def _bench(
         "cpu_s_per_1k": round(cpu["workers"], 3),
         "cpu_s_per_1k_all": round(sum(cpu.values()), 3),
         "cpu_s_per_1k_by_process": {role: round(v, 3) for role, v in cpu.items()},
+        "cpu_s_per_1k_by_worker": [
+            round((cpu_after.get(w.pid, 0.0) - cpu_before.get(w.pid, 0.0)) * per_1k, 3)
+            for w in procs.workers
+        ],
         "processes": len(opts.groups()),
         "stages_per_process": [",".join(g) for g in opts.groups()],
         "lane_rate_per_s": opts.lane_rate,
