@@ -139,6 +139,7 @@ def _cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 class _Sampler:
     procs: _Procs
     peak: int = 0
+    harness_peak: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -148,6 +149,7 @@ class _Sampler:
 
     def sample(self) -> None:
         self.peak = max(self.peak, _rss(self.procs.clarion()))
+        self.harness_peak = max(self.harness_peak, _rss([self.procs.harness]))
 
 
 async def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -391,6 +393,8 @@ async def _bench(
         "stage_p50_ms": {s: v[0] for s, v in stages.items()},
         "stage_p99_ms": {s: v[1] for s, v in stages.items()},
         "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        # this process: seeding, launching, polling (the load generator, not the pipeline)
+        "harness_peak_rss_mb": round(sampler.harness_peak / 2**20, 1),
         "cpu_s_per_1k": round(cpu["workers"], 3),
         "cpu_s_per_1k_all": round(sum(cpu.values()), 3),
         "cpu_s_per_1k_by_process": {role: round(v, 3) for role, v in cpu.items()},
