@@ -8,8 +8,15 @@ import time
 from clarion import bootstrap
 from clarion.report import campaign_progress
 from clarion.sim.process import SimProcess
+from clarion.store.lanes import set_lane_limit
 from tests.conftest import DAYTIME, wait_for_campaign
 from tests.integration.helpers import brand_with_subscribers, campaign, daytime
+
+
+async def _slow_provider(infra: bootstrap.Infra) -> None:
+    """The provider lane at 2,000/s: ten thousand recipients take seconds, however fast the
+    pipeline gets, so the pause or cancel lands while the campaign sends."""
+    await set_lane_limit(infra.pool, "provider", "sim", rate_per_s=2000, burst=500)
 
 
 async def _until_handed_over(infra: bootstrap.Infra, campaign_id: int) -> None:
@@ -22,6 +29,7 @@ async def _until_handed_over(infra: bootstrap.Infra, campaign_id: int) -> None:
 async def test_pause_stops_provider_calls_within_a_second_and_resume_finishes_exactly_once(
     infra: bootstrap.Infra, sim: SimProcess
 ) -> None:
+    await _slow_provider(infra)
     audience = await brand_with_subscribers(infra.pool, 10_000, seed=401)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
@@ -46,6 +54,7 @@ async def test_pause_stops_provider_calls_within_a_second_and_resume_finishes_ex
 async def test_cancel_ends_a_campaign_with_every_unsent_recipient_accounted_for(
     infra: bootstrap.Infra, sim: SimProcess
 ) -> None:
+    await _slow_provider(infra)
     audience = await brand_with_subscribers(infra.pool, 10_000, seed=402)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
