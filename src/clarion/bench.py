@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.domain.contacts import NewSubscriber, new_subscriber
+from clarion.measure import Processes, Sampler, cpu_times, cpu_used, stage_latencies
 from clarion.report import campaign_progress
 from clarion.runtime.stages import STAGE_HOPS, STAGES
 from clarion.seed import synthetic_rows
@@ -54,7 +53,6 @@ BODY = (
 )
 CARRIERS = ("AT&T", "T-Mobile", "Verizon", "US Cellular", "unknown")
 _SEED_CHUNK = 50_000
-_STAGE_ORDER = (*STAGES,)
 
 
 @dataclass(frozen=True)
@@ -84,72 +82,6 @@ def default_at(now: datetime) -> datetime:
     """The next 18:00 UTC: inside every US sending window, whatever the hour of the run."""
     at = now.replace(hour=18, minute=0, second=0, microsecond=0)
     return at if at > now else at + timedelta(days=1)
-
-
-@dataclass
-class _Procs:
-    """The processes the bench measures, found by pid."""
-
-    workers: list[psutil.Process]
-    harness: psutil.Process
-    sim: psutil.Process
-    infra: list[psutil.Process]  # postgres (postmaster; backends are its children), nats
-
-    def clarion(self) -> list[psutil.Process]:
-        return list(self.workers)
-
-    def infra_tree(self) -> list[psutil.Process]:
-        out: list[psutil.Process] = []
-        for p in self.infra:
-            out.append(p)
-            with contextlib.suppress(psutil.Error):
-                out.extend(p.children(recursive=True))
-        return out
-
-
-def _rss(procs: Sequence[psutil.Process]) -> int:
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
-
-
-def _cpu(procs: Sequence[psutil.Process]) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            t = p.cpu_times()
-            out[p.pid] = t.user + t.system
-    return out
-
-
-def _name(p: psutil.Process) -> str:
-    try:
-        return str(p.name())
-    except psutil.Error:
-        return ""
-
-
-def _cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
-
-
-@dataclass
-class _Sampler:
-    procs: _Procs
-    peak: int = 0
-    harness_peak: int = 0
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.sample()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.2)
-
-    def sample(self) -> None:
-        self.peak = max(self.peak, _rss(self.procs.clarion()))
-        self.harness_peak = max(self.harness_peak, _rss([self.procs.harness]))
 
 
 async def run_bench(opts: BenchOptions) -> dict[str, Any]:
@@ -297,15 +229,6 @@ async def _ready(
                     await asyncio.sleep(0.1)
 
 
-def _find_infra(root: Path) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if str(root) in cmd and ("postgres" in cmd or "nats-server" in cmd):
-            found.append(p)
-    return found
-
-
 async def _bench(
     infra: bootstrap.Infra, sim: SimProcess, opts: BenchOptions, at: datetime, root: Path
 ) -> dict[str, Any]:
@@ -318,15 +241,9 @@ async def _bench(
     with _workers(infra, opts, offset_s, root) as workers:
         await _ready(infra, workers, root)
         assert sim.proc is not None
-        procs = _Procs(
-            workers=[psutil.Process(w.pid) for w, _ in workers],
-            harness=psutil.Process(),
-            sim=psutil.Process(sim.proc.pid),
-            infra=_find_infra(root),
-        )
-        everyone = [*procs.clarion(), procs.harness, procs.sim, *procs.infra_tree()]
-        cpu_before = _cpu(everyone)
-        sampler = _Sampler(procs)
+        procs = Processes.find([w.pid for w, _ in workers], sim.proc.pid, root)
+        cpu_before = cpu_times(procs.everyone())
+        sampler = Sampler(procs)
         stop = asyncio.Event()
         sampling = asyncio.create_task(sampler.run(stop))
         if opts.sql_top:
@@ -341,17 +258,9 @@ async def _bench(
             stop.set()
             await sampling
         sampler.sample()
-        everyone = [*procs.clarion(), procs.harness, procs.sim, *procs.infra_tree()]
-        cpu_after = _cpu(everyone)
-        postgres = [p for p in procs.infra_tree() if "nats" not in _name(p)]
-        roles = {
-            "workers": [w.pid for w in procs.workers],
-            "harness": [procs.harness.pid],
-            "simulator": [procs.sim.pid],
-            "postgres": [p.pid for p in postgres],
-            "nats": [p.pid for p in procs.infra_tree() if "nats" in _name(p)],
-        }
-        stages = await _stage_latencies([port for _, port in workers])
+        cpu_after = cpu_times(procs.everyone())
+        roles = procs.roles()
+        stages = await stage_latencies([port for _, port in workers])
     pool = infra.pool
     if opts.sql_top:
         await _print_sql_top(pool, opts.sql_top)
@@ -373,10 +282,7 @@ async def _bench(
     first_s = (first - launched).total_seconds() if first is not None else None
     stats = await asyncio.to_thread(sim.stats)
     per_1k = 1000 / p.delivered if p.delivered else 0.0
-    cpu = {
-        role: _cpu_used(cpu_before, {k: cpu_after[k] for k in pids if k in cpu_after}) * per_1k
-        for role, pids in roles.items()
-    }
+    cpu = {role: cpu_used(cpu_before, cpu_after, pids) * per_1k for role, pids in roles.items()}
     return {
         "recipients": opts.recipients,
         "eligible": p.eligible,
@@ -399,8 +305,7 @@ async def _bench(
         "cpu_s_per_1k_all": round(sum(cpu.values()), 3),
         "cpu_s_per_1k_by_process": {role: round(v, 3) for role, v in cpu.items()},
         "cpu_s_per_1k_by_worker": [
-            round((cpu_after.get(w.pid, 0.0) - cpu_before.get(w.pid, 0.0)) * per_1k, 3)
-            for w in procs.workers
+            round(cpu_used(cpu_before, cpu_after, [pid]) * per_1k, 3) for pid in roles["workers"]
         ],
         "processes": len(opts.groups()),
         "stages_per_process": [",".join(g) for g in opts.groups()],
@@ -522,48 +427,6 @@ async def _optout_report(pool: Any, campaign_id: int, stops: dict[int, float]) -
         "optout_block_max_s": round(max(blocked_in), 3) if blocked_in else None,
         "optout_sent_after_1s": sent_late,
     }
-
-
-async def _stage_latencies(ports: Sequence[int]) -> dict[str, tuple[float, float]]:
-    """p50 and p99 of each stage's per-batch time, from every worker's histogram (merged
-    bucket counts; interpolated within a bucket, as Prometheus' histogram_quantile does)."""
-    buckets: dict[str, dict[float, float]] = {}
-    stage_of = {hop: stage for stage, hop in STAGE_HOPS.items()}
-    async with httpx.AsyncClient() as client:
-        for port in ports:
-            text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
-            for family in text_string_to_metric_families(text):
-                if family.name != "clarion_stage_batch_seconds":
-                    continue
-                for s in family.samples:
-                    stage = stage_of.get(s.labels["stage"])  # labelled by the hop it reads
-                    if stage is not None and s.name.endswith("_bucket"):
-                        per = buckets.setdefault(stage, {})
-                        le = float(s.labels["le"])
-                        per[le] = per.get(le, 0.0) + s.value
-    return {
-        stage: (round(quantile(b, 0.5) * 1000, 1), round(quantile(b, 0.99) * 1000, 1))
-        for stage, b in sorted(buckets.items(), key=lambda kv: _STAGE_ORDER.index(kv[0]))
-        if b.get(float("inf"), 0) > 0
-    }
-
-
-def quantile(cumulative: dict[float, float], q: float) -> float:
-    """The q-quantile of a cumulative histogram {upper bound: count ≤ bound}."""
-    bounds = sorted(cumulative)
-    total = cumulative[bounds[-1]]
-    rank = q * total
-    lower, below = 0.0, 0.0
-    for le in bounds:
-        count = cumulative[le]
-        if count >= rank:
-            if le == float("inf"):
-                return lower
-            if count == below:
-                return le
-            return lower + (le - lower) * (rank - below) / (count - below)
-        lower, below = le, count
-    return lower
 
 
 def print_report(r: dict[str, Any], as_json: bool) -> None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from clarion.bench import quantile
+from clarion.measure import quantile
 
 STAGES = ("audience", "personalize", "send", "aggregate", "carrier")
 
