@@ -161,6 +161,8 @@ class Stages:
     _limits_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     _templates: OrderedDict[int, _Templates] = field(default_factory=OrderedDict)
+    # Campaigns whose first provider call this process knows is stamped (first_send_at).
+    _first_sent: set[int] = field(default_factory=set)
     # Where one-click unsubscribe links point, and the secret that signs them.
     public_url: str = "http://127.0.0.1:8080"
     unsubscribe_secret: str = "clarion-unsubscribe"
@@ -482,19 +484,28 @@ class Stages:
         by_sender: dict[str, list[OutboundMessage]] = {}
         for i in admission.admitted:
             by_sender.setdefault(senders[i], []).append(todo[i])
+        if by_sender and batch.campaign_id is not None:
+            await self._stamp_first_send(batch.campaign_id)
         sent = 0
         for sender, group in by_sender.items():
             for j in range(0, len(group), provider.max_batch):
                 chunk = group[j : j + provider.max_batch]
                 sent += await self._hand_over(provider, batch, sender, chunk, at, tx)
-        if sent and batch.campaign_id is not None:
-            await self.pool.execute(
-                "UPDATE campaigns SET first_send_at = now()"
-                " WHERE id = $1 AND first_send_at IS NULL",
-                batch.campaign_id,
-            )
         metrics.MESSAGES.labels("accepted").inc(sent)
         return len(rows)
+
+    async def _stamp_first_send(self, campaign_id: int) -> None:
+        """The campaign's first provider call happens now (stamped just before it, once per
+        campaign and process: launch → first call is a figure the campaign reports)."""
+        if campaign_id in self._first_sent:
+            return
+        await self.pool.execute(
+            "UPDATE campaigns SET first_send_at = now() WHERE id = $1 AND first_send_at IS NULL",
+            campaign_id,
+        )
+        if len(self._first_sent) >= 100_000:  # a long-lived process: forget the oldest set
+            self._first_sent.clear()
+        self._first_sent.add(campaign_id)
 
     def _idempotent(self, provider_name: str | None) -> bool:
         """Whether the provider a message was claimed for honours our id as idempotency key."""
