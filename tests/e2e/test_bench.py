@@ -36,6 +36,8 @@ def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
     assert report["optout_sent_after_1s"] == 0
     # the figures are there and sane
     assert 0 < report["first_message_s"] <= report["last_message_s"] <= report["duration_s"]
+    # a message is stored before it is handed over
+    assert 0 < report["first_persisted_s"] <= report["first_message_s"]
     assert report["throughput_mps"] == pytest.approx(
         report["delivered"] / report["duration_s"], rel=0.01
     )
