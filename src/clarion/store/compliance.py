@@ -18,8 +18,8 @@ from clarion.store.db import Pool
 if TYPE_CHECKING:
     from clarion.store.messages import Conn
 
-_HANDED_OVER = ["accepted", "sent", "delivered", "undelivered"]
-HANDED_OVER = tuple(_HANDED_OVER)
+# Statuses of a message the provider has taken (smart sending and caps count these).
+HANDED_OVER = ("accepted", "sent", "delivered", "undelivered")
 
 
 @dataclass
@@ -71,7 +71,7 @@ async def gate_state(
         " AND kind = 'marketing' AND sent_at > $2 AND status = ANY($3::text[])",
         subscriber_ids,
         since,
-        _HANDED_OVER,
+        list(HANDED_OVER),
     ):
         state.recent_sends.setdefault(r["subscriber_id"], []).append(r["sent_at"])
     return state
