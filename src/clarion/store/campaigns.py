@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from clarion.errors import CampaignStateError, InvalidInput, NotFound
 from clarion.store.db import Pool
@@ -189,7 +192,22 @@ async def set_paused(pool: Pool, campaign_id: int, paused: bool) -> str:
 
 async def cancel(pool: Pool, campaign_id: int) -> int:
     """End a campaign: no more pages, and every message still waiting is recorded as
-    suppressed with reason `cancelled`. Returns how many waiting messages it cancelled."""
+    suppressed with reason `cancelled`. Returns how many waiting messages it cancelled.
+
+    The cancel updates thousands of rows while the send stage and the sweeper update some of
+    the same ones: Postgres may pick it as a deadlock's victim. It then rolls back whole and
+    is tried again."""
+    for attempt in range(5):
+        try:
+            return await _cancel(pool, campaign_id)
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _cancel(pool: Pool, campaign_id: int) -> int:
     async with pool.acquire() as conn, conn.transaction():
         status = await conn.fetchval(
             "UPDATE campaigns SET status = 'cancelled', audience_done = true"
