@@ -301,9 +301,10 @@ async def pause(infra: Infra, campaign_id: int) -> None:
     await campaigns.set_paused(infra.pool, campaign_id, True)
 
 
-async def resume(infra: Infra, campaign_id: int) -> None:
-    """Continue a paused campaign where it stopped."""
-    await campaigns.set_paused(infra.pool, campaign_id, False)
+async def resume(infra: Infra, campaign_id: int, *, at: datetime | None = None) -> None:
+    """Continue a paused campaign where it stopped. `at`: now on the send stage's clock
+    (default: the database's), when the messages the pause held are due."""
+    await campaigns.set_paused(infra.pool, campaign_id, False, now=at)
 
 
 async def cancel(infra: Infra, campaign_id: int) -> int:

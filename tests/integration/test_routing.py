@@ -216,7 +216,7 @@ async def test_a_paused_campaign_does_not_hold_up_another_campaign(
         await bootstrap.launch(infra, moving, at=DAYTIME)
         done = await wait_for_campaign(infra.pool, moving, sim, timeout_s=30)
         during = await campaign_progress(infra.pool, held)
-        await campaigns.set_paused(infra.pool, held, False)
+        await campaigns.set_paused(infra.pool, held, False, now=daytime())
         resumed = await wait_for_campaign(infra.pool, held, sim, timeout_s=60)
 
     assert done.delivered + done.failed == len(other.consented)

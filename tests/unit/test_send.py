@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 
 from clarion.domain.records import OutboundMessage, RenderedBatch, RenderFailure
@@ -10,6 +12,7 @@ from clarion.pipeline.send import (
     MESSAGE_COLUMNS,
     MessageRow,
     SendResult,
+    decided_rows,
     rows_to_persist,
     status_updates,
 )
@@ -148,3 +151,77 @@ def test_status_updates_keep_one_update_per_result_in_order() -> None:
         ("b", "failed"),
         ("c", "accepted"),
     ]
+
+
+# --- A new batch written once, with the send stage's decision --------------------------------
+
+LATER = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+THREE = RenderedBatch(
+    batch_id="b3",
+    brand_id=4,
+    campaign_id=8,
+    sender="+15550001111",
+    messages=[
+        OutboundMessage(
+            message_id=f"m{i}", subscriber_id=i, to=f"+1212555000{i}", body="Hi", segments=1
+        )
+        for i in range(1, 6)
+    ],
+    failures=[RenderFailure(message_id="f1", subscriber_id=9, to="+12125550009", error="x")],
+)
+
+
+def _decided() -> dict[str, MessageRow]:
+    rows = decided_rows(
+        THREE,
+        expires_at=LATER,
+        provider="sim",
+        drops=[
+            ("m1", "suppressed", "opted_out", None),
+            ("m2", "expired", "carrier_daily_cap", "AT&T"),
+        ],
+        quiet=[("m3", LATER, "federal 08:00-21:00")],
+        waits=[("m4", LATER, "lane_wait", None)],
+    )
+    return {r.id: r for r in rows}
+
+
+def test_a_new_batch_gets_one_row_per_message_and_failure_with_its_decision() -> None:
+    rows = decided_rows(
+        THREE, expires_at=None, provider="sim", drops=[("m1", "suppressed", "opted_out", None)],
+        quiet=[], waits=[],
+    )  # fmt: skip
+    assert [r.id for r in rows] == ["m1", "m2", "m3", "m4", "m5", "f1"]
+
+
+def test_a_dropped_message_is_written_final_with_its_reason() -> None:
+    rows = _decided()
+    assert (rows["m1"].status, rows["m1"].status_rank, rows["m1"].error_code) == (
+        "suppressed", 3, "opted_out",
+    )  # fmt: skip
+    assert (rows["m2"].status, rows["m2"].error_code, rows["m2"].error_detail) == (
+        "expired", "carrier_daily_cap", "AT&T",
+    )  # fmt: skip
+    assert rows["m1"].provider is None
+
+
+def test_a_quiet_hours_deferral_is_written_as_the_gate_records_it() -> None:
+    m3 = _decided()["m3"]
+    assert (m3.status, m3.status_rank, m3.not_before) == ("deferred", 0, LATER)
+    assert (m3.error_code, m3.error_detail) == ("quiet_hours_deferred", "federal 08:00-21:00")
+
+
+def test_a_lane_or_sequence_wait_is_written_with_its_reason_and_moment() -> None:
+    m4 = _decided()["m4"]
+    assert (m4.status, m4.not_before, m4.error_code) == ("deferred", LATER, "lane_wait")
+
+
+def test_every_other_message_is_written_claimed_for_the_provider() -> None:
+    m5 = _decided()["m5"]
+    assert (m5.status, m5.status_rank, m5.provider, m5.not_before) == ("sending", 0, "sim", None)
+    assert m5.expires_at == LATER
+
+
+def test_a_render_failure_stays_failed_in_a_decided_batch() -> None:
+    f1 = _decided()["f1"]
+    assert (f1.status, f1.error_code, f1.provider) == ("failed", "template_error", None)

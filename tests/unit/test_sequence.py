@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from clarion.domain.ids import PARTITIONS, partition_of
 from clarion.domain.records import OutboundMessage
-from clarion.pipeline.send import Waiting, lanes_for, sequence_holds
+from clarion.pipeline.send import Waiting, lanes_for, sequence_holds, unwritten
 
 AT = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -256,3 +256,16 @@ def test_after_the_gate_a_deferred_message_holds_until_its_new_moment() -> None:
     assert sequence_holds([message("new")], left, at=AT) == {"new": morning + SECOND}
     # an interrupted message the gate holds back is of unknown fate: it holds nobody
     assert after_gate([older, mine], deferred, interrupted={"old"}) == [mine]
+
+
+def test_a_message_not_stored_yet_is_held_by_any_stored_one_still_waiting() -> None:
+    later = AT + timedelta(minutes=5)
+    new = [message("new"), message("free", subscriber_id=2)]
+    stored = [waiting("old", AT + timedelta(days=1), not_before=later)]  # even a "newer" clock
+    holds = sequence_holds(new, stored + unwritten(new), at=AT)
+    assert holds == {"new": later + SECOND}
+
+
+def test_messages_not_stored_yet_never_hold_each_other() -> None:
+    new = [message("a"), message("b", subscriber_id=2)]
+    assert sequence_holds(new, unwritten(new), at=AT) == {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import random
 
 from clarion.sim.app import SimConfig, SimState
@@ -82,8 +81,7 @@ def test_a_receipt_requeued_after_a_failed_post_does_not_deliver_again() -> None
     s.accept(request(("m1", "+12125557788")))
     due = s.pop_due(100)
     for item in due:  # what a failed webhook post does
-        item.due = 0.0
-        heapq.heappush(s.heap, item)
+        s.requeue(item, 0.0)
     again = s.pop_due(100)
     assert [d.receipt.status for d in again] == ["sent", "delivered"]
     assert len(s.inbox["+12125557788"]) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 
@@ -21,9 +22,29 @@ def partition_of(subscriber_id: int | None, to: str) -> int:
 
 
 def campaign_message_id(campaign_uid: str, variant: str, subscriber_id: int) -> str:
-    """The id of the one message a campaign variant sends to a subscriber (a UUIDv5 of the
-    campaign's globally unique uid, the variant and the subscriber)."""
-    return str(uuid.uuid5(_NAMESPACE, f"c:{campaign_uid}:{variant}:{subscriber_id}"))
+    """The id of the one message a campaign variant sends to a subscriber.
+
+    A UUIDv8 (RFC 9562's layout for ids of one's own design): 62 bits of a hash of the
+    campaign's globally unique uid and the variant, then the subscriber id. Derived from what
+    the message is, so a replay names the same message; and a campaign's ids are adjacent and
+    ascend with the subscriber, so the messages and events indexes take each batch's inserts
+    and lookups in a few neighbouring pages instead of one random page per message."""
+    if not 0 <= subscriber_id < 1 << 62:
+        raise ValueError(f"subscriber id out of range for a message id: {subscriber_id}")
+    tail = f"{_SUBSCRIBER_TAG | subscriber_id:016x}"
+    return f"{_campaign_prefix(campaign_uid, variant)}{tail[:4]}-{tail[4:]}"
+
+
+# The variant bits (10) of RFC 9562, above the subscriber id in the id's last 64 bits.
+_SUBSCRIBER_TAG = 0b10 << 62
+
+
+@functools.lru_cache(maxsize=1024)
+def _campaign_prefix(campaign_uid: str, variant: str) -> str:
+    """The first 64 bits of a campaign variant's message ids, as the text of a UUID up to
+    and including its fourth dash (version nibble 8)."""
+    h = hashlib.blake2b(f"c:{campaign_uid}:{variant}".encode(), digest_size=8).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-8{h[13:16]}-"
 
 
 def batch_id(*parts: object) -> str:

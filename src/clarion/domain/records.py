@@ -72,6 +72,9 @@ class RenderedBatch(msgspec.Struct, frozen=True, kw_only=True):
     kind: str = "marketing"  # or "transactional": replies that skip the marketing gate
     partition: int = 0  # every message's `partition_of` (see domain.ids)
     channel: str = "sms"  # or "email": `to` is then an address, `sender` the From
+    # Messages stored already (the deferred sweeper's): the send stage reads their state
+    # instead of persisting them first.
+    stored: bool = False
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):

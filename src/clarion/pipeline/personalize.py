@@ -7,9 +7,11 @@ not have is an error for that recipient only (StrictUndefined); `default()` make
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from clarion.compliance.encoding import sms_segments
@@ -25,16 +27,98 @@ _LENIENT_ENV = ImmutableSandboxedEnvironment(autoescape=False)
 VARIANT = "a"
 
 
-def compile_template(body: str) -> jinja2.Template:
+# A piece of a template that only fills in fields: literal text, a field, an attribute of a
+# field (`brand.name`), or a field with a constant default (`first_name | default('there')`).
+_Piece = tuple[str, str, Any]
+
+
+class _Fallback(Exception):
+    """The fast path cannot say what Jinja would: Jinja renders this recipient."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """A compiled campaign template. Jinja renders it, sandboxed and strict; a template
+    that only fills in fields is rendered by plain Python instead, with the same output
+    (Jinja's per-render context costs about 10 µs, most of a message's render at the
+    bench's rates). Anything the fast path is unsure of — a field missing, an attribute
+    that is not a plain key — goes to Jinja, so errors and edge cases are Jinja's own."""
+
+    jinja: jinja2.Template
+    pieces: tuple[_Piece, ...] | None
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        if self.pieces is not None:
+            try:
+                return _fill(self.pieces, context)
+            except _Fallback:
+                pass
+        return self.jinja.render(context)
+
+
+def _fill(pieces: tuple[_Piece, ...], context: Mapping[str, Any]) -> str:
+    out = []
+    for kind, name, extra in pieces:
+        if kind == "text":
+            out.append(name)
+            continue
+        if name not in context:
+            if kind != "default" or name in _ENV.globals:
+                raise _Fallback
+            out.append(str(extra))
+            continue
+        value = context[name]
+        if kind == "attr":
+            # the sandbox's getattr: a dict's key, unless the dict has an attribute so named
+            if type(value) is not dict or extra not in value or hasattr(dict, extra):
+                raise _Fallback
+            value = value[extra]
+        out.append(str(value))
+    return "".join(out)
+
+
+def _pieces(tree: nodes.Template) -> tuple[_Piece, ...] | None:
+    """The template as fill-in pieces, or None when it does anything more."""
+    pieces: list[_Piece] = []
+    for output in tree.body:
+        if not isinstance(output, nodes.Output):
+            return None
+        for n in output.nodes:
+            if isinstance(n, nodes.TemplateData):
+                pieces.append(("text", n.data, None))
+            elif isinstance(n, nodes.Name) and n.ctx == "load":
+                pieces.append(("field", n.name, None))
+            elif (
+                isinstance(n, nodes.Getattr)
+                and isinstance(n.node, nodes.Name)
+                and n.node.ctx == "load"
+            ):
+                pieces.append(("attr", n.node.name, n.attr))
+            elif (
+                isinstance(n, nodes.Filter)
+                and n.name == "default"
+                and isinstance(n.node, nodes.Name)
+                and n.node.ctx == "load"
+                and len(n.args) == 1
+                and isinstance(n.args[0], nodes.Const)
+                and not (n.kwargs or n.dyn_args or n.dyn_kwargs)
+            ):
+                pieces.append(("default", n.node.name, n.args[0].value))
+            else:
+                return None
+    return tuple(pieces)
+
+
+def compile_template(body: str) -> Template:
     """Compile a campaign body; a syntax error names its line."""
     try:
-        return _ENV.from_string(body)
+        return Template(_ENV.from_string(body), _pieces(_ENV.parse(body)))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(exc.message or str(exc), line=exc.lineno) from exc
 
 
 def render_batch(
-    template: jinja2.Template,
+    template: Template,
     batch: RecipientBatch,
     *,
     campaign_uid: str,
@@ -98,8 +182,8 @@ EMAIL_VARIANT = "email"
 
 
 def render_email_batch(
-    body: jinja2.Template,
-    subject: jinja2.Template,
+    body: Template,
+    subject: Template,
     batch: RecipientBatch,
     *,
     campaign_uid: str,

@@ -4,7 +4,7 @@ status updates. The worker persists first, then calls the provider, then records
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -32,6 +32,8 @@ class MessageRow(msgspec.Struct, frozen=True, array_like=True):
     kind: str
     expires_at: datetime | None
     channel: str
+    provider: str | None = None  # the account a `sending` row is claimed for
+    not_before: datetime | None = None  # when a `deferred` row is looked at again
 
 
 MESSAGE_COLUMNS = tuple(MessageRow.__struct_fields__)
@@ -105,6 +107,54 @@ def rows_to_persist(batch: RenderedBatch, *, expires_at: datetime | None) -> lis
         )
         for f in batch.failures
     )
+    return rows
+
+
+def decided_rows(
+    batch: RenderedBatch,
+    *,
+    expires_at: datetime | None,
+    provider: str,
+    drops: Sequence[tuple[str, str, str, str | None]],
+    quiet: Sequence[tuple[str, datetime, str]],
+    waits: Sequence[tuple[str, datetime, str, str | None]],
+) -> list[MessageRow]:
+    """The rows of a batch seen for the first time, persisted with the send stage's decision
+    already made, so each message is written once instead of inserted and then updated:
+    `drops` (id, suppressed|expired, reason, detail) and the gate's quiet-hours deferrals
+    `quiet` (id, not_before, rule) as `record_gate` writes them, `waits` (id, not_before,
+    reason, detail) as `defer` writes them, and every other message claimed (`sending`) for
+    `provider`, which it is handed to right after the commit. Render failures are failed
+    rows, as in `rows_to_persist`."""
+    dropped = {d[0]: d for d in drops}
+    deferred: dict[str, tuple[datetime, str, str | None]] = {
+        d[0]: (d[1], str(Reason.QUIET_HOURS), d[2]) for d in quiet
+    }
+    deferred.update((w[0], (w[1], w[2], w[3])) for w in waits)
+    rows = []
+    for row in rows_to_persist(batch, expires_at=expires_at):
+        if row.status != MessageStatus.QUEUED:
+            rows.append(row)
+        elif (d := dropped.get(row.id)) is not None:
+            rows.append(
+                msgspec.structs.replace(
+                    row, status=d[1], status_rank=RANK[d[1]], error_code=d[2], error_detail=d[3]
+                )
+            )
+        elif (w := deferred.get(row.id)) is not None:
+            rows.append(
+                msgspec.structs.replace(
+                    row,
+                    status=MessageStatus.DEFERRED,
+                    not_before=w[0],
+                    error_code=w[1],
+                    error_detail=w[2],
+                )
+            )
+        else:
+            rows.append(
+                msgspec.structs.replace(row, status=MessageStatus.SENDING, provider=provider)
+            )
     return rows
 
 
@@ -324,6 +374,17 @@ def after_gate(
             w = msgspec.structs.replace(w, not_before=deferred[w.message_id])
         out.append(w)
     return out
+
+
+def unwritten(todo: Sequence[OutboundMessage]) -> list[Waiting]:
+    """A batch's own messages as `sequence_holds` needs them when they are not persisted yet:
+    newer than every message already stored."""
+    newest = datetime.max.replace(tzinfo=UTC)
+    return [
+        Waiting(m.message_id, m.subscriber_id, newest, None)
+        for m in todo
+        if m.subscriber_id is not None
+    ]
 
 
 def sequence_holds(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
-import jinja2
+import asyncpg
 import msgspec
 
 from clarion.bus.jetstream import Bus
@@ -113,12 +113,12 @@ class _Templates:
     """A campaign's compiled templates and what rendering needs, read once per campaign."""
 
     channel: str
-    sms: jinja2.Template
+    sms: personalize.Template
     brand: dict[str, Any]
     sender: str
     uid: str
-    email: jinja2.Template | None
-    subject: jinja2.Template | None
+    email: personalize.Template | None
+    subject: personalize.Template | None
     email_from: str
 
 
@@ -330,28 +330,7 @@ class Stages:
             ]
             await compliance.record_gate(conn, drops, [])
             return []
-        # Current state now, so an opt-out that landed after the batch was rendered wins.
-        subscriber_ids = [m.subscriber_id for m in todo if m.subscriber_id is not None]
-        state = await compliance.gate_state(
-            conn, batch.brand_id, subscriber_ids, [m.to for m in todo], at - timedelta(hours=24),
-            channel=batch.channel, recent=False,
-        )  # fmt: skip
-        # One read for smart sending and the sequence check: before the gate's own writes,
-        # which are applied to `waiting` below.
-        state.recent_sends, waiting = await messages.recent_and_waiting(
-            conn, subscriber_ids, since=at - timedelta(hours=24), now=at,
-            channel=batch.channel, handed_over=compliance.HANDED_OVER,
-        )  # fmt: skip
-        if batch.channel == "email":
-            outcome = send.gate_emails(
-                todo, at=at, consent=state.consent, suppressed=state.suppressed,
-                expires_at=expires_at,
-            )  # fmt: skip
-        else:
-            outcome = send.gate_batch(
-                todo, at=at, consent=state.consent, suppressed=state.suppressed,
-                recent_sends=state.recent_sends, expires_at=expires_at, smart_sending_h=smart_h,
-            )  # fmt: skip
+        outcome, waiting = await self._judge(conn, batch, todo, at, expires_at, smart_h)
         # An interrupted message the gate now holds back may have reached the provider
         # before the crash: its fate is unknown, not suppressed.
         unsure = [d[0] for d in outcome.drops if d[0] in interrupted]
@@ -375,6 +354,41 @@ class Stages:
             )
             metrics.MESSAGES.labels("deferred").inc(len(holds))
         return [m for m in outcome.send if m.message_id not in holds]
+
+    async def _judge(
+        self,
+        conn: Any,
+        batch: RenderedBatch,
+        todo: list[OutboundMessage],
+        at: datetime,
+        expires_at: datetime | None,
+        smart_h: float,
+    ) -> tuple[send.GateOutcome, list[send.Waiting]]:
+        """The compliance gate's verdict on `todo` against current state, and the batch's
+        subscribers' messages that still wait (for the sequence check)."""
+        # Current state now, so an opt-out that landed after the batch was rendered wins.
+        subscriber_ids = [m.subscriber_id for m in todo if m.subscriber_id is not None]
+        state = await compliance.gate_state(
+            conn, batch.brand_id, subscriber_ids, [m.to for m in todo], at - timedelta(hours=24),
+            channel=batch.channel, recent=False,
+        )  # fmt: skip
+        # One read for smart sending and the sequence check: before the gate's own writes,
+        # which are applied to `waiting` below.
+        state.recent_sends, waiting = await messages.recent_and_waiting(
+            conn, subscriber_ids, since=at - timedelta(hours=24), now=at,
+            channel=batch.channel, handed_over=compliance.HANDED_OVER,
+        )  # fmt: skip
+        if batch.channel == "email":
+            outcome = send.gate_emails(
+                todo, at=at, consent=state.consent, suppressed=state.suppressed,
+                expires_at=expires_at,
+            )  # fmt: skip
+        else:
+            outcome = send.gate_batch(
+                todo, at=at, consent=state.consent, suppressed=state.suppressed,
+                recent_sends=state.recent_sends, expires_at=expires_at, smart_sending_h=smart_h,
+            )  # fmt: skip
+        return outcome, waiting
 
     async def _lookup_carriers(
         self, provider: Provider, todo: list[OutboundMessage]
@@ -418,6 +432,10 @@ class Stages:
             expires_at, smart_h = await self._campaign_send_context(
                 batch.brand_id, batch.campaign_id
             )
+            if not batch.stored:
+                sent = await self._send_new(batch, at, expires_at, smart_h)
+                if sent is not None:
+                    return sent
         rows = send.rows_to_persist(batch, expires_at=expires_at)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
@@ -453,11 +471,87 @@ class Stages:
             todo = [m for m in todo if m.message_id in claimed]
         if not todo:
             return len(rows)
+        senders, admission = await self._take_lanes(provider, batch, todo, at)
+        deferred, expired = self._lane_defers(todo, admission, at, expires_at)
+        if deferred or expired:
+            # Before the provider call: a crash during it must not leave these claimed (a
+            # provider without idempotency would then report them as of unknown fate).
+            async with self.pool.acquire() as conn, conn.transaction():
+                await compliance.record_gate(conn, expired, [])
+                await messages.defer(conn, deferred)
+            self._count_lane_defers(deferred, expired)
+        await self._deliver(
+            provider, batch, [(senders[i], todo[i]) for i in admission.admitted], at
+        )
+        return len(rows)
+
+    async def _send_new(
+        self, batch: RenderedBatch, at: datetime, expires_at: datetime | None, smart_h: float
+    ) -> int | None:
+        """A marketing batch seen for the first time: the gate, the sequence check and the
+        lanes decide first, and each message is written once, by COPY, with that decision
+        (claimed for the provider, dropped with its reason, or waiting until a moment) —
+        instead of inserted as queued and then updated, one statement per decision. Returns
+        None, having written nothing, when the batch must take the general way: it was seen
+        before (a redelivery: the COPY meets the unique key), its campaign is not sending
+        (paused, cancelled), or no provider of the route may be called now."""
+        assert batch.campaign_id is not None
+        await self._refresh_limits()
+        provider, _ = self._route(batch.brand_id, batch.channel)
+        if provider is None:
+            return None
+        todo = list(batch.messages)
+        if todo and batch.channel == "sms":
+            todo = await self._lookup_carriers(provider, todo)
+        async with self.pool.acquire() as conn:
+            status = await conn.fetchval(
+                "SELECT status FROM campaigns WHERE id = $1", batch.campaign_id
+            )
+            if status != "sending":
+                return None
+            outcome, waiting = await self._judge(conn, batch, todo, at, expires_at, smart_h)
+        holds = send.sequence_holds(outcome.send, waiting + send.unwritten(outcome.send), at=at)
+        go = [m for m in outcome.send if m.message_id not in holds]
+        senders, admission = await self._take_lanes(provider, batch, go, at)
+        deferred, expired = self._lane_defers(go, admission, at, expires_at)
+        rows = send.decided_rows(
+            batch, expires_at=expires_at, provider=provider.name,
+            drops=outcome.drops + expired, quiet=outcome.defers,
+            waits=[(mid, t, send.SEQUENCE_WAIT, None) for mid, t in holds.items()] + deferred,
+        )  # fmt: skip
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                # FOR SHARE: a pause or cancel committed since the read above is seen here
+                # (and this batch writes nothing); one that comes later waits for these rows
+                # and finds them claimed, in flight.
+                status = await conn.fetchval(
+                    "SELECT status FROM campaigns WHERE id = $1 FOR SHARE", batch.campaign_id
+                )
+                if status != "sending":
+                    return None
+                await messages.copy_new(conn, rows)
+        except asyncpg.UniqueViolationError:
+            return None  # seen before; the lane tokens it took are not given back (rare)
+        for _, _, reason, _ in outcome.drops:
+            metrics.MESSAGES.labels(reason).inc()
+        metrics.MESSAGES.labels("deferred").inc(len(outcome.defers) + len(holds))
+        self._count_lane_defers(deferred, expired)
+        await self._deliver(provider, batch, [(senders[i], go[i]) for i in admission.admitted], at)
+        return len(rows)
+
+    async def _take_lanes(
+        self, provider: Provider, batch: RenderedBatch, todo: list[OutboundMessage], at: datetime
+    ) -> tuple[list[str], Admission]:
+        """Each message's sender (sticky within the brand's pool) and which of them the lanes
+        admit now."""
         tx = batch.kind == "transactional"
         pool_of = self._sender_pools.get(batch.brand_id) if batch.channel == "sms" else None
         pool_of = pool_of or [batch.sender]
         # A subscriber always hears from the same number of the pool (sticky sender).
-        senders = [pool_of[zlib.crc32(m.to.encode()) % len(pool_of)] for m in todo]
+        if len(pool_of) == 1:
+            senders = [pool_of[0]] * len(todo)
+        else:
+            senders = [pool_of[zlib.crc32(m.to.encode()) % len(pool_of)] for m in todo]
         lanes_of = [
             send.lanes_for(
                 provider.name,
@@ -471,28 +565,35 @@ class Stages:
             for sender, m in zip(senders, todo, strict=True)
         ]
         segments = [m.segments for m in todo]
-        admission = await self._admit(lanes_of, segments, at)
-        deferred, expired = self._lane_defers(todo, admission, at, expires_at)
-        if deferred or expired:
-            # Before the provider call: a crash during it must not leave these claimed (a
-            # provider without idempotency would then report them as of unknown fate).
-            async with self.pool.acquire() as conn, conn.transaction():
-                await compliance.record_gate(conn, expired, [])
-                await messages.defer(conn, deferred)
+        return senders, await self._admit(lanes_of, segments, at)
+
+    @staticmethod
+    def _count_lane_defers(deferred: list[Deferral], expired: list[Any]) -> None:
+        if expired:
             metrics.MESSAGES.labels("expired").inc(len(expired))
+        if deferred:
             metrics.MESSAGES.labels("deferred").inc(len(deferred))
+
+    async def _deliver(
+        self,
+        provider: Provider,
+        batch: RenderedBatch,
+        admitted: list[tuple[str, OutboundMessage]],
+        at: datetime,
+    ) -> None:
+        """Hand the admitted messages over, one provider call per sender and `max_batch`."""
         by_sender: dict[str, list[OutboundMessage]] = {}
-        for i in admission.admitted:
-            by_sender.setdefault(senders[i], []).append(todo[i])
+        for sender, m in admitted:
+            by_sender.setdefault(sender, []).append(m)
         if by_sender and batch.campaign_id is not None:
             await self._stamp_first_send(batch.campaign_id)
+        tx = batch.kind == "transactional"
         sent = 0
         for sender, group in by_sender.items():
             for j in range(0, len(group), provider.max_batch):
                 chunk = group[j : j + provider.max_batch]
                 sent += await self._hand_over(provider, batch, sender, chunk, at, tx)
         metrics.MESSAGES.labels("accepted").inc(sent)
-        return len(rows)
 
     async def _stamp_first_send(self, campaign_id: int) -> None:
         """The campaign's first provider call happens now (stamped just before it, once per
@@ -790,6 +891,7 @@ class Stages:
                     ],
                     kind=kind,
                     partition=part,
+                    stored=True,
                 )
                 hop = "transactional" if kind == "transactional" else "rendered"
                 await self.bus.publish(hop, out, msg_id=out.batch_id)

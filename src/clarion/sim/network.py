@@ -62,10 +62,15 @@ class Outcome:
 
 
 def decide(
-    number: str, rng: random.Random, *, failure_rate: float, latency_scale: float
+    number: str,
+    rng: random.Random,
+    *,
+    failure_rate: float,
+    latency_scale: float,
+    carrier: Carrier | None = None,
 ) -> Outcome:
-    """What happens to one accepted message."""
-    carrier = carrier_for(number)
+    """What happens to one accepted message (`carrier`: the number's, if known already)."""
+    carrier = carrier or carrier_for(number)
     latency_s = carrier.latency_ms / 1000 * latency_scale * rng.lognormvariate(0, 0.4)
     if rng.random() < failure_rate:
         point, acc = rng.random(), 0.0

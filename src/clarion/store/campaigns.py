@@ -169,8 +169,12 @@ async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[dict[str,
     return sample, first_contact
 
 
-async def set_paused(pool: Pool, campaign_id: int, paused: bool) -> str:
-    """Pause a sending campaign, or resume a paused one; returns the new status."""
+async def set_paused(
+    pool: Pool, campaign_id: int, paused: bool, *, now: datetime | None = None
+) -> str:
+    """Pause a sending campaign, or resume a paused one; returns the new status. The
+    messages a pause held are due again at `now` (default: the database's clock), the
+    moment the deferred sweeper compares with its own clock."""
     frm, to = ("sending", "paused") if paused else ("paused", "sending")
     status: str | None = await pool.fetchval(
         "UPDATE campaigns SET status = $3 WHERE id = $1 AND status = $2 RETURNING status",
@@ -183,9 +187,11 @@ async def set_paused(pool: Pool, campaign_id: int, paused: bool) -> str:
         raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be {to}")
     if not paused:  # the messages the pause held wait no longer (the sweeper sends them on)
         await pool.execute(
-            "UPDATE messages SET not_before = now(), error_code = 'resumed', updated_at = now()"
+            "UPDATE messages SET not_before = coalesce($2, now()), error_code = 'resumed',"
+            " updated_at = now()"
             " WHERE campaign_id = $1 AND status = 'deferred' AND error_code = 'paused'",
             campaign_id,
+            now,
         )
     return status
 

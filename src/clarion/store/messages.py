@@ -40,10 +40,17 @@ async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
     return int(result.rsplit(" ", 1)[-1])
 
 
+async def copy_new(conn: Conn, rows: Sequence[MessageRow]) -> None:
+    """COPY rows of messages never stored before; raises asyncpg.UniqueViolationError (and
+    writes nothing) if any of them was. Run inside a transaction."""
+    records = [msgspec.structs.astuple(r) for r in rows]
+    await conn.copy_records_to_table("messages", records=records, columns=MESSAGE_COLUMNS)
+
+
 # The SQL type of each of `MESSAGE_COLUMNS`, in order (for the redelivery INSERT).
 _COLUMN_TYPES = (
     "uuid", "bigint", "bigint", "bigint", "text", "text", "text", "smallint", "text",
-    "smallint", "text", "text", "text", "timestamptz", "text",
+    "smallint", "text", "text", "text", "timestamptz", "text", "text", "timestamptz",
 )  # fmt: skip
 assert len(_COLUMN_TYPES) == len(MESSAGE_COLUMNS), "a column of MessageRow has no SQL type"
 
