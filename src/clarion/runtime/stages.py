@@ -521,11 +521,15 @@ class Stages:
         )  # fmt: skip
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                # FOR SHARE: a pause or cancel committed since the read above is seen here
-                # (and this batch writes nothing); one that comes later waits for these rows
-                # and finds them claimed, in flight.
+                # A pause or cancel committed since the read above is seen here (and this
+                # batch writes nothing); one that comes later waits for these rows and finds
+                # them claimed, in flight.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock_shared($1)",
+                    campaigns.control_key(batch.campaign_id),
+                )
                 status = await conn.fetchval(
-                    "SELECT status FROM campaigns WHERE id = $1 FOR SHARE", batch.campaign_id
+                    "SELECT status FROM campaigns WHERE id = $1", batch.campaign_id
                 )
                 if status != "sending":
                     return None
@@ -552,18 +556,21 @@ class Stages:
             senders = [pool_of[0]] * len(todo)
         else:
             senders = [pool_of[zlib.crc32(m.to.encode()) % len(pool_of)] for m in todo]
-        lanes_of = [
-            send.lanes_for(
-                provider.name,
-                sender,
-                tx,
-                brand_id=batch.brand_id,
-                campaign_id=batch.campaign_id,
-                carrier=m.carrier,
-                channel=batch.channel,
-            )
-            for sender, m in zip(senders, todo, strict=True)
-        ]
+        known: dict[tuple[str, str | None], tuple[Lane, ...]] = {}
+        lanes_of = []
+        for sender, m in zip(senders, todo, strict=True):
+            lanes = known.get((sender, m.carrier))
+            if lanes is None:
+                lanes = known[sender, m.carrier] = send.lanes_for(
+                    provider.name,
+                    sender,
+                    tx,
+                    brand_id=batch.brand_id,
+                    campaign_id=batch.campaign_id,
+                    carrier=m.carrier,
+                    channel=batch.channel,
+                )
+            lanes_of.append(lanes)
         segments = [m.segments for m in todo]
         return senders, await self._admit(lanes_of, segments, at)
 

@@ -169,6 +169,17 @@ async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[dict[str,
     return sample, first_contact
 
 
+# Advisory lock space of campaign control: a pause or cancel takes its campaign's key
+# exclusively; the send stage takes it shared while it writes a new batch's claimed rows
+# (a row lock on `campaigns` would also block the audience's cursor updates).
+_CONTROL_LOCK = 0x0C1A_0002
+
+
+def control_key(campaign_id: int) -> int:
+    """The advisory lock key of a campaign's pause, resume and cancel."""
+    return (_CONTROL_LOCK << 32) | (campaign_id & 0xFFFF_FFFF)
+
+
 async def set_paused(
     pool: Pool, campaign_id: int, paused: bool, *, now: datetime | None = None
 ) -> str:
@@ -176,12 +187,14 @@ async def set_paused(
     messages a pause held are due again at `now` (default: the database's clock), the
     moment the deferred sweeper compares with its own clock."""
     frm, to = ("sending", "paused") if paused else ("paused", "sending")
-    status: str | None = await pool.fetchval(
-        "UPDATE campaigns SET status = $3 WHERE id = $1 AND status = $2 RETURNING status",
-        campaign_id,
-        frm,
-        to,
-    )
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", control_key(campaign_id))
+        status: str | None = await conn.fetchval(
+            "UPDATE campaigns SET status = $3 WHERE id = $1 AND status = $2 RETURNING status",
+            campaign_id,
+            frm,
+            to,
+        )
     if status is None:
         current = (await get_campaign(pool, campaign_id))["status"]
         raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be {to}")
@@ -215,6 +228,7 @@ async def cancel(pool: Pool, campaign_id: int) -> int:
 
 async def _cancel(pool: Pool, campaign_id: int) -> int:
     async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", control_key(campaign_id))
         status = await conn.fetchval(
             "UPDATE campaigns SET status = 'cancelled', audience_done = true"
             " WHERE id = $1 AND status IN ('sending', 'paused', 'draft', 'scheduled')"
