@@ -34,7 +34,7 @@ def test_the_same_message_id_twice_returns_the_same_provider_id_and_counts_a_dup
     assert second == first
     assert s.counts["accepted"] == 1
     assert s.counts["duplicates"] == 1
-    assert len(s.heap) == 2  # one sent + one final receipt, planned once
+    assert s.pending == 2  # one sent + one final receipt, planned once
 
 
 def test_a_duplicate_within_one_request_is_answered_once() -> None:
@@ -51,7 +51,7 @@ def test_an_invalid_number_is_rejected_with_21211_and_never_scheduled() -> None:
     assert result.error_code == "21211"
     assert result.provider_id is None
     assert s.counts["rejected"] == 1
-    assert s.heap == []
+    assert s.pending == 0
     (again,) = s.accept(request(("m1", "+12125550123")))
     assert again == result
     assert s.counts["rejected"] == 1

@@ -42,6 +42,7 @@ from clarion.sim.wire import (
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+TICK_S = 0.005  # the receipt schedule's resolution
 RECEIPTS_PER_POST = 2000
 _decode_request = msgspec.json.Decoder(SendRequest).decode
 _decode_reply = msgspec.json.Decoder(ReplyRequest).decode
@@ -105,10 +106,15 @@ class SimState:
     config: SimConfig
     rng: random.Random
     answers: dict[str, SimResult] = field(default_factory=dict)
-    inbox: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict)
-    # (due, seq, item): tuples, so the heap compares in C (a Python `__lt__` was a tenth of
-    # the simulator's time at bench rates)
-    heap: list[tuple[float, int, _Due]] = field(default_factory=list)
+    # number → (message id, from, body, received at) of every message it received
+    inbox: dict[str, list[tuple[str, str, str, datetime]]] = field(default_factory=dict)
+    # Receipts waiting for their moment, on a timing wheel: a list per tick of `TICK_S`
+    # (a receipt goes within one tick of its moment), and a heap of the ticks that have
+    # one. Scheduling is an append; a heap entry per receipt was a third of the simulator's
+    # time at bench rates.
+    wheel: dict[int, list[_Due]] = field(default_factory=dict)
+    ticks: list[int] = field(default_factory=list)
+    pending: int = 0
     seq: itertools.count[int] = field(default_factory=itertools.count)
     # Provider ids ("SM" + 32 hex digits, as Twilio's): a random prefix per run and a counter.
     _sids: itertools.count[int] = field(default_factory=itertools.count)
@@ -143,8 +149,17 @@ class SimState:
         handset: tuple[str, str, str] | None = None,
         channel: str = "sim",
     ) -> None:
-        due, seq = time.monotonic() + delay_s, next(self.seq)
-        heapq.heappush(self.heap, (due, seq, _Due(due, seq, url, receipt, handset, channel)))
+        due = time.monotonic() + delay_s
+        self._put(_Due(due, next(self.seq), url, receipt, handset, channel))
+
+    def _put(self, item: _Due) -> None:
+        tick = int(item.due / TICK_S)
+        bucket = self.wheel.get(tick)
+        if bucket is None:
+            bucket = self.wheel[tick] = []
+            heapq.heappush(self.ticks, tick)
+        bucket.append(item)
+        self.pending += 1
 
     def submit(
         self,
@@ -185,7 +200,7 @@ class SimState:
     def requeue(self, item: _Due, due: float) -> None:
         """A receipt whose report failed: reported again at `due` (monotonic seconds)."""
         item.due = due
-        heapq.heappush(self.heap, (due, item.seq, item))
+        self._put(item)
 
     def new_sid(self) -> str:
         """A provider id no other message of this run has."""
@@ -253,19 +268,33 @@ class SimState:
         )
 
     def pop_due(self, limit: int) -> list[_Due]:
-        now = time.monotonic()
-        out: list[_Due] = []
-        while self.heap and self.heap[0][0] <= now and len(out) < limit:
-            item = heapq.heappop(self.heap)[2]
-            self.latest[item.receipt.message_id] = item.receipt
+        now_tick = int(time.monotonic() / TICK_S)
+        taken: list[_Due] = []
+        while self.ticks and self.ticks[0] <= now_tick and len(taken) < limit:
+            bucket = self.wheel[self.ticks[0]]
+            room = limit - len(taken)
+            if len(bucket) <= room:
+                taken += bucket
+                del self.wheel[heapq.heappop(self.ticks)]
+            else:
+                taken += bucket[:room]
+                del bucket[:room]
+        self.pending -= len(taken)
+        latest, inbox, out = self.latest, self.inbox, []
+        lossy = self.config.receipt_loss
+        for item in taken:
+            receipt = item.receipt
+            latest[receipt.message_id] = receipt
             if item.handset is not None:
                 to, sender, body = item.handset
-                self.inbox.setdefault(to, []).append(
-                    (item.receipt.message_id, sender, body, item.receipt.occurred_at.isoformat())
-                )
+                entry = (receipt.message_id, sender, body, receipt.occurred_at)
+                if (box := inbox.get(to)) is None:
+                    inbox[to] = [entry]
+                else:
+                    box.append(entry)
                 self.counts["handset_messages"] += 1
                 item.handset = None  # a retried post must not deliver twice
-            if self.config.receipt_loss and self.rng.random() < self.config.receipt_loss:
+            if lossy and self.rng.random() < lossy:
                 self.counts["receipts_lost"] = self.counts.get("receipts_lost", 0) + 1
                 continue  # the network happened; the report of it is lost
             out.append(item)
@@ -400,7 +429,7 @@ def create_app(config: SimConfig) -> Starlette:
     async def handset(request: Request) -> Response:
         number = request.path_params["e164"]
         messages = [
-            {"message_id": m, "from": s, "body": b, "received_at": t}
+            {"message_id": m, "from": s, "body": b, "received_at": t.isoformat()}
             for m, s, b, t in state.inbox.get(number, [])
         ]
         return JSONResponse({"number": number, "messages": messages})
@@ -442,7 +471,7 @@ def create_app(config: SimConfig) -> Starlette:
             {
                 **state.counts,
                 "handsets": len(state.inbox),
-                "receipts_pending": len(state.heap) + state.posting,
+                "receipts_pending": state.pending + state.posting,
             }
         )
 
