@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import logging
 import signal
 import sys
@@ -41,6 +42,17 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except KeyboardInterrupt:
         err.print("interrupted; servers stopped")
         raise typer.Exit(130) from None
+
+
+def _server_gc() -> None:
+    """Garbage collection for a long-running process that moves batches: what start-up
+    imported is frozen (never scanned again), and collections run after 50,000 new objects
+    instead of 700. Every batch allocates thousands of short-lived records that hold no
+    cycles, so with the defaults the collector ran several times per batch and rescanned
+    the whole heap often (about 6 % of a worker's time, seen as msgspec's decode)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _logging(verbose: bool) -> None:
@@ -206,6 +218,7 @@ def sim(
         config.twilio_account_sid = twilio_account_sid
     config.smpp_port, config.smpp_host = smpp_port, host
     config.smpp_system_id, config.smpp_password = smpp_system_id, smpp_password
+    _server_gc()
     uvicorn.run(
         create_app(config), host=host, port=port, log_level="warning", loop="uvloop",
         http="httptools",
@@ -230,6 +243,7 @@ def _serve(
     stages: list[str], http: bool, verbose: bool, *, port: int = 8080, clock_offset_s: float = 0.0
 ) -> None:
     _logging(verbose)
+    _server_gc()
 
     async def go() -> None:
         settings = Settings.from_env(http_port=port)
