@@ -137,7 +137,7 @@ class Stages:
     pool: Pool
     bus: Bus
     provider: Provider
-    page_size: int = 1000
+    page_size: int = 2000
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _send_context: OrderedDict[int, tuple[datetime | None, float]] = field(
         default_factory=OrderedDict
