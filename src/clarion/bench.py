@@ -319,6 +319,18 @@ async def _bench(
         "lanes": ["provider:sim", f"sender:{SENDER}", "carrier_minute:*:*:<carrier>"],
         "gate_time": at.isoformat(),
         **optouts,
+        # what the network saw: resent messages it recognised, receipt posts that failed (and
+        # were posted again)
+        "simulator": {
+            k: stats.get(k, 0)
+            for k in (
+                "requests",
+                "accepted",
+                "duplicates",
+                "receipts_posted",
+                "receipt_post_failures",
+            )
+        },  # fmt: skip
         "seed_s": round(seed_s, 1),
         "cpus": os.cpu_count(),
     }

@@ -44,6 +44,11 @@ def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
     for stage in STAGES:
         assert 0 < report["stage_p50_ms"][stage] <= report["stage_p99_ms"][stage]
     assert report["peak_rss_mb"] > 20
+    # the network took each message once and heard of each twice (sent, then final)
+    network = report["simulator"]
+    assert network["accepted"] == report["handset_messages"] + report["undelivered_or_failed"]
+    assert network["duplicates"] == 0  # nothing was sent twice
+    assert network["receipts_posted"] == 2 * network["accepted"]
     by_process = report["cpu_s_per_1k_by_process"]
     assert set(by_process) == {"workers", "harness", "simulator", "postgres", "nats"}
     assert report["cpu_s_per_1k"] == by_process["workers"] > 0
