@@ -330,7 +330,7 @@ async def _bench(
                 "receipts_posted",
                 "receipt_post_failures",
             )
-        },  # fmt: skip
+        },
         "seed_s": round(seed_s, 1),
         "cpus": os.cpu_count(),
     }
