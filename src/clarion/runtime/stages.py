@@ -49,7 +49,7 @@ from clarion.pipeline.lanes import (
     pacific_day,
     resolve_limit,
 )
-from clarion.pipeline.send import NO_ANSWER, SendResult
+from clarion.pipeline.send import NO_ANSWER, GateOutcome, SendResult
 from clarion.providers.base import Provider
 from clarion.store import brands, campaigns, compliance, messages, monitoring
 from clarion.store import lanes as lane_store
@@ -344,9 +344,7 @@ class Stages:
             [d for d in outcome.drops if d[0] not in interrupted],
             [d for d in outcome.defers if d[0] not in interrupted],
         )
-        for _, _, reason, _ in outcome.drops:
-            metrics.MESSAGES.labels(reason).inc()
-        metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
+        self._count_gate(outcome)
         # Sequence: never overtake an older message to the same subscriber that still waits
         # (one worker holds a subscriber at a time, by partition, so this read cannot race).
         waiting = send.after_gate(waiting, outcome, interrupted)
@@ -375,8 +373,8 @@ class Stages:
             conn, batch.brand_id, subscriber_ids, [m.to for m in todo], at - timedelta(hours=24),
             channel=batch.channel, recent=False,
         )  # fmt: skip
-        # One read for smart sending and the sequence check: before the gate's own writes,
-        # which are applied to `waiting` below.
+        # One read for smart sending and the sequence check, before the gate's decisions are
+        # written (the caller applies them to `waiting`, or writes them with the batch).
         state.recent_sends, waiting = await messages.recent_and_waiting(
             conn, subscriber_ids, since=at - timedelta(hours=24), now=at,
             channel=batch.channel, handed_over=compliance.HANDED_OVER,
@@ -539,9 +537,8 @@ class Stages:
                 await messages.copy_new(conn, rows)
         except asyncpg.UniqueViolationError:
             return None  # seen before; the lane tokens it took are not given back (rare)
-        for _, _, reason, _ in outcome.drops:
-            metrics.MESSAGES.labels(reason).inc()
-        metrics.MESSAGES.labels("deferred").inc(len(outcome.defers) + len(holds))
+        self._count_gate(outcome)
+        metrics.MESSAGES.labels("deferred").inc(len(holds))
         self._count_lane_defers(deferred, expired)
         await self._deliver(provider, batch, [(senders[i], go[i]) for i in admission.admitted], at)
         return len(rows)
@@ -576,6 +573,12 @@ class Stages:
             lanes_of.append(lanes)
         segments = [m.segments for m in todo]
         return senders, await self._admit(lanes_of, segments, at)
+
+    @staticmethod
+    def _count_gate(outcome: GateOutcome) -> None:
+        for _, _, reason, _ in outcome.drops:
+            metrics.MESSAGES.labels(reason).inc()
+        metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
 
     @staticmethod
     def _count_lane_defers(deferred: list[Deferral], expired: list[Any]) -> None:

@@ -78,7 +78,6 @@ class SimConfig:
 @dataclass(slots=True)
 class _Due:
     due: float
-    seq: int
     callback_url: str  # where the receipt goes: a URL, or a channel's own target (a session)
     receipt: SimReceipt
     handset: tuple[str, str, str] | None  # (to, sender, body) to put in the inbox when due
@@ -116,7 +115,6 @@ class SimState:
     wheel: dict[int, list[_Due]] = field(default_factory=dict)
     ticks: list[int] = field(default_factory=list)
     pending: int = 0
-    seq: itertools.count[int] = field(default_factory=itertools.count)
     # Provider ids ("SM" + 32 hex digits, as Twilio's): a random prefix per run and a counter.
     _sids: itertools.count[int] = field(default_factory=itertools.count)
     _sid_prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -151,7 +149,7 @@ class SimState:
         channel: str = "sim",
     ) -> None:
         due = time.monotonic() + delay_s
-        self._put(_Due(due, next(self.seq), url, receipt, handset, channel))
+        self._put(_Due(due, url, receipt, handset, channel))
 
     def _put(self, item: _Due) -> None:
         tick = int(item.due / TICK_S)

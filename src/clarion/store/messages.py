@@ -24,13 +24,13 @@ async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
     A redelivered batch violates the unique key: then, and only then, the batch goes in again
     as one INSERT … ON CONFLICT DO NOTHING. Run inside a transaction.
     """
-    records = [msgspec.structs.astuple(r) for r in rows]
     try:
         async with conn.transaction():  # a savepoint: a failed COPY leaves the caller's txn usable
-            await conn.copy_records_to_table("messages", records=records, columns=MESSAGE_COLUMNS)
-        return len(records)
+            await copy_new(conn, rows)
+        return len(rows)
     except asyncpg.UniqueViolationError:
         pass
+    records = [msgspec.structs.astuple(r) for r in rows]
     cols = ", ".join(MESSAGE_COLUMNS)
     arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(_COLUMN_TYPES, start=1))
     result: str = await conn.execute(
