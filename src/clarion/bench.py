@@ -264,6 +264,7 @@ async def _bench(
     pool = infra.pool
     if opts.sql_top:
         await _print_sql_top(pool, opts.sql_top)
+    log_errors = _worker_log_errors(root, len(workers))
     p = await campaign_progress(pool, campaign_id)
     times = await pool.fetchrow(
         """
@@ -319,6 +320,7 @@ async def _bench(
         "lanes": ["provider:sim", f"sender:{SENDER}", "carrier_minute:*:*:<carrier>"],
         "gate_time": at.isoformat(),
         **optouts,
+        "worker_log_errors": log_errors,
         # what the network saw: resent messages it recognised, receipt posts that failed (and
         # were posted again)
         "simulator": {
@@ -394,10 +396,26 @@ async def _text_stop(
     async with httpx.AsyncClient() as client:
         for r in rows:
             stops[r["id"]] = time.time()
-            await client.post(
+            resp = await client.post(
                 f"{sim.url}/handsets/{r['phone']}/reply", json={"to": SENDER, "body": "STOP"}
             )
+            if resp.status_code != 200 or resp.json().get("webhook_status") != 200:
+                print(f"bench: STOP from {r['phone']} not taken: {resp.text}", file=sys.stderr)
     return stops
+
+
+def _worker_log_errors(root: Path, n: int) -> int:
+    """How many ERROR records (and tracebacks) the workers logged; the last few to stderr,
+    so a run that lost something says what."""
+    lines = [
+        line
+        for i in range(n)
+        for line in (root / f"worker{i}.log").read_text(errors="replace").splitlines()
+        if " ERROR " in line or " CRITICAL " in line
+    ]
+    for line in lines[-10:]:
+        print(f"bench: worker log: {line[:300]}", file=sys.stderr)
+    return len(lines)
 
 
 async def _print_sql_top(pool: Any, n: int) -> None:

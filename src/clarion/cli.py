@@ -128,6 +128,13 @@ def bench(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
     ] = False,
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the run's data (Postgres, worker and simulator logs) in this directory "
+            "instead of a temporary one that is removed."
+        ),
+    ] = None,
 ) -> None:
     """Send one SMS campaign through every stage with the simulator in the loop, and
     measure it: throughput, first call, per-stage batch latency, memory, CPU, opt-outs."""
@@ -153,7 +160,7 @@ def bench(
     opts = BenchOptions(
         roles=groups, recipients=recipients, workers=workers, lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
-        sql_top=sql_top,
+        sql_top=sql_top, data_dir=keep,
     )  # fmt: skip
     print_report(_run(run_bench(opts)), json_out)
 

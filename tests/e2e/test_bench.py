@@ -34,6 +34,7 @@ def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
     # the STOPs texted mid-campaign were recorded and nobody was sent to after them
     assert report["optouts"] == report["optouts_recorded"] > 0
     assert report["optout_sent_after_1s"] == 0
+    assert report["worker_log_errors"] == 0  # nothing failed along the way
     # the figures are there and sane
     assert 0 < report["first_message_s"] <= report["last_message_s"] <= report["duration_s"]
     # a message is stored before it is handed over

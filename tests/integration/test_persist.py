@@ -3,12 +3,14 @@ in once more as INSERT … ON CONFLICT DO NOTHING, adding nothing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from clarion import bootstrap
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
 from clarion.pipeline import aggregate, send
-from clarion.store import messages
+from clarion.pipeline.send import SendResult
+from clarion.store import compliance, messages
 from tests.integration.helpers import brand_with_subscribers, campaign
 
 
@@ -74,3 +76,97 @@ async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch
     assert {e["brand_id"] for e in events} == {audience.brand_id}
     statuses = await infra.pool.fetch("SELECT id::text AS id, status FROM messages ORDER BY 1")
     assert [r["status"] for r in statuses] == ["sent", "delivered", "delivered"]
+
+
+def _claimed_batch(
+    brand_id: int, campaign_id: int, subs: list[Any], batch_id: str
+) -> RenderedBatch:
+    return RenderedBatch(
+        batch_id=batch_id, brand_id=brand_id, campaign_id=campaign_id,
+        sender="+15125550100", channel="sms",
+        messages=[
+            OutboundMessage(
+                message_id=f"00000000-0000-4000-8000-{r['id']:012d}", subscriber_id=r["id"],
+                to=r["phone"], body="hi", segments=1,
+            )
+            for r in subs
+        ],
+    )  # fmt: skip
+
+
+async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
+    infra: bootstrap.Infra,
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 2, seed=1503)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    subs = await infra.pool.fetch(
+        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
+    )
+    claimed_at = datetime.now(UTC)
+    batch = _claimed_batch(audience.brand_id, campaign_id, list(subs), "b3")
+    rows = send.decided_rows(
+        batch, expires_at=None, provider="sim", quiet=[], waits=[],
+        drops=[(batch.messages[1].message_id, "suppressed", "opted_out", None)],
+        sent_at=claimed_at,
+    )  # fmt: skip
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.copy_new(conn, rows)
+    ids = [r["id"] for r in subs]
+    since = claimed_at - timedelta(hours=24)
+    async with infra.pool.acquire() as conn:
+        recent, waiting = await messages.recent_and_waiting(
+            conn, ids, since=since, now=claimed_at, channel="sms",
+            handed_over=compliance.HANDED_OVER,
+        )  # fmt: skip
+        state = await compliance.gate_state(
+            conn, audience.brand_id, ids, [r["phone"] for r in subs], since
+        )
+    # in flight (claimed, no answer folded yet) counts; the suppressed one does not
+    assert recent == {ids[0]: [claimed_at]}
+    assert state.recent_sends == {ids[0]: [claimed_at]}
+    assert waiting == []
+
+
+async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it_on(
+    infra: bootstrap.Infra,
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 2, seed=1504)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    subs = await infra.pool.fetch(
+        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
+    )
+    batch = _claimed_batch(audience.brand_id, campaign_id, list(subs), "b4")
+    claimed_at = datetime.now(UTC)
+    rows = send.decided_rows(
+        batch, expires_at=None, provider="sim", drops=[], quiet=[], waits=[], sent_at=claimed_at
+    )
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.copy_new(conn, rows)
+    a, b = (m.message_id for m in batch.messages)
+    answers = send.answer_receipts(
+        [
+            SendResult(message_id=a, accepted=True, provider_message_id="SMa"),
+            SendResult(message_id=b, accepted=True, provider_message_id="SMb"),
+        ],
+        claimed_at,
+    )
+    # a: its answer alone; b: its answer folded with its receipts, one status change
+    delivered = Receipt(message_id=b, status="delivered", occurred_at=claimed_at, carrier="AT&T")
+    async with infra.pool.acquire() as conn, conn.transaction():
+        changes = await messages.apply_receipts(
+            conn, "sim", [delivered], aggregate.fold([*answers, delivered])
+        )
+    assert sorted((c.message_id, c.status) for c in changes) == [
+        (a, "accepted"), (b, "delivered"),
+    ]  # fmt: skip
+    stored = {
+        r["id"]: r
+        for r in await infra.pool.fetch(
+            "SELECT id::text AS id, status, provider_message_id, sent_at FROM messages"
+        )
+    }
+    assert (stored[a]["status"], stored[a]["provider_message_id"]) == ("accepted", "SMa")
+    assert (stored[b]["status"], stored[b]["provider_message_id"]) == ("delivered", "SMb")
+    assert {r["sent_at"] for r in stored.values()} == {claimed_at}
+    events = await infra.pool.fetch("SELECT message_id::text AS id, status FROM message_events")
+    assert [(e["id"], e["status"]) for e in events] == [(b, "delivered")]

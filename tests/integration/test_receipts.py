@@ -86,3 +86,42 @@ async def test_receipts_by_provider_id_and_one_before_its_send_answer_are_all_fo
     assert early["status"] == "delivered"
     assert early["delivered_events"] == 1  # the early one and the simulator's: one event
     assert await infra.pool.fetchval("SELECT count(*) FROM early_receipts") == 0
+
+
+class NoReports(ByProviderId):
+    """The simulator adapter, but every status report it posts is lost on the way."""
+
+    async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        return await self.inner.send(sender, messages)
+
+    def parse_status_webhook(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, list[Receipt]]:
+        key, _ = self.inner.parse_status_webhook(url, headers, body)
+        return key, []
+
+
+async def test_send_answers_alone_are_folded_to_accepted_without_events(
+    infra: bootstrap.Infra, sim: SimProcess
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 120, seed=902)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    provider = NoReports(bootstrap.build_provider(infra.settings), infra)
+    async with bootstrap.running(infra, provider, clock=daytime):  # type: ignore[arg-type]
+        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        deadline = asyncio.get_running_loop().time() + 30
+        while await infra.pool.fetchval(
+            "SELECT count(*) FROM messages WHERE campaign_id = $1 AND status = 'accepted'",
+            campaign_id,
+        ) < len(audience.consented):
+            assert asyncio.get_running_loop().time() < deadline, "answers not folded in 30 s"
+            await asyncio.sleep(0.1)
+    rows = await infra.pool.fetch(
+        "SELECT status, provider_message_id, sent_at FROM messages WHERE campaign_id = $1"
+        " AND status NOT IN ('suppressed')",
+        campaign_id,
+    )
+    assert len(rows) == len(audience.consented)
+    assert all(r["provider_message_id"] and r["sent_at"] for r in rows)
+    # the answers moved the status; they are not provider reports, so no event was recorded
+    assert await infra.pool.fetchval("SELECT count(*) FROM message_events") == 0

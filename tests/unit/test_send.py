@@ -12,6 +12,7 @@ from clarion.pipeline.send import (
     MESSAGE_COLUMNS,
     MessageRow,
     SendResult,
+    answer_receipts,
     decided_rows,
     rows_to_persist,
     status_updates,
@@ -138,6 +139,23 @@ def test_a_rejected_result_becomes_failed_rank_three_with_the_error() -> None:
     assert u.provider_message_id is None
 
 
+def test_accepted_answers_become_accepted_receipts_with_the_provider_id() -> None:
+    at = datetime(2026, 11, 26, 12, 0, 2, tzinfo=UTC)
+    receipts = answer_receipts(
+        [
+            SendResult(message_id="a", accepted=True, provider_message_id="SMa"),
+            SendResult(message_id="b", accepted=False, error_code="30007"),
+            SendResult(message_id="c", accepted=False, retry=True, error_detail="503"),
+            SendResult(message_id="d", accepted=True, provider_message_id="SMd"),
+        ],
+        at,
+    )
+    assert [(r.message_id, r.status, r.provider_message_id, r.occurred_at) for r in receipts] == [
+        ("a", "accepted", "SMa", at),
+        ("d", "accepted", "SMd", at),
+    ]
+
+
 def test_status_updates_keep_one_update_per_result_in_order() -> None:
     updates = status_updates(
         [
@@ -156,6 +174,7 @@ def test_status_updates_keep_one_update_per_result_in_order() -> None:
 # --- A new batch written once, with the send stage's decision --------------------------------
 
 LATER = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+CLAIMED = datetime(2026, 11, 26, 12, 0, 1, tzinfo=UTC)
 THREE = RenderedBatch(
     batch_id="b3",
     brand_id=4,
@@ -182,6 +201,7 @@ def _decided() -> dict[str, MessageRow]:
         ],
         quiet=[("m3", LATER, "federal 08:00-21:00")],
         waits=[("m4", LATER, "lane_wait", None)],
+        sent_at=CLAIMED,
     )
     return {r.id: r for r in rows}
 
@@ -189,7 +209,7 @@ def _decided() -> dict[str, MessageRow]:
 def test_a_new_batch_gets_one_row_per_message_and_failure_with_its_decision() -> None:
     rows = decided_rows(
         THREE, expires_at=None, provider="sim", drops=[("m1", "suppressed", "opted_out", None)],
-        quiet=[], waits=[],
+        quiet=[], waits=[], sent_at=CLAIMED,
     )  # fmt: skip
     assert [r.id for r in rows] == ["m1", "m2", "m3", "m4", "m5", "f1"]
 
@@ -220,6 +240,13 @@ def test_every_other_message_is_written_claimed_for_the_provider() -> None:
     m5 = _decided()["m5"]
     assert (m5.status, m5.status_rank, m5.provider, m5.not_before) == ("sending", 0, "sim", None)
     assert m5.expires_at == LATER
+    # claimed at that moment: caps and smart sending count it from now, answer or not
+    assert m5.sent_at == CLAIMED
+
+
+def test_only_a_claimed_message_carries_a_send_time() -> None:
+    rows = _decided()
+    assert [r.id for r in rows.values() if r.sent_at is not None] == ["m5"]
 
 
 def test_a_render_failure_stays_failed_in_a_decided_batch() -> None:

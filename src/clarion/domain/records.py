@@ -95,6 +95,10 @@ class ReceiptBatch(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     provider: str
     receipts: list[Receipt]
+    # Who found them: "webhook" (the provider's reports), or the send stage ("answer": a
+    # send answer's `accepted`, folded but not an event), the early-receipt sweeper, the
+    # reconciler.
+    origin: str = "webhook"
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
+
 from clarion.domain.records import Receipt
 from clarion.domain.status import rank
 
@@ -27,28 +29,28 @@ def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
 
 
 def fold(receipts: Sequence[Receipt]) -> list[Receipt]:
-    """The highest-ranked receipt per message (carrier taken from any receipt that has one)."""
+    """The highest-ranked receipt per message, with the carrier and the provider's id taken
+    from any receipt that has them (a send answer names the id, a report the carrier)."""
     best: dict[str, Receipt] = {}
     carrier: dict[str, str] = {}
+    provider_id: dict[str, str] = {}
     for r in receipts:
         if rank(r.status) < 0:
             continue
         if r.carrier:
             carrier.setdefault(r.message_id, r.carrier)
+        if r.provider_message_id:
+            provider_id.setdefault(r.message_id, r.provider_message_id)
         current = best.get(r.message_id)
         if current is None or rank(r.status) > rank(current.status):
             best[r.message_id] = r
     out = []
     for message_id, r in best.items():
         c = carrier.get(message_id)
-        if c and not r.carrier:
-            r = Receipt(
-                message_id=r.message_id,
-                status=r.status,
-                occurred_at=r.occurred_at,
-                provider_message_id=r.provider_message_id,
-                error_code=r.error_code,
-                carrier=c,
+        pid = provider_id.get(message_id)
+        if (c and not r.carrier) or (pid and not r.provider_message_id):
+            r = msgspec.structs.replace(
+                r, carrier=r.carrier or c, provider_message_id=r.provider_message_id or pid
             )
         out.append(r)
     return out

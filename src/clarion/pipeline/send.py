@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from clarion.compliance.gate import Action, GateInput, Reason, decide
-from clarion.domain.records import OutboundMessage, RenderedBatch, StatusChange
+from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch, StatusChange
 from clarion.domain.status import RANK, MessageStatus
 from clarion.pipeline.lanes import Lane
 
@@ -34,6 +34,7 @@ class MessageRow(msgspec.Struct, frozen=True, array_like=True):
     channel: str
     provider: str | None = None  # the account a `sending` row is claimed for
     not_before: datetime | None = None  # when a `deferred` row is looked at again
+    sent_at: datetime | None = None  # when a `sending` row was claimed (it counts for caps)
 
 
 MESSAGE_COLUMNS = tuple(MessageRow.__struct_fields__)
@@ -118,14 +119,15 @@ def decided_rows(
     drops: Sequence[tuple[str, str, str, str | None]],
     quiet: Sequence[tuple[str, datetime, str]],
     waits: Sequence[tuple[str, datetime, str, str | None]],
+    sent_at: datetime,
 ) -> list[MessageRow]:
     """The rows of a batch seen for the first time, persisted with the send stage's decision
     already made, so each message is written once instead of inserted and then updated:
     `drops` (id, suppressed|expired, reason, detail) and the gate's quiet-hours deferrals
     `quiet` (id, not_before, rule) as `record_gate` writes them, `waits` (id, not_before,
     reason, detail) as `defer` writes them, and every other message claimed (`sending`) for
-    `provider`, which it is handed to right after the commit. Render failures are failed
-    rows, as in `rows_to_persist`."""
+    `provider` at `sent_at`, which it is handed to right after the commit. Render failures
+    are failed rows, as in `rows_to_persist`."""
     dropped = {d[0]: d for d in drops}
     deferred: dict[str, tuple[datetime, str, str | None]] = {
         d[0]: (d[1], str(Reason.QUIET_HOURS), d[2]) for d in quiet
@@ -153,9 +155,32 @@ def decided_rows(
             )
         else:
             rows.append(
-                msgspec.structs.replace(row, status=MessageStatus.SENDING, provider=provider)
+                msgspec.structs.replace(
+                    row, status=MessageStatus.SENDING, provider=provider, sent_at=sent_at
+                )
             )
     return rows
+
+
+# The origin of the receipts `answer_receipts` makes (a ReceiptBatch's `origin`).
+ANSWER = "answer"
+
+
+def answer_receipts(results: Sequence[SendResult], at: datetime) -> list[Receipt]:
+    """Accepted answers as `accepted` receipts with the provider's id. They go onto the
+    receipts hop and are folded with the provider's status reports, most often in the same
+    UPDATE as `sent` and `delivered`, instead of costing every message an UPDATE of its own.
+    Until then the message stays `sending`, which counts as handed over for the caps."""
+    return [
+        Receipt(
+            message_id=r.message_id,
+            status=MessageStatus.ACCEPTED,
+            occurred_at=at,
+            provider_message_id=r.provider_message_id,
+        )
+        for r in results
+        if r.accepted and not r.retry
+    ]
 
 
 def status_updates(results: Sequence[SendResult], *, final: bool = False) -> list[StatusUpdate]:

@@ -33,6 +33,7 @@ from clarion.domain.records import (
     RenderedBatch,
     StatusBatch,
 )
+from clarion.domain.status import MessageStatus
 from clarion.email.message import OutboundEmail
 from clarion.email.unsubscribe import make_token
 from clarion.errors import Held, ProviderError
@@ -49,7 +50,7 @@ from clarion.pipeline.lanes import (
     pacific_day,
     resolve_limit,
 )
-from clarion.pipeline.send import NO_ANSWER, GateOutcome, SendResult
+from clarion.pipeline.send import ANSWER, NO_ANSWER, GateOutcome, SendResult
 from clarion.providers.base import Provider
 from clarion.store import brands, campaigns, compliance, messages, monitoring
 from clarion.store import lanes as lane_store
@@ -519,6 +520,7 @@ class Stages:
             batch, expires_at=expires_at, provider=provider.name,
             drops=outcome.drops + expired, quiet=outcome.defers,
             waits=[(mid, t, send.SEQUENCE_WAIT, None) for mid, t in holds.items()] + deferred,
+            sent_at=now(),
         )  # fmt: skip
         try:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -753,13 +755,18 @@ class Stages:
         throttled = any(r.throttled for r in again)
         if not throttled:  # a throttle is the provider working as agreed, not failing
             breaker.record(bool(done), self.now_s())
+        # An SMTP 250 is the receiving server taking the message: final for email sent that
+        # way (no receipts follow), so it is recorded here. Other acceptances are folded
+        # with the provider's receipts (published first: durable before anything else).
+        final = bool(getattr(provider, "final_on_accept", False))
+        if not final and (answers := send.answer_receipts(done, now())):
+            await self._publish_receipts(ANSWER, provider.name, answers)
         early: list[Receipt] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            # An SMTP 250 is the receiving server taking the message: final for email sent
-            # that way (no receipts follow).
-            final = bool(getattr(provider, "final_on_accept", False))
             await messages.apply_send_results(
-                conn, provider.name, send.status_updates(done, final=final)
+                conn,
+                provider.name,
+                send.status_updates([r for r in done if final or not r.accepted], final=final),
             )
             if getattr(provider, "reports_by_provider_id", False):
                 refs = [(r.provider_message_id, r.message_id) for r in done if r.accepted]
@@ -924,7 +931,7 @@ class Stages:
         """Receipts found other than by a webhook (early ones now matched, reconciliation)
         onto the receipts hop; the batch id is derived from them, so a repeat is dropped."""
         key = batch_id(origin, provider, *(f"{r.message_id}:{r.status}" for r in receipts))
-        out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts)
+        out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts, origin=origin)
         await self.bus.publish("receipts", out, msg_id=key)
 
     async def sweep_early_receipts(self) -> int:
@@ -976,9 +983,12 @@ class Stages:
             # those that came before their send answer are kept until it lands.
             batches = [await self._resolve(conn, b) for b in batches]
             receipts = [r for b in batches for r in b.receipts]
-            events = aggregate.unique_events(receipts)
+            # A send answer moves the status but is not one of the provider's reports.
+            events = aggregate.unique_events(
+                [r for b in batches if b.origin != ANSWER for r in b.receipts]
+            )
             # Rows are locked in id order, so concurrent batches cannot deadlock.
-            folded = sorted(aggregate.fold(events), key=lambda r: r.message_id)
+            folded = sorted(aggregate.fold(receipts), key=lambda r: r.message_id)
             changes = []
             for provider in sorted({b.provider for b in batches}):
                 mine = {r.message_id for b in batches if b.provider == provider for r in b.receipts}
@@ -1007,7 +1017,8 @@ class Stages:
             key = batch_id("status", *sorted(f"{c.message_id}:{c.status}" for c in changes))
             await self.bus.publish("status", StatusBatch(batch_id=key, changes=changes), msg_id=key)
         for c in changes:
-            metrics.MESSAGES.labels(c.status).inc()
+            if c.status != MessageStatus.ACCEPTED:  # counted at the hand-over
+                metrics.MESSAGES.labels(c.status).inc()
         return len(receipts)
 
     @staticmethod

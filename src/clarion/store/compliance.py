@@ -18,8 +18,10 @@ from clarion.store.db import Pool
 if TYPE_CHECKING:
     from clarion.store.messages import Conn
 
-# Statuses of a message the provider has taken (smart sending and caps count these).
-HANDED_OVER = ("accepted", "sent", "delivered", "undelivered")
+# Statuses of a message handed to the provider (smart sending and caps count these, from
+# `sent_at`): `sending` is claimed for the call, and stays so until the answer is folded
+# with the receipts (send.answer_receipts), so it counts from the moment of the claim.
+HANDED_OVER = ("sending", "accepted", "sent", "delivered", "undelivered")
 
 
 @dataclass

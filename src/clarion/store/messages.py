@@ -51,6 +51,7 @@ async def copy_new(conn: Conn, rows: Sequence[MessageRow]) -> None:
 _COLUMN_TYPES = (
     "uuid", "bigint", "bigint", "bigint", "text", "text", "text", "smallint", "text",
     "smallint", "text", "text", "text", "timestamptz", "text", "text", "timestamptz",
+    "timestamptz",
 )  # fmt: skip
 assert len(_COLUMN_TYPES) == len(MESSAGE_COLUMNS), "a column of MessageRow has no SQL type"
 
@@ -79,6 +80,7 @@ async def claim(conn: Conn, message_ids: Sequence[str], provider: str) -> set[st
     rows = await conn.fetch(
         """
         UPDATE messages SET status = 'sending', updated_at = now(), provider = $2,
+               sent_at = now(),
                waited = CASE WHEN status = 'deferred' AND (waited IS NULL
                    OR error_code IN ('quiet_hours_deferred', 'carrier_daily_cap'))
                    THEN error_code ELSE waited END,
@@ -232,31 +234,17 @@ async def apply_receipts(
     """Append the events (de-duplicated on message and status; receipts for unknown messages
     are dropped) and move each message's status forward to its folded status.
     Returns the status changes that took effect."""
-    if not events:
+    if events:
+        await _insert_events(conn, provider, events)
+    if not folded:
         return []
-    args = (
-        provider,
-        [e.message_id for e in events],
-        [e.status for e in events],
-        [e.provider_message_id for e in events],
-        [e.error_code for e in events],
-        [e.carrier for e in events],
-        [e.occurred_at for e in events],
-    )
-    try:
-        # A plain insert: a receipt seen before is rare (a webhook or bus redelivery), and
-        # ON CONFLICT's speculative insertion costs every event an extra index probe.
-        async with conn.transaction():  # a savepoint: a repeat rolls back this insert only
-            await conn.execute(_INSERT_EVENTS, *args)
-    except asyncpg.UniqueViolationError:
-        await conn.execute(_INSERT_EVENTS + " ON CONFLICT (message_id, status) DO NOTHING", *args)
     rows = await conn.fetch(
         """
         UPDATE messages m SET status = f.status, status_rank = f.status_rank,
                error_code = coalesce(f.error_code, m.error_code),
                carrier = coalesce(f.carrier, m.carrier),
                provider_message_id = coalesce(m.provider_message_id, f.pid),
-               updated_at = now()
+               sent_at = coalesce(m.sent_at, now()), updated_at = now()
         FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
              AS f(id, status, status_rank, error_code, carrier, pid)
         WHERE m.id = f.id AND f.status_rank > m.status_rank
@@ -283,6 +271,26 @@ async def apply_receipts(
         )
         for r in rows
     ]
+
+
+async def _insert_events(conn: Conn, provider: str, events: Sequence[Receipt]) -> None:
+    """Append events; one already recorded (a repeated receipt) is skipped."""
+    args = (
+        provider,
+        [e.message_id for e in events],
+        [e.status for e in events],
+        [e.provider_message_id for e in events],
+        [e.error_code for e in events],
+        [e.carrier for e in events],
+        [e.occurred_at for e in events],
+    )
+    try:
+        # A plain insert: a receipt seen before is rare (a webhook or bus redelivery), and
+        # ON CONFLICT's speculative insertion costs every event an extra index probe.
+        async with conn.transaction():  # a savepoint: a repeat rolls back this insert only
+            await conn.execute(_INSERT_EVENTS, *args)
+    except asyncpg.UniqueViolationError:
+        await conn.execute(_INSERT_EVENTS + " ON CONFLICT (message_id, status) DO NOTHING", *args)
 
 
 async def add_carrier_stats(
