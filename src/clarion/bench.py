@@ -395,10 +395,17 @@ async def _text_stop(
     stops: dict[int, float] = {}
     async with httpx.AsyncClient() as client:
         for r in rows:
-            stops[r["id"]] = time.time()
-            resp = await client.post(
-                f"{sim.url}/handsets/{r['phone']}/reply", json={"to": SENDER, "body": "STOP"}
-            )
+            for _ in range(50):
+                stops[r["id"]] = time.time()
+                resp = await client.post(
+                    f"{sim.url}/handsets/{r['phone']}/reply", json={"to": SENDER, "body": "STOP"}
+                )
+                # The network learns the number's inbound webhook from its first send
+                # request, which may still be on its way (the campaign's first call is stamped
+                # just before it): until then the handset's STOP has nowhere to go.
+                if resp.status_code != 404:
+                    break
+                await asyncio.sleep(0.05)
             if resp.status_code != 200 or resp.json().get("webhook_status") != 200:
                 print(f"bench: STOP from {r['phone']} not taken: {resp.text}", file=sys.stderr)
     return stops

@@ -121,10 +121,17 @@ async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
         state = await compliance.gate_state(
             conn, audience.brand_id, ids, [r["phone"] for r in subs], since
         )
+        # a redelivered batch that finds its own message claimed (a crash cut the call
+        # short) does not count that message as an earlier send to its subscriber
+        again, _ = await messages.recent_and_waiting(
+            conn, ids, since=since, now=claimed_at, channel="sms",
+            handed_over=compliance.HANDED_OVER, now_sending={batch.messages[0].message_id},
+        )  # fmt: skip
     # in flight (claimed, no answer folded yet) counts; the suppressed one does not
     assert recent == {ids[0]: [claimed_at]}
     assert state.recent_sends == {ids[0]: [claimed_at]}
     assert waiting == []
+    assert again == {}
 
 
 async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it_on(
@@ -170,3 +177,35 @@ async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it
     assert {r["sent_at"] for r in stored.values()} == {claimed_at}
     events = await infra.pool.fetch("SELECT message_id::text AS id, status FROM message_events")
     assert [(e["id"], e["status"]) for e in events] == [(b, "delivered")]
+
+
+async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_message_is_dropped(
+    infra: bootstrap.Infra,
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 1, seed=1505)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    subs = await infra.pool.fetch(
+        "SELECT id, phone FROM subscribers WHERE brand_id = $1", audience.brand_id
+    )
+    batch = _claimed_batch(audience.brand_id, campaign_id, list(subs), "b5")
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    (mid,) = (m.message_id for m in batch.messages)
+    at = datetime.now(UTC)
+    delivered = [Receipt(message_id=mid, status="delivered", occurred_at=at)]
+    # the `sent` comes after the `delivered`; a receipt names a message this install never had
+    late = [
+        Receipt(message_id=mid, status="sent", occurred_at=at),
+        Receipt(message_id="00000000-0000-4000-8000-999999999999", status="sent", occurred_at=at),
+    ]
+    for receipts in (delivered, late):
+        async with infra.pool.acquire() as conn, conn.transaction():
+            changes = await messages.apply_receipts(conn, "sim", receipts, aggregate.fold(receipts))
+    assert changes == []
+    events = await infra.pool.fetch(
+        "SELECT message_id::text AS id, status, brand_id FROM message_events"
+    )
+    assert sorted((e["id"], e["status"], e["brand_id"]) for e in events) == [
+        (mid, "delivered", audience.brand_id), (mid, "sent", audience.brand_id),
+    ]  # fmt: skip
+    assert await infra.pool.fetchval("SELECT status FROM messages") == "delivered"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import msgspec
 
 from clarion.domain.records import Receipt
-from clarion.domain.status import rank
+from clarion.domain.status import RANK
 
 
 def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
@@ -21,7 +21,7 @@ def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
     out = []
     for r in receipts:
         key = (r.message_id, r.status)
-        if key in seen or rank(r.status) < 0:
+        if key in seen or r.status not in RANK:
             continue
         seen.add(key)
         out.append(r)
@@ -31,21 +31,22 @@ def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
 def fold(receipts: Sequence[Receipt]) -> list[Receipt]:
     """The highest-ranked receipt per message, with the carrier and the provider's id taken
     from any receipt that has them (a send answer names the id, a report the carrier)."""
-    best: dict[str, Receipt] = {}
+    best: dict[str, tuple[int, Receipt]] = {}
     carrier: dict[str, str] = {}
     provider_id: dict[str, str] = {}
     for r in receipts:
-        if rank(r.status) < 0:
+        r_rank = RANK.get(r.status, -1)
+        if r_rank < 0:
             continue
         if r.carrier:
             carrier.setdefault(r.message_id, r.carrier)
         if r.provider_message_id:
             provider_id.setdefault(r.message_id, r.provider_message_id)
         current = best.get(r.message_id)
-        if current is None or rank(r.status) > rank(current.status):
-            best[r.message_id] = r
+        if current is None or r_rank > current[0]:
+            best[r.message_id] = (r_rank, r)
     out = []
-    for message_id, r in best.items():
+    for message_id, (_, r) in best.items():
         c = carrier.get(message_id)
         pid = provider_id.get(message_id)
         if (c and not r.carrier) or (pid and not r.provider_message_id):

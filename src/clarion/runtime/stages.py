@@ -9,7 +9,7 @@ import math
 import random
 import time
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -379,6 +379,7 @@ class Stages:
         state.recent_sends, waiting = await messages.recent_and_waiting(
             conn, subscriber_ids, since=at - timedelta(hours=24), now=at,
             channel=batch.channel, handed_over=compliance.HANDED_OVER,
+            now_sending={m.message_id for m in todo},
         )  # fmt: skip
         if batch.channel == "email":
             outcome = send.gate_emails(
@@ -578,8 +579,8 @@ class Stages:
 
     @staticmethod
     def _count_gate(outcome: GateOutcome) -> None:
-        for _, _, reason, _ in outcome.drops:
-            metrics.MESSAGES.labels(reason).inc()
+        for reason, n in Counter(d[2] for d in outcome.drops).items():
+            metrics.MESSAGES.labels(reason).inc(n)
         metrics.MESSAGES.labels("deferred").inc(len(outcome.defers))
 
     @staticmethod
@@ -1016,9 +1017,9 @@ class Stages:
             # After commit: the carrier stage's monitoring sees only what is recorded.
             key = batch_id("status", *sorted(f"{c.message_id}:{c.status}" for c in changes))
             await self.bus.publish("status", StatusBatch(batch_id=key, changes=changes), msg_id=key)
-        for c in changes:
-            if c.status != MessageStatus.ACCEPTED:  # counted at the hand-over
-                metrics.MESSAGES.labels(c.status).inc()
+        for status, n in Counter(c.status for c in changes).items():
+            if status != MessageStatus.ACCEPTED:  # counted at the hand-over
+                metrics.MESSAGES.labels(status).inc(n)
         return len(receipts)
 
     @staticmethod

@@ -93,7 +93,8 @@ async def record_gate(
                    error_detail = d.detail, updated_at = now()
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
                  AS d(id, status, reason, detail)
-            WHERE m.id = d.id AND m.status IN ('queued', 'deferred', 'sending')
+            WHERE m.id = d.id AND m.id = ANY($1::uuid[])
+              AND m.status IN ('queued', 'deferred', 'sending')
             """,
             *(list(c) for c in zip(*drops, strict=True)),
         )
@@ -103,7 +104,7 @@ async def record_gate(
             UPDATE messages m SET status = 'deferred', not_before = d.not_before,
                    error_code = 'quiet_hours_deferred', error_detail = d.rule, updated_at = now()
             FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS d(id, not_before, rule)
-            WHERE m.id = d.id AND m.status IN ('queued', 'deferred')
+            WHERE m.id = d.id AND m.id = ANY($1::uuid[]) AND m.status IN ('queued', 'deferred')
             """,
             *(list(c) for c in zip(*defers, strict=True)),
         )

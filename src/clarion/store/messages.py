@@ -1,8 +1,14 @@
-"""Messages and their status events: COPY in, set-based updates out."""
+"""Messages and their status events: COPY in, set-based updates out.
+
+Every `UPDATE … FROM unnest(ids, …) WHERE m.id = u.id` also says `m.id = ANY(ids)`. The
+planner sizes the unnest right, and for a batch of thousands it then hashes the whole table
+(a sequential scan per batch, growing with the table). The `ANY` gives it an index scan of
+the batch's rows instead: 3× faster at 300,000 messages, and independent of table size.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +111,8 @@ async def defer(conn: Conn, defers: Sequence[tuple[str, datetime, str, str | Non
                    error_code = d.reason, error_detail = d.detail, updated_at = now()
             FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[])
                  AS d(id, not_before, reason, detail)
-            WHERE m.id = d.id AND m.status IN ('queued', 'deferred', 'sending')
+            WHERE m.id = d.id AND m.id = ANY($1::uuid[])
+              AND m.status IN ('queued', 'deferred', 'sending')
             """,
             *(list(c) for c in zip(*defers, strict=True)),
         )
@@ -119,11 +126,13 @@ async def recent_and_waiting(
     now: datetime,
     channel: str,
     handed_over: Sequence[str],
+    now_sending: Collection[str] = (),
 ) -> tuple[dict[int, list[datetime]], list[Waiting]]:
     """One read of these subscribers' marketing messages on `channel` for the send stage:
     (when each was handed a message since `since`, for smart sending and caps; every message
     of theirs still waiting to go (not expired, not held by a paused campaign), for the
-    sequence check)."""
+    sequence check). `now_sending`, the batch's own messages, are not earlier sends, even
+    claimed by a call a crash cut short."""
     rows = await conn.fetch(
         "SELECT id::text, subscriber_id, status, created_at, not_before, sent_at FROM messages"
         " WHERE subscriber_id = ANY($1::bigint[]) AND kind = 'marketing' AND channel = $3"
@@ -141,7 +150,7 @@ async def recent_and_waiting(
     for r in rows:
         if r["status"] in ("queued", "deferred"):
             waiting.append(Waiting(r["id"], r["subscriber_id"], r["created_at"], r["not_before"]))
-        else:
+        elif r["id"] not in now_sending:
             recent.setdefault(r["subscriber_id"], []).append(r["sent_at"])
     return recent, waiting
 
@@ -151,7 +160,8 @@ async def set_carriers(conn: Conn, carriers: Sequence[tuple[int, str]]) -> None:
     if carriers:
         await conn.execute(
             "UPDATE subscribers s SET carrier = c.carrier"
-            " FROM unnest($1::bigint[], $2::text[]) AS c(id, carrier) WHERE s.id = c.id",
+            " FROM unnest($1::bigint[], $2::text[]) AS c(id, carrier)"
+            " WHERE s.id = c.id AND s.id = ANY($1::bigint[])",
             *(list(c) for c in zip(*carriers, strict=True)),
         )
 
@@ -204,7 +214,7 @@ async def apply_send_results(conn: Conn, provider: str, updates: Sequence[Status
                sent_at = coalesce(m.sent_at, now()), updated_at = now()
         FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
              AS u(id, status, status_rank, provider_message_id, error_code, error_detail)
-        WHERE m.id = u.id AND u.status_rank > m.status_rank
+        WHERE m.id = u.id AND m.id = ANY($1::uuid[]) AND u.status_rank > m.status_rank
         """,
         [u.message_id for u in updates],
         [u.status for u in updates],
@@ -217,27 +227,19 @@ async def apply_send_results(conn: Conn, provider: str, updates: Sequence[Status
     return int(result.rsplit(" ", 1)[-1])
 
 
-_INSERT_EVENTS = """
-    INSERT INTO message_events
-        (brand_id, message_id, status, provider, provider_message_id, error_code, carrier,
-         occurred_at)
-    SELECT m.brand_id, e.id, e.status, $1, e.pid, e.error_code, e.carrier, e.occurred_at
-    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-         AS e(id, status, pid, error_code, carrier, occurred_at)
-    JOIN messages m ON m.id = e.id
-"""
-
-
 async def apply_receipts(
     conn: Conn, provider: str, events: Sequence[Receipt], folded: Sequence[Receipt]
 ) -> list[StatusChange]:
-    """Append the events (de-duplicated on message and status; receipts for unknown messages
-    are dropped) and move each message's status forward to its folded status.
+    """Move each message's status forward to its folded status and append the events
+    (de-duplicated on message and status; receipts for unknown messages are dropped).
     Returns the status changes that took effect."""
+    changes = await _fold(conn, folded) if folded else []
     if events:
-        await _insert_events(conn, provider, events)
-    if not folded:
-        return []
+        await _record_events(conn, provider, events, {c.message_id: c.brand_id for c in changes})
+    return changes
+
+
+async def _fold(conn: Conn, folded: Sequence[Receipt]) -> list[StatusChange]:
     rows = await conn.fetch(
         """
         UPDATE messages m SET status = f.status, status_rank = f.status_rank,
@@ -247,7 +249,7 @@ async def apply_receipts(
                sent_at = coalesce(m.sent_at, now()), updated_at = now()
         FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
              AS f(id, status, status_rank, error_code, carrier, pid)
-        WHERE m.id = f.id AND f.status_rank > m.status_rank
+        WHERE m.id = f.id AND m.id = ANY($1::uuid[]) AND f.status_rank > m.status_rank
         RETURNING m.id::text AS id, m.brand_id, m.campaign_id, m.status, m.carrier, m.error_code,
                   m.to_address, extract(epoch FROM now() - m.sent_at)::float8 AS latency_s
         """,
@@ -273,9 +275,55 @@ async def apply_receipts(
     ]
 
 
-async def _insert_events(conn: Conn, provider: str, events: Sequence[Receipt]) -> None:
-    """Append events; one already recorded (a repeated receipt) is skipped."""
-    args = (
+_EVENT_COLUMNS = (
+    "brand_id", "message_id", "status", "provider", "provider_message_id", "error_code",
+    "carrier", "occurred_at",
+)  # fmt: skip
+
+_INSERT_EVENTS = """
+    INSERT INTO message_events
+        (brand_id, message_id, status, provider, provider_message_id, error_code, carrier,
+         occurred_at)
+    SELECT m.brand_id, e.id, e.status, $1, e.pid, e.error_code, e.carrier, e.occurred_at
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+         AS e(id, status, pid, error_code, carrier, occurred_at)
+    JOIN messages m ON m.id = e.id AND m.id = ANY($2::uuid[])
+"""
+
+
+async def _record_events(
+    conn: Conn, provider: str, events: Sequence[Receipt], brand_of: dict[str, int]
+) -> None:
+    """Append events. Those of messages whose status just changed (`brand_of`: the common
+    case) are COPied with the brand the change returned; the rest (a receipt that arrived
+    after a higher one, a repeat) are inserted joined to their message, which drops any for
+    a message we do not have. A repeated event is skipped: a plain write first (a repeat is
+    rare, and ON CONFLICT's speculative insertion costs every event an index probe), then,
+    only if one is met, the whole batch again with ON CONFLICT DO NOTHING."""
+    known = [
+        (b, e.message_id, e.status, provider, e.provider_message_id, e.error_code, e.carrier,
+         e.occurred_at)
+        for e in events
+        if (b := brand_of.get(e.message_id)) is not None
+    ]  # fmt: skip
+    others = [e for e in events if e.message_id not in brand_of] if len(known) < len(events) else []
+    try:
+        async with conn.transaction():  # a savepoint: a repeat rolls back these writes only
+            if known:
+                await conn.copy_records_to_table(
+                    "message_events", records=known, columns=_EVENT_COLUMNS
+                )
+            if others:
+                await conn.execute(_INSERT_EVENTS, *_event_args(provider, others))
+    except asyncpg.UniqueViolationError:
+        await conn.execute(
+            _INSERT_EVENTS + " ON CONFLICT (message_id, status) DO NOTHING",
+            *_event_args(provider, events),
+        )
+
+
+def _event_args(provider: str, events: Sequence[Receipt]) -> tuple[Any, ...]:
+    return (
         provider,
         [e.message_id for e in events],
         [e.status for e in events],
@@ -284,13 +332,6 @@ async def _insert_events(conn: Conn, provider: str, events: Sequence[Receipt]) -
         [e.carrier for e in events],
         [e.occurred_at for e in events],
     )
-    try:
-        # A plain insert: a receipt seen before is rare (a webhook or bus redelivery), and
-        # ON CONFLICT's speculative insertion costs every event an extra index probe.
-        async with conn.transaction():  # a savepoint: a repeat rolls back this insert only
-            await conn.execute(_INSERT_EVENTS, *args)
-    except asyncpg.UniqueViolationError:
-        await conn.execute(_INSERT_EVENTS + " ON CONFLICT (message_id, status) DO NOTHING", *args)
 
 
 async def add_carrier_stats(
