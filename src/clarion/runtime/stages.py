@@ -1013,10 +1013,12 @@ class Stages:
             # they come from: a rolled-back fold counts nothing, a redelivered batch changes
             # nothing (its changes are already applied), so the totals are exact.
             await messages.add_carrier_stats(conn, carrier.stats_rows(changes))
-        if changes:
-            # After commit: the carrier stage's monitoring sees only what is recorded.
-            key = batch_id("status", *sorted(f"{c.message_id}:{c.status}" for c in changes))
-            await self.bus.publish("status", StatusBatch(batch_id=key, changes=changes), msg_id=key)
+        if outcomes := [c for c in changes if c.status in carrier.OUTCOMES]:
+            # After commit: the carrier stage's monitoring sees only what is recorded (final
+            # outcomes; it has no use for `accepted` and `sent`).
+            key = batch_id("status", *sorted(f"{c.message_id}:{c.status}" for c in outcomes))
+            out = StatusBatch(batch_id=key, changes=outcomes)
+            await self.bus.publish("status", out, msg_id=key)
         for status, n in Counter(c.status for c in changes).items():
             if status != MessageStatus.ACCEPTED:  # counted at the hand-over
                 metrics.MESSAGES.labels(status).inc(n)
