@@ -412,7 +412,7 @@ async def _text_stop(
 
 
 def _worker_log_errors(root: Path, n: int) -> int:
-    """How many ERROR records (and tracebacks) the workers logged; the last few to stderr,
+    """How many ERROR and CRITICAL records the workers logged; the last few to stderr,
     so a run that lost something says what."""
     lines = [
         line

@@ -929,8 +929,9 @@ class Stages:
         return len(rows)
 
     async def _publish_receipts(self, origin: str, provider: str, receipts: list[Receipt]) -> None:
-        """Receipts found other than by a webhook (early ones now matched, reconciliation)
-        onto the receipts hop; the batch id is derived from them, so a repeat is dropped."""
+        """Receipts found other than by a webhook (send answers, early ones now matched,
+        reconciliation) onto the receipts hop, marked with their origin; the batch id is
+        derived from them, so a repeat is dropped."""
         key = batch_id(origin, provider, *(f"{r.message_id}:{r.status}" for r in receipts))
         out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts, origin=origin)
         await self.bus.publish("receipts", out, msg_id=key)
