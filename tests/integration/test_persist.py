@@ -4,7 +4,6 @@ in once more as INSERT … ON CONFLICT DO NOTHING, adding nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from clarion import bootstrap
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
@@ -14,14 +13,16 @@ from clarion.store import compliance, messages
 from tests.integration.helpers import brand_with_subscribers, campaign
 
 
-async def test_a_redelivered_batch_persists_nothing_new(infra: bootstrap.Infra) -> None:
-    audience = await brand_with_subscribers(infra.pool, 5, seed=1501)
+async def _batch(infra: bootstrap.Infra, n: int, *, seed: int, key: str) -> RenderedBatch:
+    """A rendered batch of one message to each of `n` new subscribers of a new brand's new
+    campaign (subscribers in id order)."""
+    audience = await brand_with_subscribers(infra.pool, n, seed=seed)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     subs = await infra.pool.fetch(
         "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
     )
-    batch = RenderedBatch(
-        batch_id="b1", brand_id=audience.brand_id, campaign_id=campaign_id,
+    return RenderedBatch(
+        batch_id=key, brand_id=audience.brand_id, campaign_id=campaign_id,
         sender="+15125550100", channel="sms",
         messages=[
             OutboundMessage(
@@ -31,33 +32,23 @@ async def test_a_redelivered_batch_persists_nothing_new(infra: bootstrap.Infra) 
             for r in subs
         ],
     )  # fmt: skip
+
+
+async def test_a_redelivered_batch_persists_nothing_new(infra: bootstrap.Infra) -> None:
+    batch = await _batch(infra, 5, seed=1501, key="b1")
     rows = send.rows_to_persist(batch, expires_at=None)
     async with infra.pool.acquire() as conn, conn.transaction():
-        assert await messages.persist(conn, rows) == len(subs)
+        assert await messages.persist(conn, rows) == 5
     async with infra.pool.acquire() as conn, conn.transaction():
         assert await messages.persist(conn, rows) == 0  # the fallback path, nothing new
-    assert await infra.pool.fetchval("SELECT count(*) FROM messages") == len(subs)
+    assert await infra.pool.fetchval("SELECT count(*) FROM messages") == 5
 
 
 async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch(
     infra: bootstrap.Infra,
 ) -> None:
-    audience = await brand_with_subscribers(infra.pool, 3, seed=1502)
-    campaign_id = await campaign(infra.pool, audience.brand_id)
-    subs = await infra.pool.fetch(
-        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
-    )
-    ids = [f"00000000-0000-4000-8000-{r['id']:012d}" for r in subs]
-    batch = RenderedBatch(
-        batch_id="b2", brand_id=audience.brand_id, campaign_id=campaign_id,
-        sender="+15125550100", channel="sms",
-        messages=[
-            OutboundMessage(
-                message_id=i, subscriber_id=r["id"], to=r["phone"], body="hi", segments=1
-            )
-            for i, r in zip(ids, subs, strict=True)
-        ],
-    )  # fmt: skip
+    batch = await _batch(infra, 3, seed=1502, key="b2")
+    ids = [m.message_id for m in batch.messages]
     async with infra.pool.acquire() as conn, conn.transaction():
         await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     at = datetime.now(UTC)
@@ -73,37 +64,16 @@ async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch
     assert [(e["id"], e["status"]) for e in events] == [(ids[0], "sent")] + [
         (i, "delivered") for i in ids[1:]
     ]
-    assert {e["brand_id"] for e in events} == {audience.brand_id}
+    assert {e["brand_id"] for e in events} == {batch.brand_id}
     statuses = await infra.pool.fetch("SELECT id::text AS id, status FROM messages ORDER BY 1")
     assert [r["status"] for r in statuses] == ["sent", "delivered", "delivered"]
-
-
-def _claimed_batch(
-    brand_id: int, campaign_id: int, subs: list[Any], batch_id: str
-) -> RenderedBatch:
-    return RenderedBatch(
-        batch_id=batch_id, brand_id=brand_id, campaign_id=campaign_id,
-        sender="+15125550100", channel="sms",
-        messages=[
-            OutboundMessage(
-                message_id=f"00000000-0000-4000-8000-{r['id']:012d}", subscriber_id=r["id"],
-                to=r["phone"], body="hi", segments=1,
-            )
-            for r in subs
-        ],
-    )  # fmt: skip
 
 
 async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
     infra: bootstrap.Infra,
 ) -> None:
-    audience = await brand_with_subscribers(infra.pool, 2, seed=1503)
-    campaign_id = await campaign(infra.pool, audience.brand_id)
-    subs = await infra.pool.fetch(
-        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
-    )
+    batch = await _batch(infra, 2, seed=1503, key="b3")
     claimed_at = datetime.now(UTC)
-    batch = _claimed_batch(audience.brand_id, campaign_id, list(subs), "b3")
     rows = send.decided_rows(
         batch, expires_at=None, provider="sim", quiet=[], waits=[],
         drops=[(batch.messages[1].message_id, "suppressed", "opted_out", None)],
@@ -111,7 +81,7 @@ async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
     )  # fmt: skip
     async with infra.pool.acquire() as conn, conn.transaction():
         await messages.copy_new(conn, rows)
-    ids = [r["id"] for r in subs]
+    ids = [m.subscriber_id for m in batch.messages if m.subscriber_id is not None]
     since = claimed_at - timedelta(hours=24)
     async with infra.pool.acquire() as conn:
         recent, waiting = await messages.recent_and_waiting(
@@ -119,7 +89,7 @@ async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
             handed_over=compliance.HANDED_OVER,
         )  # fmt: skip
         state = await compliance.gate_state(
-            conn, audience.brand_id, ids, [r["phone"] for r in subs], since
+            conn, batch.brand_id, ids, [m.to for m in batch.messages], since
         )
         # a redelivered batch that finds its own message claimed (a crash cut the call
         # short) does not count that message as an earlier send to its subscriber
@@ -137,12 +107,7 @@ async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
 async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it_on(
     infra: bootstrap.Infra,
 ) -> None:
-    audience = await brand_with_subscribers(infra.pool, 2, seed=1504)
-    campaign_id = await campaign(infra.pool, audience.brand_id)
-    subs = await infra.pool.fetch(
-        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
-    )
-    batch = _claimed_batch(audience.brand_id, campaign_id, list(subs), "b4")
+    batch = await _batch(infra, 2, seed=1504, key="b4")
     claimed_at = datetime.now(UTC)
     rows = send.decided_rows(
         batch, expires_at=None, provider="sim", drops=[], quiet=[], waits=[], sent_at=claimed_at
@@ -182,12 +147,7 @@ async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it
 async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_message_is_dropped(
     infra: bootstrap.Infra,
 ) -> None:
-    audience = await brand_with_subscribers(infra.pool, 1, seed=1505)
-    campaign_id = await campaign(infra.pool, audience.brand_id)
-    subs = await infra.pool.fetch(
-        "SELECT id, phone FROM subscribers WHERE brand_id = $1", audience.brand_id
-    )
-    batch = _claimed_batch(audience.brand_id, campaign_id, list(subs), "b5")
+    batch = await _batch(infra, 1, seed=1505, key="b5")
     async with infra.pool.acquire() as conn, conn.transaction():
         await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     (mid,) = (m.message_id for m in batch.messages)
@@ -206,6 +166,6 @@ async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_messag
         "SELECT message_id::text AS id, status, brand_id FROM message_events"
     )
     assert sorted((e["id"], e["status"], e["brand_id"]) for e in events) == [
-        (mid, "delivered", audience.brand_id), (mid, "sent", audience.brand_id),
+        (mid, "delivered", batch.brand_id), (mid, "sent", batch.brand_id),
     ]  # fmt: skip
     assert await infra.pool.fetchval("SELECT status FROM messages") == "delivered"
