@@ -351,6 +351,10 @@ async def _finish(
     deadline = time.monotonic() + opts.timeout_s
     stops: dict[int, float] = {}
     last, still = -1, 0
+    # The full progress read groups every message of the campaign: 0.5 s of Postgres at 1M,
+    # counted in the run's Postgres CPU. Near the end it is taken every 2 s, not every poll
+    # (the duration is read from the database's timestamps, not from when the poll saw it).
+    checked_at = 0.0
     while True:
         if not stops and opts.optouts:
             first = await pool.fetchval(
@@ -365,7 +369,9 @@ async def _finish(
         )
         still = still + 1 if counted == last else 0
         last = counted
-        if still >= 2 or counted >= opts.recipients * 0.9:
+        near_end = still >= 2 or counted >= opts.recipients * 0.9
+        if near_end and time.monotonic() - checked_at >= 2.0:
+            checked_at = time.monotonic()
             p = await campaign_progress(pool, campaign_id)
             if p.complete:
                 break
