@@ -261,6 +261,9 @@ async def _bench(
         cpu_after = cpu_times(procs.everyone())
         roles = procs.roles()
         stages = await stage_latencies([port for _, port in workers])
+        # The STOP confirmations are not the campaign's: their receipts may still be on
+        # their way when it completes. The network's counts are read once it is quiet.
+        stats = await _quiet_network(sim)
     pool = infra.pool
     if opts.sql_top:
         await _print_sql_top(pool, opts.sql_top)
@@ -283,7 +286,6 @@ async def _bench(
     duration_s = (times["last_receipt_at"] - launched).total_seconds()
     first = times["first_send_at"]
     first_s = (first - launched).total_seconds() if first is not None else None
-    stats = await asyncio.to_thread(sim.stats)
     per_1k = 1000 / p.delivered if p.delivered else 0.0
     cpu = {role: cpu_used(cpu_before, cpu_after, pids) * per_1k for role, pids in roles.items()}
     return {
@@ -331,6 +333,7 @@ async def _bench(
                 "duplicates",
                 "receipts_posted",
                 "receipt_post_failures",
+                "receipts_pending",
             )
         },
         "seed_s": round(seed_s, 1),
@@ -415,6 +418,17 @@ async def _text_stop(
             if resp.status_code != 200 or resp.json().get("webhook_status") != 200:
                 print(f"bench: STOP from {r['phone']} not taken: {resp.text}", file=sys.stderr)
     return stops
+
+
+async def _quiet_network(sim: SimProcess, within_s: float = 30.0) -> dict[str, Any]:
+    """The simulator's counts once no receipt is waiting or being posted (at most
+    `within_s` later; a receipt still pending then shows in the counts it is missing from)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        stats = await asyncio.to_thread(sim.stats)
+        if stats["receipts_pending"] == 0 or time.monotonic() > deadline:
+            return stats
+        await asyncio.sleep(0.2)
 
 
 def _worker_log_errors(root: Path, n: int) -> int:

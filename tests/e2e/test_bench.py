@@ -49,6 +49,7 @@ def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
     network = report["simulator"]
     assert network["accepted"] == report["handset_messages"] + report["undelivered_or_failed"]
     assert network["duplicates"] == 0  # nothing was sent twice
+    assert network["receipts_pending"] == 0  # read once the network was quiet
     assert network["receipts_posted"] == 2 * network["accepted"]
     by_process = report["cpu_s_per_1k_by_process"]
     assert set(by_process) == {"workers", "harness", "simulator", "postgres", "nats"}
