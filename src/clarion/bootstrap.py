@@ -28,8 +28,15 @@ from clarion.providers import accounts
 from clarion.providers.base import Provider
 from clarion.providers.sim import SimProvider
 from clarion.runtime import planning
-from clarion.runtime.consumer import consume
-from clarion.runtime.stages import MERGE, SERIAL_STAGES, STAGE_HOPS, Monitor, Stages, now
+from clarion.runtime.consumer import consume, consume_holding
+from clarion.runtime.stages import (
+    RECEIPTS_PER_FETCH,
+    SERIAL_STAGES,
+    STAGE_HOPS,
+    Monitor,
+    Stages,
+    now,
+)
 from clarion.store import accounts as store_accounts
 from clarion.store import brands, campaigns
 from clarion.store.db import Pool, create_pool, migrate
@@ -183,6 +190,22 @@ async def running(
         server = uvicorn.Server(config)
         workers.tasks.append(asyncio.create_task(_serve(server, workers.stop)))
     for stage in stages:
+        if stage == "aggregate":
+            workers.tasks.append(
+                asyncio.create_task(
+                    consume_holding(
+                        infra.bus,
+                        STAGE_HOPS[stage],
+                        core.handler(stage),
+                        stop=workers.stop,
+                        hold_s=settings.receipt_hold_s,
+                        fetch=RECEIPTS_PER_FETCH,
+                        ack_wait_s=settings.ack_wait_s,
+                        retry_base_s=settings.retry_base_s,
+                    )
+                )
+            )
+            continue
         workers.tasks.append(
             asyncio.create_task(
                 consume(
@@ -192,7 +215,6 @@ async def running(
                     stop=workers.stop,
                     max_inflight=_inflight(stage, settings),
                     ack_wait_s=settings.ack_wait_s,
-                    merge=MERGE.get(stage, 1),
                     retry_base_s=settings.retry_base_s,
                 )
             )

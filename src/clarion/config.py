@@ -61,6 +61,10 @@ class Settings:
     carrier_alert_rate: float = 0.85
     carrier_alert_min_volume: int = 200
     carrier_alert_window_min: int = 10
+    # The aggregate holds a message's receipts (the send answer, `sent`) until its final one
+    # arrives, or this long, so that its row is written once rather than once per report.
+    # A status shown before the final one is this much later; 0 writes each as it comes.
+    receipt_hold_s: float = 2.0
     # Messages handed over this long ago without a final status are asked about (their
     # receipts may be lost); the reconciliation job runs every `reconcile_every_s`.
     reconcile_after_s: float = 600.0
@@ -101,6 +105,7 @@ class Settings:
             ("carrier_alert_rate", "CLARION_CARRIER_ALERT_RATE", float),
             ("carrier_alert_min_volume", "CLARION_CARRIER_ALERT_MIN_VOLUME", int),
             ("reconcile_after_s", "CLARION_RECONCILE_AFTER_S", float),
+            ("receipt_hold_s", "CLARION_RECEIPT_HOLD_S", float),
             ("unsubscribe_secret", "CLARION_UNSUBSCRIBE_SECRET", str),
             ("links_url", "CLARION_LINKS_URL", str),
         ):

@@ -5,6 +5,7 @@ the one delivery record of its message."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -125,3 +126,56 @@ async def test_send_answers_alone_are_folded_to_accepted_without_events(
     assert all(r["provider_message_id"] and r["sent_at"] for r in rows)
     # the answers moved the status; they are not provider reports, so no event was recorded
     assert await infra.pool.fetchval("SELECT count(*) FROM message_events") == 0
+
+
+async def test_a_messages_answer_and_reports_are_written_to_its_row_once(
+    infra: bootstrap.Infra, sim: SimProcess
+) -> None:
+    """The send answer, `sent` and the final report come in different bus messages; held
+    until the final one is in, they move the row once: from `sending` to its outcome. Every
+    report is still an event, and every bus message is acknowledged."""
+    await infra.pool.execute(
+        """
+        CREATE TABLE status_writes (message_id uuid, old text, new text);
+        CREATE FUNCTION note_status_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO status_writes VALUES (NEW.id, OLD.status, NEW.status);
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER status_writes AFTER UPDATE OF status ON messages
+            FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+            EXECUTE FUNCTION note_status_write();
+        """
+    )
+    audience = await brand_with_subscribers(infra.pool, 300, seed=903)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    holding = dataclasses.replace(
+        infra, settings=dataclasses.replace(infra.settings, receipt_hold_s=10.0)
+    )
+    async with bootstrap.running(holding, bootstrap.build_provider(infra.settings), clock=daytime):
+        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
+        while await infra.bus.pending("receipts"):
+            await asyncio.sleep(0.05)
+
+    assert done.delivered + done.failed == len(audience.consented)
+    writes = await infra.pool.fetch(
+        "SELECT old, new, count(*) AS n FROM status_writes w JOIN messages m"
+        " ON m.id = w.message_id WHERE m.campaign_id = $1 AND w.old <> 'queued'"
+        " GROUP BY old, new",
+        campaign_id,
+    )
+    # no stop at accepted or sent: each message's row moved once after its claim
+    assert {(w["old"], w["new"]) for w in writes} <= {
+        ("sending", "delivered"),
+        ("sending", "undelivered"),
+        ("sending", "failed"),
+    }
+    assert sum(w["n"] for w in writes) == len(audience.consented)
+    # and the reports are all recorded: `sent` and the outcome for each message
+    events = await infra.pool.fetchval(
+        "SELECT count(*) FROM message_events e JOIN messages m ON m.id = e.message_id"
+        " WHERE m.campaign_id = $1",
+        campaign_id,
+    )
+    assert events == 2 * len(audience.consented)

@@ -8,11 +8,15 @@ it ranks above what is stored, so the fold is monotonic across batches too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import msgspec
 
-from clarion.domain.records import Receipt
-from clarion.domain.status import RANK
+from clarion.domain.records import Receipt, ReceiptBatch
+from clarion.domain.status import RANK, TERMINAL_RANK
+
+H = TypeVar("H")
 
 
 def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
@@ -55,3 +59,104 @@ def fold(receipts: Sequence[Receipt]) -> list[Receipt]:
             )
         out.append(r)
     return out
+
+
+@dataclass(eq=False, slots=True)
+class _Entry(Generic[H]):
+    """A bus message whose receipts are being held: released once all of them are."""
+
+    handle: H
+    batch: ReceiptBatch
+    outstanding: int
+    touched_at: float
+
+
+class Holding(Generic[H]):
+    """Receipts held until their message's final report is in, so that a message's row is
+    written once instead of once per report (the send answer's `accepted`, then `sent`, then
+    the final status usually arrive within a second of each other, in different webhooks).
+
+    A message's receipts are released together when a final one arrives, or when the first
+    of them has waited `hold_s`; a receipt that names no message of ours (SMPP, resolved by
+    the fold) is released at once. `H` is the bus message a batch came in: it is done (to be
+    acknowledged after the fold commits) once every receipt it carried is released. Each
+    receipt is looked at a bounded number of times, however many are held."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        # message id → (when its first held receipt came, its held receipts); insertion
+        # order is arrival order, so the oldest are at the front
+        self._held: dict[str, tuple[float, list[tuple[_Entry[H], Receipt]]]] = {}
+        self._ready: list[tuple[_Entry[H], Receipt]] = []
+        self._live: dict[int, _Entry[H]] = {}
+        self._empty: list[H] = []  # bus messages with no receipt: done as they come
+
+    def add(self, handle: H, batch: ReceiptBatch, now: float) -> None:
+        if not batch.receipts:
+            self._empty.append(handle)
+            return
+        entry = _Entry(handle, batch, len(batch.receipts), now)
+        self._live[id(entry)] = entry
+        held, ready = self._held, self._ready
+        for r in batch.receipts:
+            if not r.message_id:
+                ready.append((entry, r))
+                continue
+            slot = held.get(r.message_id)
+            if slot is None:
+                slot = held[r.message_id] = (now, [])
+            slot[1].append((entry, r))
+            if RANK.get(r.status, -1) >= TERMINAL_RANK:  # final: the message's wait is over
+                ready += held.pop(r.message_id)[1]
+
+    def next_due(self) -> float | None:
+        """When the oldest held message is released (None: nothing held)."""
+        if self._ready or self._empty:
+            return 0.0
+        for first, _ in self._held.values():
+            return first + self.hold_s
+        return None
+
+    def take(self, now: float, *, everything: bool = False) -> tuple[list[ReceiptBatch], list[H]]:
+        """The released receipts, in batches of the origin and provider they came with, and
+        the bus messages that have nothing held any more."""
+        held, ready = self._held, self._ready
+        while held:
+            message_id = next(iter(held))
+            first, items = held[message_id]
+            if not everything and now - first < self.hold_s:
+                break
+            del held[message_id]
+            ready += items
+        done, self._empty = self._empty, []
+        if not ready:
+            return [], done
+        self._ready = []
+        groups: dict[tuple[str, str], list[Receipt]] = {}
+        for entry, r in ready:
+            groups.setdefault((entry.batch.provider, entry.batch.origin), []).append(r)
+            entry.outstanding -= 1
+            if entry.outstanding == 0:
+                done.append(entry.handle)
+                del self._live[id(entry)]
+        batches = [
+            ReceiptBatch(batch_id="", provider=provider, origin=origin, receipts=receipts)
+            for (provider, origin), receipts in groups.items()
+        ]
+        return batches, done
+
+    def stale(self, now: float, age_s: float) -> list[H]:
+        """Bus messages held longer than `age_s` since they were last reported in progress
+        (they are marked as reported now)."""
+        out = []
+        for entry in self._live.values():
+            if now - entry.touched_at >= age_s:
+                entry.touched_at = now
+                out.append(entry.handle)
+        return out
+
+    def drop(self) -> list[H]:
+        """Forget everything (a fold failed): the bus messages to hand back for redelivery."""
+        handles = [e.handle for e in self._live.values()] + self._empty
+        self._held, self._ready, self._live, self._empty = {}, [], {}, []
+        return handles

@@ -1,8 +1,11 @@
-"""The one consume loop every stage worker runs.
+"""The consume loops stage workers run.
 
-Pull up to `max_inflight` batches, handle each concurrently (bounded), ack only after the
-handler returns (its effect is committed and its output published). A failing batch is
-nak'ed with a growing delay and redelivered; nothing is dropped.
+`consume`: pull up to `max_inflight` batches, handle each concurrently (bounded), ack only
+after the handler returns (its effect is committed and its output published). A failing
+batch is nak'ed with a growing delay and redelivered; nothing is dropped.
+
+`consume_holding` (the aggregate's): receipts are held until their message's final one is
+in, then folded together; a bus message is acked once all it carried is folded.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from clarion.bus.jetstream import PARTITIONED, Bus, decode
 from clarion.domain.ids import PARTITIONS
 from clarion.errors import Held
 from clarion.observability import metrics
+from clarion.pipeline.aggregate import Holding
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +41,9 @@ async def consume(
     stop: asyncio.Event,
     max_inflight: int = 4,
     ack_wait_s: float = 30.0,
-    merge: int = 1,
     retry_base_s: float = 0.5,
 ) -> None:
     """Run `handler` on every batch of `hop` until `stop` is set.
-
-    With `merge` > 1 the handler receives a list of up to `merge` waiting batches at once
-    (one database transaction for many small bus messages) and they are acked together.
 
     A partitioned hop is consumed one batch at a time per partition (its consumer allows one
     unacknowledged batch across all workers), and at most `max_inflight` partitions at once
@@ -62,8 +62,8 @@ async def consume(
     sub = await bus.js.pull_subscribe_bind(bus.durable(hop), stream=bus.stream)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def handle(msgs: list[Any]) -> None:
-        await _handle(hop, msgs, handler, merge=merge, retry_base_s=retry_base_s)
+    async def handle(msg: Any) -> None:
+        await _handle(hop, msg, handler, retry_base_s=retry_base_s)
 
     try:
         while not stop.is_set():
@@ -72,15 +72,15 @@ async def consume(
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                msgs = await sub.fetch(free * merge, timeout=0.5)
+                msgs = await sub.fetch(free, timeout=0.5)
             except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
                 msgs = []
             except Exception as exc:  # connection blips: the client reconnects by itself
                 log.warning("%s fetch failed: %s", hop, exc)
                 msgs = []
                 await asyncio.sleep(0.2)
-            for i in range(0, len(msgs), merge):
-                task = asyncio.create_task(handle(msgs[i : i + merge]))
+            for m in msgs:
+                task = asyncio.create_task(handle(m))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
     finally:
@@ -90,18 +90,13 @@ async def consume(
             await sub.unsubscribe()
 
 
-async def _handle(
-    hop: str, msgs: list[Any], handler: Handler, *, merge: int, retry_base_s: float
-) -> None:
-    """Run the handler on fetched bus messages; ack, or nak with a delay."""
+async def _handle(hop: str, msg: Any, handler: Handler, *, retry_base_s: float) -> None:
+    """Run the handler on a fetched bus message; ack, or nak with a delay."""
     started = time.perf_counter()
     metrics.INFLIGHT.labels(hop).inc()
-    msg = msgs[0]
     try:
-        records = [decode(hop, m.data) for m in msgs]
-        items = await handler(records if merge > 1 else records[0])
-        for m in msgs:
-            await m.ack()
+        items = await handler(decode(hop, msg.data))
+        await msg.ack()
         elapsed = time.perf_counter() - started
         metrics.BATCHES.labels(hop, "ok").inc()
         metrics.ITEMS.labels(hop).inc(items)
@@ -109,8 +104,7 @@ async def _handle(
     except Held as held:
         metrics.BATCHES.labels(hop, "held").inc()
         with contextlib.suppress(Exception):
-            for m in msgs:
-                await m.nak(delay=held.retry_after_s)
+            await msg.nak(delay=held.retry_after_s)
     except Exception as exc:
         deliveries = msg.metadata.num_delivered if msg.metadata else 1
         # Exponential backoff with jitter, so batches that failed together do not all
@@ -126,9 +120,8 @@ async def _handle(
             exc_info=not isinstance(exc, OSError),
         )
         metrics.BATCHES.labels(hop, "error").inc()
-        for m in msgs:
-            with contextlib.suppress(Exception):
-                await m.nak(delay=delay)
+        with contextlib.suppress(Exception):
+            await msg.nak(delay=delay)
     finally:
         metrics.INFLIGHT.labels(hop).dec()
 
@@ -159,7 +152,114 @@ async def _consume_partition(
                 continue
             async with slots:
                 for m in msgs:
-                    await _handle(hop, [m], handler, merge=1, retry_base_s=retry_base_s)
+                    await _handle(hop, m, handler, retry_base_s=retry_base_s)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+
+async def consume_holding(
+    bus: Bus,
+    hop: str,
+    handler: Handler,
+    *,
+    stop: asyncio.Event,
+    hold_s: float,
+    fetch: int = 32,
+    ack_wait_s: float = 30.0,
+    retry_base_s: float = 0.5,
+) -> None:
+    """The receipts hop's loop: batches go into a `Holding`, and what it releases is folded
+    (the handler gets a list of receipt batches, one transaction). A bus message is acked once
+    every receipt it carried has been folded; one that waits is reported in progress, so it
+    is not redelivered meanwhile. A failed fold hands every bus message in hand back for
+    redelivery (folding is idempotent). On stop, everything held is folded first."""
+    # Held bus messages count against the consumer's unacknowledged limit.
+    await bus.consumer_config(hop, ack_wait_s=ack_wait_s, max_inflight=256)
+    sub = await bus.js.pull_subscribe_bind(bus.durable(hop), stream=bus.stream)
+    holding: Holding[Any] = Holding(hold_s)
+    failures = 0
+    try:
+        while not stop.is_set():
+            due = holding.next_due()
+            now = time.monotonic()
+            wait = 0.5 if due is None else min(0.5, max(0.01, due - now))
+            try:
+                msgs = await sub.fetch(fetch, timeout=wait)
+            except (nats.errors.TimeoutError, nats.js.errors.FetchTimeoutError, TimeoutError):
+                msgs = []
+            except Exception as exc:  # connection blips: the client reconnects by itself
+                log.warning("%s fetch failed: %s", hop, exc)
+                msgs = []
+                await asyncio.sleep(0.2)
+            now = time.monotonic()
+            for m in msgs:
+                try:
+                    holding.add(m, decode(hop, m.data), now)
+                except Exception as exc:
+                    log.warning("%s: undecodable batch, retrying: %s", hop, exc)
+                    with contextlib.suppress(Exception):
+                        await m.nak(delay=_MAX_BACKOFF_S)
+            failures = await _fold_released(hop, holding, handler, now, failures, retry_base_s)
+            for m in holding.stale(now, ack_wait_s / 3):
+                with contextlib.suppress(Exception):
+                    await m.in_progress()
+        await _fold_released(hop, holding, handler, time.monotonic(), 0, retry_base_s, True)
+    finally:
+        for m in holding.drop():
+            with contextlib.suppress(Exception):
+                await m.nak()
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+async def _fold_released(
+    hop: str,
+    holding: Holding[Any],
+    handler: Handler,
+    now: float,
+    failures: int,
+    retry_base_s: float,
+    everything: bool = False,
+) -> int:
+    """Fold what `holding` releases and ack the bus messages it finished; returns the count
+    of consecutive failed folds."""
+    batches, done = holding.take(now, everything=everything)
+    if not batches:
+        await _ack(done)
+        return failures
+    started = time.perf_counter()
+    metrics.INFLIGHT.labels(hop).inc()
+    try:
+        items = await handler(batches)
+    except Exception as exc:
+        failures += 1
+        delay = min(_MAX_BACKOFF_S, retry_base_s * 2 ** min(failures - 1, 10))
+        delay *= random.uniform(0.5, 1.5)
+        log.warning(
+            "%s fold failed (%d in a row), redelivering in %.1fs: %s",
+            hop,
+            failures,
+            delay,
+            exc,
+            exc_info=not isinstance(exc, OSError),
+        )
+        metrics.BATCHES.labels(hop, "error").inc()
+        for m in done + holding.drop():
+            with contextlib.suppress(Exception):
+                await m.nak(delay=delay)
+        return failures
+    finally:
+        metrics.INFLIGHT.labels(hop).dec()
+    await _ack(done)
+    metrics.BATCHES.labels(hop, "ok").inc()
+    metrics.ITEMS.labels(hop).inc(items)
+    metrics.BATCH_SECONDS.labels(hop).observe(time.perf_counter() - started)
+    return 0
+
+
+async def _ack(msgs: list[Any]) -> None:
+    """Ack folded bus messages; one whose ack is lost comes back and folds to nothing."""
+    for m in msgs:
+        with contextlib.suppress(Exception):
+            await m.ack()

@@ -73,9 +73,9 @@ STAGES = tuple(STAGE_HOPS)
 # concurrent batches share (a message's several receipts; a carrier's counters), so they run
 # one batch at a time per process: overlapping transactions would only queue on row locks.
 SERIAL_STAGES = frozenset({"aggregate", "carrier"})
-# Receipt webhooks arrive as many small batches; aggregate folds up to this many bus
-# messages in one transaction.
-MERGE = {"aggregate": 32}
+# Receipt webhooks arrive as many small batches; the aggregate takes up to this many bus
+# messages at a time (into its holding; see `consumer.consume_holding`).
+RECEIPTS_PER_FETCH = 32
 # A message waits at most this long for a lane before it is looked at again.
 _MAX_LANE_WAIT_S = 30.0
 # `not_before` of messages a paused campaign holds: until resume sets them free.
