@@ -16,12 +16,19 @@ OUTCOMES = frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, Messag
 
 def tally(changes: Sequence[StatusChange]) -> dict[tuple[int, int, str], Counter[str]]:
     """(brand, campaign, carrier) → count of each final outcome in this batch."""
+    # Counted in one pass by Counter's C loop; the few keys are then grouped (a Counter made
+    # per change was 4 % of a worker's time at bench rates).
+    counts = Counter(
+        (c.brand_id, c.campaign_id or 0, c.carrier or UNKNOWN_CARRIER, c.status)
+        for c in changes
+        if c.status in OUTCOMES
+    )
     out: dict[tuple[int, int, str], Counter[str]] = {}
-    for c in changes:
-        if c.status not in OUTCOMES:
-            continue
-        key = (c.brand_id, c.campaign_id or 0, c.carrier or UNKNOWN_CARRIER)
-        out.setdefault(key, Counter())[c.status] += 1
+    for (brand_id, campaign_id, name, status), n in counts.items():
+        key = (brand_id, campaign_id, name)
+        if (per := out.get(key)) is None:
+            per = out[key] = Counter()
+        per[status] = n
     return out
 
 
