@@ -63,8 +63,11 @@ class Settings:
     carrier_alert_window_min: int = 10
     # The aggregate holds a message's receipts (the send answer, `sent`) until its final one
     # arrives, or this long, so that its row is written once rather than once per report.
-    # A status shown before the final one is this much later; 0 writes each as it comes.
-    receipt_hold_s: float = 2.0
+    # A status shown before the final one is up to this much later, and so is a report that
+    # a second aggregate process got while the first one had the final; 0 writes each as it
+    # comes. The simulator's reports are final within a second; a carrier's may take longer
+    # (then the answer and `sent` are still written together).
+    receipt_hold_s: float = 1.0
     # Messages handed over this long ago without a final status are asked about (their
     # receipts may be lost); the reconciliation job runs every `reconcile_every_s`.
     reconcile_after_s: float = 600.0

@@ -53,6 +53,20 @@ def test_a_message_whose_final_report_never_comes_is_released_after_the_hold() -
     assert h.next_due() is None
 
 
+def test_a_report_that_comes_after_its_messages_final_one_does_not_wait() -> None:
+    h: Holding[str] = Holding(hold_s=2.0)
+    h.add("hook1", batch(r("m1", "delivered")), 0.0)
+    assert released(h.take(0.0)[0]) == [("m1", "delivered")]
+    h.add("hook2", batch(r("m1", "sent")), 0.5)  # overtaken by the final one
+    h.add("answers", batch(r("m1", "accepted"), origin="answer"), 0.6)
+    out, done = h.take(0.6)
+    assert released(out) == [("m1", "accepted"), ("m1", "sent")]
+    assert sorted(done) == ["answers", "hook2"]
+    # the final one is remembered for the hold only
+    h.add("hook3", batch(r("m1", "sent")), 2.5)
+    assert h.take(2.5) == ([], [])
+
+
 def test_receipts_that_name_no_message_go_at_once_for_the_fold_to_resolve() -> None:
     h: Holding[str] = Holding(hold_s=2.0)
     anonymous = Receipt(message_id="", status="sent", occurred_at=AT, provider_message_id="p1")

@@ -7,6 +7,7 @@ it ranks above what is stored, so the fold is monotonic across batches too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -77,10 +78,12 @@ class Holding(Generic[H]):
     the final status usually arrive within a second of each other, in different webhooks).
 
     A message's receipts are released together when a final one arrives, or when the first
-    of them has waited `hold_s`; a receipt that names no message of ours (SMPP, resolved by
-    the fold) is released at once. `H` is the bus message a batch came in: it is done (to be
-    acknowledged after the fold commits) once every receipt it carried is released. Each
-    receipt is looked at a bounded number of times, however many are held."""
+    of them has waited `hold_s`; one that comes within `hold_s` after its message's final
+    one, and one that names no message of ours (SMPP, resolved by the fold), at once.
+
+    `H` is the bus message a batch came in: it is done (to be acknowledged after the fold
+    commits) once every receipt it carried is released. Each receipt is looked at a bounded
+    number of times, however many are held."""
 
     def __init__(self, hold_s: float) -> None:
         self.hold_s = hold_s
@@ -90,6 +93,9 @@ class Holding(Generic[H]):
         self._ready: list[tuple[_Entry[H], Receipt]] = []
         self._live: dict[int, _Entry[H]] = {}
         self._empty: list[H] = []  # bus messages with no receipt: done as they come
+        # message id → when its final receipt came, for `hold_s`: a report that arrives
+        # after the final one (webhooks overtake each other) has nothing to wait for
+        self._final: dict[str, float] = {}
 
     def add(self, handle: H, batch: ReceiptBatch, now: float) -> None:
         if not batch.receipts:
@@ -97,9 +103,9 @@ class Holding(Generic[H]):
             return
         entry = _Entry(handle, batch, len(batch.receipts), now)
         self._live[id(entry)] = entry
-        held, ready = self._held, self._ready
+        held, ready, final, hold_s = self._held, self._ready, self._final, self.hold_s
         for r in batch.receipts:
-            if not r.message_id:
+            if not r.message_id or now - final.get(r.message_id, -math.inf) < hold_s:
                 ready.append((entry, r))
                 continue
             slot = held.get(r.message_id)
@@ -108,6 +114,7 @@ class Holding(Generic[H]):
             slot[1].append((entry, r))
             if RANK.get(r.status, -1) >= TERMINAL_RANK:  # final: the message's wait is over
                 ready += held.pop(r.message_id)[1]
+                final[r.message_id] = now
 
     def next_due(self) -> float | None:
         """When the oldest held message is released (None: nothing held)."""
@@ -120,7 +127,12 @@ class Holding(Generic[H]):
     def take(self, now: float, *, everything: bool = False) -> tuple[list[ReceiptBatch], list[H]]:
         """The released receipts, in batches of the origin and provider they came with, and
         the bus messages that have nothing held any more."""
-        held, ready = self._held, self._ready
+        held, ready, final = self._held, self._ready, self._final
+        while final:
+            message_id = next(iter(final))
+            if now - final[message_id] < self.hold_s:
+                break
+            del final[message_id]
         while held:
             message_id = next(iter(held))
             first, items = held[message_id]
@@ -158,5 +170,5 @@ class Holding(Generic[H]):
     def drop(self) -> list[H]:
         """Forget everything (a fold failed): the bus messages to hand back for redelivery."""
         handles = [e.handle for e in self._live.values()] + self._empty
-        self._held, self._ready, self._live, self._empty = {}, [], {}, []
+        self._held, self._ready, self._live, self._empty, self._final = {}, [], {}, [], {}
         return handles
