@@ -107,6 +107,17 @@ def test_stop_releases_everything_and_a_failure_hands_everything_back() -> None:
     assert h.take(10.0) == ([], [])
 
 
+def test_with_too_many_bus_messages_in_hand_everything_is_released() -> None:
+    h: Holding[int] = Holding(hold_s=60.0, max_batches=3)
+    for i in range(2):
+        h.add(i, batch(r(f"m{i}", "accepted")), 0.0)
+    assert h.take(0.0) == ([], [])
+    h.add(2, batch(r("m2", "sent")), 0.0)  # the third: the bus would soon stop handing out
+    out, done = h.take(0.0)
+    assert released(out) == [("m0", "accepted"), ("m1", "accepted"), ("m2", "sent")]
+    assert sorted(done) == [0, 1, 2]
+
+
 def test_held_bus_messages_are_reported_in_progress_once_per_period() -> None:
     h: Holding[str] = Holding(hold_s=60.0)
     h.add("a", batch(r("m1", "accepted")), 0.0)

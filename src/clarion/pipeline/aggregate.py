@@ -83,10 +83,14 @@ class Holding(Generic[H]):
 
     `H` is the bus message a batch came in: it is done (to be acknowledged after the fold
     commits) once every receipt it carried is released. Each receipt is looked at a bounded
-    number of times, however many are held."""
+    number of times, however many are held. Bus messages in hand are unacknowledged, and
+    the bus stops handing out more at its limit: with `max_batches` or more in hand,
+    everything is released (a provider that posts one receipt per webhook, as Twilio does,
+    fills it fastest)."""
 
-    def __init__(self, hold_s: float) -> None:
+    def __init__(self, hold_s: float, max_batches: int = 8192) -> None:
         self.hold_s = hold_s
+        self.max_batches = max_batches
         # message id → (when its first held receipt came, its held receipts); insertion
         # order is arrival order, so the oldest are at the front
         self._held: dict[str, tuple[float, list[tuple[_Entry[H], Receipt]]]] = {}
@@ -128,6 +132,7 @@ class Holding(Generic[H]):
         """The released receipts, in batches of the origin and provider they came with, and
         the bus messages that have nothing held any more."""
         held, ready, final = self._held, self._ready, self._final
+        everything = everything or len(self._live) >= self.max_batches
         while final:
             message_id = next(iter(final))
             if now - final[message_id] < self.hold_s:

@@ -174,10 +174,11 @@ async def consume_holding(
     every receipt it carried has been folded; one that waits is reported in progress, so it
     is not redelivered meanwhile. A failed fold hands every bus message in hand back for
     redelivery (folding is idempotent). On stop, everything held is folded first."""
-    # Held bus messages count against the consumer's unacknowledged limit.
-    await bus.consumer_config(hop, ack_wait_s=ack_wait_s, max_inflight=256)
+    # Held bus messages count against the consumer's unacknowledged limit (16,384 here, for
+    # all processes); each process releases everything at half of it.
+    await bus.consumer_config(hop, ack_wait_s=ack_wait_s, max_inflight=1024)
     sub = await bus.js.pull_subscribe_bind(bus.durable(hop), stream=bus.stream)
-    holding: Holding[Any] = Holding(hold_s)
+    holding: Holding[Any] = Holding(hold_s, max_batches=8192)
     failures = 0
     try:
         while not stop.is_set():
