@@ -8,6 +8,7 @@ it ranks above what is stored, so the fold is monotonic across batches too.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -92,14 +93,16 @@ class Holding(Generic[H]):
         self.hold_s = hold_s
         self.max_batches = max_batches
         # message id → (when its first held receipt came, its held receipts); insertion
-        # order is arrival order, so the oldest are at the front
-        self._held: dict[str, tuple[float, list[tuple[_Entry[H], Receipt]]]] = {}
+        # order is arrival order, so the oldest are at the front. Ordered dicts: a plain
+        # dict's first key, after many deletions at the front, is found by a scan over the
+        # deleted slots (that was 15 % of a worker at bench rates).
+        self._held: OrderedDict[str, tuple[float, list[tuple[_Entry[H], Receipt]]]] = OrderedDict()
         self._ready: list[tuple[_Entry[H], Receipt]] = []
         self._live: dict[int, _Entry[H]] = {}
         self._empty: list[H] = []  # bus messages with no receipt: done as they come
         # message id → when its final receipt came, for `hold_s`: a report that arrives
         # after the final one (webhooks overtake each other) has nothing to wait for
-        self._final: dict[str, float] = {}
+        self._final: OrderedDict[str, float] = OrderedDict()
 
     def add(self, handle: H, batch: ReceiptBatch, now: float) -> None:
         if not batch.receipts:
@@ -175,5 +178,6 @@ class Holding(Generic[H]):
     def drop(self) -> list[H]:
         """Forget everything (a fold failed): the bus messages to hand back for redelivery."""
         handles = [e.handle for e in self._live.values()] + self._empty
-        self._held, self._ready, self._live, self._empty, self._final = {}, [], {}, [], {}
+        self._held, self._final = OrderedDict(), OrderedDict()
+        self._ready, self._live, self._empty = [], {}, []
         return handles
