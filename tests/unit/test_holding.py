@@ -62,9 +62,10 @@ def test_a_report_that_comes_after_its_messages_final_one_does_not_wait() -> Non
     out, done = h.take(0.6)
     assert released(out) == [("m1", "accepted"), ("m1", "sent")]
     assert sorted(done) == ["answers", "hook2"]
-    # the final one is remembered for the hold only
-    h.add("hook3", batch(r("m1", "sent")), 2.5)
-    assert h.take(2.5) == ([], [])
+    # the final one is remembered for one or two holds only
+    assert h.take(4.0) == ([], [])
+    h.add("hook3", batch(r("m1", "sent")), 4.1)
+    assert h.take(4.1) == ([], [])
 
 
 def test_receipts_that_name_no_message_go_at_once_for_the_fold_to_resolve() -> None:
@@ -154,7 +155,7 @@ def test_every_receipt_is_released_once_and_a_bus_message_is_done_after_its_last
         for j in finished:  # done only once everything it carried is out
             assert not Counter(batches[j]) - out
         done += finished
-    got, finished = h.take(now + 1.0)  # the hold is over for everyone
+    got, finished = h.take(now + 1.5)  # the hold is over for everyone
     out.update((x.message_id, x.status) for b in got for x in b.receipts)
     done += finished
     assert sorted(done) == list(range(len(batches)))  # every bus message done, once

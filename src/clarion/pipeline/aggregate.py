@@ -19,6 +19,7 @@ from clarion.domain.records import Receipt, ReceiptBatch
 from clarion.domain.status import RANK, TERMINAL_RANK
 
 H = TypeVar("H")
+_FINAL = frozenset(status for status, r in RANK.items() if r >= TERMINAL_RANK)
 
 
 def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
@@ -79,8 +80,9 @@ class Holding(Generic[H]):
     the final status usually arrive within a second of each other, in different webhooks).
 
     A message's receipts are released together when a final one arrives, or when the first
-    of them has waited `hold_s`; one that comes within `hold_s` after its message's final
-    one, and one that names no message of ours (SMPP, resolved by the fold), at once.
+    of them has waited `hold_s`; one that comes within `hold_s` (up to twice that) after its
+    message's final one, and one that names no message of ours (SMPP, resolved by the
+    fold), at once.
 
     `H` is the bus message a batch came in: it is done (to be acknowledged after the fold
     commits) once every receipt it carried is released. Each receipt is looked at a bounded
@@ -100,9 +102,12 @@ class Holding(Generic[H]):
         self._ready: list[tuple[_Entry[H], Receipt]] = []
         self._live: dict[int, _Entry[H]] = {}
         self._empty: list[H] = []  # bus messages with no receipt: done as they come
-        # message id → when its final receipt came, for `hold_s`: a report that arrives
-        # after the final one (webhooks overtake each other) has nothing to wait for
-        self._final: OrderedDict[str, float] = OrderedDict()
+        # messages whose final receipt came in the last one or two `hold_s` (two sets, the
+        # older dropped each `hold_s`): a report that arrives after the final one (webhooks
+        # overtake each other) has nothing to wait for
+        self._final: set[str] = set()
+        self._final_before: set[str] = set()
+        self._final_since = -math.inf
 
     def add(self, handle: H, batch: ReceiptBatch, now: float) -> None:
         if not batch.receipts:
@@ -110,18 +115,19 @@ class Holding(Generic[H]):
             return
         entry = _Entry(handle, batch, len(batch.receipts), now)
         self._live[id(entry)] = entry
-        held, ready, final, hold_s = self._held, self._ready, self._final, self.hold_s
+        held, ready, final, before = self._held, self._ready, self._final, self._final_before
         for r in batch.receipts:
-            if not r.message_id or now - final.get(r.message_id, -math.inf) < hold_s:
+            message_id = r.message_id
+            if not message_id or message_id in final or message_id in before:
                 ready.append((entry, r))
                 continue
-            slot = held.get(r.message_id)
+            slot = held.get(message_id)
             if slot is None:
-                slot = held[r.message_id] = (now, [])
+                slot = held[message_id] = (now, [])
             slot[1].append((entry, r))
-            if RANK.get(r.status, -1) >= TERMINAL_RANK:  # final: the message's wait is over
-                ready += held.pop(r.message_id)[1]
-                final[r.message_id] = now
+            if r.status in _FINAL:  # the message's wait is over
+                ready += held.pop(message_id)[1]
+                final.add(message_id)
 
     def next_due(self) -> float | None:
         """When the oldest held message is released (None: nothing held)."""
@@ -134,13 +140,10 @@ class Holding(Generic[H]):
     def take(self, now: float, *, everything: bool = False) -> tuple[list[ReceiptBatch], list[H]]:
         """The released receipts, in batches of the origin and provider they came with, and
         the bus messages that have nothing held any more."""
-        held, ready, final = self._held, self._ready, self._final
+        held, ready = self._held, self._ready
         everything = everything or len(self._live) >= self.max_batches
-        while final:
-            message_id = next(iter(final))
-            if now - final[message_id] < self.hold_s:
-                break
-            del final[message_id]
+        if now - self._final_since >= self.hold_s:
+            self._final_before, self._final, self._final_since = self._final, set(), now
         while held:
             message_id = next(iter(held))
             first, items = held[message_id]
@@ -178,6 +181,6 @@ class Holding(Generic[H]):
     def drop(self) -> list[H]:
         """Forget everything (a fold failed): the bus messages to hand back for redelivery."""
         handles = [e.handle for e in self._live.values()] + self._empty
-        self._held, self._final = OrderedDict(), OrderedDict()
-        self._ready, self._live, self._empty = [], {}, []
+        self._held, self._ready, self._live, self._empty = OrderedDict(), [], {}, []
+        self._final, self._final_before = set(), set()
         return handles
