@@ -179,7 +179,7 @@ async def consume_holding(
     await bus.consumer_config(hop, ack_wait_s=ack_wait_s, max_inflight=1024)
     sub = await bus.js.pull_subscribe_bind(bus.durable(hop), stream=bus.stream)
     holding: Holding[Any] = Holding(hold_s, max_batches=8192)
-    failures = 0
+    failures, touched_at = 0, time.monotonic()
     try:
         while not stop.is_set():
             due = holding.next_due()
@@ -202,9 +202,11 @@ async def consume_holding(
                     with contextlib.suppress(Exception):
                         await m.nak(delay=_MAX_BACKOFF_S)
             failures = await _fold_released(hop, holding, handler, now, failures, retry_base_s)
-            for m in holding.stale(now, ack_wait_s / 3):
-                with contextlib.suppress(Exception):
-                    await m.in_progress()
+            if now - touched_at >= ack_wait_s / 6:  # a walk over every bus message in hand
+                touched_at = now
+                for m in holding.stale(now, ack_wait_s / 3):
+                    with contextlib.suppress(Exception):
+                        await m.in_progress()
         await _fold_released(hop, holding, handler, time.monotonic(), 0, retry_base_s, True)
     finally:
         for m in holding.drop():
