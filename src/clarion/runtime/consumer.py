@@ -107,10 +107,7 @@ async def _handle(hop: str, msg: Any, handler: Handler, *, retry_base_s: float) 
             await msg.nak(delay=held.retry_after_s)
     except Exception as exc:
         deliveries = msg.metadata.num_delivered if msg.metadata else 1
-        # Exponential backoff with jitter, so batches that failed together do not all
-        # come back at the same instant.
-        backoff = retry_base_s * 2 ** min(deliveries - 1, 10)
-        delay = min(_MAX_BACKOFF_S, backoff) * random.uniform(0.5, 1.5)
+        delay = _retry_delay(retry_base_s, deliveries)
         log.warning(
             "%s batch failed (delivery %d), retrying in %.1fs: %s",
             hop,
@@ -237,8 +234,7 @@ async def _fold_released(
         items = await handler(batches)
     except Exception as exc:
         failures += 1
-        delay = min(_MAX_BACKOFF_S, retry_base_s * 2 ** min(failures - 1, 10))
-        delay *= random.uniform(0.5, 1.5)
+        delay = _retry_delay(retry_base_s, failures)
         log.warning(
             "%s fold failed (%d in a row), redelivering in %.1fs: %s",
             hop,
@@ -259,6 +255,13 @@ async def _fold_released(
     metrics.ITEMS.labels(hop).inc(items)
     metrics.BATCH_SECONDS.labels(hop).observe(time.perf_counter() - started)
     return 0
+
+
+def _retry_delay(base_s: float, attempt: int) -> float:
+    """Exponential backoff with jitter, so batches that failed together do not all come back
+    at the same instant."""
+    backoff: float = base_s * 2.0 ** min(attempt - 1, 10)
+    return min(_MAX_BACKOFF_S, backoff) * random.uniform(0.5, 1.5)
 
 
 async def _ack(msgs: list[Any]) -> None:
