@@ -107,16 +107,7 @@ async def _handle(hop: str, msg: Any, handler: Handler, *, retry_base_s: float) 
             await msg.nak(delay=held.retry_after_s)
     except Exception as exc:
         deliveries = msg.metadata.num_delivered if msg.metadata else 1
-        delay = _retry_delay(retry_base_s, deliveries)
-        log.warning(
-            "%s batch failed (delivery %d), retrying in %.1fs: %s",
-            hop,
-            deliveries,
-            delay,
-            exc,
-            exc_info=not isinstance(exc, OSError),
-        )
-        metrics.BATCHES.labels(hop, "error").inc()
+        delay = _failed(hop, f"batch failed (delivery {deliveries})", deliveries, exc, retry_base_s)
         with contextlib.suppress(Exception):
             await msg.nak(delay=delay)
     finally:
@@ -234,16 +225,7 @@ async def _fold_released(
         items = await handler(batches)
     except Exception as exc:
         failures += 1
-        delay = _retry_delay(retry_base_s, failures)
-        log.warning(
-            "%s fold failed (%d in a row), redelivering in %.1fs: %s",
-            hop,
-            failures,
-            delay,
-            exc,
-            exc_info=not isinstance(exc, OSError),
-        )
-        metrics.BATCHES.labels(hop, "error").inc()
+        delay = _failed(hop, f"fold failed ({failures} in a row)", failures, exc, retry_base_s)
         for m in done + holding.drop():
             with contextlib.suppress(Exception):
                 await m.nak(delay=delay)
@@ -257,11 +239,16 @@ async def _fold_released(
     return 0
 
 
-def _retry_delay(base_s: float, attempt: int) -> float:
-    """Exponential backoff with jitter, so batches that failed together do not all come back
-    at the same instant."""
+def _failed(hop: str, what: str, attempt: int, exc: Exception, base_s: float) -> float:
+    """Log and count a failed batch; returns how long until it comes back: exponential
+    backoff with jitter, so batches that failed together do not all return at once."""
     backoff: float = base_s * 2.0 ** min(attempt - 1, 10)
-    return min(_MAX_BACKOFF_S, backoff) * random.uniform(0.5, 1.5)
+    delay = min(_MAX_BACKOFF_S, backoff) * random.uniform(0.5, 1.5)
+    log.warning(
+        "%s %s, retrying in %.1fs: %s", hop, what, delay, exc, exc_info=not isinstance(exc, OSError)
+    )
+    metrics.BATCHES.labels(hop, "error").inc()
+    return delay
 
 
 async def _ack(msgs: list[Any]) -> None:
