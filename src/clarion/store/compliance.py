@@ -69,8 +69,10 @@ async def gate_state(
         # together with the sequence check (messages.recent_and_waiting)
         return state
     for r in await conn.fetch(
-        "SELECT subscriber_id, sent_at FROM messages WHERE subscriber_id = ANY($1::bigint[])"
-        " AND kind = 'marketing' AND sent_at > $2 AND status = ANY($3::text[])",
+        # a lookup per subscriber whatever the statistics say (see messages.RECENT_AND_WAITING)
+        "SELECT m.* FROM unnest($1::bigint[]) AS s(id) CROSS JOIN LATERAL ("
+        " SELECT subscriber_id, sent_at FROM messages WHERE subscriber_id = s.id"
+        " AND kind = 'marketing' AND sent_at > $2 AND status = ANY($3::text[]) OFFSET 0) AS m",
         subscriber_ids,
         since,
         list(HANDED_OVER),
