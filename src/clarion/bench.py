@@ -253,12 +253,12 @@ async def _bench(
             infra, campaign_id, at=datetime.now(UTC) + timedelta(seconds=offset_s)
         )
         try:
-            optouts = await _finish(infra, sim, opts, brand_id, campaign_id, launched_wall)
+            stops, cpu_after = await _finish(infra, sim, opts, brand_id, campaign_id, procs)
         finally:
             stop.set()
             await sampling
         sampler.sample()
-        cpu_after = cpu_times(procs.everyone())
+        optouts = await _optout_report(infra.pool, campaign_id, stops)
         roles = procs.roles()
         stages = await stage_latencies([port for _, port in workers])
         # The STOP confirmations are not the campaign's: their receipts may still be on
@@ -347,18 +347,20 @@ async def _finish(
     opts: BenchOptions,
     brand_id: int,
     campaign_id: int,
-    launched_wall: float,
-) -> dict[str, Any]:
-    """Wait for the campaign to complete; meanwhile a few subscribers text STOP."""
+    procs: Processes,
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Wait for the campaign to complete; meanwhile a few subscribers text STOP. Returns
+    the STOPs (subscriber id → when texted) and the processes' CPU times read just before
+    the progress read that found the campaign complete."""
     pool = infra.pool
     deadline = time.monotonic() + opts.timeout_s
     stops: dict[int, float] = {}
     last, still = -1, 0
     # The full progress read groups every message of the campaign: 0.5-1.3 s of Postgres at
-    # 600k-1M, counted in the run's Postgres CPU and taken from the pipeline's cores. It is
-    # taken once the carrier stage's count has stood still for two polls (as it does when
-    # the campaign is done), at most every 2 s; the duration is read from the database's
-    # timestamps, not from when the poll saw it.
+    # 600k-1M, the harness's work, not the pipeline's. It is taken once the carrier stage's
+    # count has stood still for two polls (as it does when the campaign is done), at most
+    # every 2 s, and the run's CPU is read before it; the duration is read from the
+    # database's timestamps, not from when the poll saw it.
     checked_at = 0.0
     while True:
         if not stops and opts.optouts:
@@ -376,13 +378,13 @@ async def _finish(
         last = counted
         if still >= 2 and time.monotonic() - checked_at >= 2.0:
             checked_at = time.monotonic()
+            cpu = cpu_times(procs.everyone())
             p = await campaign_progress(pool, campaign_id)
             if p.complete:
-                break
+                return stops, cpu
         if time.monotonic() > deadline:
             raise TimeoutError(f"campaign {campaign_id} did not finish in {opts.timeout_s} s")
         await asyncio.sleep(0.5)
-    return await _optout_report(pool, campaign_id, stops)
 
 
 async def _text_stop(
