@@ -68,14 +68,40 @@ class BenchOptions:
     known_carriers: bool = True
     sql_top: int = 0  # print the N statements Postgres spent most time on (stderr)
     timeout_s: float = 1800.0
-    # The stages each worker process runs: by default `workers` processes, each with every
-    # stage; or one process per group, as a deployment splits roles.
+    # The stages each worker process runs: `roles`, one process per group; else `workers`
+    # processes laid out as `deploy/` splits them (see `layout`); with `every_stage`, each
+    # of them runs every stage.
     roles: Sequence[Sequence[str]] = ()
+    every_stage: bool = False
+    data_dir: Path | None = None
 
     def groups(self) -> list[list[str]]:
-        return [list(g) for g in self.roles] or [list(STAGES) for _ in range(self.workers)]
+        if self.roles:
+            return [list(g) for g in self.roles]
+        if self.every_stage:
+            return [list(STAGES) for _ in range(self.workers)]
+        return layout(self.workers)
 
-    data_dir: Path | None = None
+
+# The two sides of the pipeline, as `deploy/` runs them: the send side pages, renders, gates
+# and hands over; the receipts side takes the webhooks, folds the reports, monitors the
+# carriers and answers handsets.
+SEND_SIDE = ("audience", "personalize", "send")
+RECEIPTS_SIDE = ("aggregate", "carrier", "inbound", "transactional")
+# The receipts side's share of the workers' CPU (1M runs, BENCHMARKS.md sixth pass).
+_RECEIPTS_SHARE = 0.4
+
+
+def layout(workers: int) -> list[list[str]]:
+    """`workers` processes: one runs every stage; more are split between the send side and
+    the receipts side by their share of the work (at least one each). Two processes that
+    each ran every stage folded the same messages' receipts from two transactions, whose
+    row updates then waited on each other: the fold cost Postgres 3.5 times as much
+    (BENCHMARKS.md, sixth pass)."""
+    if workers == 1:
+        return [list(STAGES)]
+    receipts = min(workers - 1, max(1, round(workers * _RECEIPTS_SHARE)))
+    return [list(SEND_SIDE)] * (workers - receipts) + [list(RECEIPTS_SIDE)] * receipts
 
 
 def default_at(now: datetime) -> datetime:
@@ -173,15 +199,22 @@ def _workers(
     infra: bootstrap.Infra, opts: BenchOptions, offset_s: float, root: Path
 ) -> Iterator[list[tuple[subprocess.Popen[bytes], int]]]:
     started: list[tuple[subprocess.Popen[bytes], int]] = []
+    groups = opts.groups()
+    ports = [free_port() for _ in groups]
+    # Providers post webhooks to the public URL the send stage gives them: the first
+    # process with the aggregate, as `deploy/` sends them to the receipts side's front end
+    # (with every stage everywhere, each process its own).
+    folding = [port for g, port in zip(groups, ports, strict=True) if "aggregate" in g]
     try:
-        for i, stages in enumerate(opts.groups()):
-            port = free_port()
+        for i, (stages, port) in enumerate(zip(groups, ports, strict=True)):
+            public = port if "aggregate" in stages or not folding else folding[0]
             log = (root / f"worker{i}.log").open("ab")
             cmd = [
                 sys.executable, "-m", "clarion", "worker", "--stages", ",".join(stages),
                 "--http", "--port", str(port), "--clock-offset", f"{offset_s:.3f}",
             ]  # fmt: skip
-            proc = subprocess.Popen(cmd, env=_worker_env(infra, port), stdout=log, stderr=log)
+            env = _worker_env(infra, public)
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
             started.append((proc, port))
         yield started
     finally:
@@ -374,7 +407,9 @@ async def _finish(
             " WHERE campaign_id = $1",
             campaign_id,
         )
-        still = still + 1 if counted == last else 0
+        # Before the first outcome the count stands still at 0 (unless nobody is eligible).
+        begun = counted or time.monotonic() > deadline - opts.timeout_s + 10.0
+        still = still + 1 if counted == last and begun else 0
         last = counted
         if still >= 2 and time.monotonic() - checked_at >= 2.0:
             checked_at = time.monotonic()

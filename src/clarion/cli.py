@@ -100,13 +100,23 @@ def demo(
 @app.command()
 def bench(
     recipients: Annotated[int, typer.Option(help="Subscribers to seed and send to.")] = 100_000,
-    workers: Annotated[int, typer.Option(help="Worker processes (each runs every stage).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes: one runs every stage; more are split between the send "
+            "side (audience, personalize, send) and the receipts side (aggregate, carrier, "
+            "inbound, transactional), as deploy/ runs them."
+        ),
+    ] = 1,
+    every_stage: Annotated[
+        bool, typer.Option(help="Each of the --workers processes runs every stage instead.")
+    ] = False,
     roles: Annotated[
         str | None,
         typer.Option(
             help="One worker process per ';'-separated group of stages, e.g. "
-            "'audience,personalize,send;aggregate,carrier,inbound,transactional' "
-            "(instead of --workers processes that each run every stage)."
+            "'audience,personalize;send;aggregate,carrier,inbound,transactional' "
+            "(instead of --workers)."
         ),
     ] = None,
     lane_rate: Annotated[
@@ -158,7 +168,8 @@ def bench(
         )
         raise typer.Exit(64)
     opts = BenchOptions(
-        roles=groups, recipients=recipients, workers=workers, lane_rate=lane_rate, optouts=optouts,
+        roles=groups, recipients=recipients, workers=workers, every_stage=every_stage,
+        lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
         sql_top=sql_top, data_dir=keep,
     )  # fmt: skip

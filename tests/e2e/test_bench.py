@@ -68,3 +68,28 @@ def test_quantiles_interpolate_within_a_bucket_as_prometheus_does() -> None:
     assert quantile(buckets, 0.99) == pytest.approx(0.1 + 0.9 * 89 / 90)
     # beyond the last finite bound, the bound is the answer (nothing more is known)
     assert quantile({0.1: 0.0, 1.0: 1.0, float("inf"): 2.0}, 0.99) == 1.0
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_split_the_stages_and_deliver_every_eligible_recipient() -> None:
+    # The send side's process hands over; the receipts side's takes the webhooks and folds.
+    out = subprocess.run(
+        [sys.executable, "-m", "clarion", "bench", "--recipients", "2000", "--workers", "2",
+         "--json", "--failure-rate", "0", "--optouts", "5"],
+        capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["processes"] == 2
+    assert report["stages_per_process"] == [
+        "audience,personalize,send",
+        "aggregate,carrier,inbound,transactional",
+    ]
+    assert report["delivered"] == report["eligible"] > 1800
+    assert report["optouts"] == report["optouts_recorded"] == 5
+    assert report["optout_sent_after_1s"] == 0
+    assert report["simulator"]["duplicates"] == 0
+    assert report["simulator"]["receipts_posted"] == 2 * report["simulator"]["accepted"]
+    assert report["worker_log_errors"] == 0
+    assert len(report["cpu_s_per_1k_by_worker"]) == 2
+    assert all(cpu > 0 for cpu in report["cpu_s_per_1k_by_worker"])

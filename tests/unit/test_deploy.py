@@ -480,3 +480,16 @@ def test_nats_takes_what_the_embedded_server_takes() -> None:
     conf = nats_conf()
     for key in ("max_payload", "sync_interval"):
         assert conf_value(conf, key) == conf_value(embedded._CONFIG, key), key
+
+
+def test_the_benchs_two_sides_are_the_deployments_send_and_receipts_roles() -> None:
+    # `clarion bench --workers N` lays its processes out as deploy/ runs the stages: the
+    # send side is what clarion-audience-personalize and clarion-send run, the receipts side
+    # what clarion-receipts and clarion-api run.
+    from clarion.bench import RECEIPTS_SIDE, SEND_SIDE
+
+    roles = worker_roles()
+    send = roles["clarion-audience-personalize"] + roles["clarion-send"]
+    receipts = roles["clarion-receipts"] + roles["clarion-api"]
+    assert sorted(SEND_SIDE) == sorted(send)
+    assert sorted(RECEIPTS_SIDE) == sorted(receipts)
