@@ -147,8 +147,10 @@ class SimState:
         receipt: SimReceipt,
         handset: tuple[str, str, str] | None = None,
         channel: str = "sim",
+        since: float | None = None,
     ) -> None:
-        due = time.monotonic() + delay_s
+        """`receipt` reported to `url` `delay_s` after `since` (monotonic; default now)."""
+        due = (time.monotonic() if since is None else since) + delay_s
         self._put(_Due(due, url, receipt, handset, channel))
 
     def _put(self, item: _Due) -> None:
@@ -236,6 +238,7 @@ class SimState:
             latency_scale=self.config.latency_scale,
             carrier=carrier,
         )
+        since = time.monotonic()
         sent_after = outcome.latency_s * 0.3
         self.schedule(
             sent_after,
@@ -249,6 +252,7 @@ class SimState:
                 carrier.name,
             ),
             channel=channel,
+            since=since,
         )
         final = SimReceipt(
             message_id,
@@ -264,6 +268,7 @@ class SimState:
             final,
             (to, sender, body) if outcome.delivered else None,
             channel=channel,
+            since=since,
         )
 
     def pop_due(self, limit: int) -> list[_Due]:

@@ -3,9 +3,12 @@ how a message fails. Deterministic per number; randomness comes from an injected
 
 from __future__ import annotations
 
-import hashlib
+import itertools
+import math
 import random
+import zlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +36,15 @@ FAILURES = (
 )
 
 
+# Each carrier's upper bound on the number's hash point: the cumulative shares.
+_BOUNDS = tuple(zip(itertools.accumulate(c.share for c in CARRIERS), CARRIERS, strict=True))
+
+
 def carrier_for(number: str) -> Carrier:
     """The carrier a number belongs to (stable: a hash of the number)."""
-    h = int.from_bytes(hashlib.blake2b(number.encode(), digest_size=4).digest(), "big")
-    point = (h % 10_000) / 10_000
-    acc = 0.0
-    for c in CARRIERS:
-        acc += c.share
-        if point < acc:
+    point = (zlib.crc32(number.encode()) % 10_000) / 10_000
+    for bound, c in _BOUNDS:
+        if point < bound:
             return c
     return CARRIERS[-1]
 
@@ -53,8 +57,7 @@ def is_invalid(number: str) -> bool:
     return number[5:8] == "555" and number[8:10] == "01"
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     delivered: bool
     latency_s: float
     error_code: str | None = None
@@ -71,7 +74,8 @@ def decide(
 ) -> Outcome:
     """What happens to one accepted message (`carrier`: the number's, if known already)."""
     carrier = carrier or carrier_for(number)
-    latency_s = carrier.latency_ms / 1000 * latency_scale * rng.lognormvariate(0, 0.4)
+    # log-normal around the carrier's median (exp of a normal: `gauss` draws two at a time)
+    latency_s = carrier.latency_ms / 1000 * latency_scale * math.exp(rng.gauss(0.0, 0.4))
     if rng.random() < failure_rate:
         point, acc = rng.random(), 0.0
         for code, message, weight in FAILURES:

@@ -25,7 +25,9 @@ class SendRequest(msgspec.Struct, frozen=True):
     inbound_url: str | None = None
 
 
-class SimResult(msgspec.Struct, frozen=True):
+# Results and receipts hold only strings and times, so they can be in no reference cycle:
+# the garbage collector need not track them (the simulator keeps one of each per message).
+class SimResult(msgspec.Struct, frozen=True, gc=False):
     id: str
     status: str  # "accepted" | "rejected"
     provider_id: str | None = None
@@ -37,7 +39,7 @@ class SendResponse(msgspec.Struct, frozen=True):
     results: list[SimResult]
 
 
-class SimReceipt(msgspec.Struct, frozen=True):
+class SimReceipt(msgspec.Struct, frozen=True, gc=False):
     message_id: str
     provider_id: str
     status: str
