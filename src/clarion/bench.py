@@ -1,8 +1,9 @@
 """`clarion bench`: one SMS campaign through every stage, measured end to end.
 
 The harness (this process) starts PostgreSQL and NATS, the simulator as its own process,
-and `workers` worker processes (`clarion worker --stages all --http`), each serving its own
-webhooks, so receipts come back to the process that sent. It seeds a brand, sets its lanes
+and `workers` worker processes (`clarion worker --stages … --http`): one runs every stage;
+more are split between the send side and the receipts side as `deploy/` runs them (see
+`layout`), and the webhooks go to the receipts side. It seeds a brand, sets its lanes
 (provider, sender, carrier) to `lane_rate` a second, launches one campaign and waits for
 every eligible recipient's receipt to be recorded and counted. While the campaign sends,
 a few subscribers still waiting for their message text STOP; the report says how soon the
@@ -88,7 +89,8 @@ class BenchOptions:
 # carriers and answers handsets.
 SEND_SIDE = ("audience", "personalize", "send")
 RECEIPTS_SIDE = ("aggregate", "carrier", "inbound", "transactional")
-# The receipts side's share of the workers' CPU (1M runs, BENCHMARKS.md sixth pass).
+# The receipts side's share of the workers' CPU: 0.40-0.46 in the sixth pass's runs with
+# one process a side (BENCHMARKS.md).
 _RECEIPTS_SHARE = 0.4
 
 
@@ -96,8 +98,8 @@ def layout(workers: int) -> list[list[str]]:
     """`workers` processes: one runs every stage; more are split between the send side and
     the receipts side by their share of the work (at least one each). Two processes that
     each ran every stage folded the same messages' receipts from two transactions, whose
-    row updates then waited on each other: the fold cost Postgres 3.5 times as much
-    (BENCHMARKS.md, sixth pass)."""
+    row updates then waited on each other: 14.7 s of the fold's statement time against
+    4.0 s in a 400k pair (BENCHMARKS.md, sixth pass)."""
     if workers == 1:
         return [list(STAGES)]
     receipts = min(workers - 1, max(1, round(workers * _RECEIPTS_SHARE)))
