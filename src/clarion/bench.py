@@ -388,7 +388,8 @@ async def _finish(
     the STOPs (subscriber id → when texted) and the processes' CPU times read just before
     the progress read that found the campaign complete."""
     pool = infra.pool
-    deadline = time.monotonic() + opts.timeout_s
+    started = time.monotonic()
+    deadline = started + opts.timeout_s
     stops: dict[int, float] = {}
     last, still = -1, 0
     # The full progress read groups every message of the campaign: 0.5-1.3 s of Postgres at
@@ -410,7 +411,7 @@ async def _finish(
             campaign_id,
         )
         # Before the first outcome the count stands still at 0 (unless nobody is eligible).
-        begun = counted or time.monotonic() > deadline - opts.timeout_s + 10.0
+        begun = counted or time.monotonic() - started > 10.0
         still = still + 1 if counted == last and begun else 0
         last = counted
         if still >= 2 and time.monotonic() - checked_at >= 2.0:
