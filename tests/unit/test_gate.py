@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from clarion.compliance.gate import Action, GateInput, Reason, decide
@@ -200,3 +200,84 @@ def test_a_batch_accounts_for_every_message_exactly_once(
     for _, status, reason, _ in out.drops:
         assert status in ("suppressed", "expired")
         assert reason in {r.value for r in Reason}
+
+
+# Numbers sharing an exchange, other exchanges of the same area code, a non-geographic
+# number and numbers outside the US: the batch's shared decisions must never cross them.
+# 850: one area code, two zones (+1850200 is Central, +1850201 Eastern).
+SAME_PLACE = ["+12125557788", "+12125550001", "+12125550002", "+12126660001", "+18502005555",
+              "+18502015555", "+18005550199", "+442079460000", "+33142685300",
+              "not a number"]  # fmt: skip
+# A Wednesday 13:30 UTC: 8:30 in New York, 7:30 in Chicago, 5:30 in Los Angeles.
+EARLY_EAST = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(PHONES + SAME_PLACE),
+            st.sampled_from(ZONES),
+            st.sampled_from(["opted_in", "opted_in", "opted_in", "opted_out", "pending", None]),
+            st.booleans(),  # suppressed
+            st.lists(st.integers(min_value=1, max_value=30), max_size=4),  # sends, hours ago
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    at=instants,
+    expires_in_h=st.one_of(st.none(), st.integers(min_value=-2, max_value=72)),
+)
+@example(
+    rows=[("+12125557788", z, "opted_in", False, []) for z in ZONES],
+    at=EARLY_EAST,
+    expires_in_h=None,
+)
+@example(
+    rows=[(p, None, "opted_in", False, []) for p in ("+18502015555", "+18502005555")],
+    at=EARLY_EAST,
+    expires_in_h=None,
+)
+def test_a_batch_decides_each_message_as_decide_does(
+    rows: list[tuple[str, str | None, str | None, bool, list[int]]],
+    at: datetime,
+    expires_in_h: int | None,
+) -> None:
+    """The batch shares one decision among messages of the same zone and number prefix:
+    every message still gets exactly what `decide` says for it alone."""
+    messages = [
+        OutboundMessage(message_id=f"m{i}", subscriber_id=i, to=p, body="x", segments=1, timezone=z)
+        for i, (p, z, _, _, _) in enumerate(rows, start=1)
+    ]
+    consent = {i: c for i, (_, _, c, _, _) in enumerate(rows, start=1) if c is not None}
+    suppressed = {p: "landline" for (p, _, _, s, _) in rows if s}
+    recent = {
+        i: [at - timedelta(hours=h) for h in hours]
+        for i, (_, _, _, _, hours) in enumerate(rows, start=1)
+        if hours
+    }
+    expires_at = at + timedelta(hours=expires_in_h) if expires_in_h is not None else None
+    out = gate_batch(
+        messages, at=at, consent=consent, suppressed=suppressed, recent_sends=recent,
+        expires_at=expires_at, smart_sending_h=16,
+    )  # fmt: skip
+    got: dict[str, tuple[object, ...]] = {m.message_id: ("send",) for m in out.send}
+    got.update({d[0]: ("drop", d[1], d[2], d[3]) for d in out.drops})
+    got.update({d[0]: ("defer", d[1], d[2]) for d in out.defers})
+    for m in messages:
+        assert m.subscriber_id is not None
+        d = decide(
+            GateInput(
+                phone=m.to, at=at, consent=consent.get(m.subscriber_id),
+                suppression=suppressed.get(m.to), recent_sends=recent.get(m.subscriber_id, ()),
+                timezone=m.timezone, expires_at=expires_at, smart_sending_h=16,
+            )
+        )  # fmt: skip
+        if d.action is Action.SEND:
+            want: tuple[object, ...] = ("send",)
+        elif d.action is Action.DEFER:
+            want = ("defer", d.not_before, d.detail or "")
+        else:
+            status = "expired" if d.reason is Reason.EXPIRED else "suppressed"
+            want = ("drop", status, str(d.reason), d.detail)
+        assert got[m.message_id] == want, m

@@ -171,6 +171,20 @@ def _us_area_state(phone: str) -> str | None:
     return None
 
 
+def place_key(phone: str, tz: str | None) -> tuple[str | None, ...]:
+    """All that a number's sending window depends on besides the moment, as a key: two
+    numbers with the same key get the same window at any moment (with no region given).
+    A well-formed US geographic number with a stored zone: the zone and the area code's
+    state; without one, its first 8 characters ("+1", area code, exchange: its zones and
+    its state come from them). Any other number: itself and the zone."""
+    state = _us_area_state(phone)
+    if state is None:
+        return (tz, phone)
+    if tz is not None and _zone(tz) is not None:
+        return (tz, state)
+    return (None, phone[:8])
+
+
 @lru_cache(maxsize=1 << 16)
 def _prefix_zones(prefix: str) -> tuple[ZoneInfo, ...]:
     """The zones of the US geographic numbers starting with `prefix` ("+1" + area code +
@@ -208,6 +222,7 @@ def _parse(phone: str) -> phonenumbers.PhoneNumber | None:
         return None
 
 
+@lru_cache(maxsize=1024)
 def _zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
