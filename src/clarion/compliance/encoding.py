@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # GSM 03.38 basic character set (one septet each).
 _GSM_BASIC = frozenset(
@@ -53,10 +54,15 @@ def sms_segments(text: str) -> SmsSegments:
     carry one unit less than its capacity.
     """
     if _NOT_BASIC.search(text) is None:  # the common case, without a per-character walk
-        n = len(text)
-        parts = -(-n // _GSM_PART) if n > _GSM_SINGLE else (1 if n else 0)
-        return SmsSegments("GSM-7", parts, n, ())
+        return _basic(len(text))
     return _segments(text)
+
+
+@lru_cache(maxsize=1024)
+def _basic(n: int) -> SmsSegments:
+    """The count for `n` characters of the GSM-7 basic set (shared: it is immutable)."""
+    parts = -(-n // _GSM_PART) if n > _GSM_SINGLE else (1 if n else 0)
+    return SmsSegments("GSM-7", parts, n, ())
 
 
 def _segments(text: str) -> SmsSegments:
