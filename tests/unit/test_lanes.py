@@ -18,6 +18,7 @@ from clarion.pipeline.lanes import (
     Lanes,
     TokenBucket,
     admit,
+    admit_in_order,
     demand,
     limit_keys,
     next_pacific_midnight,
@@ -543,3 +544,60 @@ def test_a_rate_lane_never_admits_more_than_its_burst_plus_its_rate_times_elapse
             a = ls.admit(plan, now_s=now_s, at=at, segments=segments)
             admitted += sum(segments[i] if per_segment else 1 for i in a.admitted if S in plan[i])
         assert admitted <= burst + rate_per_s * now_s + 1e-6
+
+
+# Lane tuples as the send stage builds them: one object per sender and carrier, shared by
+# its messages; `EQUAL_COPY` is equal to the first but another object.
+LANE_SETS: list[tuple[Lane, ...]] = [
+    (ACCOUNT, SLOW, ("carrier", "Verizon")),
+    (ACCOUNT, FAST, ("carrier", "Verizon")),
+    (ACCOUNT, SLOW, ("carrier", "T-Mobile")),
+    (ACCOUNT, ("brand", "1")),
+]
+EQUAL_COPY = tuple(list(LANE_SETS[0]))
+BATCH_LIMITS: dict[Lane, LaneLimit] = {
+    ACCOUNT: LaneLimit(rate_per_s=100),
+    SLOW: LaneLimit(rate_per_s=1, per_segment=True),
+    FAST: LaneLimit(rate_per_s=50, per_segment=True),
+    ("carrier", "T-Mobile"): LaneLimit(per_day=10),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    picks=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=4), st.integers(min_value=1, max_value=4)),
+        max_size=80,
+    ),
+    tokens=st.dictionaries(
+        st.sampled_from([ACCOUNT, SLOW, FAST, ("carrier", "T-Mobile"), ("brand", "1")]),
+        st.one_of(
+            st.floats(min_value=0, max_value=400, allow_nan=False),
+            st.integers(min_value=0, max_value=400).map(float),
+            st.just(math.inf),
+        ),
+    ),
+    spent=st.booleans(),
+)
+def test_admitting_a_batch_at_once_is_admitting_it_one_message_at_a_time(
+    picks: list[tuple[int, int]], tokens: dict[Lane, float], spent: bool
+) -> None:
+    """`admit` decides a batch that every lane can carry without walking its messages: the
+    answer is the walk's, message by message, token by token."""
+    choices = [*LANE_SETS, EQUAL_COPY]
+    lanes_of = [choices[i] for i, _ in picks]
+    segments = [s for _, s in picks]
+    grants = {
+        lane: Grant(t, rate_per_s=None if spent and lane == SLOW else 5.0, daily_spent=spent)
+        for lane, t in tokens.items()
+    }
+    fast = admit(lanes_of, segments, BATCH_LIMITS.get, grants)
+    walked = admit_in_order(lanes_of, segments, BATCH_LIMITS.get, grants)
+    assert fast == walked
+    want = demand(lanes_of, segments, BATCH_LIMITS.get)
+    for lane in want:
+        assert want[lane] == sum(
+            (s if BATCH_LIMITS[lane].per_segment else 1)
+            for ls, s in zip(lanes_of, segments, strict=True)
+            if lane in ls
+        )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 # A lane: (kind, key), e.g. ("sender", "+15125550100"), ("provider", "sim"),
@@ -172,12 +173,29 @@ def demand(
 ) -> dict[Lane, float]:
     """Tokens a batch would take from each limited lane (unlimited lanes are left out)."""
     want: dict[Lane, float] = {}
-    for lanes, segs in zip(lanes_of, segments, strict=True):
+    for lanes, segs, n in _grouped(lanes_of, segments):
         for lane in lanes:
             limit = limit_of(lane)
             if limit is not None:
-                want[lane] = want.get(lane, 0.0) + cost(limit, segs)
+                want[lane] = want.get(lane, 0.0) + cost(limit, segs) * n
     return want
+
+
+def _grouped(
+    lanes_of: Sequence[Sequence[Lane]], segments: Sequence[int]
+) -> Iterable[tuple[Sequence[Lane], int, int]]:
+    """(lanes, segments, how many messages) for each distinct pair in a batch. Callers give
+    the messages of one sender and carrier the same lanes object, so a batch of a thousand
+    is a handful of groups; lanes that are equal but not the same object only make more
+    groups. Token counts are whole numbers, so sums per group are exact."""
+    groups: dict[tuple[int, int], list[Any]] = {}
+    for lanes, segs in zip(lanes_of, segments, strict=True):
+        group = groups.get((id(lanes), segs))
+        if group is None:
+            groups[id(lanes), segs] = [lanes, segs, 1]
+        else:
+            group[2] += 1
+    return [(lanes, segs, n) for lanes, segs, n in groups.values()]
 
 
 def admit(
@@ -189,7 +207,29 @@ def admit(
     """Admit messages in order against what each lane granted; a message takes from all its
     lanes at once, or waits. Once a lane refuses a message, later messages of that lane wait
     too (order within a lane), while the message's other lanes stay open for others.
-    Lanes without a grant are unlimited."""
+    Lanes without a grant are unlimited.
+
+    When every lane granted what the whole batch takes from it (the common case), all are
+    admitted without a walk over the messages; the walk decides the rest."""
+    need: dict[Lane, float] = {}
+    for lanes, segs, n in _grouped(lanes_of, segments):
+        for lane in lanes:
+            if lane in grants:
+                need[lane] = need.get(lane, 0.0) + cost(limit_of(lane), segs) * n
+    if all(g.tokens - need.get(lane, 0.0) >= -1e-9 for lane, g in grants.items()):
+        rest = ((lane, g.tokens - need.get(lane, 0.0)) for lane, g in grants.items())
+        unused = {lane: t for lane, t in rest if t > 1e-9 and math.isfinite(t)}
+        return Admission(list(range(len(lanes_of))), [], [], [], unused)
+    return admit_in_order(lanes_of, segments, limit_of, grants)
+
+
+def admit_in_order(
+    lanes_of: Sequence[Sequence[Lane]],
+    segments: Sequence[int],
+    limit_of: Callable[[Lane], LaneLimit | None],
+    grants: Mapping[Lane, Grant],
+) -> Admission:
+    """`admit`, one message at a time."""
     left = {lane: g.tokens for lane, g in grants.items()}
     owed: dict[Lane, float] = {}  # tokens the waiting messages of a lane still need
     admitted: list[int] = []
