@@ -39,7 +39,7 @@ from clarion.runtime.stages import (
 )
 from clarion.store import accounts as store_accounts
 from clarion.store import brands, campaigns
-from clarion.store.db import Pool, create_pool, migrate
+from clarion.store.db import Pool, create_pool, migrate, release_session_lock
 from clarion.store.embedded import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ async def _sweep_deferred(
                             reconciled_at = core.now_s()
                             await core.reconcile(settings.reconcile_after_s)
                     finally:
-                        await conn.execute("SELECT pg_advisory_unlock($1)", _SWEEPER_LOCK)
+                        await release_session_lock(conn, _SWEEPER_LOCK)
         except Exception as exc:  # the next sweep tries again
             log.warning("deferred sweep failed: %s", exc)
         with contextlib.suppress(TimeoutError):

@@ -29,9 +29,34 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """What a connection going back to the pool needs beyond asyncpg's own rollback of an
+    open transaction: nothing. asyncpg's default sends `SELECT pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL` on every release, a round trip and a statement for
+    each of the many short acquisitions on the hot path. Clarion leaves no session state on
+    a pooled connection: no SET outside a transaction, no LISTEN, no cursor outside a
+    transaction; its one session-level advisory lock (the deferred sweep's) is released
+    by its holder, which closes the connection if it cannot (`release_session_lock`)."""
+
+
+async def release_session_lock(conn: Any, key: int) -> None:
+    """Release a session-level advisory lock taken on a pooled connection; if that fails,
+    the connection is closed, so the lock can never stay behind in the pool."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    except BaseException:
+        conn.terminate()
+        raise
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=120
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        command_timeout=120,
     )
     assert pool is not None
     return pool
