@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clarion.domain.records import Receipt
+from clarion.domain.records import Receipt, ReceiptBatch
 from clarion.domain.status import RANK, MessageStatus, advances, is_terminal, rank
-from clarion.pipeline.aggregate import fold, unique_events
+from clarion.pipeline.aggregate import fold, fold_reports, unique_events
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 ALL = [s.value for s in MessageStatus]
@@ -263,3 +263,44 @@ def test_nothing_a_fold_produces_advances_past_a_stored_terminal_status(
     stored: str, receipts: list[Receipt]
 ) -> None:
     assert not any(advances(stored, r.status) for r in fold(receipts))
+
+
+# --- fold_reports: both in one pass ----------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(
+    batches=st.lists(
+        st.tuples(
+            st.sampled_from(["webhook", "answer", "reconcile"]),
+            st.lists(
+                st.tuples(
+                    st.sampled_from("abcd"),
+                    st.sampled_from([*ALL, "read"]),
+                    st.none() | st.sampled_from(["Verizon", "AT&T"]),
+                    st.none() | st.sampled_from(["SM1", "SM2"]),
+                ),
+                max_size=12,
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_folding_reports_in_one_pass_is_unique_events_and_fold(
+    batches: list[tuple[str, list[tuple[str, str, str | None, str | None]]]],
+) -> None:
+    built = [
+        ReceiptBatch(
+            batch_id=f"b{i}",
+            provider="sim",
+            origin=origin,
+            receipts=[
+                receipt(m, s, at=j, carrier=c, provider_message_id=p)
+                for j, (m, s, c, p) in enumerate(rows)
+            ],
+        )
+        for i, (origin, rows) in enumerate(batches)
+    ]
+    events, folded = fold_reports(built, answers="answer")
+    assert events == unique_events([r for b in built if b.origin != "answer" for r in b.receipts])
+    assert folded == fold([r for b in built for r in b.receipts])

@@ -15,7 +15,7 @@ from clarion.domain.status import RANK, MessageStatus
 from clarion.pipeline.lanes import Lane
 
 
-class MessageRow(msgspec.Struct, frozen=True, array_like=True):
+class MessageRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A `messages` row as the worker COPYs it (column order matches `MESSAGE_COLUMNS`)."""
 
     id: str

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import operator
 import random
 import time
 import zlib
@@ -984,25 +985,30 @@ class Stages:
             # Receipts that name only the provider's id (SMPP) get ours from the id map;
             # those that came before their send answer are kept until it lands.
             batches = [await self._resolve(conn, b) for b in batches]
-            receipts = [r for b in batches for r in b.receipts]
             # A send answer moves the status but is not one of the provider's reports.
-            events = aggregate.unique_events(
-                [r for b in batches if b.origin != ANSWER for r in b.receipts]
-            )
+            events, folded = aggregate.fold_reports(batches, answers=ANSWER)
             # Rows are locked in id order, so concurrent batches cannot deadlock.
-            folded = sorted(aggregate.fold(receipts), key=lambda r: r.message_id)
-            changes = []
-            for provider in sorted({b.provider for b in batches}):
-                mine = {r.message_id for b in batches if b.provider == provider for r in b.receipts}
-                changes += await messages.apply_receipts(
-                    conn,
-                    provider,
-                    [e for e in events if e.message_id in mine],
-                    [f for f in folded if f.message_id in mine],
-                )
+            folded.sort(key=_message_id)
+            providers = sorted({b.provider for b in batches})
+            if len(providers) == 1:  # the common case: nothing to split
+                changes = await messages.apply_receipts(conn, providers[0], events, folded)
+            else:
+                changes = []
+                for provider in providers:
+                    mine = {
+                        r.message_id for b in batches if b.provider == provider for r in b.receipts
+                    }
+                    changes += await messages.apply_receipts(
+                        conn,
+                        provider,
+                        [e for e in events if e.message_id in mine],
+                        [f for f in folded if f.message_id in mine],
+                    )
             hard = send.hard_failure_suppressions(changes)
             # A complaint comes after `delivered` (no status change): suppress from events.
-            complaints = [r.message_id for r in receipts if r.error_code == "spamreport"]
+            complaints = [
+                r.message_id for b in batches for r in b.receipts if r.error_code == "spamreport"
+            ]
             if complaints:
                 for r in await conn.fetch(
                     "SELECT brand_id, to_address FROM messages WHERE id = ANY($1::uuid[])",
@@ -1017,13 +1023,15 @@ class Stages:
         if outcomes := [c for c in changes if c.status in carrier.OUTCOMES]:
             # After commit: the carrier stage's monitoring sees only what is recorded (final
             # outcomes; it has no use for `accepted` and `sent`).
-            key = batch_id("status", *sorted(f"{c.message_id}:{c.status}" for c in outcomes))
+            # A message reaches a final status once (the fold only moves it up), so its id
+            # names its outcome.
+            key = batch_id("status", *sorted([c.message_id for c in outcomes]))
             out = StatusBatch(batch_id=key, changes=outcomes)
             await self.bus.publish("status", out, msg_id=key)
         for status, n in Counter(c.status for c in changes).items():
             if status != MessageStatus.ACCEPTED:  # counted at the hand-over
                 metrics.MESSAGES.labels(status).inc(n)
-        return len(receipts)
+        return sum(len(b.receipts) for b in batches)
 
     @staticmethod
     async def _resolve(conn: Any, batch: ReceiptBatch) -> ReceiptBatch:
@@ -1097,3 +1105,6 @@ class Stages:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+_message_id = operator.attrgetter("message_id")
