@@ -169,3 +169,39 @@ async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_messag
         (mid, "delivered", batch.brand_id), (mid, "sent", batch.brand_id),
     ]  # fmt: skip
     assert await infra.pool.fetchval("SELECT status FROM messages") == "delivered"
+
+
+async def test_the_fold_returns_each_change_with_its_message_and_the_number_of_a_failure(
+    infra: bootstrap.Infra,
+) -> None:
+    """The fold's changes name their message and new status from the receipt they came
+    from, the brand and campaign from the row; the number only where a failure may suppress
+    it, and a permanent failure does."""
+    batch = await _batch(infra, 4, seed=1504, key="b4")
+    ids = [m.message_id for m in batch.messages]
+    to = {m.message_id: m.to for m in batch.messages}
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    at = datetime.now(UTC)
+    receipts = [
+        Receipt(message_id=ids[0], status="delivered", occurred_at=at, carrier="Verizon"),
+        Receipt(message_id=ids[1], status="undelivered", occurred_at=at, error_code="30005"),
+        Receipt(message_id=ids[2], status="sent", occurred_at=at, carrier="AT&T"),
+        Receipt(message_id=ids[3], status="read", occurred_at=at),  # unknown: no change
+    ]
+    folded = sorted(aggregate.fold(receipts), key=lambda r: r.message_id)
+    async with infra.pool.acquire() as conn, conn.transaction():
+        changes = await messages.apply_receipts(conn, "sim", receipts, folded)
+        await compliance.suppress(conn, send.hard_failure_suppressions(changes))
+    got = {c.message_id: c for c in changes}
+    assert set(got) == set(ids[:3])
+    assert [(got[i].status, got[i].carrier, got[i].error_code) for i in ids[:3]] == [
+        ("delivered", "Verizon", None),
+        ("undelivered", None, "30005"),
+        ("sent", "AT&T", None),
+    ]
+    assert {(c.brand_id, c.campaign_id) for c in changes} == {(batch.brand_id, batch.campaign_id)}
+    assert [got[i].to for i in ids[:3]] == [None, to[ids[1]], None]
+    assert all(c.latency_s is not None and c.latency_s >= 0 for c in changes)
+    suppressed = await infra.pool.fetch("SELECT address, reason FROM suppressions")
+    assert [(r["address"], r["reason"]) for r in suppressed] == [(to[ids[1]], "unknown_handset")]

@@ -249,6 +249,9 @@ async def apply_receipts(
 
 
 async def _fold(conn: Conn, folded: Sequence[Receipt]) -> list[StatusChange]:
+    # Each changed row names its receipt by position (WITH ORDINALITY): the id and the new
+    # status are the receipt's, so they are not sent back; the number only when a failure
+    # may suppress it.
     rows = await conn.fetch(
         """
         UPDATE messages m SET status = f.status, status_rank = f.status_rank,
@@ -257,10 +260,11 @@ async def _fold(conn: Conn, folded: Sequence[Receipt]) -> list[StatusChange]:
                provider_message_id = coalesce(m.provider_message_id, f.pid),
                sent_at = coalesce(m.sent_at, now()), updated_at = now()
         FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
-             AS f(id, status, status_rank, error_code, carrier, pid)
+             WITH ORDINALITY AS f(id, status, status_rank, error_code, carrier, pid, n)
         WHERE m.id = f.id AND m.id = ANY($1::uuid[]) AND f.status_rank > m.status_rank
-        RETURNING m.id::text AS id, m.brand_id, m.campaign_id, m.status, m.carrier, m.error_code,
-                  m.to_address, extract(epoch FROM now() - m.sent_at)::float8 AS latency_s
+        RETURNING f.n, m.brand_id, m.campaign_id, m.carrier, m.error_code,
+                  CASE WHEN m.error_code IS NOT NULL THEN m.to_address END,
+                  extract(epoch FROM now() - m.sent_at)::float8
         """,
         [f.message_id for f in folded],
         [f.status for f in folded],
@@ -271,14 +275,14 @@ async def _fold(conn: Conn, folded: Sequence[Receipt]) -> list[StatusChange]:
     )
     return [
         StatusChange(
-            message_id=r["id"],
-            brand_id=r["brand_id"],
-            campaign_id=r["campaign_id"],
-            status=r["status"],
-            carrier=r["carrier"],
-            error_code=r["error_code"],
-            to=r["to_address"],
-            latency_s=r["latency_s"],
+            message_id=(f := folded[r[0] - 1]).message_id,
+            brand_id=r[1],
+            campaign_id=r[2],
+            status=f.status,
+            carrier=r[3],
+            error_code=r[4],
+            to=r[5],
+            latency_s=r[6],
         )
         for r in rows
     ]
