@@ -24,52 +24,29 @@ _FINAL = frozenset(status for status, r in RANK.items() if r >= TERMINAL_RANK)
 
 def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
     """Receipts with duplicate (message, status) pairs and unknown statuses removed."""
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for r in receipts:
-        key = (r.message_id, r.status)
-        if key in seen or r.status not in RANK:
-            continue
-        seen.add(key)
-        out.append(r)
-    return out
+    return fold_reports([_as_batch(receipts)], answers="")[0]
 
 
 def fold(receipts: Sequence[Receipt]) -> list[Receipt]:
     """The highest-ranked receipt per message, with the carrier and the provider's id taken
     from any receipt that has them (a send answer names the id, a report the carrier)."""
-    best: dict[str, tuple[int, Receipt]] = {}
-    carrier: dict[str, str] = {}
-    provider_id: dict[str, str] = {}
-    for r in receipts:
-        r_rank = RANK.get(r.status, -1)
-        if r_rank < 0:
-            continue
-        if r.carrier:
-            carrier.setdefault(r.message_id, r.carrier)
-        if r.provider_message_id:
-            provider_id.setdefault(r.message_id, r.provider_message_id)
-        current = best.get(r.message_id)
-        if current is None or r_rank > current[0]:
-            best[r.message_id] = (r_rank, r)
-    out = []
-    for message_id, (_, r) in best.items():
-        c = carrier.get(message_id)
-        pid = provider_id.get(message_id)
-        if (c and not r.carrier) or (pid and not r.provider_message_id):
-            r = msgspec.structs.replace(
-                r, carrier=r.carrier or c, provider_message_id=r.provider_message_id or pid
-            )
-        out.append(r)
-    return out
+    return fold_reports([_as_batch(receipts)], answers="")[1]
+
+
+def _as_batch(receipts: Sequence[Receipt]) -> ReceiptBatch:
+    return ReceiptBatch(batch_id="", provider="", receipts=list(receipts))
 
 
 def fold_reports(
     batches: Sequence[ReceiptBatch], *, answers: str
 ) -> tuple[list[Receipt], list[Receipt]]:
-    """`unique_events` of the receipts of every batch but those of origin `answers` (send
-    answers move a status but are no provider's report), and `fold` of all of them: one
-    pass instead of several (the receipts side handles three receipts per message)."""
+    """(events, folded) in one pass over the batches (the receipts side handles three
+    receipts per message). Events: the receipts of every batch but those of origin
+    `answers` (send answers move a status but are no provider's report), without repeated
+    (message, status) pairs or unknown statuses. Folded: per message, the highest-ranked of
+    all its receipts (terminal states win; the first terminal seen stands), with the carrier
+    and the provider's id taken from any receipt that has them (a send answer names the
+    id, a report the carrier)."""
     seen: set[tuple[str, str]] = set()
     events: list[Receipt] = []
     best: dict[str, tuple[int, Receipt]] = {}

@@ -172,13 +172,22 @@ def demand(
     limit_of: Callable[[Lane], LaneLimit | None],
 ) -> dict[Lane, float]:
     """Tokens a batch would take from each limited lane (unlimited lanes are left out)."""
-    want: dict[Lane, float] = {}
+    return _taken(lanes_of, segments, limit_of, lambda lane: limit_of(lane) is not None)
+
+
+def _taken(
+    lanes_of: Sequence[Sequence[Lane]],
+    segments: Sequence[int],
+    limit_of: Callable[[Lane], LaneLimit | None],
+    counts: Callable[[Lane], bool],
+) -> dict[Lane, float]:
+    """Tokens the batch takes from each lane that `counts`, summed per group of messages."""
+    taken: dict[Lane, float] = {}
     for lanes, segs, n in _grouped(lanes_of, segments):
         for lane in lanes:
-            limit = limit_of(lane)
-            if limit is not None:
-                want[lane] = want.get(lane, 0.0) + cost(limit, segs) * n
-    return want
+            if counts(lane):
+                taken[lane] = taken.get(lane, 0.0) + cost(limit_of(lane), segs) * n
+    return taken
 
 
 def _grouped(
@@ -211,11 +220,7 @@ def admit(
 
     When every lane granted what the whole batch takes from it (the common case), all are
     admitted without a walk over the messages; the walk decides the rest."""
-    need: dict[Lane, float] = {}
-    for lanes, segs, n in _grouped(lanes_of, segments):
-        for lane in lanes:
-            if lane in grants:
-                need[lane] = need.get(lane, 0.0) + cost(limit_of(lane), segs) * n
+    need = _taken(lanes_of, segments, limit_of, grants.__contains__)
     if all(g.tokens - need.get(lane, 0.0) >= -1e-9 for lane, g in grants.items()):
         rest = ((lane, g.tokens - need.get(lane, 0.0)) for lane, g in grants.items())
         unused = {lane: t for lane, t in rest if t > 1e-9 and math.isfinite(t)}

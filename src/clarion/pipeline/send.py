@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from clarion.compliance.gate import SEND, Action, Decision, GateInput, Reason, decide
+from clarion.compliance.gate import Action, Decision, GateInput, Reason, decide
 from clarion.compliance.windows import place_key
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch, StatusChange
 from clarion.domain.status import RANK, MessageStatus
@@ -237,6 +237,21 @@ def gate_batch(
     batch serves the rest of them: a batch of a thousand makes a few dozen."""
     out = GateOutcome(send=[], drops=[], defers=[])
     by_place: dict[tuple[str | None, ...], Decision] = {}
+
+    def decision(m: OutboundMessage, c: str | None, recent: Sequence[datetime]) -> Decision:
+        return decide(
+            GateInput(
+                phone=m.to,
+                at=at,
+                consent=c,
+                suppression=suppressed.get(m.to),
+                recent_sends=recent,
+                timezone=m.timezone,
+                expires_at=expires_at,
+                smart_sending_h=smart_sending_h,
+            )
+        )
+
     for m in messages:
         sid = m.subscriber_id
         c = consent.get(sid) if sid is not None else None
@@ -245,25 +260,10 @@ def gate_batch(
             place = place_key(m.to, m.timezone)
             d = by_place.get(place)
             if d is None:
-                g = GateInput(
-                    phone=m.to, at=at, consent=c, timezone=m.timezone,
-                    expires_at=expires_at, smart_sending_h=smart_sending_h,
-                )  # fmt: skip
-                d = by_place[place] = decide(g)
+                d = by_place[place] = decision(m, c, recent)
         else:
-            d = decide(
-                GateInput(
-                    phone=m.to,
-                    at=at,
-                    consent=c,
-                    suppression=suppressed.get(m.to),
-                    recent_sends=recent,
-                    timezone=m.timezone,
-                    expires_at=expires_at,
-                    smart_sending_h=smart_sending_h,
-                )
-            )
-        if d is SEND or d.action is Action.SEND:
+            d = decision(m, c, recent)
+        if d.action is Action.SEND:
             out.send.append(m)
         elif d.action is Action.DEFER:
             assert d.not_before is not None
