@@ -39,6 +39,7 @@ from clarion.email.message import (
     receipt_from_sendgrid_event,
 )
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput
+from clarion.httpclient import AsyncClient
 from clarion.pipeline.send import SendResult
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -282,7 +283,7 @@ class SendGridProvider:
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = httpx.AsyncClient(
+        self._client = AsyncClient(
             base_url=base_url,
             timeout=timeout_s,
             headers={"authorization": f"Bearer {api_key}", "content-type": "application/json"},

@@ -15,6 +15,7 @@ import msgspec
 
 from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 from clarion.errors import ForgedWebhook, InvalidInput, ProviderError
+from clarion.httpclient import AsyncClient
 from clarion.pipeline.send import SendResult
 from clarion.sim.wire import (
     SIGNATURE_HEADER,
@@ -65,7 +66,7 @@ class SimProvider:
         name: str = "sim",
     ) -> None:
         self.name = name  # the account's name: its webhooks are /webhooks/{name}/…
-        self._client = httpx.AsyncClient(
+        self._client = AsyncClient(
             base_url=base_url,
             timeout=timeout_s,
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),

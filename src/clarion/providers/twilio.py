@@ -24,6 +24,7 @@ import msgspec
 
 from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput, ProviderError
+from clarion.httpclient import AsyncClient
 from clarion.pipeline.send import SendResult
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class TwilioProvider:
         self._lookup_base = lookup_base.rstrip("/")
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
-        self._client = httpx.AsyncClient(
+        self._client = AsyncClient(
             auth=httpx.BasicAuth(account_sid, auth_token),
             timeout=timeout_s,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clarion.httpclient import AsyncClient
 from clarion.sim import network, sendgrid_api
 from clarion.sim.wire import (
     SIGNATURE_HEADER,
@@ -490,7 +491,7 @@ def create_app(config: SimConfig) -> Starlette:
         from clarion.sim.smsc import serve_smsc  # it imports this module
 
         stop = asyncio.Event()
-        async with httpx.AsyncClient(timeout=30) as client, serve_smsc(state):
+        async with AsyncClient(timeout=30) as client, serve_smsc(state):
             state.channels["sim"] = _sim_channel(state, client)
             state.channels["twilio"] = twilio_api.channel(state, client)
             task = asyncio.create_task(_dispatch_receipts(state, stop))

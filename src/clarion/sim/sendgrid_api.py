@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clarion.httpclient import AsyncClient
 from clarion.providers.sendgrid import (
     MAX_PERSONALIZATIONS,
     SIGNATURE_HEADER,
@@ -285,7 +286,7 @@ class SendGridSim:
     async def _dispatch(self) -> None:
         """Post due events, oldest first, to the configured URL; a failed post's events are
         tried again after a second. Ends once nothing is left (the next send starts it)."""
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with AsyncClient(timeout=30) as client:
             while self.pending:
                 now = time.monotonic()
                 batch: list[dict[str, Any]] = []
