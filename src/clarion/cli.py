@@ -49,7 +49,9 @@ def _server_gc() -> None:
     imported is frozen (never scanned again), and collections run after 50,000 new objects
     instead of 700. Every batch allocates thousands of short-lived records that hold no
     cycles, so with the defaults the collector ran several times per batch and rescanned
-    the whole heap often (about 6 % of a worker's time, seen as msgspec's decode)."""
+    the whole heap often (about 6 % of a worker's time, seen as msgspec's decode). The price:
+    what only the collector frees (a reference cycle) waits long, so the hot paths must not
+    make cycles (`clarion.httpclient` cuts httpx's)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
