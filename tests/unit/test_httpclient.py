@@ -37,7 +37,7 @@ async def test_a_read_response_is_freed_when_dropped() -> None:
     async with AsyncClient(transport=httpx.MockTransport(_echo)) as client:
         alive, content = await _dropped_response_alive(client)
     assert not alive, "the response outlived its last reference: a reference cycle holds it"
-    assert content.endswith(b"body") and len(content) == 100_004
+    assert content == b"x" * 100_000 + b"body"
 
 
 async def test_httpx_own_client_still_needs_the_collector() -> None:
