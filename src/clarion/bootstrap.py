@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +39,7 @@ from clarion.runtime.stages import (
     now,
 )
 from clarion.store import accounts as store_accounts
-from clarion.store import brands, campaigns
+from clarion.store import brands, campaigns, monitoring
 from clarion.store.db import Pool, create_pool, migrate, release_session_lock
 from clarion.store.embedded import EmbeddedPostgres
 
@@ -239,13 +240,19 @@ def _inflight(stage: str, settings: Settings) -> int:
     return settings.max_inflight_batches
 
 
+# The carrier stage's record of counted status batches is pruned hourly to its last day.
+_PRUNE_EVERY_S = 3600.0
+_PROCESSED_KEEP_S = 86_400.0
+
+
 async def _sweep_deferred(
     core: Stages, stop: asyncio.Event, *, settings: Settings, interval_s: float = 0.25
 ) -> None:
     """Hand deferred messages back to the send stage when their moment comes, fold early
     receipts whose send answer has landed, and now and then reconcile messages whose final
-    receipt never came. Elected: only the process holding the advisory lock sweeps."""
-    reconciled_at = core.now_s()
+    receipt never came, and once an hour prune the record of counted status batches.
+    Elected: only the process holding the advisory lock sweeps."""
+    reconciled_at, pruned_at = core.now_s(), -math.inf
     while not stop.is_set():
         try:
             async with core.pool.acquire() as conn:
@@ -256,6 +263,9 @@ async def _sweep_deferred(
                         if core.now_s() - reconciled_at >= settings.reconcile_every_s:
                             reconciled_at = core.now_s()
                             await core.reconcile(settings.reconcile_after_s)
+                        if core.now_s() - pruned_at >= _PRUNE_EVERY_S:
+                            pruned_at = core.now_s()
+                            await monitoring.prune_processed(core.pool, _PROCESSED_KEEP_S)
                     finally:
                         await release_session_lock(conn, _SWEEPER_LOCK)
         except Exception as exc:  # the next sweep tries again

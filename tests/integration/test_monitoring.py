@@ -3,6 +3,7 @@ raises an alert an operator can see (and a metric); the others do not."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from prometheus_client import REGISTRY
@@ -49,3 +50,32 @@ async def test_a_carrier_delivering_badly_raises_one_alert_for_that_carrier_only
     )
     assert rate is not None
     assert rate < 0.85
+
+
+async def test_the_sweeper_prunes_counted_status_batches_older_than_a_day(
+    infra: bootstrap.Infra,
+) -> None:
+    """The carrier stage records every status batch it counted (a redelivery is then
+    counted once); the record would grow by every batch for ever. The elected sweeper
+    keeps a day of it: a redelivery comes back within minutes."""
+    await infra.pool.execute(
+        "INSERT INTO processed_batches (hop, batch_id, processed_at) VALUES"
+        " ('status', 'prune-old', now() - interval '25 hours'),"
+        " ('status', 'prune-recent', now() - interval '23 hours'),"
+        " ('status', 'prune-new', now())"
+    )
+    with SimProcess(secret=infra.settings.sim_secret) as sim:
+        provider = bootstrap.build_provider(infra.settings, url=sim.url)
+        async with bootstrap.running(infra, provider, stages=("send",), http=False):
+            for _ in range(100):  # the first sweep prunes (0.25 s apart)
+                left = await infra.pool.fetchval(
+                    "SELECT count(*) FROM processed_batches WHERE batch_id = 'prune-old'"
+                )
+                if not left:
+                    break
+                await asyncio.sleep(0.05)
+    kept = await infra.pool.fetch(
+        "SELECT batch_id FROM processed_batches WHERE batch_id LIKE 'prune-%' ORDER BY 1"
+    )
+    assert [r["batch_id"] for r in kept] == ["prune-new", "prune-recent"]
+    assert await monitoring.prune_processed(infra.pool, 60.0) == 1  # 'prune-recent'

@@ -143,3 +143,14 @@ async def carrier_report(pool: Pool, brand_id: int, since: datetime) -> list[dic
             }
         )
     return out
+
+
+async def prune_processed(conn: Conn | Pool, keep_s: float) -> int:
+    """Forget the status batches counted more than `keep_s` ago; returns how many. A batch
+    comes back only while it is unacknowledged (minutes at most), so a day's record guards
+    against every redelivery, and the table stays the size of a day's batches."""
+    result: str = await conn.execute(
+        "DELETE FROM processed_batches WHERE processed_at < now() - make_interval(secs => $1)",
+        keep_s,
+    )
+    return int(result.rsplit(" ", 1)[-1])
