@@ -954,10 +954,19 @@ class Stages:
         """Ask each provider about messages handed over more than `older_than_s` ago that
         still have no final status (their receipts lost, or their fate unknown after a
         crash); what it says goes onto the receipts hop like any receipt. A singleton."""
+        # The longest-waiting first, counting from the last change or the last question:
+        # those asked now go to the back of the line, whatever the provider answers.
         rows = await self.pool.fetch(
-            "SELECT id::text, provider, provider_message_id FROM messages"
-            " WHERE status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL"
-            " AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2",
+            """
+            UPDATE messages m SET reconciled_at = now()
+            FROM (SELECT id FROM messages
+                  WHERE status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL
+                    AND greatest(updated_at, reconciled_at) < now() - make_interval(secs => $1)
+                  ORDER BY greatest(updated_at, reconciled_at) LIMIT $2
+                  FOR UPDATE SKIP LOCKED) due
+            WHERE m.id = due.id
+            RETURNING m.id::text, m.provider, m.provider_message_id
+            """,
             older_than_s,
             limit,
         )
