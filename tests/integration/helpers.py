@@ -1,4 +1,4 @@
-"""Factories for integration tests: a brand with subscribers, a campaign."""
+"""Factories for integration tests: a brand with subscribers, a campaign, a rendered batch."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from clarion import bootstrap
 from clarion.domain.contacts import new_subscriber
+from clarion.domain.records import OutboundMessage, RenderedBatch
 from clarion.report import Progress
 from clarion.seed import synthetic_rows
 from clarion.sim.process import SimProcess
@@ -62,3 +63,24 @@ def daytime() -> datetime:
     """The gate's clock in tests: DAYTIME (every US zone in its window) when the session
     started, running on from there, so waits and backoffs come due."""
     return DAYTIME + timedelta(seconds=time.monotonic() - _STARTED)
+
+
+async def rendered_batch(infra: bootstrap.Infra, n: int, *, seed: int, key: str) -> RenderedBatch:
+    """A rendered batch of one message to each of `n` new subscribers of a new brand's new
+    campaign (subscribers in id order)."""
+    audience = await brand_with_subscribers(infra.pool, n, seed=seed)
+    campaign_id = await campaign(infra.pool, audience.brand_id)
+    subs = await infra.pool.fetch(
+        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
+    )
+    return RenderedBatch(
+        batch_id=key, brand_id=audience.brand_id, campaign_id=campaign_id,
+        sender="+15125550100", channel="sms",
+        messages=[
+            OutboundMessage(
+                message_id=f"00000000-0000-4000-8000-{r['id']:012d}", subscriber_id=r["id"],
+                to=r["phone"], body="hi", segments=1,
+            )
+            for r in subs
+        ],
+    )  # fmt: skip

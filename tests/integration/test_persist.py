@@ -6,36 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from clarion import bootstrap
-from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
+from clarion.domain.records import Receipt
 from clarion.pipeline import aggregate, send
 from clarion.pipeline.send import SendResult
 from clarion.store import compliance, messages
-from tests.integration.helpers import brand_with_subscribers, campaign
-
-
-async def _batch(infra: bootstrap.Infra, n: int, *, seed: int, key: str) -> RenderedBatch:
-    """A rendered batch of one message to each of `n` new subscribers of a new brand's new
-    campaign (subscribers in id order)."""
-    audience = await brand_with_subscribers(infra.pool, n, seed=seed)
-    campaign_id = await campaign(infra.pool, audience.brand_id)
-    subs = await infra.pool.fetch(
-        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
-    )
-    return RenderedBatch(
-        batch_id=key, brand_id=audience.brand_id, campaign_id=campaign_id,
-        sender="+15125550100", channel="sms",
-        messages=[
-            OutboundMessage(
-                message_id=f"00000000-0000-4000-8000-{r['id']:012d}", subscriber_id=r["id"],
-                to=r["phone"], body="hi", segments=1,
-            )
-            for r in subs
-        ],
-    )  # fmt: skip
+from tests.integration.helpers import rendered_batch
 
 
 async def test_a_redelivered_batch_persists_nothing_new(infra: bootstrap.Infra) -> None:
-    batch = await _batch(infra, 5, seed=1501, key="b1")
+    batch = await rendered_batch(infra, 5, seed=1501, key="b1")
     rows = send.rows_to_persist(batch, expires_at=None)
     async with infra.pool.acquire() as conn, conn.transaction():
         assert await messages.persist(conn, rows) == 5
@@ -47,7 +26,7 @@ async def test_a_redelivered_batch_persists_nothing_new(infra: bootstrap.Infra) 
 async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch(
     infra: bootstrap.Infra,
 ) -> None:
-    batch = await _batch(infra, 3, seed=1502, key="b2")
+    batch = await rendered_batch(infra, 3, seed=1502, key="b2")
     ids = [m.message_id for m in batch.messages]
     async with infra.pool.acquire() as conn, conn.transaction():
         await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
@@ -72,7 +51,7 @@ async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch
 async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
     infra: bootstrap.Infra,
 ) -> None:
-    batch = await _batch(infra, 2, seed=1503, key="b3")
+    batch = await rendered_batch(infra, 2, seed=1503, key="b3")
     claimed_at = datetime.now(UTC)
     rows = send.decided_rows(
         batch, expires_at=None, provider="sim", quiet=[], waits=[],
@@ -107,7 +86,7 @@ async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(
 async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it_on(
     infra: bootstrap.Infra,
 ) -> None:
-    batch = await _batch(infra, 2, seed=1504, key="b4")
+    batch = await rendered_batch(infra, 2, seed=1504, key="b4")
     claimed_at = datetime.now(UTC)
     rows = send.decided_rows(
         batch, expires_at=None, provider="sim", drops=[], quiet=[], waits=[], sent_at=claimed_at
@@ -147,7 +126,7 @@ async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it
 async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_message_is_dropped(
     infra: bootstrap.Infra,
 ) -> None:
-    batch = await _batch(infra, 1, seed=1505, key="b5")
+    batch = await rendered_batch(infra, 1, seed=1505, key="b5")
     async with infra.pool.acquire() as conn, conn.transaction():
         await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     (mid,) = (m.message_id for m in batch.messages)
@@ -177,7 +156,7 @@ async def test_the_fold_returns_each_change_with_its_message_and_the_number_of_a
     """The fold's changes name their message and new status from the receipt they came
     from, the brand and campaign from the row; the number only where a failure may suppress
     it, and a permanent failure does."""
-    batch = await _batch(infra, 4, seed=1504, key="b4")
+    batch = await rendered_batch(infra, 4, seed=1504, key="b4")
     ids = [m.message_id for m in batch.messages]
     to = {m.message_id: m.to for m in batch.messages}
     async with infra.pool.acquire() as conn, conn.transaction():

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from clarion import bootstrap
-from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
+from clarion.domain.records import OutboundMessage, Receipt
 from clarion.domain.status import rank
 from clarion.pipeline import send
 from clarion.pipeline.send import SendResult
@@ -20,7 +20,7 @@ from clarion.runtime.stages import Stages
 from clarion.sim.process import SimProcess
 from clarion.store import messages
 from tests.conftest import DAYTIME, wait_for_campaign
-from tests.integration.helpers import brand_with_subscribers, campaign, daytime
+from tests.integration.helpers import brand_with_subscribers, campaign, daytime, rendered_batch
 
 
 async def test_messages_whose_receipts_were_lost_are_reconciled_from_the_provider(
@@ -99,22 +99,7 @@ async def test_a_message_the_provider_never_finishes_does_not_hold_up_the_others
     """Reconciliation takes the longest-waiting messages a run at a time. One the provider
     keeps calling `sent` goes to the back of the line once asked, instead of being taken
     again every run ahead of everyone else."""
-    audience = await brand_with_subscribers(infra.pool, 3, seed=1103)
-    campaign_id = await campaign(infra.pool, audience.brand_id)
-    subs = await infra.pool.fetch(
-        "SELECT id, phone FROM subscribers WHERE brand_id = $1 ORDER BY id", audience.brand_id
-    )
-    batch = RenderedBatch(
-        batch_id="stubborn", brand_id=audience.brand_id, campaign_id=campaign_id,
-        sender="+15125550100", channel="sms",
-        messages=[
-            OutboundMessage(
-                message_id=f"00000000-0000-4000-8000-{r['id']:012d}", subscriber_id=r["id"],
-                to=r["phone"], body="hi", segments=1,
-            )
-            for r in subs
-        ],
-    )  # fmt: skip
+    batch = await rendered_batch(infra, 3, seed=1103, key="stubborn")
     ids = [m.message_id for m in batch.messages]
     async with infra.pool.acquire() as conn, conn.transaction():
         await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
