@@ -9,7 +9,10 @@ a busy host shows less; compare runs on the same machine, close together):
 - `lanes`: a batch's lane demand and admission (six lane sets, limits that carry it);
 - `sms_segments`: the encoding and segment count of a rendered GSM-7 text;
 - `receipts`: holding and folding three receipts per message (the send answer, `sent`,
-  `delivered`), as the receipts side does before its database writes.
+  `delivered`), as the receipts side does before its database writes;
+- `simulator`: the simulator's side of the same messages (it shares the machine in
+  `clarion bench`): decoding a send request, deciding and scheduling each message's two
+  receipts, encoding the answer, then releasing the receipts and encoding their webhooks.
 
     .venv/bin/python bench/hot_paths.py
 """
@@ -28,6 +31,8 @@ from clarion.compliance.encoding import sms_segments
 from clarion.domain.records import OutboundMessage, Receipt, ReceiptBatch
 from clarion.pipeline import aggregate, lanes, send
 from clarion.seed import synthetic_subscribers
+from clarion.sim import app as sim_app
+from clarion.sim.wire import ReceiptPost, SendRequest, SendResponse, SimMessage
 
 BATCH = 1000
 AT = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)  # a Wednesday, 1 pm in New York
@@ -145,6 +150,34 @@ def receipts(n: int) -> Callable[[], int]:
     return run
 
 
+def simulator(n: int) -> Callable[[], int]:
+    subs = synthetic_subscribers(n)
+    requests = [
+        sim_app.encode(
+            SendRequest(
+                callback_url="http://127.0.0.1:8080/webhooks/sim/status",
+                messages=[
+                    SimMessage(str(uuid.uuid4()), s.phone, "+15125550100", TEXT)
+                    for s in subs[k : k + BATCH]
+                ],
+            )
+        )
+        for k in range(0, n, BATCH)
+    ]
+
+    def run() -> int:
+        # latency 0: every receipt is due at once, so one pass releases them all
+        state = sim_app.SimState(sim_app.SimConfig(latency_scale=0.0, seed=1), random.Random(1))
+        for body in requests:
+            sim_app.encode(SendResponse(state.accept(sim_app.decode_request(body))))
+        while state.pending:
+            due = state.pop_due(sim_app.RECEIPTS_PER_POST)
+            sim_app.encode(ReceiptPost(batch_id="b", receipts=[d.receipt for d in due]))
+        return n
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
@@ -160,6 +193,7 @@ def main() -> None:
                     "lanes": best_us(lane_admission(n), rounds),
                     "sms_segments": best_us(segments(n), rounds),
                     "receipts": best_us(receipts(n), rounds),
+                    "simulator": best_us(simulator(n), rounds),
                 },
             }
         )

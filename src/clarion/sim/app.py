@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -46,9 +46,9 @@ MAX_BATCH = 1000
 TICK_S = 0.005  # the receipt schedule's resolution
 RECEIPTS_PER_POST = 2000
 REPORT_EVERY_S = 0.05
-_decode_request = msgspec.json.Decoder(SendRequest).decode
+decode_request = msgspec.json.Decoder(SendRequest).decode
 _decode_reply = msgspec.json.Decoder(ReplyRequest).decode
-_encode = msgspec.json.Encoder().encode
+encode = msgspec.json.Encoder().encode
 
 
 @dataclass(slots=True)
@@ -141,19 +141,6 @@ class SimState:
     latest: dict[str, SimReceipt] = field(default_factory=dict)  # message → its last status
     by_provider_id: dict[str, str] = field(default_factory=dict)  # provider id → message id
 
-    def schedule(
-        self,
-        delay_s: float,
-        url: str,
-        receipt: SimReceipt,
-        handset: tuple[str, str, str] | None = None,
-        channel: str = "sim",
-        since: float | None = None,
-    ) -> None:
-        """`receipt` reported to `url` `delay_s` after `since` (monotonic; default now)."""
-        due = (time.monotonic() if since is None else since) + delay_s
-        self._put(_Due(due, url, receipt, handset, channel))
-
     def _put(self, item: _Due) -> None:
         tick = int(item.due / TICK_S)
         bucket = self.wheel.get(tick)
@@ -179,25 +166,87 @@ class SimState:
         """One message from any front end: rejected (invalid number) or accepted, with its
         receipts scheduled to `target` on `channel`. With `idempotent`, a message id seen
         before gets the first answer and reaches the handset once."""
-        known = self.answers.get(message_id) if idempotent else None
-        if known is not None:
-            self.counts["duplicates"] += 1
-            return known
-        if network.is_invalid(to):
-            code, text = network.INVALID_NUMBER
-            answer = SimResult(message_id, "rejected", provider_id, code, text)
-            self.counts["rejected"] += 1
-        else:
-            answer = SimResult(message_id, "accepted", provider_id or self.new_sid())
-            self.by_provider_id[answer.provider_id or ""] = message_id
-            self.counts["accepted"] += 1
-            self._plan_delivery(
-                target, message_id, answer.provider_id or "", to, sender, body,
-                now or datetime.now(UTC), channel,
-            )  # fmt: skip
-        if idempotent:
-            self.answers[message_id] = answer
+        (answer,) = self.submit_many(
+            [(message_id, to, sender, body, provider_id)],
+            channel=channel, target=target, idempotent=idempotent, now=now,
+        )  # fmt: skip
         return answer
+
+    def submit_many(
+        self,
+        messages: Iterable[tuple[str, str, str, str, str | None]],
+        *,
+        channel: str,
+        target: str,
+        idempotent: bool = True,
+        now: datetime | None = None,
+    ) -> list[SimResult]:
+        """Messages that arrived together, as (our id, to, sender, body, provider id or
+        None), each as `submit` takes it. One pass with the state at hand: at bench rates
+        the simulator shares the machine with the pipeline it measures."""
+        now = now or datetime.now(UTC)
+        since = time.monotonic()  # receipts are due this long after arrival
+        answers, by_provider_id, rng = self.answers, self.by_provider_id, self.rng
+        wheel, ticks = self.wheel, self.ticks
+        failure_rate, carrier_failure = self.config.failure_rate, self.config.carrier_failure
+        latency_scale = self.config.latency_scale
+        results: list[SimResult] = []
+        accepted = rejected = duplicates = 0
+
+        def put(delay_s: float, receipt: SimReceipt, handset: tuple[str, str, str] | None) -> None:
+            due = since + delay_s
+            tick = int(due / TICK_S)
+            bucket = wheel.get(tick)
+            if bucket is None:
+                bucket = wheel[tick] = []
+                heapq.heappush(ticks, tick)
+            bucket.append(_Due(due, target, receipt, handset, channel))
+
+        for message_id, to, sender, body, provider_id in messages:
+            known = answers.get(message_id) if idempotent else None
+            if known is not None:
+                duplicates += 1
+                results.append(known)
+                continue
+            if network.is_invalid(to):
+                code, text = network.INVALID_NUMBER
+                answer = SimResult(message_id, "rejected", provider_id, code, text)
+                rejected += 1
+            else:
+                pid = provider_id or self.new_sid()
+                answer = SimResult(message_id, "accepted", pid)
+                by_provider_id[pid] = message_id
+                accepted += 1
+                carrier = network.carrier_for(to)
+                outcome = network.decide(
+                    to, rng, carrier=carrier, latency_scale=latency_scale,
+                    failure_rate=carrier_failure.get(carrier.name, failure_rate)
+                    if carrier_failure else failure_rate,
+                )  # fmt: skip
+                latency_s, sent_after = outcome.latency_s, outcome.latency_s * 0.3
+                put(
+                    sent_after,
+                    SimReceipt(message_id, pid, "sent", now + timedelta(seconds=sent_after),
+                               None, carrier.name),
+                    None,
+                )  # fmt: skip
+                put(
+                    latency_s,
+                    SimReceipt(
+                        message_id, pid, "delivered" if outcome.delivered else "undelivered",
+                        now + timedelta(seconds=latency_s), outcome.error_code, carrier.name,
+                    ),
+                    (to, sender, body) if outcome.delivered else None,
+                )  # fmt: skip
+            if idempotent:
+                answers[message_id] = answer
+            results.append(answer)
+        self.pending += 2 * accepted
+        counts = self.counts
+        counts["accepted"] += accepted
+        counts["rejected"] += rejected
+        counts["duplicates"] += duplicates
+        return results
 
     def requeue(self, item: _Due, due: float) -> None:
         """A receipt whose report failed: reported again at `due` (monotonic seconds)."""
@@ -212,64 +261,10 @@ class SimState:
         if req.inbound_url:
             for sender in {m.sender for m in req.messages}:
                 self.inbound_urls[sender] = ("sim", req.inbound_url)
-        now = datetime.now(UTC)  # one request arrives at one moment
-        return [
-            self.submit(
-                m.id, m.to, m.sender, m.body, channel="sim", target=req.callback_url, now=now
-            )
-            for m in req.messages
-        ]
-
-    def _plan_delivery(
-        self,
-        url: str,
-        message_id: str,
-        provider_id: str,
-        to: str,
-        sender: str,
-        body: str,
-        now: datetime,
-        channel: str = "sim",
-    ) -> None:
-        carrier = network.carrier_for(to)
-        outcome = network.decide(
-            to,
-            self.rng,
-            failure_rate=self.config.carrier_failure.get(carrier.name, self.config.failure_rate),
-            latency_scale=self.config.latency_scale,
-            carrier=carrier,
-        )
-        since = time.monotonic()
-        sent_after = outcome.latency_s * 0.3
-        self.schedule(
-            sent_after,
-            url,
-            SimReceipt(
-                message_id,
-                provider_id,
-                "sent",
-                now + timedelta(seconds=sent_after),
-                None,
-                carrier.name,
-            ),
-            channel=channel,
-            since=since,
-        )
-        final = SimReceipt(
-            message_id,
-            provider_id,
-            "delivered" if outcome.delivered else "undelivered",
-            now + timedelta(seconds=outcome.latency_s),
-            outcome.error_code,
-            carrier.name,
-        )
-        self.schedule(
-            outcome.latency_s,
-            url,
-            final,
-            (to, sender, body) if outcome.delivered else None,
-            channel=channel,
-            since=since,
+        return self.submit_many(
+            [(m.id, m.to, m.sender, m.body, None) for m in req.messages],
+            channel="sim",
+            target=req.callback_url,
         )
 
     def pop_due(self, limit: int) -> list[_Due]:
@@ -350,7 +345,7 @@ def _sim_channel(state: SimState, client: httpx.AsyncClient) -> Channel:
     """The batch HTTP API's channel: signed JSON batches of receipts and inbound messages."""
 
     async def receipts(url: str, batch: list[SimReceipt]) -> bool:
-        body = _encode(ReceiptPost(batch_id=uuid.uuid4().hex, receipts=batch))
+        body = encode(ReceiptPost(batch_id=uuid.uuid4().hex, receipts=batch))
         headers = {
             "content-type": "application/json",
             SIGNATURE_HEADER: sign(state.config.secret, body),
@@ -362,7 +357,7 @@ def _sim_channel(state: SimState, client: httpx.AsyncClient) -> Channel:
         return resp.status_code < 300
 
     async def inbound(url: str, message: SimInbound) -> int:
-        body = _encode(InboundPost(batch_id=message.id, messages=[message]))
+        body = encode(InboundPost(batch_id=message.id, messages=[message]))
         headers = {
             "content-type": "application/json",
             SIGNATURE_HEADER: sign(state.config.secret, body),
@@ -396,7 +391,7 @@ def create_app(config: SimConfig) -> Starlette:
     async def send(request: Request) -> Response:
         state.counts["requests"] += 1
         try:
-            req = _decode_request(await request.body())
+            req = decode_request(await request.body())
         except msgspec.DecodeError as exc:
             return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
         if len(req.messages) > MAX_BATCH:
@@ -414,7 +409,7 @@ def create_app(config: SimConfig) -> Starlette:
                 headers={"Retry-After": f"{max(wait_s, 0.05):.2f}"},
             )
         results = state.accept(req)
-        return Response(_encode(SendResponse(results)), media_type="application/json")
+        return Response(encode(SendResponse(results)), media_type="application/json")
 
     async def lookup(request: Request) -> Response:
         """Carrier lookup (as Twilio Lookup's line type intelligence): which network owns
@@ -466,7 +461,7 @@ def create_app(config: SimConfig) -> Starlette:
         except (msgspec.DecodeError, KeyError) as exc:
             return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
         found = [state.latest[i] for i in ids[:MAX_BATCH] if i in state.latest]
-        return Response(_encode({"receipts": found}), media_type="application/json")
+        return Response(encode({"receipts": found}), media_type="application/json")
 
     async def outage(request: Request) -> Response:
         """Take the API down (new messages get 503) or bring it back; messages already
