@@ -137,6 +137,13 @@ def bench(
         datetime | None,
         typer.Option(help="The UTC time the compliance gate sees (default: next 18:00 UTC)."),
     ] = None,
+    send_side_nice: Annotated[
+        int,
+        typer.Option(
+            help="CPU priority (nice) of the processes that do not fold receipts, when others "
+            "do: the receipts side finishes what was handed over first. 0: equal priority."
+        ),
+    ] = 5,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
     ] = False,
@@ -173,7 +180,7 @@ def bench(
         roles=groups, recipients=recipients, workers=workers, every_stage=every_stage,
         lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
-        sql_top=sql_top, data_dir=keep,
+        sql_top=sql_top, data_dir=keep, send_side_nice=send_side_nice,
     )  # fmt: skip
     print_report(_run(run_bench(opts)), json_out)
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from clarion.bench import RECEIPTS_SIDE, SEND_SIDE, BenchOptions, layout
+from clarion.bench import RECEIPTS_SIDE, SEND_SIDE, BenchOptions, _nice, layout
 from clarion.runtime.stages import STAGES
 
 
@@ -32,3 +32,15 @@ def test_every_stage_and_roles_override_the_layout() -> None:
     assert opts.groups() == [list(STAGES)] * 3
     opts = BenchOptions(recipients=10, workers=3, roles=[["send"], ["audience"]])
     assert opts.groups() == [["send"], ["audience"]]
+
+
+def test_only_processes_that_fold_no_receipts_yield_and_only_beside_ones_that_do() -> None:
+    two = BenchOptions(recipients=10, workers=3)  # two send-side processes, one receipts-side
+    assert [_nice(two, g) for g in two.groups()] == [5, 5, 0]
+    assert [_nice(BenchOptions(recipients=10, workers=1), list(STAGES))] == [0]
+    everywhere = BenchOptions(recipients=10, workers=2, every_stage=True)
+    assert [_nice(everywhere, g) for g in everywhere.groups()] == [0, 0]
+    roles = BenchOptions(recipients=10, roles=[["audience", "personalize", "send"], ["send"]])
+    assert [_nice(roles, g) for g in roles.groups()] == [0, 0]  # nobody folds: nobody yields
+    equal = BenchOptions(recipients=10, workers=2, send_side_nice=0)
+    assert [_nice(equal, g) for g in equal.groups()] == [0, 0]
