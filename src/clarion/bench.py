@@ -77,7 +77,7 @@ class BenchOptions:
     # CPU priority (nice) of the processes that do not fold receipts, when others do: on
     # shared cores the receipts side then finishes what was handed over before the send
     # side takes more (see `_workers`). 0: equal priority.
-    send_side_nice: int = 5
+    send_side_nice: int = 10
     data_dir: Path | None = None
 
     def groups(self) -> list[list[str]]:

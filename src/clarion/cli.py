@@ -143,7 +143,7 @@ def bench(
             help="CPU priority (nice) of the processes that do not fold receipts, when others "
             "do: the receipts side finishes what was handed over first. 0: equal priority."
         ),
-    ] = 5,
+    ] = 10,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
     ] = False,

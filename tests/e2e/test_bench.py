@@ -86,7 +86,7 @@ def test_two_processes_split_the_stages_and_deliver_every_eligible_recipient() -
         "aggregate,carrier,inbound,transactional",
     ]
     # the send side yields the cores to the receipts side (the system's own niceness)
-    assert report["nice_per_process"] == [5, 0]
+    assert report["nice_per_process"] == [10, 0]
     assert report["delivered"] == report["eligible"] > 1800
     assert report["optouts"] == report["optouts_recorded"] == 5
     assert report["optout_sent_after_1s"] == 0
