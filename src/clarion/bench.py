@@ -367,6 +367,14 @@ async def _bench(
         "cpu_s_per_1k": round(cpu["workers"], 3),
         "cpu_s_per_1k_all": round(sum(cpu.values()), 3),
         "cpu_s_per_1k_by_process": {role: round(v, 3) for role, v in cpu.items()},
+        # CPU seconds of every process per second of the run: how many of `cpus` it kept
+        # busy. The host's speed moves msg/s and CPU per message together; this stays put,
+        # and shows idle cores (a stage waiting on another) where msg/s cannot.
+        "cores_busy": round(
+            sum(cpu_used(cpu_before, cpu_after, pids) for pids in roles.values()) / duration_s, 2
+        )
+        if duration_s > 0
+        else 0.0,
         "cpu_s_per_1k_by_worker": [
             round(cpu_used(cpu_before, cpu_after, [pid]) * per_1k, 3) for pid in roles["workers"]
         ],

@@ -54,6 +54,12 @@ def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
     by_process = report["cpu_s_per_1k_by_process"]
     assert set(by_process) == {"workers", "harness", "simulator", "postgres", "nats"}
     assert report["cpu_s_per_1k"] == by_process["workers"] > 0
+    # busy cores: CPU seconds per second of the run, within what the machine has (CPU is
+    # read a moment after the last receipt, so a little over is allowed)
+    assert 0 < report["cores_busy"] <= report["cpus"] * 1.1
+    assert report["cores_busy"] == pytest.approx(
+        report["throughput_mps"] * report["cpu_s_per_1k_all"] / 1000, rel=0.05, abs=0.02
+    )
     assert by_process["postgres"] > 0
     assert by_process["simulator"] > 0
     assert report["lane_rate_per_s"] > 0
