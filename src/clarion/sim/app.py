@@ -186,22 +186,11 @@ class SimState:
         the simulator shares the machine with the pipeline it measures."""
         now = now or datetime.now(UTC)
         since = time.monotonic()  # receipts are due this long after arrival
-        answers, by_provider_id, rng = self.answers, self.by_provider_id, self.rng
-        wheel, ticks = self.wheel, self.ticks
+        answers, by_provider_id, rng, put = self.answers, self.by_provider_id, self.rng, self._put
         failure_rate, carrier_failure = self.config.failure_rate, self.config.carrier_failure
         latency_scale = self.config.latency_scale
         results: list[SimResult] = []
         accepted = rejected = duplicates = 0
-
-        def put(delay_s: float, receipt: SimReceipt, handset: tuple[str, str, str] | None) -> None:
-            due = since + delay_s
-            tick = int(due / TICK_S)
-            bucket = wheel.get(tick)
-            if bucket is None:
-                bucket = wheel[tick] = []
-                heapq.heappush(ticks, tick)
-            bucket.append(_Due(due, target, receipt, handset, channel))
-
         for message_id, to, sender, body, provider_id in messages:
             known = answers.get(message_id) if idempotent else None
             if known is not None:
@@ -224,24 +213,20 @@ class SimState:
                     if carrier_failure else failure_rate,
                 )  # fmt: skip
                 latency_s, sent_after = outcome.latency_s, outcome.latency_s * 0.3
-                put(
-                    sent_after,
-                    SimReceipt(message_id, pid, "sent", now + timedelta(seconds=sent_after),
-                               None, carrier.name),
-                    None,
+                sent = SimReceipt(
+                    message_id, pid, "sent", now + timedelta(seconds=sent_after), None,
+                    carrier.name,
                 )  # fmt: skip
-                put(
-                    latency_s,
-                    SimReceipt(
-                        message_id, pid, "delivered" if outcome.delivered else "undelivered",
-                        now + timedelta(seconds=latency_s), outcome.error_code, carrier.name,
-                    ),
-                    (to, sender, body) if outcome.delivered else None,
+                final = SimReceipt(
+                    message_id, pid, "delivered" if outcome.delivered else "undelivered",
+                    now + timedelta(seconds=latency_s), outcome.error_code, carrier.name,
                 )  # fmt: skip
+                put(_Due(since + sent_after, target, sent, None, channel))
+                handset = (to, sender, body) if outcome.delivered else None
+                put(_Due(since + latency_s, target, final, handset, channel))
             if idempotent:
                 answers[message_id] = answer
             results.append(answer)
-        self.pending += 2 * accepted
         counts = self.counts
         counts["accepted"] += accepted
         counts["rejected"] += rejected
