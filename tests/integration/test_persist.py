@@ -3,6 +3,7 @@ in once more as INSERT … ON CONFLICT DO NOTHING, adding nothing."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from clarion import bootstrap
@@ -184,3 +185,54 @@ async def test_the_fold_returns_each_change_with_its_message_and_the_number_of_a
     assert all(c.latency_s is not None and c.latency_s >= 0 for c in changes)
     suppressed = await infra.pool.fetch("SELECT address, reason FROM suppressions")
     assert [(r["address"], r["reason"]) for r in suppressed] == [(to[ids[1]], "unknown_handset")]
+
+
+async def test_the_fold_takes_receipts_in_any_order_and_any_text(infra: bootstrap.Infra) -> None:
+    """The fold's rows travel as JSON: each change still names its own message when the
+    receipts come in no particular order, and text a provider sends (quotes, backslashes,
+    accents) arrives as sent."""
+    batch = await rendered_batch(infra, 3, seed=1505, key="b5")
+    ids = [m.message_id for m in batch.messages]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    at = datetime.now(UTC)
+    carriers = ['AT&T "Mobility"', "Bouygues T\u00e9l\u00e9com", "back\\slash"]
+    cases = list(enumerate(zip(ids, ["sent", "delivered", "undelivered"], carriers, strict=True)))
+    receipts = [
+        Receipt(message_id=i, status=s, occurred_at=at, carrier=c, provider_message_id=f"P{n}")
+        for n, (i, s, c) in cases
+    ]
+    folded = sorted(aggregate.fold(receipts), key=lambda r: r.message_id, reverse=True)
+    async with infra.pool.acquire() as conn, conn.transaction():
+        changes = await messages.apply_receipts(conn, "sim", receipts, folded)
+    got = {c.message_id: (c.status, c.carrier) for c in changes}
+    assert got == {
+        ids[0]: ("sent", carriers[0]),
+        ids[1]: ("delivered", carriers[1]),
+        ids[2]: ("undelivered", carriers[2]),
+    }
+    stored = await infra.pool.fetch(
+        "SELECT id::text AS id, status, carrier, provider_message_id AS pid FROM messages"
+    )
+    assert {r["id"]: (r["status"], r["carrier"], r["pid"]) for r in stored} == {
+        i: (s, c, f"P{n}") for n, (i, s, c) in cases
+    }
+
+
+async def test_the_fold_probes_messages_by_key_however_large_the_table_and_the_batch(
+    infra: bootstrap.Infra,
+) -> None:
+    """A fold of thousands of receipts against a table of many messages is planned as one
+    primary-key probe per receipt: its cost follows the batch, never the table (a hash join
+    over a scan of `messages` would cost a pass over the table per batch)."""
+    await infra.pool.execute(
+        "INSERT INTO messages (id, brand_id, subscriber_id, to_address, status, status_rank)"
+        " SELECT gen_random_uuid(), 1, n, '+15005550006', 'accepted', 1"
+        " FROM generate_series(1, 50000) AS n"
+    )
+    await infra.pool.execute("ANALYZE messages")
+    values = [(str(uuid.uuid4()), "delivered", 5, None, None, None) for _ in range(5000)]
+    rows = await infra.pool.fetch("EXPLAIN " + messages._FOLD, values)
+    plan = "\n".join(r[0] for r in rows)
+    assert "Index Scan using messages_pkey on messages" in plan, plan
+    assert "Seq Scan on messages" not in plan, plan
