@@ -188,9 +188,8 @@ async def test_the_fold_returns_each_change_with_its_message_and_the_number_of_a
 
 
 async def test_the_fold_takes_receipts_in_any_order_and_any_text(infra: bootstrap.Infra) -> None:
-    """The fold's rows travel as JSON: each change still names its own message when the
-    receipts come in no particular order, and text a provider sends (quotes, backslashes,
-    accents) arrives as sent."""
+    """Each change names its own message when the receipts come in no particular order, and
+    text a provider sends (quotes, backslashes, accents) arrives as sent."""
     batch = await rendered_batch(infra, 3, seed=1505, key="b5")
     ids = [m.message_id for m in batch.messages]
     async with infra.pool.acquire() as conn, conn.transaction():
@@ -222,17 +221,19 @@ async def test_the_fold_takes_receipts_in_any_order_and_any_text(infra: bootstra
 async def test_the_fold_probes_messages_by_key_however_large_the_table_and_the_batch(
     infra: bootstrap.Infra,
 ) -> None:
-    """A fold of thousands of receipts against a table of many messages is planned as one
-    primary-key probe per receipt: its cost follows the batch, never the table (a hash join
-    over a scan of `messages` would cost a pass over the table per batch)."""
+    """A fold of thousands of receipts against a table of many messages finds its rows
+    through the primary key: its cost follows the batch, never the table (a hash join over
+    a scan of `messages` would cost a pass over the table per batch)."""
     await infra.pool.execute(
         "INSERT INTO messages (id, brand_id, subscriber_id, to_address, status, status_rank)"
         " SELECT gen_random_uuid(), 1, n, '+15005550006', 'accepted', 1"
         " FROM generate_series(1, 50000) AS n"
     )
     await infra.pool.execute("ANALYZE messages")
-    values = [(str(uuid.uuid4()), "delivered", 5, None, None, None) for _ in range(5000)]
-    rows = await infra.pool.fetch("EXPLAIN " + messages._FOLD, values)
+    n = 5000
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    arrays = (ids, ["delivered"] * n, [5] * n, [None] * n, [None] * n, [None] * n)
+    rows = await infra.pool.fetch("EXPLAIN " + messages._FOLD, *arrays)
     plan = "\n".join(r[0] for r in rows)
-    assert "Index Scan using messages_pkey on messages" in plan, plan
+    assert "on messages_pkey" in plan, plan
     assert "Seq Scan on messages" not in plan, plan

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -249,24 +248,20 @@ async def apply_receipts(
     return changes
 
 
-# The fold's rows travel as one jsonb array of [id, status, rank, error code, carrier,
-# provider id] and are taken apart by Postgres. As six parameter arrays for `unnest`, the
-# client paid asyncpg's per-element check of every array element against `collections.abc`
-# classes (a Python-level `ABCMeta.__instancecheck__`): 4.5-6.4 µs of client CPU per
-# folded row against 1.7-1.9, for the same server time (BENCHMARKS.md, issue 6, tenth pass).
-# The planner takes a set-returning function for 100 rows whatever the batch holds, so the
-# plan is a nested loop over the primary key at any size, never a scan of `messages`; the
-# rows are sorted by id, so concurrent folds lock the rows they share in one order.
+# A set-based fold. `m.id = ANY(ids)` finds the batch's rows through the primary key:
+# sized right by the planner, the `unnest` alone was hashed against a scan of the whole
+# table (BENCHMARKS.md, issue 6). (Passing the rows as one jsonb array instead saved the
+# client the per-element checks asyncpg makes of each array, but Postgres spent what it
+# saved: tenth pass.)
 _FOLD = """
     UPDATE messages m SET status = f.status, status_rank = f.status_rank,
            error_code = coalesce(f.error_code, m.error_code),
            carrier = coalesce(f.carrier, m.carrier),
            provider_message_id = coalesce(m.provider_message_id, f.pid),
            sent_at = coalesce(m.sent_at, now()), updated_at = now()
-    FROM (SELECT (e->>0)::uuid AS id, e->>1 AS status, (e->>2)::smallint AS status_rank,
-                 e->>3 AS error_code, e->>4 AS carrier, e->>5 AS pid, j.n
-          FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(e, n)) f
-    WHERE m.id = f.id AND f.status_rank > m.status_rank
+    FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[])
+         WITH ORDINALITY AS f(id, status, status_rank, error_code, carrier, pid, n)
+    WHERE m.id = f.id AND m.id = ANY($1::uuid[]) AND f.status_rank > m.status_rank
     RETURNING f.n, m.brand_id, m.campaign_id, m.carrier, m.error_code,
               CASE WHEN m.error_code IS NOT NULL THEN m.to_address END,
               extract(epoch FROM now() - m.sent_at)::float8
@@ -277,15 +272,18 @@ async def _fold(conn: Conn, folded: Sequence[Receipt]) -> list[StatusChange]:
     # Each changed row names its receipt by position (WITH ORDINALITY): the id and the new
     # status are the receipt's, so they are not sent back; the number only when a failure
     # may suppress it.
-    ordered = sorted(folded, key=attrgetter("message_id"))
-    values = [
-        (f.message_id, f.status, rank(f.status), f.error_code, f.carrier, f.provider_message_id)
-        for f in ordered
-    ]
-    rows = await conn.fetch(_FOLD, values)
+    rows = await conn.fetch(
+        _FOLD,
+        [f.message_id for f in folded],
+        [f.status for f in folded],
+        [rank(f.status) for f in folded],
+        [f.error_code for f in folded],
+        [f.carrier for f in folded],
+        [f.provider_message_id for f in folded],
+    )
     return [
         StatusChange(
-            message_id=(f := ordered[r[0] - 1]).message_id,
+            message_id=(f := folded[r[0] - 1]).message_id,
             brand_id=r[1],
             campaign_id=r[2],
             status=f.status,
