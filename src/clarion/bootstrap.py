@@ -262,7 +262,10 @@ async def _sweep_deferred(
                         await core.sweep_early_receipts()
                         if core.now_s() - reconciled_at >= settings.reconcile_every_s:
                             reconciled_at = core.now_s()
-                            await core.reconcile(settings.reconcile_after_s)
+                            await core.reconcile(
+                                settings.reconcile_after_s,
+                                max_age_s=settings.reconcile_max_age_s,
+                            )
                         if core.now_s() - pruned_at >= _PRUNE_EVERY_S:
                             pruned_at = core.now_s()
                             await monitoring.prune_processed(core.pool, _PROCESSED_KEEP_S)

@@ -72,6 +72,9 @@ class Settings:
     # receipts may be lost); the reconciliation job runs every `reconcile_every_s`.
     reconcile_after_s: float = 600.0
     reconcile_every_s: float = 30.0
+    # ... until this long after their hand-over: carriers retry for up to about three days,
+    # and a message no final report has come for by then never gets one.
+    reconcile_max_age_s: float = 3 * 86_400.0
     # Base URL of links inside messages (one-click unsubscribe, short links): the https
     # address subscribers reach; default `public_url`. RFC 8058 one-click needs https.
     links_url: str | None = None
@@ -108,6 +111,7 @@ class Settings:
             ("carrier_alert_rate", "CLARION_CARRIER_ALERT_RATE", float),
             ("carrier_alert_min_volume", "CLARION_CARRIER_ALERT_MIN_VOLUME", int),
             ("reconcile_after_s", "CLARION_RECONCILE_AFTER_S", float),
+            ("reconcile_max_age_s", "CLARION_RECONCILE_MAX_AGE_S", float),
             ("receipt_hold_s", "CLARION_RECEIPT_HOLD_S", float),
             ("unsubscribe_secret", "CLARION_UNSUBSCRIBE_SECRET", str),
             ("links_url", "CLARION_LINKS_URL", str),

@@ -105,11 +105,7 @@ async def test_a_message_the_provider_never_finishes_does_not_hold_up_the_others
         await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     # handed over an hour ago, the first message longest ago; `sent` is all that came
     for age_min, mid in zip((90, 80, 70), ids, strict=True):
-        await infra.pool.execute(
-            "UPDATE messages SET status = 'sent', status_rank = $3, provider = 'stubborn',"
-            " updated_at = now() - make_interval(mins => $2) WHERE id = $1::uuid",
-            mid, age_min, rank("sent"),
-        )  # fmt: skip
+        await _handed_over(infra, mid, "sent", age_min)
     stubborn = _Stubborn()
     core = Stages(infra.pool, infra.bus, stubborn)
 
@@ -121,3 +117,104 @@ async def test_a_message_the_provider_never_finishes_does_not_hold_up_the_others
     assert stubborn.asked == [sorted(ids[:2]), [ids[2]]]
     assert await core.reconcile(older_than_s=0, limit=2) == 2  # the first asked come back first
     assert stubborn.asked[-1] == sorted(ids[:2])
+
+
+async def _handed_over(
+    infra: bootstrap.Infra, message_id: str, status: str, age_min: float
+) -> None:
+    await infra.pool.execute(
+        "UPDATE messages SET status = $2, status_rank = $3, provider = 'stubborn',"
+        " sent_at = now() - make_interval(mins => $4), updated_at = now()"
+        " WHERE id = $1::uuid",
+        message_id, status, rank(status), age_min,
+    )  # fmt: skip
+
+
+async def test_a_call_a_crash_cut_short_is_asked_about_once_its_fate_is_unknown(
+    infra: bootstrap.Infra,
+) -> None:
+    """The floor below which every message has been asked about or has settled does not
+    pass a message still being handed over: when its batch comes again and its fate is
+    `unknown`, it is asked about, however many runs went by meanwhile. Settled messages do
+    not hold the floor back."""
+    batch = await rendered_batch(infra, 3, seed=1104, key="floor")
+    ids = [m.message_id for m in batch.messages]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    await _handed_over(infra, ids[0], "delivered", 60)
+    await _handed_over(infra, ids[1], "sending", 50)  # the worker died in the call
+    await _handed_over(infra, ids[2], "delivered", 40)
+    stubborn = _Stubborn()
+    core = Stages(infra.pool, infra.bus, stubborn)
+
+    assert await core.reconcile(older_than_s=600) == 0
+    assert await core.reconcile(older_than_s=600) == 0
+    floor = core._reconcile_floor
+    assert floor is not None
+    sent_at = await infra.pool.fetchval("SELECT sent_at FROM messages WHERE id = $1", ids[1])
+    assert floor == sent_at  # held at the message in flight, past the settled one before it
+    await infra.pool.execute(
+        "UPDATE messages SET status = 'unknown', status_rank = $2 WHERE id = $1",
+        ids[1], rank("unknown"),
+    )  # fmt: skip
+    assert await core.reconcile(older_than_s=600) == 1
+    assert stubborn.asked == [[ids[1]]]
+    # nothing before the hand-over of the newest is left unasked: the floor moves on
+    assert core._reconcile_floor is not None
+    assert core._reconcile_floor > sent_at
+
+
+async def test_settled_messages_and_those_too_old_leave_the_record_of_the_asked(
+    infra: bootstrap.Infra,
+) -> None:
+    """A message asked about leaves the record of the asked (the partial index the sweep
+    reads) once it has settled, or once it was handed over longer ago than messages are
+    asked about; one still open stays and is asked again."""
+    batch = await rendered_batch(infra, 3, seed=1105, key="settled")
+    ids = [m.message_id for m in batch.messages]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    for mid, status, age_min in ((ids[0], "delivered", 60), (ids[1], "sent", 60),
+                                 (ids[2], "sent", 5 * 24 * 60)):  # fmt: skip
+        await _handed_over(infra, mid, status, age_min)
+    await infra.pool.execute("UPDATE messages SET reconciled_at = now() - interval '30 minutes'")
+    stubborn = _Stubborn()
+    core = Stages(infra.pool, infra.bus, stubborn)
+
+    assert await core.reconcile(older_than_s=600, max_age_s=3 * 86_400) == 1
+    assert stubborn.asked == [[ids[1]]]
+    asked = await infra.pool.fetch(
+        "SELECT id::text AS id FROM messages WHERE reconciled_at IS NOT NULL"
+    )
+    assert [r["id"] for r in asked] == [ids[1]]
+
+
+async def test_reconciliation_reads_a_window_of_messages_never_the_whole_table(
+    infra: bootstrap.Infra,
+) -> None:
+    """On a table of many messages handed over across three days, the messages not asked
+    about yet are found through the BRIN index on `sent_at` for a recent window, and those
+    asked before through the partial index on `reconciled_at`: a run's cost follows the
+    traffic since the floor, not the table's history."""
+    await infra.pool.execute(
+        "INSERT INTO messages (id, brand_id, subscriber_id, to_address, status, status_rank,"
+        " provider, sent_at, created_at)"
+        " SELECT gen_random_uuid(), 1, n, '+15005550006', 'delivered', $1, 'sim', t, t"
+        " FROM generate_series(1, 60000) AS n,"
+        " LATERAL (SELECT now() - make_interval(secs => (60000 - n) * 4.32)) AS at(t)",
+        rank("delivered"),
+    )
+    await infra.pool.execute("ANALYZE messages")
+    upto, floor = await infra.pool.fetchrow(
+        "SELECT now() - interval '10 minutes', now() - interval '20 minutes'"
+    )
+    fresh = "\n".join(
+        r[0] for r in await infra.pool.fetch("EXPLAIN " + messages._ASK_FRESH, floor, upto, 1000)
+    )
+    assert "messages_sent_at_brin" in fresh, fresh
+    assert "Seq Scan on messages" not in fresh, fresh
+    again = "\n".join(
+        r[0] for r in await infra.pool.fetch("EXPLAIN " + messages._ASK_AGAIN, upto, floor, 1000)
+    )
+    assert "messages_reasking" in again, again
+    assert "Seq Scan on messages" not in again, again

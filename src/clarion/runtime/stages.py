@@ -168,6 +168,7 @@ class Stages:
     _templates: OrderedDict[int, _Templates] = field(default_factory=OrderedDict)
     # Campaigns whose first provider call this process knows is stamped (first_send_at).
     _first_sent: set[int] = field(default_factory=set)
+    _reconcile_floor: datetime | None = None  # see `reconcile`
     # Where one-click unsubscribe links point, and the secret that signs them.
     public_url: str = "http://127.0.0.1:8080"
     unsubscribe_secret: str = "clarion-unsubscribe"
@@ -950,29 +951,25 @@ class Stages:
                 await self._publish_receipts("early", provider, receipts)
         return len(found)
 
-    async def reconcile(self, older_than_s: float, limit: int = 1000) -> int:
-        """Ask each provider about messages handed over more than `older_than_s` ago that
-        still have no final status (their receipts lost, or their fate unknown after a
-        crash); what it says goes onto the receipts hop like any receipt. A singleton."""
-        # The longest-waiting first, counting from the last change or the last question:
-        # those asked now go to the back of the line, whatever the provider answers.
-        rows = await self.pool.fetch(
-            """
-            UPDATE messages m SET reconciled_at = now()
-            FROM (SELECT id FROM messages
-                  WHERE status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL
-                    AND greatest(updated_at, reconciled_at) < now() - make_interval(secs => $1)
-                  ORDER BY greatest(updated_at, reconciled_at) LIMIT $2
-                  FOR UPDATE SKIP LOCKED) due
-            WHERE m.id = due.id
-            RETURNING m.id::text, m.provider, m.provider_message_id
-            """,
-            older_than_s,
-            limit,
-        )
+    async def reconcile(
+        self, older_than_s: float, limit: int = 1000, *, max_age_s: float = 3 * 86_400.0
+    ) -> int:
+        """Ask each provider about messages handed over more than `older_than_s` ago (and
+        less than `max_age_s`) that still have no final status (their receipts lost, or
+        their fate unknown after a crash); what it says goes onto the receipts hop like any
+        receipt. A singleton: it keeps the floor below which every message has been asked
+        about or has settled (lost on a restart, which reads from `max_age_s` ago once).
+        Those never asked come first, in hand-over order; then those asked before, the
+        longest-asked first, so a message the provider keeps calling `sent` goes to the back
+        of the line."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows, self._reconcile_floor = await messages.to_reconcile(
+                conn, self._reconcile_floor, older_than_s=older_than_s, max_age_s=max_age_s,
+                limit=limit,
+            )  # fmt: skip
         by_provider: dict[str, list[tuple[str, str | None]]] = {}
-        for r in rows:
-            by_provider.setdefault(r["provider"], []).append((r["id"], r["provider_message_id"]))
+        for message_id, provider_name, provider_id in rows:
+            by_provider.setdefault(provider_name, []).append((message_id, provider_id))
         found = 0
         for name, refs in by_provider.items():
             provider = self.providers.get(name)

@@ -455,3 +455,68 @@ async def matched_early(conn: Conn, limit: int = 5000) -> list[tuple[str, Receip
         limit,
     )
     return [(r["provider"], _early_receipt(r, r["message_id"])) for r in rows]
+
+
+# Reconciliation (asking providers about messages whose final report never came) reads two
+# small parts of `messages`, never the whole table (migration 0016): the messages handed
+# over since the oldest it has not asked about yet, and those it asked about before that
+# are still open.
+_ASK_FRESH = """
+    UPDATE messages m SET reconciled_at = now()
+    FROM (SELECT id FROM messages
+          WHERE sent_at >= $1 AND sent_at < $2 AND reconciled_at IS NULL
+            AND status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL
+          ORDER BY sent_at LIMIT $3) due
+    WHERE m.id = due.id
+    RETURNING m.id::text, m.provider, m.provider_message_id
+"""
+_ASK_AGAIN = """
+    UPDATE messages m SET reconciled_at = now()
+    FROM (SELECT id FROM messages
+          WHERE reconciled_at IS NOT NULL AND reconciled_at < $1 AND sent_at >= $2
+            AND status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL
+          ORDER BY reconciled_at LIMIT $3) due
+    WHERE m.id = due.id
+    RETURNING m.id::text, m.provider, m.provider_message_id
+"""
+# `sending` counts: a claim a crash cut short turns `unknown` when its batch comes again,
+# and is then asked about.
+_OLDEST_UNASKED = """
+    SELECT min(sent_at) FROM messages
+    WHERE sent_at >= $1 AND sent_at < $2 AND reconciled_at IS NULL
+      AND status IN ('sending', 'accepted', 'sent', 'unknown') AND provider IS NOT NULL
+"""
+_SETTLED = """
+    UPDATE messages SET reconciled_at = NULL
+    WHERE reconciled_at IS NOT NULL
+      AND (status NOT IN ('accepted', 'sent', 'unknown') OR provider IS NULL OR sent_at < $1)
+"""
+
+
+async def to_reconcile(
+    conn: Conn, floor: datetime | None, *, older_than_s: float, max_age_s: float, limit: int
+) -> tuple[list[tuple[str, str, str | None]], datetime]:
+    """Messages to ask their provider about, as (id, provider, provider id), each marked
+    asked now; and the floor for the next call. Run inside a transaction.
+
+    First those handed over more than `older_than_s` ago, since `floor` (None: since
+    `max_age_s` ago), never asked about yet, in hand-over order; then, with what is left of
+    `limit`, those asked more than `older_than_s` ago and still open, the longest-asked
+    first. The next floor is the hand-over of the oldest message not asked about yet that
+    may still need it (one still being handed over included). Messages asked about that
+    have settled, and those handed over more than `max_age_s` ago, leave the record of the
+    asked."""
+    bounds = await conn.fetchrow(
+        "SELECT now() - make_interval(secs => $1), now() - make_interval(secs => $2)",
+        older_than_s,
+        max_age_s,
+    )
+    assert bounds is not None  # a SELECT without FROM has its one row
+    upto, oldest = bounds
+    floor = oldest if floor is None else max(floor, oldest)
+    rows = list(await conn.fetch(_ASK_FRESH, floor, upto, limit))
+    if len(rows) < limit:
+        rows += await conn.fetch(_ASK_AGAIN, upto, oldest, limit - len(rows))
+    next_floor = await conn.fetchval(_OLDEST_UNASKED, floor, upto)
+    await conn.execute(_SETTLED, oldest)
+    return [(r[0], r[1], r[2]) for r in rows], next_floor or upto
