@@ -486,9 +486,12 @@ _OLDEST_UNASKED = """
     WHERE sent_at >= $1 AND sent_at < $2 AND reconciled_at IS NULL
       AND status IN ('sending', 'accepted', 'sent', 'unknown') AND provider IS NOT NULL
 """
+# The front of the record of the asked (the longest-asked), cleared of messages that have
+# settled since or are too old to ask about; taken in index order, whatever the statistics.
 _SETTLED = """
     UPDATE messages SET reconciled_at = NULL
-    WHERE reconciled_at IS NOT NULL
+    WHERE id IN (SELECT id FROM messages WHERE reconciled_at IS NOT NULL
+                 ORDER BY reconciled_at LIMIT $2)
       AND (status NOT IN ('accepted', 'sent', 'unknown') OR provider IS NULL OR sent_at < $1)
 """
 
@@ -503,9 +506,9 @@ async def to_reconcile(
     `max_age_s` ago), never asked about yet, in hand-over order; then, with what is left of
     `limit`, those asked more than `older_than_s` ago and still open, the longest-asked
     first. The next floor is the hand-over of the oldest message not asked about yet that
-    may still need it (one still being handed over included). Messages asked about that
-    have settled, and those handed over more than `max_age_s` ago, leave the record of the
-    asked."""
+    may still need it (one still being handed over included). Before asking again, the
+    longest-asked that have settled since, or were handed over more than `max_age_s` ago,
+    leave the record of the asked (up to four times `limit` a call)."""
     bounds = await conn.fetchrow(
         "SELECT now() - make_interval(secs => $1), now() - make_interval(secs => $2)",
         older_than_s,
@@ -516,7 +519,7 @@ async def to_reconcile(
     floor = oldest if floor is None else max(floor, oldest)
     rows = list(await conn.fetch(_ASK_FRESH, floor, upto, limit))
     if len(rows) < limit:
+        await conn.execute(_SETTLED, oldest, 4 * limit)
         rows += await conn.fetch(_ASK_AGAIN, upto, oldest, limit - len(rows))
     next_floor = await conn.fetchval(_OLDEST_UNASKED, floor, upto)
-    await conn.execute(_SETTLED, oldest)
     return [(r[0], r[1], r[2]) for r in rows], next_floor or upto
