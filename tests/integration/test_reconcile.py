@@ -249,3 +249,41 @@ async def test_reconciliation_reads_a_window_of_messages_never_the_whole_table(
 def _heap_blocks(node: dict[str, Any]) -> int:
     own = int(node.get("Exact Heap Blocks", 0)) + int(node.get("Lossy Heap Blocks", 0))
     return own + sum(_heap_blocks(child) for child in node.get("Plans", []))
+
+
+async def test_a_run_summarises_new_pages_and_waits_for_no_vacuum(infra: bootstrap.Infra) -> None:
+    """A run gives the pages written since the last one their BRIN summaries (else every
+    query of the index reads them whole); while a vacuum holds the lock that needs, the run
+    goes on without, and still asks."""
+    batch = await rendered_batch(infra, 2, seed=1106, key="summaries")
+    ids = [m.message_id for m in batch.messages]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    await infra.pool.execute(
+        "INSERT INTO messages (id, brand_id, subscriber_id, to_address, status, status_rank,"
+        " provider, sent_at) SELECT gen_random_uuid(), 1, n, '+15005550006', 'delivered', $1,"
+        " 'sim', now() - interval '2 hours' FROM generate_series(1, 20000) AS n",
+        rank("delivered"),
+    )
+    await _handed_over(infra, ids[0], "sent", 60)
+    stubborn = _Stubborn()
+    core = Stages(infra.pool, infra.bus, stubborn)
+
+    assert await core.reconcile(older_than_s=600) == 1
+    summarise = "SELECT brin_summarize_new_values('messages_sent_at_brin')"
+    assert await infra.pool.fetchval(summarise) == 0  # the run left nothing to summarise
+
+    await infra.pool.execute(
+        "INSERT INTO messages (id, brand_id, subscriber_id, to_address, status, status_rank,"
+        " provider, sent_at) SELECT gen_random_uuid(), 1, n, '+15005550006', 'delivered', $1,"
+        " 'sim', now() - interval '8 minutes' FROM generate_series(1, 20000) AS n",
+        rank("delivered"),
+    )
+    await _handed_over(infra, ids[1], "sent", 5)  # after the floor the first run left
+    async with infra.pool.acquire() as vacuum, vacuum.transaction():
+        # the lock a vacuum holds on the table
+        await vacuum.execute("LOCK TABLE messages IN SHARE UPDATE EXCLUSIVE MODE")
+        asked = await asyncio.wait_for(core.reconcile(older_than_s=60), timeout=5)
+    assert asked == 1
+    assert stubborn.asked == [[ids[0]], [ids[1]]]
+    assert await infra.pool.fetchval(summarise) > 0  # left for later

@@ -8,6 +8,7 @@ the batch's rows instead: 3× faster at 300,000 messages, and independent of tab
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ import msgspec
 from clarion.domain.records import Receipt, StatusChange
 from clarion.domain.status import rank
 from clarion.pipeline.send import MESSAGE_COLUMNS, MessageRow, StatusUpdate, Waiting
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
@@ -496,6 +499,21 @@ _SETTLED = """
 """
 
 
+async def _summarize_new_pages(conn: Conn) -> None:
+    """Summarise the ranges of pages written since the last run now, rather than when
+    autovacuum comes to them (a minute or more later, and later still when it is busy): a
+    range without a summary is read whole by every query of the index. Each page is read
+    once for it. Summarising waits for no one: a vacuum of `messages` holds the lock it
+    needs (an anti-wraparound one for as long as it runs), and then this run goes without."""
+    try:
+        async with conn.transaction():  # a savepoint: a lock not had leaves the run going
+            await conn.execute("SET LOCAL lock_timeout = '50ms'")
+            await conn.execute("SELECT brin_summarize_new_values('messages_sent_at_brin')")
+            await conn.execute("SET LOCAL lock_timeout = DEFAULT")  # for the rest of the run
+    except asyncpg.LockNotAvailableError:
+        log.info("reconciliation: messages is being vacuumed; its new pages stay unsummarised")
+
+
 async def to_reconcile(
     conn: Conn, floor: datetime | None, *, older_than_s: float, max_age_s: float, limit: int
 ) -> tuple[list[tuple[str, str, str | None]], datetime]:
@@ -517,6 +535,7 @@ async def to_reconcile(
     assert bounds is not None  # a SELECT without FROM has its one row
     upto, oldest = bounds
     floor = oldest if floor is None else max(floor, oldest)
+    await _summarize_new_pages(conn)
     rows = list(await conn.fetch(_ASK_FRESH, floor, upto, limit))
     if len(rows) < limit:
         await conn.execute(_SETTLED, oldest, 4 * limit)
