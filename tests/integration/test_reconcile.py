@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from clarion.domain.status import rank
 from clarion.pipeline import send
 from clarion.pipeline.send import SendResult
 from clarion.providers import accounts
+from clarion.runtime import stages as stages_module
 from clarion.runtime.stages import Stages
 from clarion.sim.process import SimProcess
 from clarion.store import messages
@@ -164,6 +165,56 @@ async def test_a_call_a_crash_cut_short_is_asked_about_once_its_fate_is_unknown(
     # nothing before the hand-over of the newest is left unasked: the floor moves on
     assert core._reconcile_floor is not None
     assert core._reconcile_floor > sent_at
+
+
+class _Accepting(_Stubborn):
+    """Takes every message (its carrier unknown); asked later, says `sent`."""
+
+    async def send(self, sender: str, messages: Sequence[OutboundMessage]) -> list[SendResult]:
+        return [
+            SendResult(message_id=m.message_id, accepted=True, provider_message_id=f"P{i}")
+            for i, m in enumerate(messages)
+        ]
+
+    async def lookup_carriers(self, numbers: Sequence[str]) -> dict[str, str]:
+        return {}
+
+
+async def test_a_worker_whose_clock_is_behind_hands_over_on_the_database_clock(
+    infra: bootstrap.Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconciliation reads hand-overs by `sent_at` on the database's clock, from a floor it
+    moves on. A message claimed by the send stage carries the database's time of the claim,
+    not the worker's: a worker two hours behind would otherwise write its hand-overs below
+    the floor (and past the maximum age), never to be asked about."""
+    batch = await rendered_batch(infra, 8, seed=1106, key="behind")
+    assert batch.campaign_id is not None
+    await infra.pool.execute(
+        "UPDATE campaigns SET status = 'sending' WHERE id = $1", batch.campaign_id
+    )
+    behind = datetime.now(UTC) - timedelta(hours=2)
+    monkeypatch.setattr(stages_module, "now", lambda: behind)
+    accepting = _Accepting()
+    core = Stages(infra.pool, infra.bus, accepting, clock=daytime)
+    await core.reconcile(older_than_s=0, max_age_s=3600)  # the floor: now
+    accepting.asked.clear()
+
+    assert await core.send(batch) == len(batch.messages)
+    claimed = await infra.pool.fetch(
+        "SELECT id::text AS id, extract(epoch FROM now() - sent_at) AS age_s FROM messages"
+        " WHERE campaign_id = $1 AND sent_at IS NOT NULL",
+        batch.campaign_id,
+    )
+    assert claimed  # the gate let some through
+    assert all(abs(r["age_s"]) < 60 for r in claimed)
+    ids = sorted(r["id"] for r in claimed)
+    await infra.pool.execute(  # as the fold leaves them when the final report never comes
+        "UPDATE messages SET status = 'sent', status_rank = $2 WHERE id = ANY($1::uuid[])",
+        ids, rank("sent"),
+    )  # fmt: skip
+    await core.reconcile(older_than_s=0, max_age_s=3600)
+    asked = sorted(mid for call in accepting.asked for mid in call if mid in set(ids))
+    assert asked == ids
 
 
 async def test_settled_messages_and_those_too_old_leave_the_record_of_the_asked(

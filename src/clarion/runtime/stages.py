@@ -509,11 +509,17 @@ class Stages:
         if todo and batch.channel == "sms":
             todo = await self._lookup_carriers(provider, todo)
         async with self.pool.acquire() as conn:
-            status = await conn.fetchval(
-                "SELECT status FROM campaigns WHERE id = $1", batch.campaign_id
+            # The claim time is the database's: reconciliation reads hand-overs by it on the
+            # database's clock (`messages.to_reconcile`), and a claim of the general way
+            # (`messages.claim`) is stamped so. A worker whose clock is behind would write
+            # hand-overs below the reconciliation's floor, never to be asked about.
+            read = await conn.fetchrow(
+                "SELECT status, now() AS claimed_at FROM campaigns WHERE id = $1",
+                batch.campaign_id,
             )
-            if status != "sending":
+            if read is None or read["status"] != "sending":
                 return None
+            claimed_at: datetime = read["claimed_at"]
             outcome, waiting = await self._judge(conn, batch, todo, at, expires_at, smart_h)
         holds = send.sequence_holds(outcome.send, waiting + send.unwritten(outcome.send), at=at)
         go = [m for m in outcome.send if m.message_id not in holds]
@@ -523,7 +529,7 @@ class Stages:
             batch, expires_at=expires_at, provider=provider.name,
             drops=outcome.drops + expired, quiet=outcome.defers,
             waits=[(mid, t, send.SEQUENCE_WAIT, None) for mid, t in holds.items()] + deferred,
-            sent_at=now(),
+            sent_at=claimed_at,
         )  # fmt: skip
         try:
             async with self.pool.acquire() as conn, conn.transaction():
