@@ -152,10 +152,8 @@ async def test_a_call_a_crash_cut_short_is_asked_about_once_its_fate_is_unknown(
 
     assert await core.reconcile(older_than_s=600) == 0
     assert await core.reconcile(older_than_s=600) == 0
-    floor = core._reconcile_floor
-    assert floor is not None
     sent_at = await infra.pool.fetchval("SELECT sent_at FROM messages WHERE id = $1", ids[1])
-    assert floor == sent_at  # held at the message in flight, past the settled one before it
+    assert await _floor(infra) == sent_at  # held at the message in flight, past the settled
     await infra.pool.execute(
         "UPDATE messages SET status = 'unknown', status_rank = $2 WHERE id = $1",
         ids[1], rank("unknown"),
@@ -163,8 +161,12 @@ async def test_a_call_a_crash_cut_short_is_asked_about_once_its_fate_is_unknown(
     assert await core.reconcile(older_than_s=600) == 1
     assert stubborn.asked == [[ids[1]]]
     # nothing before the hand-over of the newest is left unasked: the floor moves on
-    assert core._reconcile_floor is not None
-    assert core._reconcile_floor > sent_at
+    assert await _floor(infra) > sent_at
+
+
+async def _floor(infra: bootstrap.Infra) -> datetime:
+    floor: datetime = await infra.pool.fetchval("SELECT floor FROM reconcile_floor")
+    return floor
 
 
 class _Accepting(_Stubborn):
@@ -215,6 +217,52 @@ async def test_a_worker_whose_clock_is_behind_hands_over_on_the_database_clock(
     await core.reconcile(older_than_s=0, max_age_s=3600)
     asked = sorted(mid for call in accepting.asked for mid in call if mid in set(ids))
     assert asked == ids
+
+
+async def test_the_floor_is_kept_in_postgres_and_a_sweeper_far_behind_catches_up_a_window_at_a_time(
+    infra: bootstrap.Infra,
+) -> None:
+    """The floor outlives the sweeper: each run, in its own transaction and with nothing
+    in memory, goes on from where the last stopped (a newly elected sweeper no longer reads
+    everything since the maximum age in one statement). A run far behind reads a window of
+    hand-overs at a time and goes on to the next only while it has time left, so no run's
+    cost is the history's."""
+    batch = await rendered_batch(infra, 3, seed=1107, key="windows")
+    ids = [m.message_id for m in batch.messages]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    for age_min, mid in zip((150, 90, 30), ids, strict=True):
+        await _handed_over(infra, mid, "sent", age_min)
+    assert await infra.pool.fetchval("SELECT floor FROM reconcile_floor") is None  # never run
+
+    async def run(budget_s: float) -> list[str]:
+        async with infra.pool.acquire() as conn, conn.transaction():
+            rows = await messages.to_reconcile(
+                conn, older_than_s=600, max_age_s=3 * 3600, limit=1000, window_s=3600,
+                budget_s=budget_s,
+            )  # fmt: skip
+        return [r[0] for r in rows]
+
+    # No time for a second window: an hour of hand-overs a run, from three hours ago.
+    assert await run(budget_s=0) == [ids[0]]
+    assert await _floor_age_min(infra) == pytest.approx(120, abs=1)
+    assert await run(budget_s=0) == [ids[1]]
+    assert await _floor_age_min(infra) == pytest.approx(60, abs=1)
+    assert await run(budget_s=0) == [ids[2]]
+    assert await _floor_age_min(infra) == pytest.approx(10, abs=1)  # up to the last run's end
+    assert await run(budget_s=0) == []
+
+    # With time enough, one run reads window after window up to its end.
+    await infra.pool.execute("UPDATE reconcile_floor SET floor = NULL")
+    await infra.pool.execute("UPDATE messages SET reconciled_at = NULL")
+    assert await run(budget_s=60) == ids
+
+
+async def _floor_age_min(infra: bootstrap.Infra) -> float:
+    age: float = await infra.pool.fetchval(
+        "SELECT extract(epoch FROM now() - floor) / 60 FROM reconcile_floor"
+    )
+    return age
 
 
 async def test_settled_messages_and_those_too_old_leave_the_record_of_the_asked(
@@ -314,6 +362,9 @@ async def test_a_run_summarises_new_pages_and_waits_for_no_vacuum(infra: bootstr
         rank("delivered"),
     )
     await _handed_over(infra, ids[0], "sent", 60)
+    # a sweeper ran three hours ago (a first run ever reads from the maximum age, a window
+    # at a time, and on a table without statistics that takes it more than one run)
+    await infra.pool.execute("UPDATE reconcile_floor SET floor = now() - interval '3 hours'")
     stubborn = _Stubborn()
     core = Stages(infra.pool, infra.bus, stubborn)
 

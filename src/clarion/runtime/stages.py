@@ -168,7 +168,6 @@ class Stages:
     _templates: OrderedDict[int, _Templates] = field(default_factory=OrderedDict)
     # Campaigns whose first provider call this process knows is stamped (first_send_at).
     _first_sent: set[int] = field(default_factory=set)
-    _reconcile_floor: datetime | None = None  # see `reconcile`
     # Where one-click unsubscribe links point, and the secret that signs them.
     public_url: str = "http://127.0.0.1:8080"
     unsubscribe_secret: str = "clarion-unsubscribe"
@@ -963,16 +962,15 @@ class Stages:
         """Ask each provider about messages handed over more than `older_than_s` ago (and
         less than `max_age_s`) that still have no final status (their receipts lost, or
         their fate unknown after a crash); what it says goes onto the receipts hop like any
-        receipt. A singleton: it keeps the floor below which every message has been asked
-        about or has settled (lost on a restart, which reads from `max_age_s` ago once).
-        Those never asked come first, in hand-over order; then those asked before, the
-        longest-asked first, so a message the provider keeps calling `sent` goes to the back
-        of the line."""
+        receipt. A singleton. It reads hand-overs from the floor below which every message
+        has been asked about or has settled, kept in Postgres, so a newly elected sweeper
+        goes on from where the last one stopped (`messages.to_reconcile`). Those never asked
+        come first, in hand-over order; then those asked before, the longest-asked first, so
+        a message the provider keeps calling `sent` goes to the back of the line."""
         async with self.pool.acquire() as conn, conn.transaction():
-            rows, self._reconcile_floor = await messages.to_reconcile(
-                conn, self._reconcile_floor, older_than_s=older_than_s, max_age_s=max_age_s,
-                limit=limit,
-            )  # fmt: skip
+            rows = await messages.to_reconcile(
+                conn, older_than_s=older_than_s, max_age_s=max_age_s, limit=limit
+            )
         by_provider: dict[str, list[tuple[str, str | None]]] = {}
         for message_id, provider_name, provider_id in rows:
             by_provider.setdefault(provider_name, []).append((message_id, provider_id))

@@ -9,8 +9,9 @@ the batch's rows instead: 3× faster at 300,000 messages, and independent of tab
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -514,31 +515,61 @@ async def _summarize_new_pages(conn: Conn) -> None:
         log.info("reconciliation: messages is being vacuumed; its new pages stay unsummarised")
 
 
-async def to_reconcile(
-    conn: Conn, floor: datetime | None, *, older_than_s: float, max_age_s: float, limit: int
-) -> tuple[list[tuple[str, str, str | None]], datetime]:
-    """Messages to ask their provider about, as (id, provider, provider id), each marked
-    asked now; and the floor for the next call. Run inside a transaction.
+# A run reads hand-overs a window of time at a time, and goes on to the next while it has
+# asked fewer than its limit and has time left, so a sweeper far behind its floor (the first
+# run of an install, or after the sweepers were down for a while) catches up over a few
+# runs, each of them bounded, instead of in one statement sized by the history.
+RECONCILE_WINDOW_S = 15 * 60.0
+RECONCILE_BUDGET_S = 2.0
 
-    First those handed over more than `older_than_s` ago, since `floor` (None: since
-    `max_age_s` ago), never asked about yet, in hand-over order; then, with what is left of
-    `limit`, those asked more than `older_than_s` ago and still open, the longest-asked
-    first. The next floor is the hand-over of the oldest message not asked about yet that
-    may still need it (one still being handed over included). Before asking again, the
-    longest-asked that have settled since, or were handed over more than `max_age_s` ago,
-    leave the record of the asked (up to four times `limit` a call)."""
+
+async def to_reconcile(
+    conn: Conn,
+    *,
+    older_than_s: float,
+    max_age_s: float,
+    limit: int,
+    window_s: float = RECONCILE_WINDOW_S,
+    budget_s: float = RECONCILE_BUDGET_S,
+) -> list[tuple[str, str, str | None]]:
+    """Messages to ask their provider about, as (id, provider, provider id), each marked
+    asked now. Run inside a transaction: it holds the floor's row until the commit.
+
+    First those handed over more than `older_than_s` ago, since the floor (the first run
+    ever: since `max_age_s` ago), never asked about yet, in hand-over order, `window_s` of
+    hand-overs a read, for as long as fewer than `limit` are found and `budget_s` has not
+    passed; then, with what is left of `limit`, those asked more than `older_than_s` ago and
+    still open, the longest-asked first. The floor moves on to the hand-over of the oldest
+    message not asked about yet that may still need it (one still being handed over
+    included), or to the end of what was read. Before asking again, the longest-asked that
+    have settled since, or were handed over more than `max_age_s` ago, leave the record of
+    the asked (up to four times `limit` a call)."""
+    began = time.monotonic()
     bounds = await conn.fetchrow(
-        "SELECT now() - make_interval(secs => $1), now() - make_interval(secs => $2)",
+        "SELECT now() - make_interval(secs => $1), now() - make_interval(secs => $2),"
+        " (SELECT floor FROM reconcile_floor FOR UPDATE)",
         older_than_s,
         max_age_s,
     )
     assert bounds is not None  # a SELECT without FROM has its one row
-    upto, oldest = bounds
-    floor = oldest if floor is None else max(floor, oldest)
+    upto, oldest, stored = bounds
+    floor = oldest if stored is None else max(stored, oldest)
     await _summarize_new_pages(conn)
-    rows = list(await conn.fetch(_ASK_FRESH, floor, upto, limit))
+    window = timedelta(seconds=window_s)
+    rows: list[Any] = []
+    start, next_floor = floor, None
+    while True:
+        end = max(start, min(upto, start + window))
+        rows += await conn.fetch(_ASK_FRESH, start, end, limit - len(rows))
+        if next_floor is None:
+            next_floor = await conn.fetchval(_OLDEST_UNASKED, start, end)
+        if len(rows) >= limit or end >= upto or time.monotonic() - began >= budget_s:
+            break
+        start = end
     if len(rows) < limit:
         await conn.execute(_SETTLED, oldest, 4 * limit)
         rows += await conn.fetch(_ASK_AGAIN, upto, oldest, limit - len(rows))
-    next_floor = await conn.fetchval(_OLDEST_UNASKED, floor, upto)
-    return [(r[0], r[1], r[2]) for r in rows], next_floor or upto
+    await conn.execute(
+        "UPDATE reconcile_floor SET floor = $1, updated_at = now()", next_floor or end
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
