@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -403,6 +404,9 @@ async def _bench(
         },
         "seed_s": round(seed_s, 1),
         "cpus": os.cpu_count(),
+        # every Python process runs this interpreter (workers and simulator alike): its build
+        # moves the figures (BENCHMARKS.md, eleventh pass)
+        "python": {"version": platform.python_version(), "executable": sys.executable},
     }
 
 

@@ -4,6 +4,7 @@ delivered. A smoke test, not a timed one: speed is for BENCHMARKS.md."""
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 
@@ -62,6 +63,8 @@ def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
     )
     assert by_process["postgres"] > 0
     assert by_process["simulator"] > 0
+    # the interpreter every Python process of the run was (the test's, through the CLI's)
+    assert report["python"]["version"] == platform.python_version()
     assert report["lane_rate_per_s"] > 0
     assert report["lanes"]
 
