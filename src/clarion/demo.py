@@ -177,12 +177,22 @@ def _print_report(console: Console, r: dict[str, Any]) -> None:
         ("Messages on handsets (simulator)", f"{r['handset_messages']:,}"),
         ("Launch → last receipt", f"{r['duration_s']:.2f} s"),
         ("Throughput", f"{r['throughput_mps']:,.0f} messages/s"),
-        ("Launch → first provider call", f"{r['first_message_s']} s"),
+        (
+            "Launch → first provider call",
+            "—" if r["first_message_s"] is None else f"{r['first_message_s']:.2f} s",
+        ),
         ("Peak memory (this process)", f"{r['peak_rss_mb']} MB"),
     ]
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
+    if r["sent"] == 0 and r["deferred_by_reason"].get("quiet_hours_deferred"):
+        console.print(
+            "Every eligible subscriber is in quiet hours now (marketing texts go out only "
+            "between 8 am and 9 pm their time): their messages wait in Postgres for the "
+            "morning. To see them go, run it as if it were daytime in the US: "
+            "clarion demo --at 2026-11-25T18:00"
+        )
     if r["errors"]:
         console.print("Error codes: " + ", ".join(f"{k} × {v}" for k, v in r["errors"].items()))
     carriers = Table(title="By carrier")
