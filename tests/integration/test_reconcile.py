@@ -164,6 +164,30 @@ async def test_a_call_a_crash_cut_short_is_asked_about_once_its_fate_is_unknown(
     assert await _floor(infra) > sent_at
 
 
+async def test_an_orphaned_claim_is_asked_about_and_holds_the_floor_no_longer(
+    infra: bootstrap.Infra,
+) -> None:
+    """A message still `sending` long after its claim (its batch never came back to settle
+    it) would hold the floor for good, and every run would read from it again. Once
+    orphaned it is asked about like any open message, and the floor moves past it."""
+    batch = await rendered_batch(infra, 3, seed=1108, key="orphan")
+    ids = [m.message_id for m in batch.messages]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    await _handed_over(infra, ids[0], "sending", 150)  # orphaned: claimed 2.5 hours ago
+    await _handed_over(infra, ids[1], "sending", 30)  # its batch may still come back
+    await _handed_over(infra, ids[2], "sent", 20)
+    stubborn = _Stubborn()
+    core = Stages(infra.pool, infra.bus, stubborn)
+
+    assert await core.reconcile(older_than_s=600) == 2
+    assert stubborn.asked == [sorted([ids[0], ids[2]])]
+    held_by = await infra.pool.fetchval("SELECT sent_at FROM messages WHERE id = $1", ids[1])
+    assert await _floor(infra) == held_by  # the young claim holds it, the orphan no longer
+    # and asked again later, as any open message
+    assert await core.reconcile(older_than_s=0) == 2
+
+
 async def _floor(infra: bootstrap.Infra) -> datetime:
     floor: datetime = await infra.pool.fetchval("SELECT floor FROM reconcile_floor")
     return floor
@@ -315,10 +339,10 @@ async def test_reconciliation_reads_a_window_of_messages_never_the_whole_table(
     # everything since the max age, does anyway); the record of the asked is read in index
     # order whatever it knows.
     reads = (
-        (messages._ASK_FRESH, (floor, upto, 1000), "messages_sent_at_brin", True),
+        (messages._ASK_FRESH, (floor, upto, 1000, floor), "messages_sent_at_brin", True),
         (messages._OLDEST_UNASKED, (floor, upto), "messages_sent_at_brin", True),
         (messages._SETTLED, (floor, 4000), "messages_reasking", False),
-        (messages._ASK_AGAIN, (upto, floor, 1000), "messages_reasking", False),
+        (messages._ASK_AGAIN, (upto, floor, 1000, floor), "messages_reasking", False),
     )
     for analysed in (False, True):
         if analysed:

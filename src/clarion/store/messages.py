@@ -464,12 +464,16 @@ async def matched_early(conn: Conn, limit: int = 5000) -> list[tuple[str, Receip
 # Reconciliation (asking providers about messages whose final report never came) reads two
 # small parts of `messages`, never the whole table (migration 0016): the messages handed
 # over since the oldest it has not asked about yet, and those it asked about before that
-# are still open.
+# are still open. A message is open when its provider has it and no final status came; one
+# still `sending` long after its claim (`ORPHANED_AFTER_S`, $4) is open too: its batch has
+# not come back to settle it, and the provider may know what became of it.
 _ASK_FRESH = """
     UPDATE messages m SET reconciled_at = now()
     FROM (SELECT id FROM messages
           WHERE sent_at >= $1 AND sent_at < $2 AND reconciled_at IS NULL
-            AND status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL
+            AND (status IN ('accepted', 'sent', 'unknown')
+                 OR (status = 'sending' AND sent_at < $4))
+            AND provider IS NOT NULL
           ORDER BY sent_at LIMIT $3) due
     WHERE m.id = due.id
     RETURNING m.id::text, m.provider, m.provider_message_id
@@ -478,13 +482,16 @@ _ASK_AGAIN = """
     UPDATE messages m SET reconciled_at = now()
     FROM (SELECT id FROM messages
           WHERE reconciled_at IS NOT NULL AND reconciled_at < $1 AND sent_at >= $2
-            AND status IN ('accepted', 'sent', 'unknown') AND provider IS NOT NULL
+            AND (status IN ('accepted', 'sent', 'unknown')
+                 OR (status = 'sending' AND sent_at < $4))
+            AND provider IS NOT NULL
           ORDER BY reconciled_at LIMIT $3) due
     WHERE m.id = due.id
     RETURNING m.id::text, m.provider, m.provider_message_id
 """
 # `sending` counts: a claim a crash cut short turns `unknown` when its batch comes again,
-# and is then asked about.
+# and is then asked about; if its batch never comes back, it is asked about once orphaned,
+# so no message holds the floor longer than `ORPHANED_AFTER_S`.
 _OLDEST_UNASKED = """
     SELECT min(sent_at) FROM messages
     WHERE sent_at >= $1 AND sent_at < $2 AND reconciled_at IS NULL
@@ -496,7 +503,8 @@ _SETTLED = """
     UPDATE messages SET reconciled_at = NULL
     WHERE id IN (SELECT id FROM messages WHERE reconciled_at IS NOT NULL
                  ORDER BY reconciled_at LIMIT $2)
-      AND (status NOT IN ('accepted', 'sent', 'unknown') OR provider IS NULL OR sent_at < $1)
+      AND (status NOT IN ('sending', 'accepted', 'sent', 'unknown') OR provider IS NULL
+           OR sent_at < $1)
 """
 
 
@@ -521,6 +529,9 @@ async def _summarize_new_pages(conn: Conn) -> None:
 # runs, each of them bounded, instead of in one statement sized by the history.
 RECONCILE_WINDOW_S = 15 * 60.0
 RECONCILE_BUDGET_S = 2.0
+# A claim still `sending` this long after it was made is orphaned: a crash cut its call short
+# and its batch, which comes back within `CLARION_ACK_WAIT_S` (30 s), did not settle it.
+ORPHANED_AFTER_S = 3600.0
 
 
 async def to_reconcile(
@@ -541,18 +552,20 @@ async def to_reconcile(
     passed; then, with what is left of `limit`, those asked more than `older_than_s` ago and
     still open, the longest-asked first. The floor moves on to the hand-over of the oldest
     message not asked about yet that may still need it (one still being handed over
-    included), or to the end of what was read. Before asking again, the longest-asked that
+    included, until it is orphaned: `ORPHANED_AFTER_S` after its claim it is asked about
+    like the others), or to the end of what was read. Before asking again, the longest-asked that
     have settled since, or were handed over more than `max_age_s` ago, leave the record of
     the asked (up to four times `limit` a call)."""
     began = time.monotonic()
     bounds = await conn.fetchrow(
         "SELECT now() - make_interval(secs => $1), now() - make_interval(secs => $2),"
-        " (SELECT floor FROM reconcile_floor FOR UPDATE)",
+        " now() - make_interval(secs => $3), (SELECT floor FROM reconcile_floor FOR UPDATE)",
         older_than_s,
         max_age_s,
+        max(ORPHANED_AFTER_S, older_than_s),
     )
     assert bounds is not None  # a SELECT without FROM has its one row
-    upto, oldest, stored = bounds
+    upto, oldest, orphaned, stored = bounds
     floor = oldest if stored is None else max(stored, oldest)
     await _summarize_new_pages(conn)
     window = timedelta(seconds=window_s)
@@ -560,7 +573,7 @@ async def to_reconcile(
     start, next_floor = floor, None
     while True:
         end = max(start, min(upto, start + window))
-        rows += await conn.fetch(_ASK_FRESH, start, end, limit - len(rows))
+        rows += await conn.fetch(_ASK_FRESH, start, end, limit - len(rows), orphaned)
         if next_floor is None:
             next_floor = await conn.fetchval(_OLDEST_UNASKED, start, end)
         if len(rows) >= limit or end >= upto or time.monotonic() - began >= budget_s:
@@ -568,7 +581,7 @@ async def to_reconcile(
         start = end
     if len(rows) < limit:
         await conn.execute(_SETTLED, oldest, 4 * limit)
-        rows += await conn.fetch(_ASK_AGAIN, upto, oldest, limit - len(rows))
+        rows += await conn.fetch(_ASK_AGAIN, upto, oldest, limit - len(rows), orphaned)
     await conn.execute(
         "UPDATE reconcile_floor SET floor = $1, updated_at = now()", next_floor or end
     )
