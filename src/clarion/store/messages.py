@@ -467,28 +467,24 @@ async def matched_early(conn: Conn, limit: int = 5000) -> list[tuple[str, Receip
 # are still open. A message is open when its provider has it and no final status came; one
 # still `sending` long after its claim (`ORPHANED_AFTER_S`, $4) is open too: its batch has
 # not come back to settle it, and the provider may know what became of it.
-_ASK_FRESH = """
+_OPEN = """(status IN ('accepted', 'sent', 'unknown') OR (status = 'sending' AND sent_at < $4))
+            AND provider IS NOT NULL"""
+
+
+def _ask(which: str, order: str) -> str:
+    """Mark the first `$3` open messages of `which` asked now, in `order`."""
+    return f"""
     UPDATE messages m SET reconciled_at = now()
-    FROM (SELECT id FROM messages
-          WHERE sent_at >= $1 AND sent_at < $2 AND reconciled_at IS NULL
-            AND (status IN ('accepted', 'sent', 'unknown')
-                 OR (status = 'sending' AND sent_at < $4))
-            AND provider IS NOT NULL
-          ORDER BY sent_at LIMIT $3) due
+    FROM (SELECT id FROM messages WHERE {which} AND {_OPEN} ORDER BY {order} LIMIT $3) due
     WHERE m.id = due.id
     RETURNING m.id::text, m.provider, m.provider_message_id
 """
-_ASK_AGAIN = """
-    UPDATE messages m SET reconciled_at = now()
-    FROM (SELECT id FROM messages
-          WHERE reconciled_at IS NOT NULL AND reconciled_at < $1 AND sent_at >= $2
-            AND (status IN ('accepted', 'sent', 'unknown')
-                 OR (status = 'sending' AND sent_at < $4))
-            AND provider IS NOT NULL
-          ORDER BY reconciled_at LIMIT $3) due
-    WHERE m.id = due.id
-    RETURNING m.id::text, m.provider, m.provider_message_id
-"""
+
+
+_ASK_FRESH = _ask("sent_at >= $1 AND sent_at < $2 AND reconciled_at IS NULL", "sent_at")
+_ASK_AGAIN = _ask(
+    "reconciled_at IS NOT NULL AND reconciled_at < $1 AND sent_at >= $2", "reconciled_at"
+)
 # `sending` counts: a claim a crash cut short turns `unknown` when its batch comes again,
 # and is then asked about; if its batch never comes back, it is asked about once orphaned,
 # so no message holds the floor longer than `ORPHANED_AFTER_S`.
