@@ -549,9 +549,9 @@ async def to_reconcile(
     still open, the longest-asked first. The floor moves on to the hand-over of the oldest
     message not asked about yet that may still need it (one still being handed over
     included, until it is orphaned: `ORPHANED_AFTER_S` after its claim it is asked about
-    like the others), or to the end of what was read. Before asking again, the longest-asked that
-    have settled since, or were handed over more than `max_age_s` ago, leave the record of
-    the asked (up to four times `limit` a call)."""
+    like the others), or to the end of what was read. Before asking again, the
+    longest-asked that have settled since, or were handed over more than `max_age_s` ago,
+    leave the record of the asked (up to four times `limit` a call)."""
     began = time.monotonic()
     bounds = await conn.fetchrow(
         "SELECT now() - make_interval(secs => $1), now() - make_interval(secs => $2),"
