@@ -523,14 +523,15 @@ def _worker_log_errors(root: Path, n: int) -> int:
 async def _print_sql_top(pool: Any, n: int) -> None:
     """Where Postgres' time went during the campaign (pg_stat_statements)."""
     rows = await pool.fetch(
-        "SELECT calls, total_exec_time, rows,"
+        "SELECT calls, total_exec_time, rows, wal_bytes, wal_fpi,"
         " left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS q"
         " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1",
         n,
     )
     for r in rows:
         print(
-            f"{r['total_exec_time']:9.0f} ms {r['calls']:7d} calls {r['rows']:8d} rows  {r['q']}",
+            f"{r['total_exec_time']:9.0f} ms {r['calls']:7d} calls {r['rows']:8d} rows"
+            f" {float(r['wal_bytes']) / 1e6:8.1f} MB WAL {r['wal_fpi']:7d} FPI  {r['q']}",
             file=sys.stderr,
         )
 
