@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from clarion import bootstrap
-from clarion.config import Settings
+from clarion.config import RECONCILE_MAX_AGE_S, Settings
 from clarion.domain.status import rank
 from clarion.store import messages
 
 AFTER_S = 600.0  # CLARION_RECONCILE_AFTER_S's default
-MAX_AGE_S = 3 * 86_400.0  # CLARION_RECONCILE_MAX_AGE_S's default
+MAX_AGE_S = RECONCILE_MAX_AGE_S  # CLARION_RECONCILE_MAX_AGE_S's default
 
 _BEFORE = """
     UPDATE messages m SET reconciled_at = now()

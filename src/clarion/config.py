@@ -7,6 +7,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+# Carriers retry for up to about three days: a message no final report has come for by then
+# never gets one, and reconciliation stops asking about it.
+RECONCILE_MAX_AGE_S = 3 * 86_400.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -72,9 +76,8 @@ class Settings:
     # receipts may be lost); the reconciliation job runs every `reconcile_every_s`.
     reconcile_after_s: float = 600.0
     reconcile_every_s: float = 30.0
-    # ... until this long after their hand-over: carriers retry for up to about three days,
-    # and a message no final report has come for by then never gets one.
-    reconcile_max_age_s: float = 3 * 86_400.0
+    # ... until this long after their hand-over.
+    reconcile_max_age_s: float = RECONCILE_MAX_AGE_S
     # Base URL of links inside messages (one-click unsubscribe, short links): the https
     # address subscribers reach; default `public_url`. RFC 8058 one-click needs https.
     links_url: str | None = None

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from clarion.config import RECONCILE_MAX_AGE_S
 from clarion.domain.ids import batch_id
 from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch
 from clarion.domain.status import MessageStatus
@@ -43,7 +44,7 @@ class ReceiptsSide(StageBase):
         return len(found)
 
     async def reconcile(
-        self, older_than_s: float, limit: int = 1000, *, max_age_s: float = 3 * 86_400.0
+        self, older_than_s: float, limit: int = 1000, *, max_age_s: float = RECONCILE_MAX_AGE_S
     ) -> int:
         """Ask each provider about messages handed over more than `older_than_s` ago (and
         less than `max_age_s`) that still have no final status (their receipts lost, or
