@@ -126,7 +126,10 @@ def bench(
     ] = 100_000.0,
     optouts: Annotated[int, typer.Option(help="Subscribers who text STOP mid-campaign.")] = 20,
     sql_top: Annotated[
-        int, typer.Option(help="Print the N statements Postgres spent most time on (stderr).")
+        int,
+        typer.Option(
+            help="Print the N statements Postgres spent most time on, with their WAL (stderr)."
+        ),
     ] = 0,
     first_campaign: Annotated[
         bool,
