@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import timedelta
 
 from prometheus_client import REGISTRY
 
 from clarion import bootstrap
+from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch, StatusChange
+from clarion.domain.status import rank
+from clarion.pipeline import send
+from clarion.runtime.stages import Stages
 from clarion.sim.process import SimProcess
-from clarion.store import monitoring
+from clarion.store import messages, monitoring
 from tests.conftest import DAYTIME, wait_for_campaign
-from tests.integration.helpers import brand_with_subscribers, campaign, daytime
+from tests.integration.helpers import brand_with_subscribers, campaign, daytime, rendered_batch
 
 
 async def test_a_carrier_delivering_badly_raises_one_alert_for_that_carrier_only(
@@ -79,3 +84,104 @@ async def test_the_sweeper_prunes_counted_status_batches_older_than_a_day(
     )
     assert [r["batch_id"] for r in kept] == ["prune-new", "prune-recent"]
     assert await monitoring.prune_processed(infra.pool, 60.0) == 1  # 'prune-recent'
+
+
+async def _minutes(infra: bootstrap.Infra, brand_id: int) -> dict[str, tuple[int, int, int]]:
+    rows = await infra.pool.fetch(
+        "SELECT carrier, delivered, failed, latency_n FROM carrier_minutes WHERE brand_id = $1",
+        brand_id,
+    )
+    return {r["carrier"]: (r["delivered"], r["failed"], r["latency_n"]) for r in rows}
+
+
+async def test_a_fold_counts_its_outcomes_per_carrier_and_minute_in_its_own_transaction(
+    infra: bootstrap.Infra,
+) -> None:
+    """The outcomes a fold records are counted for delivery monitoring by the fold itself,
+    with no carrier stage running; a redelivered receipts batch changes no status, so it
+    counts nothing again."""
+    batch = await rendered_batch(infra, 4, seed=1201, key="fold-minutes")
+    ids = [m.message_id for m in batch.messages]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    await infra.pool.execute(
+        "UPDATE messages SET status = 'sent', status_rank = $2, provider = 'sim',"
+        " sent_at = now() - interval '3 seconds' WHERE id = ANY($1::uuid[])",
+        ids, rank("sent"),
+    )  # fmt: skip
+    core = Stages(
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+    )
+    receipts = [
+        Receipt(message_id=mid, status="delivered", occurred_at=DAYTIME, carrier="Verizon")
+        for mid in ids[:3]
+    ] + [
+        Receipt(
+            message_id=ids[3], status="undelivered", occurred_at=DAYTIME, error_code="30003",
+            carrier="AT&T",
+        )
+    ]  # fmt: skip
+    report = ReceiptBatch(batch_id="fold-minutes", provider="sim", receipts=receipts)
+
+    await core.aggregate([report])
+    await core.aggregate([report])  # redelivered
+
+    assert await _minutes(infra, batch.brand_id) == {"Verizon": (3, 0, 3), "AT&T": (0, 1, 0)}
+    errors = await infra.pool.fetch(
+        "SELECT carrier, error_code, n FROM carrier_errors WHERE brand_id = $1", batch.brand_id
+    )
+    assert [(r["carrier"], r["error_code"], r["n"]) for r in errors] == [("AT&T", "30003", 1)]
+    minute = await infra.pool.fetchval(
+        "SELECT DISTINCT minute FROM carrier_minutes WHERE brand_id = $1", batch.brand_id
+    )
+    assert minute == DAYTIME  # the fold's clock, to the minute
+
+
+async def test_the_carrier_stage_judges_the_carriers_a_fold_counted(
+    infra: bootstrap.Infra,
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 1, seed=1202)
+    brand_id = audience.brand_id
+    await infra.pool.execute(
+        "INSERT INTO carrier_minutes (brand_id, carrier, minute, delivered, failed,"
+        " latency_sum_s, latency_n) VALUES ($1, 'AT&T', $2, 100, 200, 0, 0),"
+        " ($1, 'Verizon', $2, 300, 0, 0, 0)",
+        brand_id, DAYTIME - timedelta(minutes=1),
+    )  # fmt: skip
+    core = Stages(
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+    )
+
+    await core.carrier(
+        StatusBatch(
+            batch_id="judge", checks=[(brand_id, "AT&T"), (brand_id, "Verizon")], minute=DAYTIME
+        )
+    )
+
+    alerts = await monitoring.list_alerts(infra.pool, brand_id=brand_id)
+    assert [(a["subject"], round(a["value"], 3)) for a in alerts] == [("AT&T", 0.333)]
+
+
+async def test_outcomes_a_status_batch_carries_are_counted_once(infra: bootstrap.Infra) -> None:
+    """Status batches published before the fold counted its own outcomes carry them; one
+    still on the bus after an upgrade is counted by the carrier stage, once."""
+    audience = await brand_with_subscribers(infra.pool, 1, seed=1203)
+    core = Stages(
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+    )
+    carried = StatusBatch(
+        batch_id="carried-1203",
+        changes=[
+            StatusChange(
+                message_id=f"00000000-0000-4000-8000-{i:012d}", brand_id=audience.brand_id,
+                campaign_id=None, status="delivered", carrier="T-Mobile", error_code=None,
+                latency_s=2.0,
+            )
+            for i in range(5)
+        ],
+    )  # fmt: skip
+
+    await core.carrier(carried)
+    await core.carrier(carried)  # redelivered
+
+    assert await _minutes(infra, audience.brand_id) == {"T-Mobile": (5, 0, 5)}

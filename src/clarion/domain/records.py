@@ -136,5 +136,12 @@ class StatusChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class StatusBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """What the carrier stage judges: the (brand, carrier) pairs whose outcomes a fold has just
+    counted (`checks`, in the minute `minute`; the fold counted them in its own transaction).
+    `changes`: the outcomes themselves, as batches published before the fold counted them
+    carried them (still decoded and counted once, so an upgrade loses none on the bus)."""
+
     batch_id: str
-    changes: list[StatusChange]
+    changes: list[StatusChange] = []
+    checks: list[tuple[int, str]] = []
+    minute: datetime | None = None

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import operator
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from clarion.config import RECONCILE_MAX_AGE_S
 from clarion.domain.ids import batch_id
-from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch
+from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch, StatusChange
 from clarion.domain.status import MessageStatus
 from clarion.errors import ProviderError
 from clarion.observability import metrics
@@ -113,17 +113,25 @@ class ReceiptsSide(StageBase):
                 ):
                     hard.append((r["brand_id"], r["to_address"], "complaint", "receipt:spamreport"))
             await compliance.suppress(conn, hard)
-            # Outcomes per carrier are counted in the same transaction as the status changes
-            # they come from: a rolled-back fold counts nothing, a redelivered batch changes
-            # nothing (its changes are already applied), so the totals are exact.
+            # Outcomes per carrier, and per carrier and minute for delivery monitoring, are
+            # counted in the same transaction as the status changes they come from: a
+            # rolled-back fold counts nothing, a redelivered batch changes nothing (its
+            # changes are already applied), so the counts are exact.
             await messages.add_carrier_stats(conn, carrier.stats_rows(changes))
-        if outcomes := [c for c in changes if c.status in carrier.OUTCOMES]:
-            # After commit: the carrier stage's monitoring sees only what is recorded (final
-            # outcomes; it has no use for `accepted` and `sent`).
-            # A message reaches a final status once (the fold only moves it up), so its id
-            # names its outcome.
-            key = batch_id("status", *sorted([c.message_id for c in outcomes]))
-            out = StatusBatch(batch_id=key, changes=outcomes)
+            outcomes = [c for c in changes if c.status in carrier.OUTCOMES]
+            minute = self.clock().replace(second=0, microsecond=0)
+            minutes = carrier.minute_rows(outcomes, minute)
+            await monitoring.add_minutes(conn, minutes)
+            await monitoring.add_errors(conn, carrier.error_rows(outcomes))
+        if minutes:
+            _count_outcomes(outcomes, minutes)
+            # After commit, the carrier stage judges the carriers whose outcomes were just
+            # counted. A message reaches a final status once (the fold only moves it up), so
+            # the first of the outcomes' ids names this fold's batch.
+            key = batch_id("status", min(c.message_id for c in outcomes))
+            out = StatusBatch(
+                batch_id=key, checks=[(r.brand_id, r.carrier) for r in minutes], minute=minute
+            )
             await self.bus.publish("status", out, msg_id=key)
         for status, n in Counter(c.status for c in changes).items():
             if status != MessageStatus.ACCEPTED:  # counted at the hand-over
@@ -149,52 +157,70 @@ class ReceiptsSide(StageBase):
         return msgspec.structs.replace(batch, receipts=receipts)
 
     async def carrier(self, batch: StatusBatch) -> int:
-        """Delivery monitoring per brand and carrier: outcomes, latency and error codes per
-        minute, and an alert when a carrier's delivery rate over the window falls below the
-        threshold (cleared when it recovers). Counted once per status batch."""
-        for (_, _, name), counts in carrier.tally(batch.changes).items():
-            for outcome, n in counts.items():
-                metrics.CARRIER_OUTCOMES.labels(name, outcome).inc(n)
-        at = self.clock()
-        minute = at.replace(second=0, microsecond=0)
-        rows = carrier.minute_rows(batch.changes, minute)
-        if not rows:
-            return len(batch.changes)
-        keys = sorted({(r.brand_id, r.carrier) for r in rows})
+        """Delivery monitoring per brand and carrier: an alert when a carrier's delivery rate
+        over the window falls below the threshold (cleared when it recovers), judged for
+        the carriers whose outcomes a fold has just counted. A batch published before the
+        fold counted its own outcomes carries them: they are counted here, once."""
+        minute = batch.minute or self.clock().replace(second=0, microsecond=0)
+        keys = set(batch.checks)
         async with self.pool.acquire() as conn, conn.transaction():
-            fresh = await conn.execute(
-                "INSERT INTO processed_batches (hop, batch_id) VALUES ('status', $1)"
-                " ON CONFLICT DO NOTHING",
-                batch.batch_id,
-            )
-            if not fresh.endswith(" 1"):
-                return len(batch.changes)  # a redelivered batch: counted already
+            if batch.changes:
+                keys.update(await self._count_carried(conn, batch, minute))
+            if keys:
+                await self._judge_carriers(conn, sorted(keys), minute)
+        return len(batch.changes) or len(batch.checks)
+
+    @staticmethod
+    async def _count_carried(
+        conn: Any, batch: StatusBatch, minute: datetime
+    ) -> set[tuple[int, str]]:
+        """Count the outcomes a batch carries (once: a redelivered one is recorded as
+        counted); returns the (brand, carrier) pairs they are of."""
+        fresh = await conn.execute(
+            "INSERT INTO processed_batches (hop, batch_id) VALUES ('status', $1)"
+            " ON CONFLICT DO NOTHING",
+            batch.batch_id,
+        )
+        rows = carrier.minute_rows(batch.changes, minute)
+        if fresh.endswith(" 1"):
             await monitoring.add_minutes(conn, rows)
             await monitoring.add_errors(conn, carrier.error_rows(batch.changes))
-            since = minute - timedelta(minutes=self.monitor.window_min)
-            health = await monitoring.window_health(conn, keys, since)
-            kind = monitoring.CARRIER_DELIVERY_RATE
-            open_now = await monitoring.open_alerts(conn, kind, sorted({b for b, _ in keys}))
-            for h in health:
-                metrics.CARRIER_DELIVERY_RATE.labels(str(h.brand_id), h.carrier).set(h.rate)
-                verdict = carrier.judge(
-                    h, threshold=self.monitor.threshold, min_volume=self.monitor.min_volume,
-                    is_open=(h.brand_id, h.carrier) in open_now,
-                )  # fmt: skip
-                if verdict == "raise":
-                    message = (
-                        f"{h.carrier} delivered {h.rate:.1%} of {h.delivered + h.failed} messages"
-                        f" in the last {self.monitor.window_min} min"
-                        f" (threshold {self.monitor.threshold:.0%})"
-                    )
-                    if await monitoring.raise_alert(
-                        conn, h.brand_id, kind, h.carrier, message, h.rate, self.monitor.threshold
-                    ):
-                        metrics.ALERTS.labels(kind).inc()
-                        log.warning("alert: brand %s: %s", h.brand_id, message)
-                elif verdict == "clear":
-                    await monitoring.clear_alert(conn, h.brand_id, kind, h.carrier)
-        for r in rows:
-            if r.latency_n:
-                metrics.CARRIER_LATENCY.labels(r.carrier).observe(r.latency_sum_s / r.latency_n)
-        return len(batch.changes)
+            _count_outcomes(batch.changes, rows)
+        return {(r.brand_id, r.carrier) for r in rows}
+
+    async def _judge_carriers(
+        self, conn: Any, keys: list[tuple[int, str]], minute: datetime
+    ) -> None:
+        since = minute - timedelta(minutes=self.monitor.window_min)
+        health = await monitoring.window_health(conn, keys, since)
+        kind = monitoring.CARRIER_DELIVERY_RATE
+        open_now = await monitoring.open_alerts(conn, kind, sorted({b for b, _ in keys}))
+        for h in health:
+            metrics.CARRIER_DELIVERY_RATE.labels(str(h.brand_id), h.carrier).set(h.rate)
+            verdict = carrier.judge(
+                h, threshold=self.monitor.threshold, min_volume=self.monitor.min_volume,
+                is_open=(h.brand_id, h.carrier) in open_now,
+            )  # fmt: skip
+            if verdict == "raise":
+                message = (
+                    f"{h.carrier} delivered {h.rate:.1%} of {h.delivered + h.failed} messages"
+                    f" in the last {self.monitor.window_min} min"
+                    f" (threshold {self.monitor.threshold:.0%})"
+                )
+                if await monitoring.raise_alert(
+                    conn, h.brand_id, kind, h.carrier, message, h.rate, self.monitor.threshold
+                ):
+                    metrics.ALERTS.labels(kind).inc()
+                    log.warning("alert: brand %s: %s", h.brand_id, message)
+            elif verdict == "clear":
+                await monitoring.clear_alert(conn, h.brand_id, kind, h.carrier)
+
+
+def _count_outcomes(changes: list[StatusChange], rows: list[carrier.MinuteRow]) -> None:
+    """The carrier metrics of outcomes just counted."""
+    for (_, _, name), counts in carrier.tally(changes).items():
+        for outcome, n in counts.items():
+            metrics.CARRIER_OUTCOMES.labels(name, outcome).inc(n)
+    for r in rows:
+        if r.latency_n:
+            metrics.CARRIER_LATENCY.labels(r.carrier).observe(r.latency_sum_s / r.latency_n)
