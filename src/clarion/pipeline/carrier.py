@@ -32,11 +32,14 @@ def tally(changes: Sequence[StatusChange]) -> dict[tuple[int, int, str], Counter
     return out
 
 
-def stats_rows(changes: Sequence[StatusChange]) -> list[tuple[int, int, str, int, int, int]]:
-    """(brand, campaign, carrier, delivered, undelivered, failed) to add to the totals."""
+def stats_rows(
+    tallied: dict[tuple[int, int, str], Counter[str]],
+) -> list[tuple[int, int, str, int, int, int]]:
+    """(brand, campaign, carrier, delivered, undelivered, failed) to add to the totals, from
+    a batch's `tally`."""
     return [
         (brand_id, campaign_id, name, n["delivered"], n["undelivered"], n["failed"])
-        for (brand_id, campaign_id, name), n in tally(changes).items()
+        for (brand_id, campaign_id, name), n in tallied.items()
     ]
 
 

@@ -13,7 +13,7 @@ import msgspec
 
 from clarion.config import RECONCILE_MAX_AGE_S
 from clarion.domain.ids import batch_id
-from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch, StatusChange
+from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch
 from clarion.domain.status import MessageStatus
 from clarion.errors import ProviderError
 from clarion.observability import metrics
@@ -117,14 +117,15 @@ class ReceiptsSide(StageBase):
             # counted in the same transaction as the status changes they come from: a
             # rolled-back fold counts nothing, a redelivered batch changes nothing (its
             # changes are already applied), so the counts are exact.
-            await messages.add_carrier_stats(conn, carrier.stats_rows(changes))
             outcomes = [c for c in changes if c.status in carrier.OUTCOMES]
+            tallied = carrier.tally(outcomes)
+            await messages.add_carrier_stats(conn, carrier.stats_rows(tallied))
             minute = self.clock().replace(second=0, microsecond=0)
             minutes = carrier.minute_rows(outcomes, minute)
             await monitoring.add_minutes(conn, minutes)
             await monitoring.add_errors(conn, carrier.error_rows(outcomes))
         if minutes:
-            _count_outcomes(outcomes, minutes)
+            _count_outcomes(tallied, minutes)
             # After commit, the carrier stage judges the carriers whose outcomes were just
             # counted. A message reaches a final status once (the fold only moves it up), so
             # the first of the outcomes' ids names this fold's batch.
@@ -185,7 +186,7 @@ class ReceiptsSide(StageBase):
         if fresh.endswith(" 1"):
             await monitoring.add_minutes(conn, rows)
             await monitoring.add_errors(conn, carrier.error_rows(batch.changes))
-            _count_outcomes(batch.changes, rows)
+            _count_outcomes(carrier.tally(batch.changes), rows)
         return {(r.brand_id, r.carrier) for r in rows}
 
     async def _judge_carriers(
@@ -216,9 +217,11 @@ class ReceiptsSide(StageBase):
                 await monitoring.clear_alert(conn, h.brand_id, kind, h.carrier)
 
 
-def _count_outcomes(changes: list[StatusChange], rows: list[carrier.MinuteRow]) -> None:
-    """The carrier metrics of outcomes just counted."""
-    for (_, _, name), counts in carrier.tally(changes).items():
+def _count_outcomes(
+    tallied: dict[tuple[int, int, str], Counter[str]], rows: list[carrier.MinuteRow]
+) -> None:
+    """The carrier metrics of outcomes just counted (their `tally` and minute rows)."""
+    for (_, _, name), counts in tallied.items():
         for outcome, n in counts.items():
             metrics.CARRIER_OUTCOMES.labels(name, outcome).inc(n)
     for r in rows:
