@@ -18,6 +18,7 @@ from clarion.domain.status import MessageStatus
 from clarion.errors import ProviderError
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, carrier, send
+from clarion.pipeline.carrier import MinuteRow
 from clarion.pipeline.send import ANSWER
 from clarion.runtime.stage_base import StageBase
 from clarion.store import compliance, messages, monitoring
@@ -163,31 +164,30 @@ class ReceiptsSide(StageBase):
         the carriers whose outcomes a fold has just counted. A batch published before the
         fold counted its own outcomes carries them: they are counted here, once."""
         minute = batch.minute or self.clock().replace(second=0, microsecond=0)
-        keys = set(batch.checks)
+        rows = carrier.minute_rows(batch.changes, minute)
+        keys = set(batch.checks) | {(r.brand_id, r.carrier) for r in rows}
         async with self.pool.acquire() as conn, conn.transaction():
-            if batch.changes:
-                keys.update(await self._count_carried(conn, batch, minute))
+            counted = bool(rows) and await self._count_carried(conn, batch, rows)
             if keys:
                 await self._judge_carriers(conn, sorted(keys), minute)
+        if counted:  # after commit: a rolled-back batch comes again
+            _count_outcomes(carrier.tally(batch.changes), rows)
         return len(batch.changes) or len(batch.checks)
 
     @staticmethod
-    async def _count_carried(
-        conn: Any, batch: StatusBatch, minute: datetime
-    ) -> set[tuple[int, str]]:
-        """Count the outcomes a batch carries (once: a redelivered one is recorded as
-        counted); returns the (brand, carrier) pairs they are of."""
+    async def _count_carried(conn: Any, batch: StatusBatch, rows: list[MinuteRow]) -> bool:
+        """Count the outcomes a batch carries (`rows`: theirs per carrier and minute) once: a
+        redelivered batch is recorded as counted. Returns whether they were counted now."""
         fresh = await conn.execute(
             "INSERT INTO processed_batches (hop, batch_id) VALUES ('status', $1)"
             " ON CONFLICT DO NOTHING",
             batch.batch_id,
         )
-        rows = carrier.minute_rows(batch.changes, minute)
-        if fresh.endswith(" 1"):
-            await monitoring.add_minutes(conn, rows)
-            await monitoring.add_errors(conn, carrier.error_rows(batch.changes))
-            _count_outcomes(carrier.tally(batch.changes), rows)
-        return {(r.brand_id, r.carrier) for r in rows}
+        if not fresh.endswith(" 1"):
+            return False
+        await monitoring.add_minutes(conn, rows)
+        await monitoring.add_errors(conn, carrier.error_rows(batch.changes))
+        return True
 
     async def _judge_carriers(
         self, conn: Any, keys: list[tuple[int, str]], minute: datetime
@@ -218,7 +218,7 @@ class ReceiptsSide(StageBase):
 
 
 def _count_outcomes(
-    tallied: dict[tuple[int, int, str], Counter[str]], rows: list[carrier.MinuteRow]
+    tallied: dict[tuple[int, int, str], Counter[str]], rows: list[MinuteRow]
 ) -> None:
     """The carrier metrics of outcomes just counted (their `tally` and minute rows)."""
     for (_, _, name), counts in tallied.items():
