@@ -1,4 +1,5 @@
-"""Factories for integration tests: a brand with subscribers, a campaign, a rendered batch."""
+"""Factories for integration tests: a brand with subscribers, a campaign, a rendered batch
+(stored or not)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from datetime import datetime, timedelta
 from clarion import bootstrap
 from clarion.domain.contacts import new_subscriber
 from clarion.domain.records import OutboundMessage, RenderedBatch
+from clarion.pipeline import send
 from clarion.report import Progress
 from clarion.seed import synthetic_rows
 from clarion.sim.process import SimProcess
-from clarion.store import brands, campaigns
+from clarion.store import brands, campaigns, messages
 from clarion.store.db import Pool
 from tests.conftest import DAYTIME, wait_for_campaign
 
@@ -84,3 +86,12 @@ async def rendered_batch(infra: bootstrap.Infra, n: int, *, seed: int, key: str)
             for r in subs
         ],
     )  # fmt: skip
+
+
+async def stored_batch(infra: bootstrap.Infra, n: int, *, seed: int, key: str) -> RenderedBatch:
+    """`rendered_batch`, its messages stored as the send stage's general way stores them
+    (queued)."""
+    batch = await rendered_batch(infra, n, seed=seed, key=key)
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    return batch

@@ -12,12 +12,11 @@ from prometheus_client import REGISTRY
 from clarion import bootstrap
 from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch, StatusChange
 from clarion.domain.status import rank
-from clarion.pipeline import send
 from clarion.runtime.stages import Stages
 from clarion.sim.process import SimProcess
-from clarion.store import messages, monitoring
+from clarion.store import monitoring
 from tests.conftest import DAYTIME, wait_for_campaign
-from tests.integration.helpers import brand_with_subscribers, campaign, daytime, rendered_batch
+from tests.integration.helpers import brand_with_subscribers, campaign, daytime, stored_batch
 
 
 async def test_a_carrier_delivering_badly_raises_one_alert_for_that_carrier_only(
@@ -100,10 +99,8 @@ async def test_a_fold_counts_its_outcomes_per_carrier_and_minute_in_its_own_tran
     """The outcomes a fold records are counted for delivery monitoring by the fold itself,
     with no carrier stage running; a redelivered receipts batch changes no status, so it
     counts nothing again."""
-    batch = await rendered_batch(infra, 4, seed=1201, key="fold-minutes")
+    batch = await stored_batch(infra, 4, seed=1201, key="fold-minutes")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     await infra.pool.execute(
         "UPDATE messages SET status = 'sent', status_rank = $2, provider = 'sim',"
         " sent_at = now() - interval '3 seconds' WHERE id = ANY($1::uuid[])",

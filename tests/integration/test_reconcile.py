@@ -15,7 +15,6 @@ import pytest
 from clarion import bootstrap
 from clarion.domain.records import OutboundMessage, Receipt
 from clarion.domain.status import rank
-from clarion.pipeline import send
 from clarion.pipeline.send import SendResult
 from clarion.providers import accounts
 from clarion.runtime import send_side
@@ -23,7 +22,13 @@ from clarion.runtime.stages import Stages
 from clarion.sim.process import SimProcess
 from clarion.store import messages
 from tests.conftest import DAYTIME, wait_for_campaign
-from tests.integration.helpers import brand_with_subscribers, campaign, daytime, rendered_batch
+from tests.integration.helpers import (
+    brand_with_subscribers,
+    campaign,
+    daytime,
+    rendered_batch,
+    stored_batch,
+)
 
 
 async def test_messages_whose_receipts_were_lost_are_reconciled_from_the_provider(
@@ -102,10 +107,8 @@ async def test_a_message_the_provider_never_finishes_does_not_hold_up_the_others
     """Reconciliation takes the longest-waiting messages a run at a time. One the provider
     keeps calling `sent` goes to the back of the line once asked, instead of being taken
     again every run ahead of everyone else."""
-    batch = await rendered_batch(infra, 3, seed=1103, key="stubborn")
+    batch = await stored_batch(infra, 3, seed=1103, key="stubborn")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     # handed over an hour ago, the first message longest ago; `sent` is all that came
     for age_min, mid in zip((90, 80, 70), ids, strict=True):
         await _handed_over(infra, mid, "sent", age_min)
@@ -140,10 +143,8 @@ async def test_a_call_a_crash_cut_short_is_asked_about_once_its_fate_is_unknown(
     pass a message still being handed over: when its batch comes again and its fate is
     `unknown`, it is asked about, however many runs went by meanwhile. Settled messages do
     not hold the floor back."""
-    batch = await rendered_batch(infra, 3, seed=1104, key="floor")
+    batch = await stored_batch(infra, 3, seed=1104, key="floor")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     await _handed_over(infra, ids[0], "delivered", 60)
     await _handed_over(infra, ids[1], "sending", 50)  # the worker died in the call
     await _handed_over(infra, ids[2], "delivered", 40)
@@ -170,10 +171,8 @@ async def test_an_orphaned_claim_is_asked_about_and_holds_the_floor_no_longer(
     """A message still `sending` long after its claim (its batch never came back to settle
     it) would hold the floor for good, and every run would read from it again. Once
     orphaned it is asked about like any open message, and the floor moves past it."""
-    batch = await rendered_batch(infra, 3, seed=1108, key="orphan")
+    batch = await stored_batch(infra, 3, seed=1108, key="orphan")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     await _handed_over(infra, ids[0], "sending", 150)  # orphaned: claimed 2.5 hours ago
     await _handed_over(infra, ids[1], "sending", 30)  # its batch may still come back
     await _handed_over(infra, ids[2], "sent", 20)
@@ -251,10 +250,8 @@ async def test_the_floor_is_kept_in_postgres_and_a_sweeper_far_behind_catches_up
     everything since the maximum age in one statement). A run far behind reads a window of
     hand-overs at a time and goes on to the next only while it has time left, so no run's
     cost is the history's."""
-    batch = await rendered_batch(infra, 3, seed=1107, key="windows")
+    batch = await stored_batch(infra, 3, seed=1107, key="windows")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     for age_min, mid in zip((150, 90, 30), ids, strict=True):
         await _handed_over(infra, mid, "sent", age_min)
     assert await infra.pool.fetchval("SELECT floor FROM reconcile_floor") is None  # never run
@@ -295,10 +292,8 @@ async def test_settled_messages_and_those_too_old_leave_the_record_of_the_asked(
     """A message asked about leaves the record of the asked (the partial index the sweep
     reads) once it has settled, or once it was handed over longer ago than messages are
     asked about; one still open stays and is asked again."""
-    batch = await rendered_batch(infra, 3, seed=1105, key="settled")
+    batch = await stored_batch(infra, 3, seed=1105, key="settled")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     for mid, status, age_min in ((ids[0], "delivered", 60), (ids[1], "sent", 60),
                                  (ids[2], "sent", 5 * 24 * 60)):  # fmt: skip
         await _handed_over(infra, mid, status, age_min)
@@ -375,10 +370,8 @@ async def test_a_run_summarises_new_pages_and_waits_for_no_vacuum(infra: bootstr
     """A run gives the pages written since the last one their BRIN summaries (else every
     query of the index reads them whole); while a vacuum holds the lock that needs, the run
     goes on without, and still asks."""
-    batch = await rendered_batch(infra, 2, seed=1106, key="summaries")
+    batch = await stored_batch(infra, 2, seed=1106, key="summaries")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     await infra.pool.execute(
         "INSERT INTO messages (id, brand_id, subscriber_id, to_address, status, status_rank,"
         " provider, sent_at) SELECT gen_random_uuid(), 1, n, '+15005550006', 'delivered', $1,"
