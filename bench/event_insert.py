@@ -1,17 +1,23 @@
-"""What does a receipt event cost Postgres to insert, and which part of it is its key?
+"""What does a receipt event cost Postgres to record: a row with its key, or a log entry?
 
 COPYs `--events` receipt events (a `sent` and a `delivered` for each of half as many
 messages, ids ascending as a campaign's are) in transactions of 2,000, as the receipts side
-does, into copies of `message_events` made from the migrated schema:
+does, into copies of the per-row events table (`message_events_by_row`, as migration 0012 left
+it) and of the receipt log:
 
 - `as_is`: the table as the migrations leave it (primary key on `(message_id, status)`,
   which de-duplicates a repeated report);
 - `no_key`: the same columns without any index;
 - `narrow`: the key, without the columns a message row holds already (the provider, its
-  id for the message, the carrier).
+  id for the message, the carrier);
+- `log`: what the receipts side writes since migration 0018, one row of `receipt_log` per
+  transaction, its events a JSON array (no key: the `message_events` view de-duplicates).
 
 Prints one JSON line: per table, the best of `--rounds` rounds of Postgres' CPU (every
-process of the embedded server) and WAL per row. Compare runs close together.
+process of the embedded server), WAL per row, and the client's CPU per row (encoding the
+COPY's records, or the log's JSON). The events' timestamps and carrier are all the same
+here, so the log's JSON compresses better than a campaign's (18 B of WAL an event in
+`clarion bench`). Compare runs close together.
 
     .venv/bin/python bench/event_insert.py
 """
@@ -29,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psutil
 
 from clarion import bootstrap
@@ -43,12 +50,14 @@ _FULL = (
 )  # fmt: skip
 _NARROW = ("brand_id", "message_id", "status", "error_code", "occurred_at")
 _TABLES = {
-    "as_is": "CREATE TABLE ev_as_is (LIKE message_events INCLUDING ALL)",
-    "no_key": "CREATE TABLE ev_no_key (LIKE message_events INCLUDING DEFAULTS)",
-    "narrow": "CREATE TABLE ev_narrow (LIKE message_events INCLUDING ALL);"
+    "as_is": "CREATE TABLE ev_as_is (LIKE message_events_by_row INCLUDING ALL)",
+    "no_key": "CREATE TABLE ev_no_key (LIKE message_events_by_row INCLUDING DEFAULTS)",
+    "narrow": "CREATE TABLE ev_narrow (LIKE message_events_by_row INCLUDING ALL);"
     " ALTER TABLE ev_narrow DROP COLUMN provider, DROP COLUMN provider_message_id,"
     " DROP COLUMN carrier",
+    "log": "CREATE TABLE ev_log (LIKE receipt_log INCLUDING ALL)",
 }
+_encode = msgspec.json.Encoder().encode
 
 
 async def main(events: int, rounds: int) -> dict[str, Any]:
@@ -62,6 +71,7 @@ async def main(events: int, rounds: int) -> dict[str, Any]:
         for s in ("sent", "delivered")
     ]
     narrow = [(1, m, s, None, now) for m in ids for s in ("sent", "delivered")]
+    logged = [(b, m, s, pid, e, c, at) for b, m, s, _, pid, e, c, at in full]
     try:
         async with bootstrap.infrastructure(settings) as infra:
             out: dict[str, dict[str, float]] = {}
@@ -75,12 +85,21 @@ async def main(events: int, rounds: int) -> dict[str, Any]:
                         await conn.execute("CHECKPOINT")  # no page images from earlier writes
                         lsn = await conn.fetchval("SELECT pg_current_wal_lsn()")
                         before, started = cpu_times(_postgres(root)), time.perf_counter()
+                        client = time.process_time()
                         for k in range(0, len(records), BATCH):
                             async with conn.transaction():
+                                if name == "log":
+                                    await conn.execute(
+                                        "INSERT INTO ev_log (provider, events)"
+                                        " VALUES ('sim', $1::json)",
+                                        _encode(logged[k : k + BATCH]).decode(),
+                                    )
+                                    continue
                                 await conn.copy_records_to_table(
                                     f"ev_{name}", records=records[k : k + BATCH], columns=columns
                                 )
                         elapsed = time.perf_counter() - started
+                        client = time.process_time() - client
                         after = cpu_times(_postgres(root))
                         cpu = cpu_used(before, after, list(after))
                         wal = await conn.fetchval("SELECT pg_current_wal_lsn() - $1::pg_lsn", lsn)
@@ -88,6 +107,7 @@ async def main(events: int, rounds: int) -> dict[str, Any]:
                             "postgres_cpu_us_per_row": round(cpu / len(records) * 1e6, 2),
                             "elapsed_us_per_row": round(elapsed / len(records) * 1e6, 2),
                             "wal_bytes_per_row": round(float(wal) / len(records)),
+                            "client_cpu_us_per_row": round(client / len(records) * 1e6, 2),
                         }
                         best = out.get(name)
                         if best is None or (

@@ -45,8 +45,44 @@ async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch
         (i, "delivered") for i in ids[1:]
     ]
     assert {e["brand_id"] for e in events} == {batch.brand_id}
+    # the log keeps what the provider sent, the repeat too, one row per batch
+    logged = await infra.pool.fetch(
+        "SELECT provider, json_array_length(events) AS n FROM receipt_log ORDER BY recorded_at"
+    )
+    assert [(r["provider"], r["n"]) for r in logged] == [("sim", 1), ("sim", 3)]
     statuses = await infra.pool.fetch("SELECT id::text AS id, status FROM messages ORDER BY 1")
     assert [r["status"] for r in statuses] == ["sent", "delivered", "delivered"]
+
+
+async def test_events_recorded_before_the_receipt_log_are_still_read_and_kept_first(
+    infra: bootstrap.Infra,
+) -> None:
+    batch = await rendered_batch(infra, 1, seed=1506, key="b6")
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    (mid,) = (m.message_id for m in batch.messages)
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    # a `sent` recorded one row per event, before migration 0018
+    await infra.pool.execute(
+        "INSERT INTO message_events_by_row (brand_id, message_id, status, provider, occurred_at,"
+        " recorded_at) VALUES ($1, $2, 'sent', 'sim', $3, $3)",
+        batch.brand_id, mid, before,
+    )  # fmt: skip
+    receipts = [
+        Receipt(message_id=mid, status=s, occurred_at=datetime.now(UTC), carrier="Verizon")
+        for s in ("sent", "delivered")
+    ]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.apply_receipts(conn, "sim", receipts, aggregate.fold(receipts))
+    events = await infra.pool.fetch(
+        "SELECT status, recorded_at, carrier FROM message_events WHERE message_id = $1"
+        " ORDER BY recorded_at",
+        mid,
+    )
+    assert [(e["status"], e["recorded_at"], e["carrier"]) for e in events] == [
+        ("sent", before, None), ("delivered", events[1]["recorded_at"], "Verizon"),
+    ]  # fmt: skip
+    assert events[1]["recorded_at"] > before
 
 
 async def test_a_claimed_message_counts_for_smart_sending_before_any_answer(

@@ -97,14 +97,18 @@ async def test_migrations_apply_once_and_are_idempotent(infra: bootstrap.Infra) 
     assert [r["version"] for r in applied] == versions
 
 
-async def test_the_consent_ledger_and_message_events_are_append_only(
+async def test_the_consent_ledger_and_the_receipt_log_are_append_only(
     infra: bootstrap.Infra,
 ) -> None:
     await brand_with_subscribers(infra.pool, 3, seed=201)
     assert await infra.pool.fetchval("SELECT count(*) FROM consents") > 0
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await infra.pool.execute("DELETE FROM consents")
-    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+    for table in ("receipt_log", "message_events_by_row"):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await infra.pool.execute(f"DELETE FROM {table}")
+    # the de-duplicated view over them cannot be written either
+    with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError, match="message_events"):
         await infra.pool.execute("UPDATE message_events SET status = 'x'")
 
 

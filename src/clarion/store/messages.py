@@ -1,4 +1,4 @@
-"""Messages and their status events: COPY in, set-based updates out.
+"""Messages and their status events: COPY in, set-based updates out, events logged.
 
 Every `UPDATE … FROM unnest(ids, …) WHERE m.id = u.id` also says `m.id = ANY(ids)`. The
 planner sizes the unnest right, and for a batch of thousands it then hashes the whole table
@@ -243,9 +243,9 @@ async def apply_send_results(conn: Conn, provider: str, updates: Sequence[Status
 async def apply_receipts(
     conn: Conn, provider: str, events: Sequence[Receipt], folded: Sequence[Receipt]
 ) -> list[StatusChange]:
-    """Move each message's status forward to its folded status and append the events
-    (de-duplicated on message and status; receipts for unknown messages are dropped).
-    Returns the status changes that took effect."""
+    """Move each message's status forward to its folded status and append the events to
+    the receipt log (those of unknown messages are dropped; the `message_events` view
+    de-duplicates repeats). Returns the status changes that took effect."""
     changes = await _fold(conn, folded) if folded else []
     if events:
         await _record_events(conn, provider, events, {c.message_id: c.brand_id for c in changes})
@@ -300,63 +300,36 @@ async def _fold(conn: Conn, folded: Sequence[Receipt]) -> list[StatusChange]:
     ]
 
 
-_EVENT_COLUMNS = (
-    "brand_id", "message_id", "status", "provider", "provider_message_id", "error_code",
-    "carrier", "occurred_at",
-)  # fmt: skip
-
-_INSERT_EVENTS = """
-    INSERT INTO message_events
-        (brand_id, message_id, status, provider, provider_message_id, error_code, carrier,
-         occurred_at)
-    SELECT m.brand_id, e.id, e.status, $1, e.pid, e.error_code, e.carrier, e.occurred_at
-    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-         AS e(id, status, pid, error_code, carrier, occurred_at)
-    JOIN messages m ON m.id = e.id AND m.id = ANY($2::uuid[])
-"""
+_encode_events = msgspec.json.Encoder().encode
 
 
 async def _record_events(
     conn: Conn, provider: str, events: Sequence[Receipt], brand_of: dict[str, int]
 ) -> None:
-    """Append events. Those of messages whose status just changed (`brand_of`: the common
-    case) are COPied with the brand the change returned; the rest (a receipt that arrived
-    after a higher one, a repeat) are inserted joined to their message, which drops any for
-    a message we do not have. A repeated event is skipped: a plain write first (a repeat is
-    rare, and ON CONFLICT's speculative insertion costs every event an index probe), then,
-    only if one is met, the whole batch again with ON CONFLICT DO NOTHING."""
-    known = [
-        (b, e.message_id, e.status, provider, e.provider_message_id, e.error_code, e.carrier,
+    """Append the reports to the receipt log, one row for the batch (migration 0018), each
+    with its message's brand: that of the status change it made (`brand_of`: the common
+    case), or else (a report that came after a higher one, a repeat) that of its message,
+    read here, which drops the reports of messages we do not have."""
+    unknown = [e.message_id for e in events if e.message_id not in brand_of]
+    if unknown:
+        brand_of = brand_of | {
+            r[0]: r[1]
+            for r in await conn.fetch(
+                "SELECT id::text, brand_id FROM messages WHERE id = ANY($1::uuid[])", unknown
+            )
+        }
+    rows = [
+        (b, e.message_id, e.status, e.provider_message_id, e.error_code, e.carrier,
          e.occurred_at)
         for e in events
         if (b := brand_of.get(e.message_id)) is not None
     ]  # fmt: skip
-    others = [e for e in events if e.message_id not in brand_of] if len(known) < len(events) else []
-    try:
-        async with conn.transaction():  # a savepoint: a repeat rolls back these writes only
-            if known:
-                await conn.copy_records_to_table(
-                    "message_events", records=known, columns=_EVENT_COLUMNS
-                )
-            if others:
-                await conn.execute(_INSERT_EVENTS, *_event_args(provider, others))
-    except asyncpg.UniqueViolationError:
+    if rows:
         await conn.execute(
-            _INSERT_EVENTS + " ON CONFLICT (message_id, status) DO NOTHING",
-            *_event_args(provider, events),
+            "INSERT INTO receipt_log (provider, events) VALUES ($1, $2::json)",
+            provider,
+            _encode_events(rows).decode(),
         )
-
-
-def _event_args(provider: str, events: Sequence[Receipt]) -> tuple[Any, ...]:
-    return (
-        provider,
-        [e.message_id for e in events],
-        [e.status for e in events],
-        [e.provider_message_id for e in events],
-        [e.error_code for e in events],
-        [e.carrier for e in events],
-        [e.occurred_at for e in events],
-    )
 
 
 async def add_carrier_stats(

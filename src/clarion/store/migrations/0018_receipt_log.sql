@@ -1,0 +1,45 @@
+-- Receipt events are recorded as a log: one row per fold (a receipts batch), holding its
+-- reports as one JSON array, instead of one row per report. The row per report, with its
+-- `(message_id, status)` key, was a quarter of Postgres' CPU in a campaign (two reports per
+-- message, each a heap tuple and an index entry in a table and key that outgrow the caches,
+-- and autovacuum passes over both): BENCHMARKS.md, issue 6, thirteenth pass.
+--
+-- A report is recorded as the provider sent it, repeats included (a webhook retried, a
+-- redelivered batch); `message_events`, now a view over the log, is de-duplicated on
+-- (message, status) as the table was, keeping the first. Events recorded before this
+-- migration stay in their table, under the view as well.
+--
+-- What this costs: the view unpacks the log, so reading one message's events reads every
+-- log row in a time range, not one index entry. `recorded_at` has a BRIN index for that
+-- range (a message's reports come after its hand-over), and nothing on a hot path reads
+-- events: the message row holds each message's status.
+ALTER TABLE message_events RENAME TO message_events_by_row;
+ALTER TRIGGER message_events_append_only ON message_events_by_row
+    RENAME TO message_events_by_row_append_only;
+
+CREATE TABLE receipt_log (
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    provider    text NOT NULL,
+    -- [[brand_id, message_id, status, provider_message_id, error_code, carrier,
+    --   occurred_at], ...]: `json`, not `jsonb`, so it is stored as written (parsing it into
+    -- jsonb cost Postgres twice as much, measured).
+    events      json NOT NULL
+);
+CREATE INDEX receipt_log_recorded_at ON receipt_log USING brin (recorded_at);
+CREATE TRIGGER receipt_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON receipt_log
+    FOR EACH STATEMENT EXECUTE FUNCTION clarion_append_only();
+
+CREATE VIEW message_events AS
+SELECT DISTINCT ON (message_id, status)
+       brand_id, message_id, status, provider, provider_message_id, error_code, carrier,
+       occurred_at, recorded_at
+FROM (
+    SELECT brand_id, message_id, status, provider, provider_message_id, error_code, carrier,
+           occurred_at, recorded_at
+    FROM message_events_by_row
+    UNION ALL
+    SELECT (e->>0)::bigint, (e->>1)::uuid, e->>2, l.provider, e->>3, e->>4, e->>5,
+           (e->>6)::timestamptz, l.recorded_at
+    FROM receipt_log l CROSS JOIN LATERAL json_array_elements(l.events) AS e
+) AS reported
+ORDER BY message_id, status, recorded_at;
