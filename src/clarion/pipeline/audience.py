@@ -23,6 +23,42 @@ def messages_for(batch: RecipientBatch, channel: str) -> int:
     return sms + email
 
 
+def split_pages(
+    rows: Sequence[Any], cursors: Sequence[int], *, page_size: int, exhausted: bool
+) -> tuple[list[tuple[int, list[Any]]], list[int]]:
+    """One read of the audience, a contiguous range of subscribers in id order, as pages
+    per partition (subscriber id % len(cursors)), and the cursors after them.
+
+    `cursors[p]` is the last subscriber id partition p has published (-1: done); rows at or
+    below it are skipped (after an upgrade, partitions walked on their own may stand at
+    different ids). A partition publishes at most `page_size` rows a read: if it has that
+    many, its cursor moves to its page's last row, and the rest of its rows come in the next
+    read; if it has fewer, they are all it has up to the end of the read, so its cursor
+    moves to the read's last id, or stays if it stood further on (`exhausted`, the read
+    reached the end of the audience: -1).
+    Every read therefore moves the lowest open cursor, where the next read starts."""
+    parts = len(cursors)
+    pages: list[list[Any]] = [[] for _ in range(parts)]
+    for row in rows:
+        sid = row["id"]
+        page = pages[sid % parts]
+        if sid > cursors[sid % parts] >= 0 and len(page) < page_size:
+            page.append(row)
+    end = -1 if exhausted or not rows else rows[-1]["id"]
+    out: list[tuple[int, list[Any]]] = []
+    after = list(cursors)
+    for p, page in enumerate(pages):
+        if cursors[p] < 0:
+            continue
+        if page:
+            out.append((p, page))
+        if len(page) == page_size:
+            after[p] = page[-1]["id"]
+        else:  # a partition further on than the read (after an upgrade) stays where it is
+            after[p] = end if end < 0 else max(end, cursors[p])
+    return out, after
+
+
 def recipient_batch(
     *,
     brand_id: int,

@@ -60,9 +60,9 @@ SERIAL_STAGES = frozenset({"aggregate", "carrier"})
 # messages at a time (into its holding; see `consumer.consume_holding`).
 RECEIPTS_PER_FETCH = 32
 
-# Pages one audience turn publishes before yielding to other campaigns (a continuation
-# command carries the rest; the cursor is in Postgres).
-_PAGES_PER_TURN = 20
+# Reads (a page per partition each) one audience turn publishes before yielding to other
+# campaigns (a continuation command carries the rest; the cursors are in Postgres).
+_READS_PER_TURN = 3
 
 
 class Stages(SendSide, ReceiptsSide):
@@ -85,10 +85,12 @@ class Stages(SendSide, ReceiptsSide):
             return 0  # superseded by a relaunch, finished earlier, or cancelled
         if c["status"] == "paused":
             raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
-        # Each partition has its own cursor (-1: done); a turn takes the next page of the
-        # least advanced partition, so pages alternate across partitions.
+        # Each partition has its own cursor (-1: done). A read takes the next contiguous
+        # range of subscribers from the lowest open cursor and publishes a page per partition
+        # from it (`audience.split_pages`).
         cursors, published = list(c["audience_cursors"]), 0
-        for _ in range(_PAGES_PER_TURN):
+        size = PARTITIONS * self.page_size
+        for _ in range(_READS_PER_TURN):
             status = await self.pool.fetchval(
                 "SELECT status FROM campaigns WHERE id = $1", cmd.campaign_id
             )
@@ -96,27 +98,31 @@ class Stages(SendSide, ReceiptsSide):
                 raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
             if status != "sending":  # cancelled since this turn began
                 return published
-            open_parts = [p for p in range(PARTITIONS) if cursors[p] >= 0]
-            if not open_parts:
+            open_cursors = [x for x in cursors if x >= 0]
+            if not open_cursors:
                 await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)
                 return published
-            part = min(open_parts, key=lambda p: (cursors[p], p))
             rows = await self.pool.fetch(
-                brands.AUDIENCE_PAGE, cmd.brand_id, part, cursors[part], self.page_size
+                brands.AUDIENCE_RANGE, cmd.brand_id, min(open_cursors), size
             )
-            batch = audience.recipient_batch(
-                brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt,
-                rows=rows, partition=part, channel=c["channel"],
-            )  # fmt: skip
-            if batch.recipients:
-                await self.bus.publish("audience", batch, msg_id=batch.batch_id)
-            cursors[part] = rows[-1]["id"] if len(rows) == self.page_size else -1
-            # the audience counts messages: a recipient reached on both channels counts twice
-            added = audience.messages_for(batch, c["channel"])
+            pages, after = audience.split_pages(
+                rows, cursors, page_size=self.page_size, exhausted=len(rows) < size
+            )
+            added = 0
+            for part, page in pages:
+                batch = audience.recipient_batch(
+                    brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt,
+                    rows=page, partition=part, channel=c["channel"],
+                )  # fmt: skip
+                if batch.recipients:
+                    await self.bus.publish("audience", batch, msg_id=batch.batch_id)
+                # the audience counts messages: a recipient on both channels counts twice
+                added += audience.messages_for(batch, c["channel"])
             await campaigns.advance_audience(
-                self.pool, cmd.campaign_id, partition=part, cursor=cursors[part],
-                added=added, attempt=cmd.attempt,
+                self.pool, cmd.campaign_id, before=cursors, after=after, added=added,
+                attempt=cmd.attempt,
             )  # fmt: skip
+            cursors = after
             published += added
             if all(x < 0 for x in cursors):
                 await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -71,22 +72,28 @@ async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
 
 
 async def advance_audience(
-    pool: Pool, campaign_id: int, *, partition: int, cursor: int, added: int, attempt: int
+    pool: Pool,
+    campaign_id: int,
+    *,
+    before: Sequence[int],
+    after: Sequence[int],
+    added: int,
+    attempt: int,
 ) -> bool:
-    """Move a partition's audience cursor forward after its page is published (-1: the
-    partition is done). False when a newer launch attempt owns the campaign (this page's
-    attempt is stale) or the page was counted before (a replay)."""
+    """Move the partitions' audience cursors from `before` to `after` once their pages are
+    published (-1: a partition is done). False when a newer launch attempt owns the campaign
+    (this read's attempt is stale) or the cursors moved already (a replay): nothing is
+    counted twice."""
     result: str = await pool.execute(
         """
-        UPDATE campaigns SET audience_cursors[$2 + 1] = $3,
-               audience_cursor = greatest(audience_cursor, $3),
+        UPDATE campaigns SET audience_cursors = $3::bigint[],
+               audience_cursor = greatest(audience_cursor, (SELECT max(c) FROM unnest($3) c)),
                audience_count = CASE WHEN $5 = 1 THEN audience_count + $4 ELSE audience_count END
-        WHERE id = $1 AND launch_count = $5 AND audience_cursors[$2 + 1] >= 0
-          AND (audience_cursors[$2 + 1] < $3 OR $3 = -1)
+        WHERE id = $1 AND launch_count = $5 AND audience_cursors = $2::bigint[]
         """,
         campaign_id,
-        partition,
-        cursor,
+        list(before),
+        list(after),
         added,
         attempt,
     )
