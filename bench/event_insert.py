@@ -11,7 +11,8 @@ it) and of the receipt log:
 - `narrow`: the key, without the columns a message row holds already (the provider, its
   id for the message, the carrier);
 - `log`: what the receipts side writes since migration 0018, one row of `receipt_log` per
-  transaction, its events a JSON array (no key: the `message_events` view de-duplicates).
+  transaction, its events a JSON array of the receipts as the bus carries them (no key:
+  the `message_events` view de-duplicates).
 
 Prints one JSON line: per table, the best of `--rounds` rounds of Postgres' CPU (every
 process of the embedded server), WAL per row, and the client's CPU per row (encoding the
@@ -41,6 +42,7 @@ import psutil
 from clarion import bootstrap
 from clarion.config import Settings
 from clarion.domain.ids import campaign_message_id
+from clarion.domain.records import Receipt
 from clarion.measure import cpu_times, cpu_used
 
 BATCH = 2000
@@ -71,7 +73,10 @@ async def main(events: int, rounds: int) -> dict[str, Any]:
         for s in ("sent", "delivered")
     ]
     narrow = [(1, m, s, None, now) for m in ids for s in ("sent", "delivered")]
-    logged = [(b, m, s, pid, e, c, at) for b, m, s, _, pid, e, c, at in full]
+    logged = [
+        Receipt(message_id=m, status=s, occurred_at=at, provider_message_id=pid, carrier=c)
+        for _, m, s, _, pid, _, c, at in full
+    ]
     try:
         async with bootstrap.infrastructure(settings) as infra:
             out: dict[str, dict[str, float]] = {}

@@ -244,11 +244,12 @@ async def apply_receipts(
     conn: Conn, provider: str, events: Sequence[Receipt], folded: Sequence[Receipt]
 ) -> list[StatusChange]:
     """Move each message's status forward to its folded status and append the events to
-    the receipt log (those of unknown messages are dropped; the `message_events` view
-    de-duplicates repeats). Returns the status changes that took effect."""
+    the receipt log (the `message_events` view leaves out those of messages this install
+    does not have, and de-duplicates repeats). Returns the status changes that took
+    effect."""
     changes = await _fold(conn, folded) if folded else []
     if events:
-        await _record_events(conn, provider, events, {c.message_id: c.brand_id for c in changes})
+        await _record_events(conn, provider, events)
     return changes
 
 
@@ -303,32 +304,16 @@ async def _fold(conn: Conn, folded: Sequence[Receipt]) -> list[StatusChange]:
 _encode_events = msgspec.json.Encoder().encode
 
 
-async def _record_events(
-    conn: Conn, provider: str, events: Sequence[Receipt], brand_of: dict[str, int]
-) -> None:
-    """Append the reports to the receipt log, one row for the batch (migration 0018), each
-    with its message's brand: that of the status change it made (`brand_of`: the common
-    case), or else (a report that came after a higher one, a repeat) that of its message,
-    read here, which drops the reports of messages we do not have."""
-    unknown = [e.message_id for e in events if e.message_id not in brand_of]
-    if unknown:
-        brand_of = brand_of | {
-            r[0]: r[1]
-            for r in await conn.fetch(
-                "SELECT id::text, brand_id FROM messages WHERE id = ANY($1::uuid[])", unknown
-            )
-        }
-    rows = [
-        (b, e.message_id, e.status, e.provider_message_id, e.error_code, e.carrier,
-         e.occurred_at)
-        for e in events
-        if (b := brand_of.get(e.message_id)) is not None
-    ]  # fmt: skip
-    if rows:
+async def _record_events(conn: Conn, provider: str, events: Sequence[Receipt]) -> None:
+    """Append the reports to the receipt log, one row for the batch, as the receipts
+    themselves (migration 0018). Every one names a message id the fold has just read as a
+    uuid; the `message_events` view joins them to their messages, for the brand, which
+    leaves out reports of messages the install does not have."""
+    if events:
         await conn.execute(
             "INSERT INTO receipt_log (provider, events) VALUES ($1, $2::json)",
             provider,
-            _encode_events(rows).decode(),
+            _encode_events(events).decode(),
         )
 
 

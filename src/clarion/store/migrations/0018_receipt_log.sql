@@ -6,7 +6,8 @@
 --
 -- A report is recorded as the provider sent it, repeats included (a webhook retried, a
 -- redelivered batch); `message_events`, now a view over the log, is de-duplicated on
--- (message, status) as the table was, keeping the first. Events recorded before this
+-- (message, status) as the table was, keeping the first, and has only the reports of
+-- messages this install has. Events recorded before this
 -- migration stay in their table, under the view as well.
 --
 -- What this costs: the view unpacks the log, so reading one message's events reads every
@@ -20,15 +21,18 @@ ALTER TRIGGER message_events_append_only ON message_events_by_row
 CREATE TABLE receipt_log (
     recorded_at timestamptz NOT NULL DEFAULT now(),
     provider    text NOT NULL,
-    -- [[brand_id, message_id, status, provider_message_id, error_code, carrier,
-    --   occurred_at], ...]: `json`, not `jsonb`, so it is stored as written (parsing it into
-    -- jsonb cost Postgres twice as much, measured).
+    -- The fold's reports as the bus carries them: [{"message_id", "status", "occurred_at",
+    -- "provider_message_id", "error_code", "carrier"}, ...]. `json`, not `jsonb`, so it is
+    -- stored as written (parsing it into jsonb cost Postgres twice as much, measured); the
+    -- receipts side encodes the records it has, with no per-report Python.
     events      json NOT NULL
 );
 CREATE INDEX receipt_log_recorded_at ON receipt_log USING brin (recorded_at);
 CREATE TRIGGER receipt_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON receipt_log
     FOR EACH STATEMENT EXECUTE FUNCTION clarion_append_only();
 
+-- The brand is the message's: joining the messages leaves out reports of messages this
+-- install does not have, as inserting events joined to them did.
 CREATE VIEW message_events AS
 SELECT DISTINCT ON (message_id, status)
        brand_id, message_id, status, provider, provider_message_id, error_code, carrier,
@@ -38,8 +42,11 @@ FROM (
            occurred_at, recorded_at
     FROM message_events_by_row
     UNION ALL
-    SELECT (e->>0)::bigint, (e->>1)::uuid, e->>2, l.provider, e->>3, e->>4, e->>5,
-           (e->>6)::timestamptz, l.recorded_at
-    FROM receipt_log l CROSS JOIN LATERAL json_array_elements(l.events) AS e
+    SELECT m.brand_id, m.id, e->>'status', l.provider, e->>'provider_message_id',
+           e->>'error_code', e->>'carrier', (e->>'occurred_at')::timestamptz, l.recorded_at
+    FROM receipt_log l
+    CROSS JOIN LATERAL json_array_elements(l.events) AS e
+    JOIN messages m ON pg_input_is_valid(e->>'message_id', 'uuid')
+                   AND m.id = (e->>'message_id')::uuid
 ) AS reported
 ORDER BY message_id, status, recorded_at;
