@@ -331,8 +331,13 @@ async def _bench(
                (SELECT max(m.sent_at) FROM messages m WHERE m.campaign_id = c.id) AS last_sent_at,
                (SELECT min(m.created_at) FROM messages m WHERE m.campaign_id = c.id)
                    AS first_persisted_at,
-               (SELECT max(e.recorded_at) FROM message_events e JOIN messages m
-                  ON m.id = e.message_id WHERE m.campaign_id = c.id) AS last_receipt_at
+               -- the newest log row with a report of the campaign's (the log's
+               -- newest rows first: it stops at the first such row)
+               (SELECT l.recorded_at FROM receipt_log l
+                 WHERE EXISTS (SELECT 1 FROM json_array_elements(l.events) e
+                                JOIN messages m ON m.id = (e->>'message_id')::uuid
+                               WHERE m.campaign_id = c.id)
+                 ORDER BY l.recorded_at DESC LIMIT 1) AS last_receipt_at
         FROM campaigns c WHERE c.id = $1
         """,
         campaign_id,
