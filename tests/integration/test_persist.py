@@ -11,7 +11,7 @@ from clarion.domain.records import Receipt
 from clarion.pipeline import aggregate, send
 from clarion.pipeline.send import SendResult
 from clarion.store import compliance, messages
-from tests.integration.helpers import rendered_batch
+from tests.integration.helpers import rendered_batch, stored_batch
 
 
 async def test_a_redelivered_batch_persists_nothing_new(infra: bootstrap.Infra) -> None:
@@ -27,10 +27,8 @@ async def test_a_redelivered_batch_persists_nothing_new(infra: bootstrap.Infra) 
 async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch(
     infra: bootstrap.Infra,
 ) -> None:
-    batch = await rendered_batch(infra, 3, seed=1502, key="b2")
+    batch = await stored_batch(infra, 3, seed=1502, key="b2")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     at = datetime.now(UTC)
     first = [Receipt(message_id=ids[0], status="sent", occurred_at=at)]
     # the same `sent` again, with receipts never seen for the other two
@@ -57,9 +55,7 @@ async def test_receipts_seen_again_add_no_event_and_keep_the_rest_of_their_batch
 async def test_events_recorded_before_the_receipt_log_are_still_read_and_kept_first(
     infra: bootstrap.Infra,
 ) -> None:
-    batch = await rendered_batch(infra, 1, seed=1506, key="b6")
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    batch = await stored_batch(infra, 1, seed=1506, key="b6")
     (mid,) = (m.message_id for m in batch.messages)
     before = datetime.now(UTC) - timedelta(minutes=5)
     # a `sent` recorded one row per event, before migration 0018
@@ -163,9 +159,7 @@ async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it
 async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_message_is_dropped(
     infra: bootstrap.Infra,
 ) -> None:
-    batch = await rendered_batch(infra, 1, seed=1505, key="b5")
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
+    batch = await stored_batch(infra, 1, seed=1505, key="b5")
     (mid,) = (m.message_id for m in batch.messages)
     at = datetime.now(UTC)
     delivered = [Receipt(message_id=mid, status="delivered", occurred_at=at)]
@@ -193,11 +187,9 @@ async def test_the_fold_returns_each_change_with_its_message_and_the_number_of_a
     """The fold's changes name their message and new status from the receipt they came
     from, the brand and campaign from the row; the number only where a failure may suppress
     it, and a permanent failure does."""
-    batch = await rendered_batch(infra, 4, seed=1504, key="b4")
+    batch = await stored_batch(infra, 4, seed=1504, key="b4")
     ids = [m.message_id for m in batch.messages]
     to = {m.message_id: m.to for m in batch.messages}
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     at = datetime.now(UTC)
     receipts = [
         Receipt(message_id=ids[0], status="delivered", occurred_at=at, carrier="Verizon"),
@@ -226,10 +218,8 @@ async def test_the_fold_returns_each_change_with_its_message_and_the_number_of_a
 async def test_the_fold_takes_receipts_in_any_order_and_any_text(infra: bootstrap.Infra) -> None:
     """Each change names its own message when the receipts come in no particular order, and
     text a provider sends (quotes, backslashes, accents) arrives as sent."""
-    batch = await rendered_batch(infra, 3, seed=1505, key="b5")
+    batch = await stored_batch(infra, 3, seed=1505, key="b5")
     ids = [m.message_id for m in batch.messages]
-    async with infra.pool.acquire() as conn, conn.transaction():
-        await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     at = datetime.now(UTC)
     carriers = ['AT&T "Mobility"', "Bouygues T\u00e9l\u00e9com", "back\\slash"]
     cases = list(enumerate(zip(ids, ["sent", "delivered", "undelivered"], carriers, strict=True)))
