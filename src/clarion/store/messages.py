@@ -309,12 +309,11 @@ async def _record_events(conn: Conn, provider: str, events: Sequence[Receipt]) -
     themselves (migration 0018). Every one names a message id the fold has just read as a
     uuid; the `message_events` view joins them to their messages, for the brand, which
     leaves out reports of messages the install does not have."""
-    if events:
-        await conn.execute(
-            "INSERT INTO receipt_log (provider, events) VALUES ($1, $2::json)",
-            provider,
-            _encode_events(events).decode(),
-        )
+    await conn.execute(
+        "INSERT INTO receipt_log (provider, events) VALUES ($1, $2::json)",
+        provider,
+        _encode_events(events).decode(),
+    )
 
 
 async def add_carrier_stats(
