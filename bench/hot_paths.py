@@ -141,7 +141,7 @@ def receipts(n: int) -> Callable[[], int]:
             if j % 4 == 3:
                 released, _ = holding.take(now)
                 if released:
-                    _, folded = aggregate.fold_reports(released, answers=send.ANSWER)
+                    folded = aggregate.fold_reports(released, answers=send.ANSWER).folded
                     folded.sort(key=lambda r: r.message_id)
             now += 0.01
         holding.take(now + 10, everything=True)

@@ -301,6 +301,24 @@ def test_folding_reports_in_one_pass_is_unique_events_and_fold(
         )
         for i, (origin, rows) in enumerate(batches)
     ]
-    events, folded = fold_reports(built, answers="answer")
+    events, folded, complaints = fold_reports(built, answers="answer")
     assert events == unique_events([r for b in built if b.origin != "answer" for r in b.receipts])
     assert folded == fold([r for b in built for r in b.receipts])
+    assert complaints == []
+
+
+def test_folding_reports_names_the_messages_of_spam_complaints_in_any_batch() -> None:
+    complaint = receipt("b", "delivered", at=2, error_code="spamreport")
+    built = [
+        ReceiptBatch(batch_id="b1", provider="sendgrid", receipts=[receipt("a", "delivered")]),
+        ReceiptBatch(
+            batch_id="b2", provider="sendgrid",
+            receipts=[receipt("b", "delivered", at=1), complaint],
+        ),
+    ]  # fmt: skip
+    reports = fold_reports(built, answers="answer")
+    assert reports.complaints == ["b"]
+    # the complaint is a report (an event) and moves no status past `delivered`
+    assert [(r.message_id, r.status) for r in reports.folded] == [
+        ("a", "delivered"), ("b", "delivered"),
+    ]  # fmt: skip

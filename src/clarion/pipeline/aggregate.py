@@ -11,7 +11,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -20,42 +20,52 @@ from clarion.domain.status import RANK, TERMINAL_RANK
 
 H = TypeVar("H")
 _FINAL = frozenset(status for status, r in RANK.items() if r >= TERMINAL_RANK)
+COMPLAINT = "spamreport"  # a receipt's error code for a recipient's spam complaint
 
 
 def unique_events(receipts: Sequence[Receipt]) -> list[Receipt]:
     """Receipts with duplicate (message, status) pairs and unknown statuses removed."""
-    return fold_reports([_as_batch(receipts)], answers="")[0]
+    return fold_reports([_as_batch(receipts)], answers="").events
 
 
 def fold(receipts: Sequence[Receipt]) -> list[Receipt]:
     """The highest-ranked receipt per message, with the carrier and the provider's id taken
     from any receipt that has them (a send answer names the id, a report the carrier)."""
-    return fold_reports([_as_batch(receipts)], answers="")[1]
+    return fold_reports([_as_batch(receipts)], answers="").folded
 
 
 def _as_batch(receipts: Sequence[Receipt]) -> ReceiptBatch:
     return ReceiptBatch(batch_id="", provider="", receipts=list(receipts))
 
 
-def fold_reports(
-    batches: Sequence[ReceiptBatch], *, answers: str
-) -> tuple[list[Receipt], list[Receipt]]:
-    """(events, folded) in one pass over the batches (the receipts side handles three
-    receipts per message). Events: the receipts of every batch but those of origin
+class Reports(NamedTuple):
+    events: list[Receipt]
+    folded: list[Receipt]
+    complaints: list[str]  # ids of the messages a receipt reports a spam complaint about
+
+
+def fold_reports(batches: Sequence[ReceiptBatch], *, answers: str) -> Reports:
+    """(events, folded, complaints) in one pass over the batches (the receipts side handles
+    three receipts per message). Events: the receipts of every batch but those of origin
     `answers` (send answers move a status but are no provider's report), without repeated
     (message, status) pairs or unknown statuses. Folded: per message, the highest-ranked of
     all its receipts (terminal states win; the first terminal seen stands), with the carrier
     and the provider's id taken from any receipt that has them (a send answer names the
-    id, a report the carrier)."""
+    id, a report the carrier). Complaints: the messages of receipts whose error is a spam
+    report (`delivered`, then a complaint: no status change, but the address is
+    suppressed)."""
     seen: set[tuple[str, str]] = set()
     events: list[Receipt] = []
     best: dict[str, tuple[int, Receipt]] = {}
     carrier: dict[str, str] = {}
     provider_id: dict[str, str] = {}
+    complaints: list[str] = []
     rank_of = RANK.get
     for batch in batches:
         reports = batch.origin != answers
         for r in batch.receipts:
+            if r.error_code == COMPLAINT:
+                complaints.append(r.message_id)
             r_rank = rank_of(r.status, -1)
             if r_rank < 0:
                 continue
@@ -83,7 +93,7 @@ def fold_reports(
                 provider_message_id=r.provider_message_id or provider_id.get(message_id),
             )
         folded.append(r)
-    return events, folded
+    return Reports(events, folded, complaints)
 
 
 @dataclass(eq=False, slots=True)

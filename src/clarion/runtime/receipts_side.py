@@ -84,7 +84,7 @@ class ReceiptsSide(StageBase):
             # those that came before their send answer are kept until it lands.
             batches = [await self._resolve(conn, b) for b in batches]
             # A send answer moves the status but is not one of the provider's reports.
-            events, folded = aggregate.fold_reports(batches, answers=ANSWER)
+            events, folded, complaints = aggregate.fold_reports(batches, answers=ANSWER)
             # Rows are locked in id order, so concurrent batches cannot deadlock.
             folded.sort(key=_message_id)
             providers = sorted({b.provider for b in batches})
@@ -104,9 +104,6 @@ class ReceiptsSide(StageBase):
                     )
             hard = send.hard_failure_suppressions(changes)
             # A complaint comes after `delivered` (no status change): suppress from events.
-            complaints = [
-                r.message_id for b in batches for r in b.receipts if r.error_code == "spamreport"
-            ]
             if complaints:
                 for r in await conn.fetch(
                     "SELECT brand_id, to_address FROM messages WHERE id = ANY($1::uuid[])",
