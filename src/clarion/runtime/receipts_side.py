@@ -139,9 +139,9 @@ class ReceiptsSide(StageBase):
 
     @staticmethod
     async def _resolve(conn: Any, batch: ReceiptBatch) -> ReceiptBatch:
-        if all(map(_message_id, batch.receipts)):  # the common case, checked in C
-            return batch
         anonymous = [r for r in batch.receipts if not r.message_id]
+        if not anonymous:
+            return batch
         ours = await messages.resolve_provider_ids(
             conn, batch.provider, sorted({r.provider_message_id or "" for r in anonymous})
         )
