@@ -263,3 +263,21 @@ async def test_the_fold_probes_messages_by_key_however_large_the_table_and_the_b
     plan = "\n".join(r[0] for r in rows)
     assert "on messages_pkey" in plan, plan
     assert "Seq Scan on messages" not in plan, plan
+
+
+async def test_a_malformed_entry_in_the_receipt_log_does_not_stop_the_events_being_read(
+    infra: bootstrap.Infra,
+) -> None:
+    batch = await stored_batch(infra, 2, seed=1507, key="b7")
+    ids = [m.message_id for m in batch.messages]
+    at = datetime.now(UTC)
+    receipts = [Receipt(message_id=i, status="delivered", occurred_at=at) for i in ids]
+    async with infra.pool.acquire() as conn, conn.transaction():
+        await messages.apply_receipts(conn, "sim", receipts, aggregate.fold(receipts))
+    # written by hand: the fold logs only ids it has read as uuids
+    await infra.pool.execute(
+        "INSERT INTO receipt_log (provider, events) VALUES ('sim', $1::json)",
+        '[{"message_id": "not-a-uuid", "status": "sent", "occurred_at": "2026-12-02T10:00:00Z"}]',
+    )
+    events = await infra.pool.fetch("SELECT message_id::text AS id, status FROM message_events")
+    assert sorted((e["id"], e["status"]) for e in events) == sorted((i, "delivered") for i in ids)

@@ -46,7 +46,9 @@ FROM (
            e->>'error_code', e->>'carrier', (e->>'occurred_at')::timestamptz, l.recorded_at
     FROM receipt_log l
     CROSS JOIN LATERAL json_array_elements(l.events) AS e
-    JOIN messages m ON pg_input_is_valid(e->>'message_id', 'uuid')
+    -- (the fold has read every logged id as a uuid; the pattern keeps one malformed entry
+    -- from failing every read, without pg_input_is_valid, which needs Postgres 16)
+    JOIN messages m ON e->>'message_id' ~ '^[0-9A-Fa-f]{8}(-?[0-9A-Fa-f]{4}){3}-?[0-9A-Fa-f]{12}$'
                    AND m.id = (e->>'message_id')::uuid
 ) AS reported
 ORDER BY message_id, status, recorded_at;
