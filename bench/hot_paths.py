@@ -172,7 +172,8 @@ def simulator(n: int) -> Callable[[], int]:
             sim_app.encode(SendResponse(state.accept(sim_app.decode_request(body))))
         while state.pending:
             due = state.pop_due(sim_app.RECEIPTS_PER_POST)
-            sim_app.encode(ReceiptPost(batch_id="b", receipts=[d.receipt for d in due]))
+            for report in due:
+                sim_app.encode(ReceiptPost(batch_id="b", receipts=report.receipts))
         return n
 
     return run

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from clarion.sim.app import SimConfig, SimState
-from clarion.sim.wire import SendRequest, SimMessage
+from clarion.sim.app import Report, SimConfig, SimState
+from clarion.sim.wire import SendRequest, SimMessage, SimReceipt
 
 CALLBACK = "http://clarion.test/webhooks/sim/status"
 
@@ -22,6 +22,11 @@ def request(*messages: tuple[str, str]) -> SendRequest:
         callback_url=CALLBACK,
         messages=[SimMessage(mid, to, "+15550001111", f"body of {mid}") for mid, to in messages],
     )
+
+
+def receipts(reports: list[Report]) -> list[SimReceipt]:
+    assert all(r.to == ("sim", CALLBACK) for r in reports)
+    return [r for report in reports for r in report.receipts]
 
 
 def test_the_same_message_id_twice_returns_the_same_provider_id_and_counts_a_duplicate() -> None:
@@ -60,11 +65,11 @@ def test_an_invalid_number_is_rejected_with_21211_and_never_scheduled() -> None:
 def test_a_delivered_message_reaches_the_handset_inbox_exactly_once() -> None:
     s = state()
     (answer,) = s.accept(request(("m1", "+12125557788")))
-    due = s.pop_due(100)
-    assert [d.receipt.status for d in due] == ["sent", "delivered"]
-    assert {d.receipt.provider_id for d in due} == {answer.provider_id}
-    assert all(d.callback_url == CALLBACK for d in due)
-    assert all(d.receipt.carrier for d in due)
+    due = receipts(s.pop_due(100))
+    assert [r.status for r in due] == ["sent", "delivered"]
+    assert {r.provider_id for r in due} == {answer.provider_id}
+    assert all(r.carrier for r in due)
+    assert due[0].occurred_at <= due[1].occurred_at
     inbox = s.inbox["+12125557788"]
     assert len(inbox) == 1
     assert inbox[0][:3] == ("m1", "+15550001111", "body of m1")
@@ -79,11 +84,12 @@ def test_a_delivered_message_reaches_the_handset_inbox_exactly_once() -> None:
 def test_a_receipt_requeued_after_a_failed_post_does_not_deliver_again() -> None:
     s = state()
     s.accept(request(("m1", "+12125557788")))
-    due = s.pop_due(100)
-    for item in due:  # what a failed webhook post does
-        s.requeue(item, 0.0)
-    again = s.pop_due(100)
-    assert [d.receipt.status for d in again] == ["sent", "delivered"]
+    for report in s.pop_due(100):  # what a failed webhook post does
+        s.requeue(report, 0.0)
+    assert s.pending == 2
+    again = receipts(s.pop_due(100))
+    assert [r.status for r in again] == ["sent", "delivered"]
+    assert s.pending == 0
     assert len(s.inbox["+12125557788"]) == 1
     assert s.counts["handset_messages"] == 1
 
@@ -91,16 +97,49 @@ def test_a_receipt_requeued_after_a_failed_post_does_not_deliver_again() -> None
 def test_an_undelivered_message_never_reaches_the_handset() -> None:
     s = state(failure_rate=1.0)
     s.accept(request(("m1", "+12125557788")))
-    due = s.pop_due(100)
-    assert [d.receipt.status for d in due] == ["sent", "undelivered"]
-    assert due[1].receipt.error_code is not None
+    due = receipts(s.pop_due(100))
+    assert [r.status for r in due] == ["sent", "undelivered"]
+    assert due[1].error_code is not None
     assert s.inbox == {}
 
 
 def test_pop_due_respects_its_limit() -> None:
     s = state()
     s.accept(request(*((f"m{i}", f"+1212555{7000 + i}") for i in range(5))))
-    first = s.pop_due(3)
-    rest = s.pop_due(100)
+    first = receipts(s.pop_due(3))
+    rest = receipts(s.pop_due(100))
     assert (len(first), len(rest)) == (3, 7)
     assert sum(len(v) for v in s.inbox.values()) == 5
+
+
+def test_the_status_api_knows_each_status_from_its_moment_whether_reported_or_not() -> None:
+    later = SimState(config=SimConfig(latency_scale=1000.0, seed=1), rng=random.Random(1))
+    (answer,) = later.accept(request(("m1", "+12125557788")))
+    assert answer.status == "accepted"
+    assert later.status_of("m1") is None  # nothing has happened to it yet
+    assert later.pop_due(100) == []
+
+    s = state()
+    s.accept(request(("m1", "+12125557788"), ("m2", "+12125550123")))
+    final = s.status_of("m1")  # not reported yet: the provider knows before its webhook
+    assert final is not None
+    assert (final.message_id, final.status) == ("m1", "delivered")
+    assert s.status_of("m2") is None  # rejected: it has no status to report
+    assert s.status_of("m3") is None
+
+
+def test_lost_reports_still_deliver_and_each_inbox_keeps_its_order() -> None:
+    s = SimState(
+        config=SimConfig(latency_scale=0.0, failure_rate=0.0, receipt_loss=1.0, seed=1),
+        rng=random.Random(1),
+    )
+    s.accept(request(("m1", "+12125557788"), ("m2", "+12125557799")))
+    s.accept(request(("m3", "+12125557788")))
+    assert s.pop_due(100) == []  # every report lost
+    assert s.counts["receipts_lost"] == 6  # three messages, two receipts each
+    assert [m for m, *_ in s.inbox["+12125557788"]] == ["m1", "m3"]
+    assert [m for m, *_ in s.inbox["+12125557799"]] == ["m2"]
+    s.accept(request(("m4", "+12125557799")))
+    s.pop_due(100)
+    assert [m for m, *_ in s.inbox["+12125557799"]] == ["m2", "m4"]  # indexed as read
+    assert s.status_of("m4") is not None  # the status API still knows

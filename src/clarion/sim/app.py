@@ -11,6 +11,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import random
 import time
 import uuid
@@ -76,13 +77,46 @@ class SimConfig:
     smpp_password: str = "clarion"
 
 
+# Where a message's receipts go: (its front end's channel, see `SimState.channels`; the
+# target on it: a URL, or the channel's own, such as an SMPP account).
+Destination = tuple[str, str]
+
+
 @dataclass(slots=True)
-class _Due:
-    due: float
-    callback_url: str  # where the receipt goes: a URL, or a channel's own target (a session)
-    receipt: SimReceipt
-    handset: tuple[str, str, str] | None  # (to, sender, body) to put in the inbox when due
-    channel: str = "sim"  # the front end that reports it (see `SimState.channels`)
+class Report:
+    """Receipts due to one target, reported together (and again, if the report failed)."""
+
+    to: Destination
+    receipts: list[SimReceipt]
+
+
+@dataclass(slots=True)
+class _Fate:
+    """What happens to one message, decided as it arrives: its answer, and for an accepted
+    one when its `sent` and final statuses come (monotonic seconds) and where they are
+    reported. One object per message: its receipts are made from it when they are due, and
+    the status API reads it (at bench rates the simulator shares the machine with what it
+    measures, and a receipt object, a scheduling entry and a status entry per report were
+    most of its time)."""
+
+    answer: SimResult
+    destination: Destination = ("sim", "")
+    to: str = ""
+    sender: str = ""
+    body: str = ""
+    carrier: str = ""
+    sent_at: float = math.inf
+    final_at: float = math.inf
+    delivered: bool = False
+    error_code: str | None = None
+    reported: int = 0  # how many of its two receipts have been taken from the wheel
+
+    def receipt(self, final: bool, at: datetime) -> SimReceipt:
+        a = self.answer
+        if not final:
+            return SimReceipt(a.id, a.provider_id or "", "sent", at, None, self.carrier)
+        status = "delivered" if self.delivered else "undelivered"
+        return SimReceipt(a.id, a.provider_id or "", status, at, self.error_code, self.carrier)
 
 
 # A front end's way to report receipts to its client: (target, receipts) → delivered? A
@@ -106,19 +140,30 @@ class Channel:
 class SimState:
     config: SimConfig
     rng: random.Random
-    answers: dict[str, SimResult] = field(default_factory=dict)
-    # number → (message id, from, body, received at) of every message it received
-    inbox: dict[str, list[tuple[str, str, str, datetime]]] = field(default_factory=dict)
+    # our message id → its fate (with idempotent submits, the first one: a repeat gets the
+    # same answer and reaches no handset again)
+    fates: dict[str, _Fate] = field(default_factory=dict)
+    # Messages delivered to their handsets, in order (a log: an inbox per number would be
+    # a dictionary entry and a list per message at bench rates), and the inboxes indexed
+    # from it as they are read (`inbox`), up to `_indexed`.
+    _delivered: list[tuple[_Fate, datetime]] = field(default_factory=list)
+    _inbox: dict[str, list[tuple[str, str, str, datetime]]] = field(default_factory=dict)
+    _indexed: int = 0
     # Receipts waiting for their moment, on a timing wheel: a list per tick of `TICK_S`
     # (a receipt goes within one tick of its moment), and a heap of the ticks that have
     # one. Scheduling is an append; a heap entry per receipt was a third of the simulator's
-    # time at bench rates.
-    wheel: dict[int, list[_Due]] = field(default_factory=dict)
+    # time at bench rates. An entry is a message's fate (its next receipt is due: `sent`,
+    # then its final status), or a report that failed and is due again.
+    wheel: dict[int, list[_Fate | Report]] = field(default_factory=dict)
     ticks: list[int] = field(default_factory=list)
     pending: int = 0
     # Provider ids ("SM" + 32 hex digits, as Twilio's): a random prefix per run and a counter.
     _sids: itertools.count[int] = field(default_factory=itertools.count)
-    _sid_prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    _sid_format: str = field(default_factory=lambda: f"SM{uuid.uuid4().hex[:8]}%024x")
+    # A wall-clock time and the monotonic time it was: a receipt's time is its tick's.
+    _epoch: tuple[datetime, float] = field(
+        default_factory=lambda: (datetime.now(UTC), time.monotonic())
+    )
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             (
@@ -138,17 +183,23 @@ class SimState:
     inbound_urls: dict[str, tuple[str, str]] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
     down: bool = False  # an outage: the API refuses new messages (503)
-    latest: dict[str, SimReceipt] = field(default_factory=dict)  # message → its last status
-    by_provider_id: dict[str, str] = field(default_factory=dict)  # provider id → message id
 
-    def _put(self, item: _Due) -> None:
-        tick = int(item.due / TICK_S)
+    @property
+    def inbox(self) -> dict[str, list[tuple[str, str, str, datetime]]]:
+        """Number → (message id, from, body, received at) of every message it received."""
+        index = self._inbox
+        for fate, at in itertools.islice(self._delivered, self._indexed, None):
+            index.setdefault(fate.to, []).append((fate.answer.id, fate.sender, fate.body, at))
+        self._indexed = len(self._delivered)
+        return index
+
+    def _put(self, item: _Fate | Report, due: float) -> None:
+        tick = int(due / TICK_S)
         bucket = self.wheel.get(tick)
         if bucket is None:
             bucket = self.wheel[tick] = []
             heapq.heappush(self.ticks, tick)
         bucket.append(item)
-        self.pending += 1
 
     def submit(
         self,
@@ -161,14 +212,13 @@ class SimState:
         target: str,
         provider_id: str | None = None,
         idempotent: bool = True,
-        now: datetime | None = None,
     ) -> SimResult:
         """One message from any front end: rejected (invalid number) or accepted, with its
         receipts scheduled to `target` on `channel`. With `idempotent`, a message id seen
         before gets the first answer and reaches the handset once."""
         (answer,) = self.submit_many(
             [(message_id, to, sender, body, provider_id)],
-            channel=channel, target=target, idempotent=idempotent, now=now,
+            channel=channel, target=target, idempotent=idempotent,
         )  # fmt: skip
         return answer
 
@@ -179,32 +229,30 @@ class SimState:
         channel: str,
         target: str,
         idempotent: bool = True,
-        now: datetime | None = None,
     ) -> list[SimResult]:
         """Messages that arrived together, as (our id, to, sender, body, provider id or
         None), each as `submit` takes it. One pass with the state at hand: at bench rates
         the simulator shares the machine with the pipeline it measures."""
-        now = now or datetime.now(UTC)
         since = time.monotonic()  # receipts are due this long after arrival
-        answers, by_provider_id, rng, put = self.answers, self.by_provider_id, self.rng, self._put
+        fates, rng, put = self.fates, self.rng, self._put
         failure_rate, carrier_failure = self.config.failure_rate, self.config.carrier_failure
         latency_scale = self.config.latency_scale
+        sids, sid_format = self._sids, self._sid_format
+        destination = (channel, target)
         results: list[SimResult] = []
         accepted = rejected = duplicates = 0
         for message_id, to, sender, body, provider_id in messages:
-            known = answers.get(message_id) if idempotent else None
+            known = fates.get(message_id) if idempotent else None
             if known is not None:
                 duplicates += 1
-                results.append(known)
+                results.append(known.answer)
                 continue
             if network.is_invalid(to):
                 code, text = network.INVALID_NUMBER
-                answer = SimResult(message_id, "rejected", provider_id, code, text)
+                fate = _Fate(SimResult(message_id, "rejected", provider_id, code, text))
                 rejected += 1
             else:
-                pid = provider_id or self.new_sid()
-                answer = SimResult(message_id, "accepted", pid)
-                by_provider_id[pid] = message_id
+                pid = provider_id or sid_format % next(sids)
                 accepted += 1
                 carrier = network.carrier_for(to)
                 outcome = network.decide(
@@ -212,35 +260,47 @@ class SimState:
                     failure_rate=carrier_failure.get(carrier.name, failure_rate)
                     if carrier_failure else failure_rate,
                 )  # fmt: skip
-                latency_s, sent_after = outcome.latency_s, outcome.latency_s * 0.3
-                sent = SimReceipt(
-                    message_id, pid, "sent", now + timedelta(seconds=sent_after), None,
-                    carrier.name,
+                latency_s = outcome.latency_s
+                fate = _Fate(
+                    SimResult(message_id, "accepted", pid), destination, to, sender, body,
+                    carrier.name, since + latency_s * 0.3, since + latency_s,
+                    outcome.delivered, outcome.error_code,
                 )  # fmt: skip
-                final = SimReceipt(
-                    message_id, pid, "delivered" if outcome.delivered else "undelivered",
-                    now + timedelta(seconds=latency_s), outcome.error_code, carrier.name,
-                )  # fmt: skip
-                put(_Due(since + sent_after, target, sent, None, channel))
-                handset = (to, sender, body) if outcome.delivered else None
-                put(_Due(since + latency_s, target, final, handset, channel))
-            if idempotent:
-                answers[message_id] = answer
-            results.append(answer)
+                put(fate, fate.sent_at)
+                put(fate, fate.final_at)
+                self.pending += 2
+            fates[message_id] = fate
+            results.append(fate.answer)
         counts = self.counts
         counts["accepted"] += accepted
         counts["rejected"] += rejected
         counts["duplicates"] += duplicates
         return results
 
-    def requeue(self, item: _Due, due: float) -> None:
-        """A receipt whose report failed: reported again at `due` (monotonic seconds)."""
-        item.due = due
-        self._put(item)
+    def status_of(self, message_id: str) -> SimReceipt | None:
+        """A message's latest status so far, reported or not (what the provider's message
+        resource says); None before its first, and for a message it never accepted."""
+        fate = self.fates.get(message_id)
+        if fate is None or fate.answer.status != "accepted":
+            return None
+        now = time.monotonic()
+        if now < fate.sent_at:
+            return None
+        final = now >= fate.final_at
+        return fate.receipt(final, self._wall(fate.final_at if final else fate.sent_at))
+
+    def _wall(self, monotonic: float) -> datetime:
+        wall, mono = self._epoch
+        return wall + timedelta(seconds=monotonic - mono)
+
+    def requeue(self, report: Report, due: float) -> None:
+        """A report that failed: made again at `due` (monotonic seconds)."""
+        self._put(report, due)
+        self.pending += len(report.receipts)
 
     def new_sid(self) -> str:
         """A provider id no other message of this run has."""
-        return f"SM{self._sid_prefix}{next(self._sids):024x}"
+        return self._sid_format % next(self._sids)
 
     def accept(self, req: SendRequest) -> list[SimResult]:
         if req.inbound_url:
@@ -252,38 +312,52 @@ class SimState:
             target=req.callback_url,
         )
 
-    def pop_due(self, limit: int) -> list[_Due]:
+    def pop_due(self, limit: int) -> list[Report]:
+        """The receipts due now, about `limit` (a failed report due again comes whole), by
+        target; those of delivered messages put the message in its handset's inbox as they
+        are taken. A receipt's time is its tick's."""
         now_tick = int(time.monotonic() / TICK_S)
-        taken: list[_Due] = []
-        while self.ticks and self.ticks[0] <= now_tick and len(taken) < limit:
-            bucket = self.wheel[self.ticks[0]]
-            room = limit - len(taken)
-            if len(bucket) <= room:
-                taken += bucket
-                del self.wheel[heapq.heappop(self.ticks)]
-            else:
-                taken += bucket[:room]
-                del bucket[:room]
-        self.pending -= len(taken)
-        latest, inbox, out = self.latest, self.inbox, []
+        wheel, ticks, delivered_log = self.wheel, self.ticks, self._delivered
         lossy = self.config.receipt_loss
-        for item in taken:
-            receipt = item.receipt
-            latest[receipt.message_id] = receipt
-            if item.handset is not None:
-                to, sender, body = item.handset
-                entry = (receipt.message_id, sender, body, receipt.occurred_at)
-                if (box := inbox.get(to)) is None:
-                    inbox[to] = [entry]
-                else:
-                    box.append(entry)
-                self.counts["handset_messages"] += 1
-                item.handset = None  # a retried post must not deliver twice
-            if lossy and self.rng.random() < lossy:
-                self.counts["receipts_lost"] = self.counts.get("receipts_lost", 0) + 1
-                continue  # the network happened; the report of it is lost
-            out.append(item)
-        return out
+        groups: dict[Destination, list[SimReceipt]] = {}
+        again: list[Report] = []
+        taken = delivered = lost = 0
+        while ticks and ticks[0] <= now_tick and taken < limit:
+            tick = ticks[0]
+            bucket = wheel[tick]
+            room = limit - taken
+            if len(bucket) <= room:
+                entries = bucket
+                del wheel[heapq.heappop(ticks)]
+            else:
+                entries = bucket[:room]
+                del bucket[:room]
+            at = self._wall(tick * TICK_S)
+            for entry in entries:
+                if isinstance(entry, Report):  # a report that failed before
+                    again.append(entry)
+                    taken += len(entry.receipts)
+                    continue
+                fate = entry
+                taken += 1
+                final = fate.reported == 1
+                fate.reported += 1
+                if final and fate.delivered:
+                    delivered_log.append((fate, at))
+                    delivered += 1
+                if lossy and self.rng.random() < lossy:
+                    lost += 1
+                    continue  # the network happened; the report of it is lost
+                group = groups.get(fate.destination)
+                if group is None:
+                    group = groups[fate.destination] = []
+                group.append(fate.receipt(final, at))
+        self.pending -= taken
+        counts = self.counts
+        counts["handset_messages"] += delivered
+        if lost:
+            counts["receipts_lost"] = counts.get("receipts_lost", 0) + lost
+        return again + [Report(to, receipts) for to, receipts in groups.items()]
 
 
 async def _dispatch_receipts(state: SimState, stop: asyncio.Event) -> None:
@@ -298,32 +372,35 @@ async def _dispatch_receipts(state: SimState, stop: asyncio.Event) -> None:
         due = state.pop_due(RECEIPTS_PER_POST * 8)
         if not due:
             continue
-        by_target: dict[tuple[str, str], list[_Due]] = {}
-        for item in due:
-            by_target.setdefault((item.channel, item.callback_url), []).append(item)
         reports = []
-        for (channel, _), items in by_target.items():
-            size = state.channels[channel].batch
-            reports += [items[i : i + size] for i in range(0, len(items), size)]
-        state.posting += len(due)
+        for report in due:
+            size = state.channels[report.to[0]].batch
+            receipts = report.receipts
+            if len(receipts) <= size:
+                reports.append(report)
+            else:
+                reports += [
+                    Report(report.to, receipts[i : i + size]) for i in range(0, len(receipts), size)
+                ]
+        n = sum(len(r.receipts) for r in due)
+        state.posting += n
         try:
-            await asyncio.gather(*(_report(state, chunk) for chunk in reports))
+            await asyncio.gather(*(_report(state, report) for report in reports))
         finally:
-            state.posting -= len(due)
+            state.posting -= n
 
 
-async def _report(state: SimState, chunk: list[_Due]) -> None:
-    channel = state.channels[chunk[0].channel]
+async def _report(state: SimState, report: Report) -> None:
+    channel, target = report.to
     try:
-        ok = await channel.receipts(chunk[0].callback_url, [d.receipt for d in chunk])
+        ok = await state.channels[channel].receipts(target, report.receipts)
     except Exception:  # a client gone away: retried later
         ok = False
     if ok:
-        state.counts["receipts_posted"] += len(chunk)
+        state.counts["receipts_posted"] += len(report.receipts)
         return
     state.counts["receipt_post_failures"] += 1
-    for item in chunk:
-        state.requeue(item, time.monotonic() + 1.0 + state.rng.random())
+    state.requeue(report, time.monotonic() + 1.0 + state.rng.random())
 
 
 def _sim_channel(state: SimState, client: httpx.AsyncClient) -> Channel:
@@ -445,7 +522,7 @@ def create_app(config: SimConfig) -> Starlette:
             ids = msgspec.json.decode(await request.body(), type=dict[str, list[str]])["ids"]
         except (msgspec.DecodeError, KeyError) as exc:
             return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
-        found = [state.latest[i] for i in ids[:MAX_BATCH] if i in state.latest]
+        found = [r for i in ids[:MAX_BATCH] if (r := state.status_of(i)) is not None]
         return Response(encode({"receipts": found}), media_type="application/json")
 
     async def outage(request: Request) -> Response:

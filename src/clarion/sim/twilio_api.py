@@ -83,6 +83,7 @@ def routes(state: SimState, *, over_limit: OverLimit | None = None) -> list[Rout
     """The Twilio-compatible endpoints; `over_limit` is the account's throughput bucket
     (shared with the simulator's other front ends), answered with 429 as Twilio does."""
     config = state.config
+    by_sid: dict[str, str] = {}  # a message's sid → our id for it (what its resource is read by)
 
     def refused(request: Request) -> Response | None:
         if _authorized(request, config.twilio_account_sid, token_of(state)):
@@ -123,6 +124,7 @@ def routes(state: SimState, *, over_limit: OverLimit | None = None) -> list[Rout
         if result.status != "accepted":
             code = int(result.error_code or 21211)
             return _error(code, f"The 'To' number {to} is not a valid phone number.", 400)
+        by_sid[sid] = mid
         now = format_datetime(datetime.now(UTC), usegmt=True)
         resource = {
             "sid": sid,
@@ -151,10 +153,10 @@ def routes(state: SimState, *, over_limit: OverLimit | None = None) -> list[Rout
         if (denied := refused(request)) is not None:
             return denied
         sid = request.path_params["message_sid"]
-        mid = state.by_provider_id.get(sid)
+        mid = by_sid.get(sid)
         if mid is None:
             return _error(20404, f"The requested resource {sid} was not found", 404)
-        last = state.latest.get(mid)
+        last = state.status_of(mid)
         return JSONResponse(
             {
                 "sid": sid,
