@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from datetime import timedelta
 
+import pytest
 from prometheus_client import REGISTRY
 
 from clarion import bootstrap
@@ -182,3 +184,42 @@ async def test_outcomes_a_status_batch_carries_are_counted_once(infra: bootstrap
     await core.carrier(carried)  # redelivered
 
     assert await _minutes(infra, audience.brand_id) == {"T-Mobile": (5, 0, 5)}
+
+
+async def test_a_receipt_naming_a_malformed_message_id_is_dropped_and_the_rest_fold(
+    infra: bootstrap.Infra, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A signed report whose message id is not one of ours in form (a provider's bug, or
+    ours) cannot be folded; it is logged and left out, and the rest of its batch, and of
+    the batches folded with it, go through (they would otherwise fail together, for ever)."""
+    batch = await stored_batch(infra, 2, seed=1203, key="fold-malformed")
+    ids = [m.message_id for m in batch.messages]
+    core = Stages(
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+    )
+
+    def report(key: str, *mids: str) -> ReceiptBatch:
+        receipts = [
+            Receipt(message_id=mid, status="delivered", occurred_at=DAYTIME, carrier="Verizon")
+            for mid in mids
+        ]
+        return ReceiptBatch(batch_id=key, provider="sim", receipts=receipts)
+
+    bad = "not-a-message-id"
+    caplog.set_level(logging.WARNING)
+    folded = await core.aggregate([report("one", ids[0], bad), report("two", ids[1])])
+
+    assert folded == 3  # every receipt handled: two folded, one dropped
+    rows = await infra.pool.fetch("SELECT status FROM messages WHERE id = ANY($1::uuid[])", ids)
+    assert [r["status"] for r in rows] == ["delivered", "delivered"]
+    assert await infra.pool.fetchval(
+        "SELECT count(*) FROM message_events WHERE message_id = ANY($1::uuid[])", ids
+    ) == 2  # fmt: skip
+    assert any(
+        bad in r.getMessage() and "not a message id" in r.getMessage() for r in caplog.records
+    )
+    dropped = REGISTRY.get_sample_value(
+        "clarion_receipts_dropped_total", {"reason": "malformed_id"}
+    )
+    assert dropped is not None
+    assert dropped >= 1

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from clarion.domain.records import Receipt, ReceiptBatch
 from clarion.domain.status import RANK, MessageStatus, advances, is_terminal, rank
-from clarion.pipeline.aggregate import fold, fold_reports, unique_events
+from clarion.pipeline.aggregate import fold, fold_reports, unique_events, without_malformed_ids
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 ALL = [s.value for s in MessageStatus]
@@ -322,3 +322,21 @@ def test_folding_reports_names_the_messages_of_spam_complaints_in_any_batch() ->
     assert [(r.message_id, r.status) for r in reports.folded] == [
         ("a", "delivered"), ("b", "delivered"),
     ]  # fmt: skip
+
+
+def test_receipts_with_malformed_message_ids_are_split_from_the_rest_of_their_batches() -> None:
+    good = "0190a1b2-0000-8000-8000-000000000001"
+    first = ReceiptBatch(
+        batch_id="a", provider="sim",
+        receipts=[receipt(good, "sent"), receipt("'; DROP TABLE messages", "delivered")],
+    )  # fmt: skip
+    second = ReceiptBatch(
+        batch_id="b", provider="smpp", receipts=[receipt("", "delivered"), receipt("x", "sent")]
+    )
+    kept, dropped = without_malformed_ids([first, second])
+    assert [[r.message_id for r in b.receipts] for b in kept] == [[good], [""]]
+    assert [(b.batch_id, b.provider) for b in kept] == [("a", "sim"), ("b", "smpp")]
+    assert [(p, r.message_id) for p, r in dropped] == [
+        ("sim", "'; DROP TABLE messages"),
+        ("smpp", "x"),
+    ]

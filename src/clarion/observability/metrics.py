@@ -17,6 +17,9 @@ BATCH_SECONDS = Histogram(
 INFLIGHT = Gauge("clarion_stage_inflight_batches", "Batches being handled", ["stage"])
 MESSAGES = Counter("clarion_messages_total", "Message status transitions", ["status"])
 WEBHOOKS = Counter("clarion_webhooks_total", "Provider webhooks received", ["provider", "outcome"])
+RECEIPTS_DROPPED = Counter(
+    "clarion_receipts_dropped_total", "Receipts that could not be folded, left out", ["reason"]
+)
 CARRIER_OUTCOMES = Counter(
     "clarion_carrier_outcomes_total", "Final message outcomes per carrier", ["carrier", "outcome"]
 )

@@ -8,6 +8,7 @@ it ranks above what is stored, so the fold is monotonic across batches too.
 from __future__ import annotations
 
 import math
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,30 @@ def fold_reports(batches: Sequence[ReceiptBatch], *, answers: str) -> Reports:
             )
         folded.append(r)
     return Reports(events, folded, complaints)
+
+
+def without_malformed_ids(
+    batches: Sequence[ReceiptBatch],
+) -> tuple[list[ReceiptBatch], list[tuple[str, Receipt]]]:
+    """The batches without their receipts whose message id is not a uuid (no message of
+    ours can have it, and the fold, which reads them as uuids, cannot take them), and
+    those receipts, with their provider. A receipt with no message id (named by the
+    provider's id) is kept. Checked only after a fold has failed on one: a uuid's parse
+    per receipt is not worth it when none is malformed."""
+    kept: list[ReceiptBatch] = []
+    dropped: list[tuple[str, Receipt]] = []
+    for batch in batches:
+        good = []
+        for r in batch.receipts:
+            try:
+                if r.message_id:
+                    uuid.UUID(r.message_id)
+            except ValueError:
+                dropped.append((batch.provider, r))
+            else:
+                good.append(r)
+        kept.append(msgspec.structs.replace(batch, receipts=good))
+    return kept, dropped
 
 
 @dataclass(eq=False, slots=True)

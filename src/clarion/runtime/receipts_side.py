@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from clarion.config import RECONCILE_MAX_AGE_S
@@ -79,6 +80,24 @@ class ReceiptsSide(StageBase):
         return found
 
     async def aggregate(self, batches: list[ReceiptBatch]) -> int:
+        """Fold receipt batches in one transaction; returns how many receipts were handled.
+        A receipt whose message id is malformed would fail the fold, and with it every
+        receipt folded with it, at each redelivery: it is logged and left out."""
+        try:
+            return await self._aggregate(batches)
+        except asyncpg.DataError:
+            kept, dropped = aggregate.without_malformed_ids(batches)
+            if not dropped:
+                raise
+        for provider, r in dropped:
+            log.warning(
+                "receipt from %s left out: %r is not a message id (status %s, provider's id %s)",
+                provider, r.message_id, r.status, r.provider_message_id,
+            )  # fmt: skip
+        metrics.RECEIPTS_DROPPED.labels("malformed_id").inc(len(dropped))
+        return await self._aggregate(kept) + len(dropped)
+
+    async def _aggregate(self, batches: list[ReceiptBatch]) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             # Receipts that name only the provider's id (SMPP) get ours from the id map;
             # those that came before their send answer are kept until it lands.
