@@ -40,8 +40,12 @@ class SendResponse(msgspec.Struct, frozen=True):
 
 
 class SimReceipt(msgspec.Struct, frozen=True, gc=False):
+    """One status report. On the wire its fields are named as Clarion's `Receipt`'s, and
+    its statuses (`sent`, `delivered`, `undelivered`) are Clarion's, so the adapter reads a
+    webhook straight into receipts."""
+
     message_id: str
-    provider_id: str
+    provider_id: str = msgspec.field(name="provider_message_id")
     status: str
     occurred_at: datetime
     error_code: str | None = None
