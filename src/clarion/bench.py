@@ -40,7 +40,7 @@ from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.domain.contacts import NewSubscriber, new_subscriber
-from clarion.measure import Processes, Sampler, cpu_times, cpu_used, stage_latencies
+from clarion.measure import Backlog, Processes, Sampler, cpu_times, cpu_used, stage_latencies
 from clarion.report import campaign_progress
 from clarion.runtime.stages import STAGE_HOPS, STAGES
 from clarion.seed import synthetic_rows
@@ -306,8 +306,9 @@ async def _bench(
         procs = Processes.find([w.pid for w, _ in workers], sim.proc.pid, root)
         cpu_before = cpu_times(procs.everyone())
         sampler = Sampler(procs)
+        backlog = Backlog(infra.bus, sim.url)
         stop = asyncio.Event()
-        sampling = asyncio.create_task(sampler.run(stop))
+        sampling = asyncio.gather(sampler.run(stop), backlog.run(stop))
         if opts.sql_top:
             await infra.pool.execute("SELECT pg_stat_statements_reset()")
         launched_wall = time.time()
@@ -375,6 +376,9 @@ async def _bench(
         "stage_p50_ms": {s: v[0] for s, v in stages.items()},
         "stage_p99_ms": {s: v[1] for s, v in stages.items()},
         "peak_rss_mb": round(sampler.peak / 2**20, 1),
+        # the receipts side's backlog at its peak, in bus messages and the simulator's
+        # unposted receipts, sampled every second (`measure.Backlog`)
+        "receipts_backlog_max": backlog.report(),
         # this process: seeding, launching, polling (the load generator, not the pipeline)
         "harness_peak_rss_mb": round(sampler.harness_peak / 2**20, 1),
         "cpu_s_per_1k": round(cpu["workers"], 3),

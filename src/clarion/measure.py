@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nats.errors
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from clarion.bus.jetstream import Bus
 from clarion.runtime.stages import STAGE_HOPS, STAGES
 
 
@@ -110,6 +112,47 @@ class Sampler:
     def sample(self) -> None:
         self.peak = max(self.peak, rss(self.procs.workers))
         self.harness_peak = max(self.harness_peak, rss([self.procs.harness]))
+
+
+@dataclass
+class Backlog:
+    """How far the receipts side is behind, sampled every second: the receipts hop's bus
+    messages not yet fetched (`bus_unfetched`) and fetched but not yet acknowledged (held,
+    or being folded: `bus_in_hand`), and the receipts the simulator has due but has not
+    posted yet (`simulator_unposted`). Their peaks show a side that fell behind, where the
+    run's throughput alone cannot (BENCHMARKS.md, fourteenth pass)."""
+
+    bus: Bus
+    sim_url: str
+    samples: int = 0
+    peak: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("bus_unfetched", "bus_in_hand", "simulator_unposted"), 0
+        )
+    )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=2) as client:
+            while not stop.is_set():
+                # a sample missed (a slow answer while the machine is saturated) is no error
+                with contextlib.suppress(httpx.HTTPError, nats.errors.Error, TimeoutError):
+                    await self.sample(client)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def sample(self, client: httpx.AsyncClient) -> None:
+        info = await self.bus.js.consumer_info(self.bus.stream, self.bus.durable("receipts"))
+        stats = (await client.get(f"{self.sim_url}/stats")).json()
+        for key, value in (
+            ("bus_unfetched", info.num_pending),
+            ("bus_in_hand", info.num_ack_pending),
+            ("simulator_unposted", stats.get("receipts_pending")),
+        ):
+            self.peak[key] = max(self.peak[key], int(value or 0))
+        self.samples += 1
+
+    def report(self) -> dict[str, int]:
+        return {**self.peak, "samples": self.samples}
 
 
 async def stage_latencies(ports: Sequence[int]) -> dict[str, tuple[float, float]]:

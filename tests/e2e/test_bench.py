@@ -46,6 +46,11 @@ def test_bench_sends_every_eligible_recipient_and_reports_the_figures() -> None:
     for stage in STAGES:
         assert 0 < report["stage_p50_ms"][stage] <= report["stage_p99_ms"][stage]
     assert report["peak_rss_mb"] > 20
+    # the receipts side's backlog was sampled while the campaign ran (every second)
+    backlog = report["receipts_backlog_max"]
+    assert set(backlog) == {"bus_unfetched", "bus_in_hand", "simulator_unposted", "samples"}
+    assert backlog["samples"] >= 1
+    assert all(v >= 0 for v in backlog.values())
     # the network took each message once and heard of each twice (sent, then final)
     network = report["simulator"]
     assert network["accepted"] == report["handset_messages"] + report["undelivered_or_failed"]
