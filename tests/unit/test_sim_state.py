@@ -143,3 +143,23 @@ def test_lost_reports_still_deliver_and_each_inbox_keeps_its_order() -> None:
     s.pop_due(100)
     assert [m for m, *_ in s.inbox["+12125557799"]] == ["m2", "m4"]  # indexed as read
     assert s.status_of("m4") is not None  # the status API still knows
+
+
+def test_due_receipts_are_reported_to_their_own_targets_one_report_each() -> None:
+    s = state()
+    s.accept(request(("m1", "+12125557788")))
+    other = SendRequest(
+        callback_url="http://other.test/webhooks/sim/status",
+        messages=[SimMessage("m2", "+12125557799", "+15550001111", "body of m2")],
+    )
+    s.accept(other)
+    s.accept(request(("m3", "+12125557700")))
+    due = s.pop_due(100)
+    reports = {r.to: [(x.message_id, x.status) for x in r.receipts] for r in due}
+    elsewhere = ("sim", "http://other.test/webhooks/sim/status")
+    assert len(due) == 2  # one report per target
+    assert set(reports) == {("sim", CALLBACK), elsewhere}
+    assert reports[elsewhere] == [("m2", "sent"), ("m2", "delivered")]
+    assert sorted(reports[("sim", CALLBACK)]) == [
+        ("m1", "delivered"), ("m1", "sent"), ("m3", "delivered"), ("m3", "sent"),
+    ]  # fmt: skip
