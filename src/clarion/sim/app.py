@@ -298,10 +298,6 @@ class SimState:
         self._put(report, due)
         self.pending += len(report.receipts)
 
-    def new_sid(self) -> str:
-        """A provider id no other message of this run has."""
-        return self._sid_format % next(self._sids)
-
     def accept(self, req: SendRequest) -> list[SimResult]:
         if req.inbound_url:
             for sender in {m.sender for m in req.messages}:
