@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from clarion import bootstrap
-from clarion.domain.records import Receipt
-from clarion.pipeline import aggregate, send
+from clarion.domain.records import Receipt, StatusChange, StatusCount
+from clarion.pipeline import aggregate, carrier, send
 from clarion.pipeline.send import SendResult
 from clarion.store import compliance, messages
 from tests.integration.helpers import rendered_batch, stored_batch
@@ -137,12 +137,14 @@ async def test_an_answer_folds_to_accepted_without_an_event_and_receipts_move_it
     # a: its answer alone; b: its answer folded with its receipts, one status change
     delivered = Receipt(message_id=b, status="delivered", occurred_at=claimed_at, carrier="AT&T")
     async with infra.pool.acquire() as conn, conn.transaction():
-        changes = await messages.apply_receipts(
+        counts, failures = await messages.apply_receipts(
             conn, "sim", [delivered], aggregate.fold([*answers, delivered])
         )
-    assert sorted((c.message_id, c.status) for c in changes) == [
-        (a, "accepted"), (b, "delivered"),
+    # one change each: a's to `accepted`, b's straight to `delivered`
+    assert sorted((c.status, c.n, c.carrier, c.first_id) for c in counts) == [
+        ("accepted", 1, None, a), ("delivered", 1, "AT&T", b),
     ]  # fmt: skip
+    assert failures == []
     stored = {
         r["id"]: r
         for r in await infra.pool.fetch(
@@ -170,8 +172,8 @@ async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_messag
     ]
     for receipts in (delivered, late):
         async with infra.pool.acquire() as conn, conn.transaction():
-            changes = await messages.apply_receipts(conn, "sim", receipts, aggregate.fold(receipts))
-    assert changes == []
+            folded = await messages.apply_receipts(conn, "sim", receipts, aggregate.fold(receipts))
+    assert folded == ([], [])  # the late `sent` changes nothing
     events = await infra.pool.fetch(
         "SELECT message_id::text AS id, status, brand_id FROM message_events"
     )
@@ -181,38 +183,93 @@ async def test_a_late_receipt_is_an_event_without_a_change_and_an_unknown_messag
     assert await infra.pool.fetchval("SELECT status FROM messages") == "delivered"
 
 
-async def test_the_fold_returns_each_change_with_its_message_and_the_number_of_a_failure(
+async def test_the_fold_counts_its_changes_and_returns_each_failure_with_its_number(
     infra: bootstrap.Infra,
 ) -> None:
-    """The fold's changes name their message and new status from the receipt they came
-    from, the brand and campaign from the row; the number only where a failure may suppress
-    it, and a permanent failure does."""
-    batch = await stored_batch(infra, 4, seed=1504, key="b4")
+    """The fold's changes come back counted per brand, campaign, carrier and status (the
+    status the receipt's, the rest the row's), with the delivery latency summed; a change
+    with an error code comes back alone too, with its number, and a permanent failure
+    suppresses it."""
+    batch = await stored_batch(infra, 5, seed=1504, key="b4")
     ids = [m.message_id for m in batch.messages]
     to = {m.message_id: m.to for m in batch.messages}
     at = datetime.now(UTC)
     receipts = [
         Receipt(message_id=ids[0], status="delivered", occurred_at=at, carrier="Verizon"),
+        Receipt(message_id=ids[4], status="delivered", occurred_at=at, carrier="Verizon"),
         Receipt(message_id=ids[1], status="undelivered", occurred_at=at, error_code="30005"),
         Receipt(message_id=ids[2], status="sent", occurred_at=at, carrier="AT&T"),
         Receipt(message_id=ids[3], status="read", occurred_at=at),  # unknown: no change
     ]
     folded = sorted(aggregate.fold(receipts), key=lambda r: r.message_id)
     async with infra.pool.acquire() as conn, conn.transaction():
-        changes = await messages.apply_receipts(conn, "sim", receipts, folded)
-        await compliance.suppress(conn, send.hard_failure_suppressions(changes))
-    got = {c.message_id: c for c in changes}
-    assert set(got) == set(ids[:3])
-    assert [(got[i].status, got[i].carrier, got[i].error_code) for i in ids[:3]] == [
-        ("delivered", "Verizon", None),
-        ("undelivered", None, "30005"),
-        ("sent", "AT&T", None),
+        counts, failures = await messages.apply_receipts(conn, "sim", receipts, folded)
+        await compliance.suppress(conn, send.hard_failure_suppressions(failures))
+    got = {(c.carrier, c.status): c for c in counts}
+    assert {k: (c.n, c.first_id) for k, c in got.items()} == {
+        ("Verizon", "delivered"): (2, min(ids[0], ids[4])),
+        (None, "undelivered"): (1, ids[1]),
+        ("AT&T", "sent"): (1, ids[2]),
+    }
+    assert {(c.brand_id, c.campaign_id) for c in counts} == {(batch.brand_id, batch.campaign_id)}
+    assert all(c.latency_n == c.n and c.latency_sum_s >= 0 for c in counts)
+    assert [(f.message_id, f.status, f.error_code, f.to) for f in failures] == [
+        (ids[1], "undelivered", "30005", to[ids[1]])
     ]
-    assert {(c.brand_id, c.campaign_id) for c in changes} == {(batch.brand_id, batch.campaign_id)}
-    assert [got[i].to for i in ids[:3]] == [None, to[ids[1]], None]
-    assert all(c.latency_s is not None and c.latency_s >= 0 for c in changes)
+    assert (failures[0].brand_id, failures[0].campaign_id) == (batch.brand_id, batch.campaign_id)
     suppressed = await infra.pool.fetch("SELECT address, reason FROM suppressions")
     assert [(r["address"], r["reason"]) for r in suppressed] == [(to[ids[1]], "unknown_handset")]
+
+
+async def test_the_fold_counts_as_counts_of_its_changes_one_by_one(
+    infra: bootstrap.Infra,
+) -> None:
+    """What Postgres counts is what `carrier.counts_of` counts of the same changes one by
+    one (status batches from before the fold counted its own are counted that way)."""
+    batch = await stored_batch(infra, 40, seed=1508, key="b8")
+    at = datetime.now(UTC)
+    statuses = ["delivered", "undelivered", "sent", "failed"]
+    carriers = ["AT&T", "Verizon", None]
+    receipts = [
+        Receipt(
+            message_id=m.message_id,
+            status=statuses[n % 4],
+            occurred_at=at,
+            carrier=carriers[n % 3],
+            error_code="30003" if n % 4 in (1, 3) else None,
+        )
+        for n, m in enumerate(batch.messages)
+    ]
+    folded = sorted(aggregate.fold(receipts), key=lambda r: r.message_id)
+    async with infra.pool.acquire() as conn, conn.transaction():
+        counts, failures = await messages.apply_receipts(conn, "sim", receipts, folded)
+    rows = await infra.pool.fetch(
+        "SELECT id::text AS id, brand_id, campaign_id, carrier, status,"
+        " extract(epoch FROM now() - sent_at)::float8 AS latency FROM messages"
+    )
+    one_by_one = carrier.counts_of(
+        [
+            StatusChange(
+                message_id=r["id"],
+                brand_id=r["brand_id"],
+                campaign_id=r["campaign_id"],
+                status=r["status"],
+                carrier=r["carrier"],
+                error_code=None,
+                latency_s=0.0,
+            )
+            for r in rows
+        ]
+    )
+
+    def key(c: StatusCount) -> tuple[object, ...]:
+        return (c.brand_id, c.campaign_id, c.carrier or "", c.status, c.n, c.first_id)
+
+    assert sorted(map(key, counts)) == sorted(map(key, one_by_one))
+    assert sum(c.n for c in counts) == 40
+    assert sorted(f.message_id for f in failures) == sorted(
+        r.message_id for r in receipts if r.error_code
+    )
 
 
 async def test_the_fold_takes_receipts_in_any_order_and_any_text(infra: bootstrap.Infra) -> None:
@@ -229,12 +286,12 @@ async def test_the_fold_takes_receipts_in_any_order_and_any_text(infra: bootstra
     ]
     folded = sorted(aggregate.fold(receipts), key=lambda r: r.message_id, reverse=True)
     async with infra.pool.acquire() as conn, conn.transaction():
-        changes = await messages.apply_receipts(conn, "sim", receipts, folded)
-    got = {c.message_id: (c.status, c.carrier) for c in changes}
+        counts, _ = await messages.apply_receipts(conn, "sim", receipts, folded)
+    got = {c.first_id: (c.status, c.carrier, c.n) for c in counts}
     assert got == {
-        ids[0]: ("sent", carriers[0]),
-        ids[1]: ("delivered", carriers[1]),
-        ids[2]: ("undelivered", carriers[2]),
+        ids[0]: ("sent", carriers[0], 1),
+        ids[1]: ("delivered", carriers[1], 1),
+        ids[2]: ("undelivered", carriers[2], 1),
     }
     stored = await infra.pool.fetch(
         "SELECT id::text AS id, status, carrier, provider_message_id AS pid FROM messages"

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from clarion.domain.records import StatusChange
-from clarion.pipeline.carrier import UNKNOWN_CARRIER, tally
+from clarion.domain.records import StatusChange, StatusCount
+from clarion.pipeline import carrier
+from clarion.pipeline.carrier import UNKNOWN_CARRIER, counts_of
+
+
+def tally(changes: list[StatusChange]) -> dict[tuple[int, int, str], Counter[str]]:
+    """The tally of changes counted as the fold counts them."""
+    return carrier.tally(counts_of(changes))
 
 
 def change(
@@ -100,11 +106,42 @@ def test_minute_rows_count_outcomes_and_latency_per_brand_and_carrier() -> None:
         change(4, "failed", None, None, "30008"),
         change(5, "sent", "AT&T", 1.0),  # not an outcome
     ]
-    assert minute_rows(changes, minute) == [
+    assert minute_rows(counts_of(changes), minute) == [
         MinuteRow(7, "AT&T", minute, 2, 1, 6.0, 2),
         MinuteRow(7, "unknown", minute, 0, 1, 0.0, 0),
     ]
     assert error_rows(changes) == [(7, "AT&T", "30003", 1), (7, "unknown", "30008", 1)]
+
+
+def test_changes_are_counted_per_brand_campaign_carrier_and_status() -> None:
+    """As the fold counts them in Postgres: latency summed over those that have one, and
+    the lowest message id of each group."""
+
+    def change(i: str, status: str, latency: float | None, carrier: str = "AT&T") -> StatusChange:
+        return StatusChange(
+            message_id=i, brand_id=7, campaign_id=1, status=status, carrier=carrier,
+            error_code=None, latency_s=latency,
+        )  # fmt: skip
+
+    changes = [
+        change("m3", "delivered", 2.0),
+        change("m1", "delivered", None),
+        change("m2", "delivered", 4.5),
+        change("m4", "sent", 1.0),
+        change("m0", "delivered", 1.0, carrier="Verizon"),
+    ]
+    assert sorted(counts_of(changes)) == [
+        StatusCount(7, 1, "AT&T", "delivered", 3, 6.5, 2, "m1"),
+        StatusCount(7, 1, "AT&T", "sent", 1, 1.0, 1, "m4"),
+        StatusCount(7, 1, "Verizon", "delivered", 1, 1.0, 1, "m0"),
+    ]
+
+
+def test_a_tally_adds_counts_of_the_same_key() -> None:
+    """Counts from folds of several providers' receipts in one transaction may repeat a
+    key: they add up."""
+    row = StatusCount(1, 10, "AT&T", "delivered", 2, 0.0, 0, "m")
+    assert carrier.tally([row, row._replace(n=3)]) == {(1, 10, "AT&T"): Counter(delivered=5)}
 
 
 def test_an_alert_needs_volume_and_clears_only_with_a_margin() -> None:

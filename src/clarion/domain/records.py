@@ -12,7 +12,7 @@ allocation triggers cost a few per cent of a worker.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -133,6 +133,31 @@ class StatusChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     error_code: str | None
     to: str | None = None
     latency_s: float | None = None  # handed over → this status (for delivery monitoring)
+
+
+class StatusCount(NamedTuple):
+    """How many of a fold's status changes moved messages of one brand, campaign and carrier
+    to one status, with the delivery latency summed over those that have one, and the
+    lowest of their message ids (which names the fold's batch: a message reaches a final
+    status once)."""
+
+    brand_id: int
+    campaign_id: int | None
+    carrier: str | None
+    status: str
+    n: int
+    latency_sum_s: float
+    latency_n: int
+    first_id: str
+
+
+class Folded(NamedTuple):
+    """What a fold changed: its changes counted (`counts`), and, one by one, those that
+    carry an error code (`failures`: a failure may suppress its number; their codes are
+    counted per carrier)."""
+
+    counts: list[StatusCount]
+    failures: list[StatusChange]
 
 
 class StatusBatch(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,7 +19,7 @@ from clarion.domain.status import MessageStatus
 from clarion.errors import ProviderError
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, carrier, send
-from clarion.pipeline.carrier import MinuteRow
+from clarion.pipeline.carrier import OUTCOMES, MinuteRow
 from clarion.pipeline.send import ANSWER
 from clarion.runtime.stage_base import StageBase
 from clarion.store import compliance, messages, monitoring
@@ -108,20 +108,22 @@ class ReceiptsSide(StageBase):
             folded.sort(key=_message_id)
             providers = sorted({b.provider for b in batches})
             if len(providers) == 1:  # the common case: nothing to split
-                changes = await messages.apply_receipts(conn, providers[0], events, folded)
+                counts, failures = await messages.apply_receipts(conn, providers[0], events, folded)
             else:
-                changes = []
+                counts, failures = [], []
                 for provider in providers:
                     mine = {
                         r.message_id for b in batches if b.provider == provider for r in b.receipts
                     }
-                    changes += await messages.apply_receipts(
+                    got = await messages.apply_receipts(
                         conn,
                         provider,
                         [e for e in events if e.message_id in mine],
                         [f for f in folded if f.message_id in mine],
                     )
-            hard = send.hard_failure_suppressions(changes)
+                    counts += got.counts
+                    failures += got.failures
+            hard = send.hard_failure_suppressions(failures)
             # A complaint comes after `delivered` (no status change): suppress from events.
             if complaints:
                 for r in await conn.fetch(
@@ -134,24 +136,26 @@ class ReceiptsSide(StageBase):
             # counted in the same transaction as the status changes they come from: a
             # rolled-back fold counts nothing, a redelivered batch changes nothing (its
             # changes are already applied), so the counts are exact.
-            outcomes = [c for c in changes if c.status in carrier.OUTCOMES]
-            tallied = carrier.tally(outcomes)
+            tallied = carrier.tally(counts)
             await messages.add_carrier_stats(conn, carrier.stats_rows(tallied))
             minute = self.clock().replace(second=0, microsecond=0)
-            minutes = carrier.minute_rows(outcomes, minute)
+            minutes = carrier.minute_rows(counts, minute)
             await monitoring.add_minutes(conn, minutes)
-            await monitoring.add_errors(conn, carrier.error_rows(outcomes))
+            await monitoring.add_errors(conn, carrier.error_rows(failures))
         if minutes:
             _count_outcomes(tallied, minutes)
             # After commit, the carrier stage judges the carriers whose outcomes were just
             # counted. A message reaches a final status once (the fold only moves it up), so
             # the first of the outcomes' ids names this fold's batch.
-            key = batch_id("status", min(c.message_id for c in outcomes))
+            key = batch_id("status", min(c.first_id for c in counts if c.status in OUTCOMES))
             out = StatusBatch(
                 batch_id=key, checks=[(r.brand_id, r.carrier) for r in minutes], minute=minute
             )
             await self.bus.publish("status", out, msg_id=key)
-        for status, n in Counter(c.status for c in changes).items():
+        by_status: Counter[str] = Counter()
+        for c in counts:
+            by_status[c.status] += c.n
+        for status, n in by_status.items():
             if status != MessageStatus.ACCEPTED:  # counted at the hand-over
                 metrics.MESSAGES.labels(status).inc(n)
         return sum(len(b.receipts) for b in batches)
@@ -180,14 +184,15 @@ class ReceiptsSide(StageBase):
         the carriers whose outcomes a fold has just counted. A batch published before the
         fold counted its own outcomes carries them: they are counted here, once."""
         minute = batch.minute or self.clock().replace(second=0, microsecond=0)
-        rows = carrier.minute_rows(batch.changes, minute)
+        counts = carrier.counts_of(batch.changes)
+        rows = carrier.minute_rows(counts, minute)
         keys = set(batch.checks) | {(r.brand_id, r.carrier) for r in rows}
         async with self.pool.acquire() as conn, conn.transaction():
             counted = bool(rows) and await self._count_carried(conn, batch, rows)
             if keys:
                 await self._judge_carriers(conn, sorted(keys), minute)
         if counted:  # after commit: a rolled-back batch comes again
-            _count_outcomes(carrier.tally(batch.changes), rows)
+            _count_outcomes(carrier.tally(counts), rows)
         return len(batch.changes) or len(batch.checks)
 
     @staticmethod
