@@ -142,7 +142,7 @@ class Backlog:
 
     async def sample(self, client: httpx.AsyncClient) -> None:
         info = await self.bus.js.consumer_info(self.bus.stream, self.bus.durable("receipts"))
-        stats = (await client.get(f"{self.sim_url}/stats")).json()
+        stats = (await client.get(f"{self.sim_url}/stats/backlog")).json()
         for key, value in (
             ("bus_unfetched", info.num_pending),
             ("bus_in_hand", info.num_ack_pending),

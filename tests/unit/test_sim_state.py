@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import msgspec
+
 from clarion.sim.app import Report, SimConfig, SimState
 from clarion.sim.wire import SendRequest, SimMessage, SimReceipt
 
@@ -163,3 +165,19 @@ def test_due_receipts_are_reported_to_their_own_targets_one_report_each() -> Non
     assert sorted(reports[("sim", CALLBACK)]) == [
         ("m1", "delivered"), ("m1", "sent"), ("m3", "delivered"), ("m3", "sent"),
     ]  # fmt: skip
+
+
+def test_the_backlog_endpoint_counts_receipts_due_and_not_yet_posted() -> None:
+    """`GET /stats/backlog`, what a benchmark samples while it runs: both receipts of an
+    accepted message (its `sent` and its final status) until they are posted, none of a
+    rejected one."""
+    from starlette.testclient import TestClient
+
+    from clarion.sim.app import create_app
+
+    client = TestClient(create_app(SimConfig(latency_scale=0.0, seed=1)))  # no dispatcher
+    assert client.get("/stats/backlog").json() == {"receipts_pending": 0}
+    body = msgspec.json.encode(request(("m1", "+15127771234"), ("m2", "+15125550100")))
+    assert client.post("/v1/messages", content=body).status_code == 200
+    assert client.get("/stats/backlog").json() == {"receipts_pending": 2}
+    assert client.get("/stats").json()["receipts_pending"] == 2

@@ -536,6 +536,11 @@ def create_app(config: SimConfig) -> Starlette:
             }
         )
 
+    async def backlog(request: Request) -> Response:
+        # What a benchmark samples while it runs: no inbox to index (`stats` indexes every
+        # message delivered since it was last asked, work a sampler would do in the run)
+        return JSONResponse({"receipts_pending": state.pending + state.posting})
+
     async def handsets(request: Request) -> Response:
         return JSONResponse({n: len(v) for n, v in state.inbox.items()})
 
@@ -560,6 +565,7 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/handsets/{e164}", handset),
             Route("/handsets/{e164}/reply", reply, methods=["POST"]),
             Route("/stats", stats),
+            Route("/stats/backlog", backlog),
             *sendgrid_api.routes(state, config),  # SendGrid v3 email front end
             *twilio_api.routes(state, over_limit=over_limit),
             Route("/admin/outage", outage, methods=["POST"]),
