@@ -119,7 +119,8 @@ def receipts(n: int) -> Callable[[], int]:
         ):
             reported = [
                 Receipt(
-                    message_id=i,
+                    # a string of its own per receipt, as each is decoded: hashed anew
+                    message_id=str(uuid.UUID(i)),
                     status=status,
                     occurred_at=AT,
                     provider_message_id="SM" + i[:30],

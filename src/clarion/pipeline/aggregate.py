@@ -176,16 +176,19 @@ class Holding(Generic[H]):
         held, ready, final, before = self._held, self._ready, self._final, self._final_before
         for r in batch.receipts:
             message_id = r.message_id
-            if not message_id or message_id in final or message_id in before:
-                ready.append((entry, r))
-                continue
             slot = held.get(message_id)
-            if slot is None:
-                slot = held[message_id] = (now, [])
-            slot[1].append((entry, r))
-            if r.status in _FINAL:  # the message's wait is over
-                ready += held.pop(message_id)[1]
+            if slot is not None:  # the message's earlier receipts are held
+                slot[1].append((entry, r))
+                if r.status in _FINAL:  # the message's wait is over
+                    ready += held.pop(message_id)[1]
+                    final.add(message_id)
+            elif not message_id or message_id in final or message_id in before:
+                ready.append((entry, r))  # nothing to wait for
+            elif r.status in _FINAL:  # final first: nothing held, nothing to wait for
+                ready.append((entry, r))
                 final.add(message_id)
+            else:
+                held[message_id] = (now, [(entry, r)])
 
     def next_due(self) -> float | None:
         """When the oldest held message is released (None: nothing held)."""
