@@ -340,3 +340,19 @@ def test_receipts_with_malformed_message_ids_are_split_from_the_rest_of_their_ba
         ("sim", "'; DROP TABLE messages"),
         ("smpp", "x"),
     ]
+
+
+def test_a_receipt_is_encoded_without_the_fields_it_does_not_have() -> None:
+    """On the bus and in the receipt log: a report with no error code carries no
+    `error_code` key, and reads back the same."""
+    import msgspec
+
+    plain = receipt("m1", "delivered", carrier="AT&T", provider_message_id="SM1")
+    failed = receipt("m2", "undelivered", error_code="30003")
+    encoded = msgspec.json.encode([plain, failed])
+    assert b'"error_code"' in encoded  # the failure's
+    assert encoded.count(b'"error_code"') == 1
+    assert b'"carrier"' in encoded
+    assert b"null" not in encoded
+    assert msgspec.json.decode(encoded, type=list[Receipt]) == [plain, failed]
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(plain), type=Receipt) == plain

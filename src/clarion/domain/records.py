@@ -82,11 +82,13 @@ class RenderedBatch(msgspec.Struct, frozen=True, kw_only=True):
     stored: bool = False
 
 
-class Receipt(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Receipt(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """One status report from a provider about one message (several arrive per message).
     `message_id` is "" when the provider reports only its own id (SMPP): the aggregate stage
     finds the message by `provider_message_id`, or keeps the receipt until the send answer
-    that names that id is recorded."""
+    that names that id is recorded. Encoded without the fields it does not have (a report
+    with no error code, most of them, has no `error_code` key), on the bus and in the
+    receipt log: shorter to write, parse and compress."""
 
     message_id: str
     status: str
