@@ -38,6 +38,7 @@ import httpx
 
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
+from clarion.compliance.windows import us_federal_holidays
 from clarion.config import Settings
 from clarion.domain.contacts import NewSubscriber, new_subscriber
 from clarion.measure import Backlog, Processes, Sampler, cpu_times, cpu_used, stage_latencies
@@ -112,9 +113,17 @@ def layout(workers: int) -> list[list[str]]:
 
 
 def default_at(now: datetime) -> datetime:
-    """The next 18:00 UTC: inside every US sending window, whatever the hour of the run."""
+    """The next 18:00 UTC on a weekday that is no US federal holiday: inside every US
+    sending window (08:00-14:00 local, the same date in every US zone), whatever the hour
+    or day of the run. On a weekend or a holiday the states that close those days (weekends
+    in some, Sundays and holidays in others) would hold back their subscribers, and a run
+    would send fewer messages than one on a weekday."""
     at = now.replace(hour=18, minute=0, second=0, microsecond=0)
-    return at if at > now else at + timedelta(days=1)
+    if at <= now:
+        at += timedelta(days=1)
+    while at.weekday() >= 5 or at.date() in us_federal_holidays(at.year):
+        at += timedelta(days=1)
+    return at
 
 
 async def run_bench(opts: BenchOptions) -> dict[str, Any]:

@@ -138,7 +138,10 @@ def bench(
     failure_rate: Annotated[float, typer.Option(help="Simulated delivery failure rate.")] = 0.02,
     at: Annotated[
         datetime | None,
-        typer.Option(help="The UTC time the compliance gate sees (default: next 18:00 UTC)."),
+        typer.Option(
+            help="The UTC time the compliance gate sees (default: the next 18:00 UTC on a"
+            " weekday that is no US federal holiday)."
+        ),
     ] = None,
     send_side_nice: Annotated[
         int,

@@ -44,3 +44,21 @@ def test_only_processes_that_fold_no_receipts_yield_and_only_beside_ones_that_do
     assert [_nice(roles, g) for g in roles.groups()] == [0, 0]  # nobody folds: nobody yields
     equal = BenchOptions(recipients=10, workers=2, send_side_nice=0)
     assert [_nice(equal, g) for g in equal.groups()] == [0, 0]
+
+
+def test_the_gate_time_is_the_next_weekday_afternoon_that_is_no_holiday() -> None:
+    """18:00 UTC, inside every US sending window, on a day no state closes: a run on a
+    Sunday, or on the eve of Thanksgiving, sends to as many subscribers as one midweek."""
+    from datetime import UTC, datetime
+
+    from clarion.bench import default_at
+
+    def at(text: str) -> str:
+        return default_at(datetime.fromisoformat(text).replace(tzinfo=UTC)).isoformat()
+
+    assert at("2026-12-08T09:00") == "2026-12-08T18:00:00+00:00"  # a Tuesday morning
+    assert at("2026-12-08T19:00") == "2026-12-09T18:00:00+00:00"  # after 18:00: the next day
+    assert at("2026-12-06T05:52") == "2026-12-07T18:00:00+00:00"  # a Sunday: Monday
+    assert at("2026-12-04T18:30") == "2026-12-07T18:00:00+00:00"  # a Friday evening
+    assert at("2026-11-25T20:00") == "2026-11-27T18:00:00+00:00"  # Thanksgiving is skipped
+    assert at("2026-12-31T20:00") == "2027-01-04T18:00:00+00:00"  # New Year's Day, a weekend
