@@ -257,11 +257,11 @@ async def apply_receipts(
 # sized right by the planner, the `unnest` alone was hashed against a scan of the whole
 # table (BENCHMARKS.md, issue 6). (Passing the rows as one jsonb array instead saved the
 # client the per-element checks asyncpg makes of each array, but Postgres spent what it
-# saved: tenth pass.) The changes are counted by Postgres, per brand, campaign, carrier
-# and status (rows with no error code); those with an error code come back one by one
-# (`error_code` not null), with the number only then: a failure may suppress it. Counting
-# them in Python, a change at a time, was an eighth of the receipts side's time
-# (fifteenth pass).
+# saved: tenth pass.) Postgres counts every change per brand, campaign, carrier and
+# status (the rows whose `error_code` column is null); the changes with an error code
+# also come back one by one (`error_code` set), with the number, which a permanent failure
+# suppresses. Counting every change in Python, one at a time, was an eighth of the
+# receipts side's time (fifteenth pass).
 _FOLD = """
     WITH changed AS (
         UPDATE messages m SET status = f.status, status_rank = f.status_rank,
