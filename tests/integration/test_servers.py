@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def test_embedded_nats_runs_jetstream_with_fsync_always_on_loopback(tmp_path: Pa
         assert "listen: 127.0.0.1:" in conf
     finally:
         server.stop()
-    assert server._proc is None
+    assert server._pid is None
 
 
 def test_a_missing_nats_server_says_what_to_install(
@@ -150,3 +151,51 @@ async def test_a_forged_status_webhook_is_refused_and_a_signed_one_accepted(
     assert malformed.status_code == 400
     assert "malformed" in malformed.json()["error"]
     assert unknown.status_code == 404
+
+
+async def test_a_second_user_of_the_data_directory_shares_postgres_and_never_stops_it(
+    tmp_path: Path,
+) -> None:
+    """`clarion run` in one shell, a CLI command in another: the command's exit must not stop
+    the server the first still uses; the last one out stops it."""
+    first, second = EmbeddedPostgres(tmp_path), EmbeddedPostgres(tmp_path)
+    uri = first.start()
+    try:
+        assert second.start() == uri
+        second.stop()
+        conn = await asyncpg.connect(uri)  # still up for the first
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+    finally:
+        first.stop()
+    assert not (first.pgdata / "postmaster.pid").exists()  # the last one out stopped it
+
+
+def test_a_second_user_of_the_data_directory_shares_nats_and_never_stops_it(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    first, second = EmbeddedNats(tmp_path), EmbeddedNats(tmp_path)
+    url = first.start()
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        assert second.start() == url
+        first.stop()  # the starter leaves first: the server stays for the second
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        second.stop()
+    with pytest.raises(ConnectionRefusedError):  # the last one out stopped it
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_a_lease_of_a_dead_process_does_not_keep_a_server_up(tmp_path: Path) -> None:
+    from clarion.localserver import Leases
+
+    leases = Leases(tmp_path)
+    (tmp_path / "999999999-0").write_text("1.000")  # no such process
+    with leases.locked():
+        leases.join()
+        assert leases.holders() == [os.getpid()]
+        assert leases.leave() is True
+    assert not (tmp_path / "999999999-0").exists()

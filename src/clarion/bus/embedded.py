@@ -13,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from clarion.errors import ConfigurationError
+from clarion.localserver import Leases
 
 _CONFIG = """# written by Clarion at each start
 listen: 127.0.0.1:{port}
@@ -49,46 +52,91 @@ def free_port() -> int:
         return port
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 class EmbeddedNats:
-    """A nats-server child process. `stop()` is idempotent."""
+    """The nats-server of a data directory, shared by every process that uses that
+    directory: the first one's `start()` starts it, the others use it, and the last one's
+    `stop()` stops it (`clarion.localserver`). `stop()` is idempotent.
+
+    It runs in a session of its own, so a Ctrl-C meant for the process that started it does
+    not reach it while other processes still use it."""
 
     def __init__(self, data_dir: Path) -> None:
         self.root = (data_dir / "nats").resolve()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._leases = Leases(data_dir.resolve() / "leases" / "nats")
+        self._running = self.root / "running"  # "pid port" of the server while it runs
+        self._pid: int | None = None
         self.url = ""
 
     def start(self, timeout_s: float = 15.0) -> str:
+        with self._leases.locked():
+            found = self._find_running()
+            if found is None:
+                found = self._start(timeout_s)
+            self._pid, port = found
+            self._leases.join()
+        self.url = f"nats://127.0.0.1:{port}"
+        return self.url
+
+    def _find_running(self) -> tuple[int, int] | None:
+        """(pid, port) of this directory's server when one runs and listens."""
+        try:
+            pid, port = (int(x) for x in self._running.read_text().split())
+            alive = "nats-server" in psutil.Process(pid).name()
+        except (OSError, ValueError, psutil.Error):
+            return None
+        return (pid, port) if alive and _listening(port) else None
+
+    def _start(self, timeout_s: float) -> tuple[int, int]:
         binary = nats_server_binary()
         self.root.mkdir(parents=True, exist_ok=True)
         port = free_port()
         conf = self.root / "nats.conf"
         conf.write_text(_CONFIG.format(port=port, store=self.root / "jetstream"))
         log = (self.root / "nats.log").open("ab")
-        self._proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 raise ConfigurationError(
-                    f"nats-server exited with code {self._proc.returncode}; "
-                    f"see {self.root / 'nats.log'}"
+                    f"nats-server exited with code {proc.returncode}; see {self.root / 'nats.log'}"
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    self.url = f"nats://127.0.0.1:{port}"
-                    return self.url
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
+            if _listening(port):
+                self._running.write_text(f"{proc.pid} {port}")
+                return proc.pid, port
+            time.sleep(0.05)
+        _terminate(proc.pid)
         raise ConfigurationError(f"nats-server did not listen within {timeout_s} s")
 
     def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        """Leave the server; stop it when no other live process uses it."""
+        pid, self._pid = self._pid, None
+        if pid is None:
             return
+        with self._leases.locked():
+            if self._leases.leave():
+                _terminate(pid)
+                self._running.unlink(missing_ok=True)
+
+
+def _terminate(pid: int) -> None:
+    try:
+        proc = psutil.Process(pid)
         proc.terminate()
         try:
             proc.wait(10)
-        except subprocess.TimeoutExpired:
+        except psutil.TimeoutExpired:
             proc.kill()
             proc.wait()
+    except psutil.NoSuchProcess:
+        pass

