@@ -178,7 +178,11 @@ async def running(
         if clock is not None:
             api.clock = clock
         app = create_app(
-            infra.bus, core.providers, api=api, unsubscribe_secret=settings.unsubscribe_secret
+            infra.bus,
+            core.providers,
+            api=api,
+            pool=infra.pool,
+            unsubscribe_secret=settings.unsubscribe_secret,
         )
         config = uvicorn.Config(
             app,

@@ -578,7 +578,9 @@ def alerts(
 @app.command("carriers")
 def carriers(
     brand_id: int,
-    minutes: Annotated[int, typer.Option(help="Over the last N minutes.")] = 60,
+    minutes: Annotated[
+        int, typer.Option(help="Over the last N minutes (at most 31 days).", min=1, max=44_640)
+    ] = 60,
 ) -> None:
     """Delivery per carrier for a brand: outcomes, delivery rate, latency, error codes."""
     from datetime import timedelta

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +15,7 @@ import pytest
 from clarion import bootstrap
 from clarion.bus.embedded import EmbeddedNats, nats_server_binary
 from clarion.errors import ConfigurationError
-from clarion.sim.wire import SIGNATURE_HEADER, sign
+from clarion.sim.wire import SIGNATURE_HEADER, signed_headers
 from clarion.store.db import migrate, migration_files
 from clarion.store.embedded import TUNING_FILE, EmbeddedPostgres, shared_buffers_mb, tuning
 from tests.conftest import SIM_SECRET
@@ -130,16 +131,16 @@ async def test_a_forged_status_webhook_is_refused_and_a_signed_one_accepted(
         tampered = await client.post(
             url,
             content=body.replace(b"b1", b"b2"),
-            headers={SIGNATURE_HEADER: sign(SIM_SECRET, body)},
+            headers=signed_headers(SIM_SECRET, "b1", body, time.time()),
         )
         good = await client.post(
-            url, content=body, headers={SIGNATURE_HEADER: sign(SIM_SECRET, body)}
+            url, content=body, headers=signed_headers(SIM_SECRET, "b1", body, time.time())
         )
         malformed_body = b'{"receipts": 7}'
         malformed = await client.post(
             url,
             content=malformed_body,
-            headers={SIGNATURE_HEADER: sign(SIM_SECRET, malformed_body)},
+            headers=signed_headers(SIM_SECRET, "b2", malformed_body, time.time()),
         )
         unknown = await client.post(
             f"{infra.settings.public_url}/webhooks/nope/status", content=body

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+import standardwebhooks
 
 from clarion.errors import ForgedWebhook, InvalidInput
 from clarion.providers.sim import SimProvider
-from clarion.sim.wire import SIGNATURE_HEADER, ReceiptPost, SimReceipt, sign
+from clarion.sim.wire import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    ReceiptPost,
+    SimReceipt,
+    signed_headers,
+)
 
 SECRET = "unit-secret"
 AT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -29,8 +37,15 @@ def body_of(*receipts: SimReceipt, batch_id: str = "post-1") -> bytes:
     return msgspec.json.encode(ReceiptPost(batch_id=batch_id, receipts=list(receipts)))
 
 
-def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    return {SIGNATURE_HEADER: sign(secret, body)}
+def signed(body: bytes, secret: str = SECRET, at: datetime | None = None) -> dict[str, str]:
+    """Headers signed by the Standard Webhooks library (an independent signer)."""
+    at = at or datetime.now(UTC)
+    signature = standardwebhooks.Webhook(secret.encode()).sign("msg-1", at, body)
+    return {
+        ID_HEADER: "msg-1",
+        TIMESTAMP_HEADER: str(int(at.timestamp())),
+        SIGNATURE_HEADER: signature,
+    }
 
 
 def sim_receipt(
@@ -97,7 +112,18 @@ def test_a_body_signed_with_another_secret_is_a_forged_webhook(
         provider.parse_status_webhook("/", signed(body, secret="not-the-secret"), body)
 
 
-@pytest.mark.parametrize("headers", [{}, {SIGNATURE_HEADER: ""}, {SIGNATURE_HEADER: "sha256=00"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {SIGNATURE_HEADER: ""},
+        {SIGNATURE_HEADER: "sha256=00"},
+        {ID_HEADER: "m", TIMESTAMP_HEADER: "1", SIGNATURE_HEADER: "v1,AAAA"},
+        # not ASCII: compared as bytes, never a TypeError (a 500 before)
+        {ID_HEADER: "m", TIMESTAMP_HEADER: "1", SIGNATURE_HEADER: "sha256=\xe9"},
+        {ID_HEADER: "\xe9", TIMESTAMP_HEADER: "\u00b2", SIGNATURE_HEADER: "v1,\xe9"},
+    ],
+)
 def test_a_missing_or_garbage_signature_is_a_forged_webhook(
     provider: SimProvider, headers: dict[str, str]
 ) -> None:
@@ -128,3 +154,32 @@ def test_the_signature_is_checked_before_the_body_is_parsed(provider: SimProvide
     body = b'{"batch_id": 1}'
     with pytest.raises(ForgedWebhook):
         provider.parse_status_webhook("/", signed(body, secret="wrong"), body)
+
+
+def test_a_captured_webhook_replayed_after_five_minutes_is_refused(provider: SimProvider) -> None:
+    body = body_of(sim_receipt("delivered"))
+    now = datetime.now(UTC)
+    batch_id, _ = provider.parse_status_webhook(
+        "/", signed(body, at=now - timedelta(minutes=4)), body
+    )
+    assert batch_id == "post-1"
+    for skew in (timedelta(minutes=6), -timedelta(minutes=6)):
+        with pytest.raises(ForgedWebhook, match="5 minutes"):
+            provider.parse_status_webhook("/", signed(body, at=now - skew), body)
+
+
+def test_a_non_ascii_signature_with_a_fresh_timestamp_is_forged_not_an_error(
+    provider: SimProvider,
+) -> None:
+    body = body_of(sim_receipt("delivered"))
+    headers = {**signed(body), SIGNATURE_HEADER: "v1,\xe9\u20ac"}
+    with pytest.raises(ForgedWebhook, match="does not verify"):
+        provider.parse_status_webhook("/", headers, body)
+
+
+def test_the_simulator_signs_as_standard_webhooks_verify() -> None:
+    body = body_of(sim_receipt("delivered"))
+    headers = signed_headers(SECRET, "post-1", body, datetime.now(UTC).timestamp())
+    standardwebhooks.Webhook(SECRET.encode()).verify(body, headers)  # raises if not
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(b"another").verify(body, headers)

@@ -4,6 +4,7 @@ one brand and sees only that brand's records (another brand's campaign is a 404)
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations
 # (including the local `Brand` dependency) at runtime.
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -29,6 +30,11 @@ from clarion.store import api_keys, brands, campaigns, compliance, monitoring
 from clarion.store.db import Pool
 
 _json = msgspec.json.Encoder()
+
+# Ids are Postgres bigints: a larger number is no id of anything (422, not an overflow).
+CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# The carrier report looks back at most 31 days.
+MAX_REPORT_MINUTES = 31 * 24 * 60
 
 
 def _respond(value: Any, status_code: int = 200) -> Response:
@@ -65,13 +71,27 @@ class V1:
         except NotFound:
             raise HTTPException(404, f"campaign {campaign_id} not found") from None
 
+    async def _sender(self, brand_id: int, asked: str | None, default: str) -> str:
+        """The sender a message goes from: the brand's default, or one of its own senders
+        (never another brand's number: 422, without saying whose it is)."""
+        if asked is None:
+            return default
+        forms = [asked.strip()]  # as stored, or as E.164 (a short code is no phone number)
+        with contextlib.suppress(InvalidPhoneNumber):
+            forms.append(normalize_phone(asked)[0])
+        owned = await brands.senders_of(self.pool, brand_id)
+        for number in forms:
+            if number in owned:
+                return number
+        raise HTTPException(422, f"sender: {asked!r} is not one of this brand's senders")
+
     def router(self) -> APIRouter:
         r = APIRouter(prefix="/v1")
         Brand = Annotated[int, Depends(self.brand)]
 
         @r.post("/campaigns/{campaign_id}/plan", summary="Compute a campaign's send plan")
         async def compute_plan(
-            campaign_id: int,
+            campaign_id: CampaignId,
             brand_id: Brand,
             at: Annotated[
                 datetime | None, Query(description="Plan a launch at this time (default now).")
@@ -91,7 +111,7 @@ class V1:
             return _respond(plan)
 
         @r.get("/campaigns/{campaign_id}/plan", summary="The campaign's last computed plan")
-        async def get_plan(campaign_id: int, brand_id: Brand) -> Response:
+        async def get_plan(campaign_id: CampaignId, brand_id: Brand) -> Response:
             await self._campaign(brand_id, campaign_id)
             plan = await planning.stored_plan(self.pool, campaign_id)
             if plan is None:
@@ -99,7 +119,7 @@ class V1:
             return _respond(plan)
 
         @r.get("/campaigns/{campaign_id}", summary="A campaign, its progress and plan vs actual")
-        async def get_campaign(campaign_id: int, brand_id: Brand) -> Response:
+        async def get_campaign(campaign_id: CampaignId, brand_id: Brand) -> Response:
             c = await self._campaign(brand_id, campaign_id)
             p = await campaign_progress(self.pool, campaign_id)
             plan: SendPlan | None = await planning.stored_plan(self.pool, campaign_id)
@@ -129,7 +149,7 @@ class V1:
         async def send_message(
             message: TransactionalMessage,
             brand_id: Brand,
-            idempotency_key: Annotated[str | None, Header()] = None,
+            idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
         ) -> Response:
             """Queued on the transactional hop, with lanes of its own: it never waits behind a
             campaign. Not a marketing message, so marketing consent and quiet hours do not
@@ -158,7 +178,8 @@ class V1:
             )  # fmt: skip
             batch = RenderedBatch(
                 batch_id=f"api:{mid}", brand_id=brand_id, campaign_id=None,
-                sender=message.sender or b["sender"], messages=[out], kind="transactional",
+                sender=await self._sender(brand_id, message.sender, b["sender"]),
+                messages=[out], kind="transactional",
                 partition=partition_of(sub_id, to),
             )  # fmt: skip
             await self.bus.publish("transactional", batch, msg_id=batch.batch_id)
@@ -182,7 +203,10 @@ class V1:
             return _respond(rows)
 
         @r.get("/carriers", summary="Delivery per carrier: outcomes, rate, latency, errors")
-        async def get_carriers(brand_id: Brand, minutes: int = 60) -> Response:
+        async def get_carriers(
+            brand_id: Brand,
+            minutes: Annotated[int, Query(ge=1, le=MAX_REPORT_MINUTES)] = 60,
+        ) -> Response:
             since = self.clock() - timedelta(minutes=minutes)
             return _respond(await monitoring.carrier_report(self.pool, brand_id, since))
 

@@ -42,6 +42,8 @@ HOPS: dict[str, type[msgspec.Struct]] = {
 # and one consumer per partition, each with one batch in flight across all workers, so a
 # subscriber's messages are handled by one worker at a time, in order.
 PARTITIONED = frozenset({"rendered", "transactional"})
+# Room left in a publish for its subject and headers (the de-duplication id is bounded).
+_HEADROOM_BYTES = 4096
 
 _encoder = msgspec.msgpack.Encoder()
 _decoders = {hop: msgspec.msgpack.Decoder(t) for hop, t in HOPS.items()}
@@ -129,6 +131,12 @@ class Bus:
             encode(record),
             headers={"Nats-Msg-Id": f"{hop}:{msg_id}"},
         )
+
+    @property
+    def max_payload_bytes(self) -> int:
+        """The largest batch (encoded) a publish may carry: the server's limit, less room
+        for the subject and headers."""
+        return int(self.nc.max_payload) - _HEADROOM_BYTES
 
     async def pending(self, hop: str) -> int:
         """Batches of `hop` not yet acknowledged (waiting or in flight)."""

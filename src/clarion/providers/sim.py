@@ -1,13 +1,17 @@
 """Adapter for Clarion's simulator's HTTP batch API (`clarion sim`).
 
-Sends up to 1,000 messages a request; receipts come back as signed JSON batches to
-`/webhooks/sim/status` (HMAC-SHA256 of the body with the shared secret).
+Sends up to 1,000 messages a request; receipts come back as JSON batches to
+`/webhooks/sim/status`, signed as Standard Webhooks are (HMAC-SHA256 of id, timestamp and
+body with the shared secret).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import httpx
@@ -18,12 +22,13 @@ from clarion.errors import ForgedWebhook, InvalidInput, ProviderError
 from clarion.httpclient import AsyncClient
 from clarion.pipeline.send import SendResult
 from clarion.sim.wire import (
+    ID_HEADER,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     InboundPost,
     SendRequest,
     SendResponse,
     SimMessage,
-    sign,
 )
 
 _encode = msgspec.json.Encoder().encode
@@ -37,6 +42,8 @@ _decode_inbound = msgspec.json.Decoder(InboundPost).decode
 # are renamed, the rest pass as they are (a status Clarion does not know moves nothing).
 _STATUS = {"queued": "accepted", "sending": "accepted"}
 _RENAMED = frozenset(_STATUS)
+# How far a webhook's signed timestamp may be from now (Standard Webhooks' default).
+WEBHOOK_TOLERANCE_S = 300
 
 
 class _ReceiptPost(msgspec.Struct, frozen=True):
@@ -64,6 +71,7 @@ class SimProvider:
         inbound_url: str | None = None,
         timeout_s: float = 30,
         name: str = "sim",
+        clock_s: Callable[[], float] = time.time,
     ) -> None:
         self.name = name  # the account's name: its webhooks are /webhooks/{name}/…
         self._client = AsyncClient(
@@ -72,6 +80,7 @@ class SimProvider:
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
         self._secret = secret
+        self._clock_s = clock_s
         self._callback_url = callback_url
         self._inbound_url = inbound_url
 
@@ -143,8 +152,23 @@ class SimProvider:
         return receipts
 
     def _verify(self, headers: Mapping[str, str], body: bytes, what: str) -> None:
+        """Standard Webhooks' check: a `v1` HMAC-SHA256 of "id.timestamp.body" with the
+        shared secret, and a timestamp within `WEBHOOK_TOLERANCE_S` of now (a replay of a
+        captured request fails once it is older). Compared as bytes: a header is anything."""
+        msg_id = headers.get(ID_HEADER, "")
+        timestamp = headers.get(TIMESTAMP_HEADER, "")
         given = headers.get(SIGNATURE_HEADER, "")
-        if not hmac.compare_digest(given, sign(self._secret, body)):
+        if not (msg_id and given and timestamp.isascii() and timestamp.isdigit()):
+            raise ForgedWebhook(f"sim: {what} webhook is not signed")
+        if len(timestamp) > 12 or abs(self._clock_s() - int(timestamp)) > WEBHOOK_TOLERANCE_S:
+            raise ForgedWebhook(f"sim: {what} webhook timestamp is not within 5 minutes of now")
+        signed = f"{msg_id}.{timestamp}.".encode("utf-8", "surrogateescape") + body
+        mac = hmac.new(self._secret.encode(), signed, hashlib.sha256).digest()
+        expected = b"v1," + base64.b64encode(mac)
+        if not any(
+            hmac.compare_digest(expected, s.encode("utf-8", "surrogateescape"))
+            for s in given.split(" ")
+        ):
             raise ForgedWebhook(f"sim: {what} webhook signature does not verify")
 
     def parse_inbound_webhook(

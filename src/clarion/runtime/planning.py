@@ -5,12 +5,12 @@ plan-versus-actual report."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
-from clarion.errors import ProviderError
+from clarion.errors import InvalidInput, ProviderError
 from clarion.pipeline import audience, personalize
 from clarion.pipeline.lanes import pacific_day
 from clarion.pipeline.plan import Actual, PlanContext, Planner, PlanRecipient, SendPlan
@@ -20,6 +20,10 @@ from clarion.store import lanes as lane_store
 from clarion.store.db import Pool
 
 log = logging.getLogger(__name__)
+
+# How far from now a plan's launch time may be: a plan is for a launch that can happen (and
+# times near year 1 or 9999 overflow the plan's date arithmetic).
+MAX_PLAN_OFFSET = timedelta(days=5 * 366)
 
 _PAGE = """
 SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
@@ -43,6 +47,10 @@ async def plan_campaign(
     the same rules the send stage applies (current consent, suppressions, recent sends,
     quiet hours, sender pool, lane limits, today's use of daily caps). Unknown carriers are
     looked up (and remembered), as the send stage would. The plan is stored on the campaign."""
+    if abs(at - datetime.now(UTC)) > MAX_PLAN_OFFSET:
+        raise InvalidInput(
+            f"must be within {MAX_PLAN_OFFSET.days} days of now, not {at.isoformat()}", field="at"
+        )
     c = await campaigns.get_campaign(pool, campaign_id)
     b = await brands.get_brand(pool, c["brand_id"])
     brand_id = c["brand_id"]

@@ -29,7 +29,6 @@ from starlette.routing import Route
 from clarion.httpclient import AsyncClient
 from clarion.sim import network, sendgrid_api
 from clarion.sim.wire import (
-    SIGNATURE_HEADER,
     InboundPost,
     ReceiptPost,
     ReplyRequest,
@@ -38,7 +37,7 @@ from clarion.sim.wire import (
     SimInbound,
     SimReceipt,
     SimResult,
-    sign,
+    signed_headers,
 )
 
 log = logging.getLogger(__name__)
@@ -403,10 +402,11 @@ def _sim_channel(state: SimState, client: httpx.AsyncClient) -> Channel:
     """The batch HTTP API's channel: signed JSON batches of receipts and inbound messages."""
 
     async def receipts(url: str, batch: list[SimReceipt]) -> bool:
-        body = encode(ReceiptPost(batch_id=uuid.uuid4().hex, receipts=batch))
+        batch_id = uuid.uuid4().hex
+        body = encode(ReceiptPost(batch_id=batch_id, receipts=batch))
         headers = {
             "content-type": "application/json",
-            SIGNATURE_HEADER: sign(state.config.secret, body),
+            **signed_headers(state.config.secret, batch_id, body, time.time()),
         }
         try:
             resp = await client.post(url, content=body, headers=headers)
@@ -418,7 +418,7 @@ def _sim_channel(state: SimState, client: httpx.AsyncClient) -> Channel:
         body = encode(InboundPost(batch_id=message.id, messages=[message]))
         headers = {
             "content-type": "application/json",
-            SIGNATURE_HEADER: sign(state.config.secret, body),
+            **signed_headers(state.config.secret, message.id, body, time.time()),
         }
         resp = await client.post(url, content=body, headers=headers)
         return resp.status_code

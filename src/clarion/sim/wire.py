@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from datetime import datetime
 
 import msgspec
 
-SIGNATURE_HEADER = "x-sim-signature"
+# Webhooks are signed as Standard Webhooks (standardwebhooks.com) sign them: HMAC-SHA256 of
+# "id.timestamp.body", so a captured request cannot be replayed once its timestamp is old.
+# The key is the shared secret's UTF-8 bytes.
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 
 
 class SimMessage(msgspec.Struct, frozen=True):
@@ -77,6 +83,12 @@ class ReplyRequest(msgspec.Struct, frozen=True):
     body: str
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The signature header value of a webhook body: HMAC-SHA256 with the shared secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed_headers(secret: str, msg_id: str, body: bytes, at_s: float) -> dict[str, str]:
+    """The headers that sign a webhook `body` sent at `at_s` (Unix seconds) as `msg_id`."""
+    timestamp = str(int(at_s))
+    mac = hmac.new(secret.encode(), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return {
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: "v1," + base64.b64encode(mac.digest()).decode(),
+    }

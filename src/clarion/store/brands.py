@@ -30,6 +30,17 @@ async def get_brand(pool: Pool, brand_id: int) -> dict[str, Any]:
     return dict(row)
 
 
+async def senders_of(pool: Pool, brand_id: int) -> set[str]:
+    """The numbers (and short codes) a brand may send from: its default sender and the
+    senders configured for it."""
+    rows = await pool.fetch(
+        "SELECT sender AS number FROM brands WHERE id = $1"
+        " UNION SELECT number FROM senders WHERE brand_id = $1",
+        brand_id,
+    )
+    return {r["number"] for r in rows}
+
+
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_subscribers (
     phone text, email text, timezone text, first_name text, last_name text,
