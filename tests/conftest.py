@@ -22,7 +22,7 @@ from clarion.sim.process import SimProcess
 from clarion.store.db import Pool
 from clarion.store.embedded import EmbeddedPostgres
 
-SIM_SECRET = "test-sim-secret"
+SIM_SECRET = "test-sim-secret-0123456789"
 # The time the compliance gate sees in pipeline tests: a Wednesday, 13:00 in New York,
 # 08:00 in Honolulu — inside every US sending window, so counts do not depend on when the
 # suite runs. Tests about quiet hours pass their own clock.

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 import sys
@@ -132,10 +133,14 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
     assert root is not None
     root.mkdir(parents=True, exist_ok=True)
     at = opts.at or default_at(datetime.now(UTC))
-    settings = replace(Settings.from_env(), data_dir=root, bus_namespace=f"bench{free_port()}")
-    sim = SimProcess(
-        secret=settings.sim_secret, failure_rate=opts.failure_rate, log_path=root / "sim.log"
+    sim_secret = secrets.token_urlsafe(24)  # the run's own simulator: a secret of its own
+    settings = replace(
+        Settings.from_env(),
+        data_dir=root,
+        bus_namespace=f"bench{free_port()}",
+        sim_secret=sim_secret,
     )
+    sim = SimProcess(secret=sim_secret, failure_rate=opts.failure_rate, log_path=root / "sim.log")
     settings = replace(settings, sim_url=sim.url)
     try:
         with sim:
@@ -211,7 +216,7 @@ def _worker_env(infra: bootstrap.Infra, port: int) -> dict[str, str]:
         "CLARION_NATS_URL": infra.nats_url,
         "CLARION_BUS_NAMESPACE": s.bus_namespace,
         "CLARION_SIM_URL": s.sim_url,
-        "CLARION_SIM_SECRET": s.sim_secret,
+        "CLARION_SIM_SECRET": s.sim_secret or "",  # set by `infrastructure()`
         "CLARION_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "CLARION_DATA_DIR": str(s.data_dir),
     }

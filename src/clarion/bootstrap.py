@@ -8,7 +8,7 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import uvicorn
@@ -17,10 +17,10 @@ from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.bus.embedded import EmbeddedNats
 from clarion.bus.jetstream import Bus
-from clarion.config import Settings
+from clarion.config import Settings, file_secret
 from clarion.domain.ids import PARTITIONS
 from clarion.domain.records import LaunchCampaign
-from clarion.errors import CampaignInvalid
+from clarion.errors import CampaignInvalid, ConfigurationError
 from clarion.pipeline.breaker import Breaker
 from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
 from clarion.pipeline.personalize import render_sample
@@ -39,7 +39,7 @@ from clarion.runtime.stages import (
     now,
 )
 from clarion.store import accounts as store_accounts
-from clarion.store import brands, campaigns, monitoring
+from clarion.store import brands, campaigns, install, monitoring
 from clarion.store.db import Pool, create_pool, migrate, release_session_lock
 from clarion.store.embedded import EmbeddedPostgres
 
@@ -82,6 +82,7 @@ async def infrastructure(settings: Settings, *, pool_size: int = 20) -> AsyncIte
         await migrate(database_url)
         pool = await create_pool(database_url, max_size=pool_size)
         try:
+            settings = await with_secrets(settings, pool)
             bus = await Bus.connect(
                 nats_url, settings.bus_namespace, replicas=settings.bus_replicas
             )
@@ -93,8 +94,29 @@ async def infrastructure(settings: Settings, *, pool_size: int = 20) -> AsyncIte
             await pool.close()
 
 
+def _resolved(secret: str | None) -> str:
+    if not secret:  # `infrastructure()` sets every secret; a caller that made its own did not
+        raise ConfigurationError("a secret is missing: use the settings of `infrastructure()`")
+    return secret
+
+
+async def with_secrets(settings: Settings, pool: Pool) -> Settings:
+    """The settings with every secret set: those not configured are the install's own,
+    generated once (never a published default). The unsubscribe links' key is kept in
+    Postgres, which every process of the install shares; the simulator's in the data
+    directory, which `clarion sim` run beside it shares."""
+    return replace(
+        settings,
+        unsubscribe_secret=settings.unsubscribe_secret
+        or await install.install_secret(pool, "unsubscribe"),
+        sim_secret=settings.sim_secret or file_secret(settings.data_dir / "secrets" / "sim"),
+    )
+
+
 def build_provider(settings: Settings, *, name: str = "sim", url: str | None = None) -> Provider:
     """The simulator adapter as provider account `name` (at `url`, default the settings')."""
+    if not settings.sim_secret:
+        raise ConfigurationError("the simulator provider needs a secret (CLARION_SIM_SECRET)")
     return SimProvider(
         url or settings.sim_url,
         settings.sim_secret,
@@ -157,7 +179,7 @@ async def running(
         retry_base_s=settings.retry_base_s,
         providers={p.name: p for p in more_providers},
         public_url=settings.links_url or settings.public_url,
-        unsubscribe_secret=settings.unsubscribe_secret,
+        unsubscribe_secret=_resolved(settings.unsubscribe_secret),
         new_breaker=lambda: Breaker(
             min_calls=settings.breaker_min_calls, open_s=settings.breaker_open_s
         ),

@@ -195,7 +195,13 @@ def bench(
 def sim(
     host: str = "127.0.0.1",
     port: int = 9090,
-    secret: Annotated[str, typer.Option(envvar="CLARION_SIM_SECRET")] = "clarion-sim-secret",
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CLARION_SIM_SECRET",
+            help="Signs the webhooks (default: the install's own, in CLARION_DATA_DIR/secrets).",
+        ),
+    ] = None,
     failure_rate: float = 0.02,
     latency_scale: Annotated[float, typer.Option(help="Multiply carrier latencies.")] = 1.0,
     seed: int | None = None,
@@ -236,8 +242,18 @@ def sim(
     """Run the carrier-network simulator as its own process."""
     import uvicorn
 
+    from clarion.config import checked_secret, file_secret
     from clarion.sim.app import SimConfig, create_app
 
+    try:
+        secret = (
+            checked_secret("CLARION_SIM_SECRET", secret)
+            if secret is not None
+            else file_secret(Settings.from_env().data_dir / "secrets" / "sim")
+        )
+    except ClarionError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(exc.exit_code) from None
     config = SimConfig(
         secret=secret, failure_rate=failure_rate, latency_scale=latency_scale, seed=seed,
         max_mps=max_mps, twilio_auth_token=twilio_auth_token or "",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from clarion.errors import ConfigurationError
 
 # Carriers retry for up to about three days: a message no final report has come for by then
 # never gets one, and reconciliation stops asking about it.
@@ -33,8 +36,10 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Shared secret the simulator signs its webhooks with (a real provider's auth token).
+    # None: the install's own, generated once into `data_dir/secrets/sim` (where `clarion
+    # sim` run from the same directory finds it too); never a published default.
     sim_url: str = "http://127.0.0.1:9090"
-    sim_secret: str = "clarion-sim-secret"
+    sim_secret: str | None = None
     # A batch not acknowledged within this time is redelivered to another consumer.
     ack_wait_s: float = 30.0
     # Batches handled concurrently by one stage worker (bounded work in flight).
@@ -81,9 +86,10 @@ class Settings:
     # Base URL of links inside messages (one-click unsubscribe, short links): the https
     # address subscribers reach; default `public_url`. RFC 8058 one-click needs https.
     links_url: str | None = None
-    # Signs one-click unsubscribe links (/u/{token}). Set your own in production: anyone who
-    # knows it can unsubscribe anyone.
-    unsubscribe_secret: str = "clarion-unsubscribe-dev"
+    # Signs one-click unsubscribe links (/u/{token}): anyone who knows it can unsubscribe
+    # anyone. None: the install's own, generated once and kept in Postgres (every process of
+    # the install reads the same one).
+    unsubscribe_secret: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -98,7 +104,6 @@ class Settings:
             ("http_host", "CLARION_HTTP_HOST", str),
             ("http_port", "CLARION_HTTP_PORT", int),
             ("sim_url", "CLARION_SIM_URL", str),
-            ("sim_secret", "CLARION_SIM_SECRET", str),
             ("bus_namespace", "CLARION_BUS_NAMESPACE", str),
             ("ack_wait_s", "CLARION_ACK_WAIT_S", float),
             ("max_inflight_batches", "CLARION_MAX_INFLIGHT_BATCHES", int),
@@ -116,10 +121,41 @@ class Settings:
             ("reconcile_after_s", "CLARION_RECONCILE_AFTER_S", float),
             ("reconcile_max_age_s", "CLARION_RECONCILE_MAX_AGE_S", float),
             ("receipt_hold_s", "CLARION_RECEIPT_HOLD_S", float),
-            ("unsubscribe_secret", "CLARION_UNSUBSCRIBE_SECRET", str),
             ("links_url", "CLARION_LINKS_URL", str),
         ):
             if var in env:
                 values[key] = kind(env[var])
+        for key, var in (("sim_secret", "CLARION_SIM_SECRET"),
+                         ("unsubscribe_secret", "CLARION_UNSUBSCRIBE_SECRET")):  # fmt: skip
+            if var in env:
+                values[key] = checked_secret(var, env[var])
         values.update(overrides)
         return replace(cls(), **values)
+
+
+# Values that earlier versions used as defaults, and so are public: never accepted.
+_PUBLISHED_SECRETS = frozenset(
+    {"clarion-sim-secret", "clarion-unsubscribe-dev", "clarion-unsubscribe"}
+)
+MIN_SECRET_CHARS = 16
+
+
+def checked_secret(var: str, value: str) -> str:
+    """`value` if it can be a secret; a `ConfigurationError` naming `var` if it cannot."""
+    if value in _PUBLISHED_SECRETS:
+        raise ConfigurationError(f"{var} is a published development default; set your own")
+    if len(value) < MIN_SECRET_CHARS:
+        raise ConfigurationError(f"{var} must have at least {MIN_SECRET_CHARS} characters")
+    return value
+
+
+def file_secret(path: Path) -> str:
+    """The secret kept in `path` (owner-only), made at random the first time it is asked."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()

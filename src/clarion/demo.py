@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
 import tempfile
 import time
@@ -47,16 +48,16 @@ async def run_demo(
     root = Path(tempfile.mkdtemp(prefix="clarion-demo-")) if data_dir is None else data_dir
     root.mkdir(parents=True, exist_ok=True)
     http_port = free_port()
+    sim_secret = secrets.token_urlsafe(24)  # the run's own simulator: a secret of its own
     settings = replace(
         Settings.from_env(),
         data_dir=root,
         http_port=http_port,
         public_url=f"http://127.0.0.1:{http_port}",
         bus_namespace=f"demo{http_port}",
+        sim_secret=sim_secret,
     )
-    sim = SimProcess(
-        secret=settings.sim_secret, failure_rate=failure_rate, log_path=root / "sim.log"
-    )
+    sim = SimProcess(secret=sim_secret, failure_rate=failure_rate, log_path=root / "sim.log")
     settings = replace(settings, sim_url=sim.url)
     try:
         with sim:

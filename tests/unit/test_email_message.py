@@ -714,3 +714,38 @@ def test_smtp_from_env_reads_credentials_and_key_and_never_shows_the_password(
     assert provider.dkim == key
     assert "hunter2" not in repr(provider)
     assert "PRIVATE KEY" not in repr(provider)
+
+
+def test_a_token_does_not_show_its_ids_and_neighbours_look_unrelated() -> None:
+    """Sequential subscriber ids made sequential tokens (the ids were in the clear)."""
+    import base64
+    import struct
+
+    tokens = [make_token("s3cret", 7, n) for n in (42, 43)]
+    for n, token in zip((42, 43), tokens, strict=True):
+        raw = base64.urlsafe_b64decode(token + "=")
+        assert struct.pack(">Q", n) not in raw
+        assert struct.pack(">Q", 7) not in raw
+    shared = next(i for i, (a, b) in enumerate(zip(*tokens, strict=True)) if a != b)
+    assert shared <= 2  # the version byte, at most a character more
+
+
+def test_a_version_1_token_made_before_is_still_read() -> None:
+    import base64
+    import hashlib
+    import hmac
+    import struct
+
+    ids = struct.pack(">BQQ", 1, 7, 42)
+    mac = hmac.new(b"s3cret", b"clarion/unsubscribe/v1\x00" + ids, hashlib.sha256).digest()[:16]
+    token = base64.urlsafe_b64encode(ids + mac).rstrip(b"=").decode()
+    assert read_token("s3cret", token) == (7, 42)
+    with pytest.raises(InvalidInput):
+        read_token("other", token)
+
+
+def test_no_token_is_made_or_read_without_a_secret() -> None:
+    with pytest.raises(InvalidInput, match="secret"):
+        make_token("", 7, 42)
+    with pytest.raises(InvalidInput):
+        read_token("", make_token("s3cret", 7, 42))

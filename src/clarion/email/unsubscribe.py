@@ -1,10 +1,13 @@
 """One-click unsubscribe (RFC 8058): signed tokens naming a brand's subscriber, and the
 `/u/{token}` endpoint a mail client POSTs to.
 
-A token is base64url(version ‖ brand id ‖ subscriber id ‖ HMAC-SHA256 truncated to 128 bits),
-so the endpoint needs no database to know whom it is about, and a token cannot be made up or
-pointed at someone else without the secret. Tokens do not expire: CAN-SPAM wants the opt-out
-to work for at least 30 days after the send, and an old email's link should still work.
+A token is base64url(version 2 ‖ AES-SIV(brand id ‖ subscriber id)), with a key derived
+from the secret: the endpoint needs no database to know whom it is about, a token cannot be
+made up or pointed at someone else without the secret (SIV authenticates), and it does not
+show the ids (sequential ids would tell a reader how big a list is, and invite guessing).
+Version 1 tokens (ids in the clear, HMAC-SHA256 truncated to 128 bits), made before, are still
+read. Tokens do not expire: CAN-SPAM wants the opt-out to work for at least 30 days after the
+send, and an old email's link should still work.
 
 GET never unsubscribes (link scanners and previewers follow links): it shows a page whose
 button POSTs. Only a POST does, with the RFC 8058 body `List-Unsubscribe=One-Click` (a mail
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import struct
@@ -23,17 +27,21 @@ from email import policy
 from email.parser import BytesParser
 from urllib.parse import parse_qsl
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from clarion.errors import InvalidInput
 
-_VERSION = 1
-_IDS = struct.Struct(">BQQ")  # version, brand id, subscriber id
+_V1, _V2 = 1, 2
+_IDS = struct.Struct(">QQ")  # brand id, subscriber id
+_V1_IDS = struct.Struct(">BQQ")  # version, brand id, subscriber id
 _MAC_BYTES = 16
-_TOKEN_BYTES = _IDS.size + _MAC_BYTES
+_TOKEN_BYTES = 1 + _IDS.size + 16  # version, the sealed ids, SIV's tag (v1: ids and a MAC)
 _CONTEXT = b"clarion/unsubscribe/v1\x00"  # keeps these MACs apart from other uses of a secret
+_V2_CONTEXT = b"clarion/unsubscribe/v2"
 _MAX_BODY_BYTES = 16_384
 
 # The source passed to `on_unsubscribe`: a mail client's one-click POST, or a person who
@@ -52,12 +60,22 @@ def _mac(secret: str | bytes, ids: bytes) -> bytes:
     return hmac.new(_key(secret), _CONTEXT + ids, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
+@functools.lru_cache(maxsize=8)
+def _siv(secret: str | bytes) -> AESSIV:
+    """AES-256-SIV keyed by the secret (a 512-bit key derived with HMAC-SHA512)."""
+    return AESSIV(hmac.new(_key(secret), _V2_CONTEXT, hashlib.sha512).digest())
+
+
 def make_token(secret: str | bytes, brand_id: int, subscriber_id: int) -> str:
-    """A URL-safe token (44 characters, no padding) naming `subscriber_id` of `brand_id`."""
+    """A URL-safe token (44 characters, no padding) naming `subscriber_id` of `brand_id`
+    without showing either."""
+    if not secret:
+        raise InvalidInput("an unsubscribe secret is required", field="secret")
     if not (0 <= brand_id < 2**64 and 0 <= subscriber_id < 2**64):
         raise InvalidInput("ids must fit in 64 bits", field="subscriber_id")
-    ids = _IDS.pack(_VERSION, brand_id, subscriber_id)
-    return base64.urlsafe_b64encode(ids + _mac(secret, ids)).rstrip(b"=").decode()
+    version = bytes([_V2])
+    sealed = _siv(secret).encrypt(_IDS.pack(brand_id, subscriber_id), [version])
+    return base64.urlsafe_b64encode(version + sealed).rstrip(b"=").decode()
 
 
 def read_token(secret: str | bytes, token: str) -> tuple[int, int]:
@@ -67,13 +85,19 @@ def read_token(secret: str | bytes, token: str) -> tuple[int, int]:
         raw = base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4))
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise InvalidInput("malformed unsubscribe token", field="token") from exc
-    if len(raw) != _TOKEN_BYTES:
+    if len(raw) != _TOKEN_BYTES or not secret:
         raise InvalidInput("malformed unsubscribe token", field="token")
-    ids, mac = raw[: _IDS.size], raw[_IDS.size :]
+    if raw[0] == _V2:
+        try:
+            brand_id, subscriber_id = _IDS.unpack(_siv(secret).decrypt(raw[1:], [raw[:1]]))
+        except InvalidTag:
+            raise InvalidInput("unsubscribe token does not verify", field="token") from None
+        return brand_id, subscriber_id
+    ids, mac = raw[: _V1_IDS.size], raw[_V1_IDS.size :]
     if not hmac.compare_digest(mac, _mac(secret, ids)):
         raise InvalidInput("unsubscribe token does not verify", field="token")
-    version, brand_id, subscriber_id = _IDS.unpack(ids)
-    if version != _VERSION:
+    version, brand_id, subscriber_id = _V1_IDS.unpack(ids)
+    if version != _V1:
         raise InvalidInput(f"unknown token version {version}", field="token")
     return brand_id, subscriber_id
 

@@ -81,9 +81,12 @@ def build(
     if kind == "sim":
         from clarion.providers.sim import SimProvider
 
+        secret = s.get("secret") or app.sim_secret
+        if not secret:
+            raise ConfigurationError(f"provider {name}: the simulator needs a secret")
         return SimProvider(
             s.get("url", app.sim_url),
-            s.get("secret", app.sim_secret),
+            secret,
             callback_url=f"{app.public_url}/webhooks/{name}/status",
             inbound_url=f"{app.public_url}/webhooks/{name}/inbound",
             name=name,

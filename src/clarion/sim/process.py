@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -40,7 +41,6 @@ class SimProcess:
         self._args = [
             sys.executable, "-m", "clarion", "sim",
             "--port", str(self.port),
-            "--secret", secret,
             "--failure-rate", str(failure_rate),
             "--latency-scale", str(latency_scale),
         ]  # fmt: skip
@@ -62,12 +62,14 @@ class SimProcess:
                 "--smpp-system-id", smpp_system_id,
                 "--smpp-password", smpp_password,
             ]  # fmt: skip
+        # the secret by the environment: a command line is visible to every user of the machine
+        self._env = {**os.environ, "CLARION_SIM_SECRET": secret}
         self._log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 20.0) -> SimProcess:
         out = self._log_path.open("ab") if self._log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(self._args, stdout=out, stderr=out)
+        self.proc = subprocess.Popen(self._args, stdout=out, stderr=out, env=self._env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
