@@ -144,6 +144,8 @@ def checked_secret(var: str, value: str) -> str:
     """`value` if it can be a secret; a `ConfigurationError` naming `var` if it cannot."""
     if value in _PUBLISHED_SECRETS:
         raise ConfigurationError(f"{var} is a published development default; set your own")
+    if value.upper().startswith("CHANGE-ME"):  # deploy/secrets.env.example's placeholders
+        raise ConfigurationError(f"{var} is still the example's placeholder; set your own")
     if len(value) < MIN_SECRET_CHARS:
         raise ConfigurationError(f"{var} must have at least {MIN_SECRET_CHARS} characters")
     return value

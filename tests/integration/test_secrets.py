@@ -71,6 +71,7 @@ async def test_an_install_without_secrets_refuses_tokens_and_receipts_made_with_
         ("CLARION_UNSUBSCRIBE_SECRET", "clarion-unsubscribe-dev", "published"),
         ("CLARION_SIM_SECRET", "clarion-sim-secret", "published"),
         ("CLARION_SIM_SECRET", "short", "at least 16"),
+        ("CLARION_SIM_SECRET", "CHANGE-ME-to-another-long-random-string", "placeholder"),
     ],
 )
 def test_a_published_or_short_secret_is_refused_at_start(

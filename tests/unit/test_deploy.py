@@ -493,3 +493,18 @@ def test_the_benchs_two_sides_are_the_deployments_send_and_receipts_roles() -> N
     receipts = roles["clarion-receipts"] + roles["clarion-api"]
     assert sorted(SEND_SIDE) == sorted(send)
     assert sorted(RECEIPTS_SIDE) == sorted(receipts)
+
+
+def test_clarion_pods_are_ready_on_every_dependency_and_live_on_their_bus_client() -> None:
+    """Readiness checks Postgres and NATS (a database outage takes pods out of the Service);
+    liveness does not (it would restart every pod at once for it)."""
+    seen = 0
+    for _, c in all_containers():
+        if image_name(c) != CLARION_IMAGE or cli_options(c["command"])[0] != "worker":
+            continue
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
+        if "startupProbe" in c:
+            assert c["startupProbe"]["httpGet"]["path"] == "/readyz"
+        seen += 1
+    assert seen >= 4
