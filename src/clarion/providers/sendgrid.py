@@ -431,7 +431,7 @@ class SendGridProvider:
         timestamp = lower.get(TIMESTAMP_HEADER.lower(), "")
         if self._public_key is None:
             raise ForgedWebhook("sendgrid: no event webhook verification key is configured")
-        if not signature or not timestamp.isdigit():
+        if not signature or not (timestamp.isascii() and timestamp.isdigit()):
             raise ForgedWebhook("sendgrid: event webhook without signature headers")
         if not verify_event_webhook(self._public_key, timestamp, body, signature):
             raise ForgedWebhook("sendgrid: event webhook signature does not verify")
