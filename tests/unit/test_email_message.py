@@ -3,6 +3,7 @@ endpoint, bounce classification, SendGrid requests, events and webhook signature
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import random
@@ -749,3 +750,15 @@ def test_no_token_is_made_or_read_without_a_secret() -> None:
         make_token("", 7, 42)
     with pytest.raises(InvalidInput):
         read_token("", make_token("s3cret", 7, 42))
+
+
+def test_a_signed_event_webhook_with_non_ascii_digits_as_timestamp_is_forged() -> None:
+    """"¹²³".isdigit() is true and int() of it fails: it was a ValueError (a 500)."""
+    private = 0x1234567890ABCDEF
+    provider = SendGridProvider(
+        "key", webhook_public_key=sendgrid.ec_public_key(private), max_event_age_s=300
+    )
+    body = b"[]"
+    with pytest.raises(ForgedWebhook, match="without signature"):
+        provider.parse_events(signed(private, body, timestamp="¹²³"), body)
+    asyncio.run(provider.aclose())
