@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import asyncpg
 import uvicorn
 
 from clarion.api.app import create_app
@@ -40,7 +41,13 @@ from clarion.runtime.stages import (
 )
 from clarion.store import accounts as store_accounts
 from clarion.store import brands, campaigns, install, monitoring
-from clarion.store.db import Pool, create_pool, migrate, release_session_lock
+from clarion.store.db import (
+    Pool,
+    constraint_error,
+    create_pool,
+    migrate,
+    release_session_lock,
+)
 from clarion.store.embedded import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
@@ -88,6 +95,9 @@ async def infrastructure(settings: Settings, *, pool_size: int = 20) -> AsyncIte
             )
             try:
                 yield Infra(settings, database_url, nats_url, pool, bus)
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                # a command's write the schema refused: a message, not a traceback
+                raise constraint_error(exc) from exc
             finally:
                 await bus.close()
         finally:

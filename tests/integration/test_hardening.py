@@ -16,6 +16,7 @@ from clarion import bootstrap
 from clarion.api import app as api_app
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
+from clarion.config import Settings
 from clarion.domain.records import Receipt, ReceiptBatch
 from clarion.sim.process import SimProcess
 from clarion.sim.wire import SIGNATURE_HEADER, signed_headers
@@ -216,3 +217,26 @@ async def test_an_error_raised_on_purpose_is_json_with_its_status_not_a_500(
         resp = await c.get("/boom")
     assert resp.status_code == 422
     assert resp.json() == {"error": "field 'x': bad value", "field": "x"}
+
+
+async def test_a_write_the_schema_refuses_is_a_clear_error_not_a_traceback(
+    settings: Settings,
+) -> None:
+    """`clarion brand create` with a taken slug, `brand route` for no brand: tracebacks."""
+    from clarion.errors import InvalidInput, NotFound
+    from clarion.store import brands
+
+    async def create_twice() -> None:
+        async with bootstrap.infrastructure(settings) as infra:
+            for _ in range(2):
+                await brands.create_brand(infra.pool, slug="acme", name="A", sender="+15125550100")
+
+    async def route_nobody() -> None:
+        async with bootstrap.infrastructure(settings) as infra:
+            await lanes.set_route(infra.pool, 999, "sms", ["sim"])
+
+    with pytest.raises(InvalidInput, match="'acme' is taken") as taken:
+        await create_twice()
+    assert taken.value.field == "slug"
+    with pytest.raises(NotFound, match="brand '999' not found"):
+        await route_nobody()

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import asyncpg
 import msgspec
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,7 +31,7 @@ from clarion.errors import (
 from clarion.observability import metrics
 from clarion.providers.base import Provider
 from clarion.store import compliance
-from clarion.store.db import Pool
+from clarion.store.db import Pool, constraint_error
 
 # The longest batch id a webhook may name (it becomes the bus's de-duplication key).
 MAX_BATCH_ID_CHARS = 200
@@ -74,6 +75,10 @@ _ERROR_STATUS: dict[type[ClarionError], int] = {
     CampaignStateError: 409,
     ClarionError: 400,
 }
+
+
+def _status_of(error: ClarionError) -> int:
+    return next(status for kind, status in _ERROR_STATUS.items() if isinstance(error, kind))
 
 
 def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
@@ -206,6 +211,13 @@ def create_app(
     app.add_middleware(BodyLimit, limits=BODY_LIMITS)
     for kind, status in _ERROR_STATUS.items():
         app.add_exception_handler(kind, _error_handler(status))
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, asyncpg.IntegrityConstraintViolationError)
+        error = constraint_error(exc)
+        return await _error_handler(_status_of(error))(request, error)
+
+    app.add_exception_handler(asyncpg.IntegrityConstraintViolationError, refused)
     for path, endpoint, methods in (
         ("/webhooks/{provider}/status", status_webhook, ["POST"]),
         ("/webhooks/{provider}/inbound", inbound_webhook, ["POST"]),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from importlib import resources
 from typing import Any
 
 import asyncpg
 import msgspec
+
+from clarion.errors import ClarionError, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +95,21 @@ async def migrate(dsn: str) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
         await conn.close()
+
+
+_KEY_DETAIL = re.compile(r"Key \((?P<column>[^)]*)\)=\((?P<value>.*)\)")
+
+
+def constraint_error(exc: asyncpg.IntegrityConstraintViolationError) -> ClarionError:
+    """What a user should read for a write the schema refused: a reference to something
+    that does not exist (`NotFound`), a value that must be unique and is taken, or another
+    rule of the schema (`InvalidInput`, naming the column where Postgres does)."""
+    detail = getattr(exc, "detail", None) or ""
+    match = _KEY_DETAIL.search(detail)
+    column, value = (match["column"], match["value"]) if match else (None, None)
+    if isinstance(exc, asyncpg.ForeignKeyViolationError) and column is not None:
+        return NotFound(column.removesuffix("_id"), value)
+    if isinstance(exc, asyncpg.UniqueViolationError) and column is not None:
+        return InvalidInput(f"{value!r} is taken", field=column)
+    column = column or getattr(exc, "column_name", None)
+    return InvalidInput(f"refused by the schema ({exc.__class__.__name__})", field=column)
