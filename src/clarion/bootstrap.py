@@ -331,7 +331,12 @@ async def check_campaign(infra: Infra, campaign_id: int) -> BodyCheck:
         sample,
         brand={"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]},
     )
-    return check_sms_body(rendered, brand_name=b["name"], first_contact=first_contact)
+    return check_sms_body(
+        rendered,
+        brand_name=b["name"],
+        first_contact=first_contact,
+        max_segments=b["max_segments"],
+    )
 
 
 async def plan(infra: Infra, campaign_id: int, *, at: datetime | None = None) -> SendPlan:

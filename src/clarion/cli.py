@@ -490,13 +490,13 @@ def campaign_create(
 ) -> None:
     """Create a draft campaign (texts are Jinja2 templates); prints its id. By SMS, email or
     both: each subscriber gets it on each channel they consented to."""
-    from clarion.pipeline.personalize import compile_template
+    from clarion.pipeline.personalize import check_template
     from clarion.store import campaigns
 
     async def go() -> None:
         for template in (body, subject, email_body):
             if template is not None:
-                compile_template(template)
+                check_template(template)
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
             print(
                 await campaigns.create_campaign(

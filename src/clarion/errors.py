@@ -57,6 +57,7 @@ class TemplateError(InvalidInput):
         at = f" (line {line})" if line is not None else ""
         super().__init__(f"template error{at}: {message}", field="body")
         self.line = line
+        self.message = message
 
 
 class CampaignStateError(ClarionError):

@@ -137,3 +137,31 @@ def test_campaign_plan_prints_the_plan_and_an_api_key_is_issued(tmp_path: Path) 
     key = run("brand", "api-key", brand)
     assert key.returncode == 0, key.stderr
     assert key.stdout.strip().startswith("clk_")
+
+
+def test_template_errors_are_one_line_errors_at_create_and_validate(tmp_path: Path) -> None:
+    """No traceback: a template over the limits is refused before any server starts, and
+    one the sandbox refuses is named at validation, with its line."""
+    # COLUMNS: rich wraps stderr at 80 columns when it is not a terminal
+    env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "300"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(clarion(*args), capture_output=True, text=True, env=env, timeout=120)
+
+    created = run("campaign", "create", "1", "Huge", "{{ 10**5000 }}")
+    assert created.returncode == 65
+    assert created.stderr.strip().splitlines() == [
+        "error: field 'body': template error (line 1): '**' makes a number over 4,096 bits"
+    ]
+    assert not (tmp_path / "data").exists()
+
+    brand = run("brand", "create", "acme", "Acme", "+15125550100").stdout.strip()
+    body = "Acme: hi\n{{ ''.__class__ }} Reply STOP to opt out."
+    campaign_id = run("campaign", "create", brand, "Peek", body).stdout.strip().split()[-1]
+    validated = run("campaign", "validate", campaign_id)
+    assert validated.returncode == 65
+    assert "Traceback" not in validated.stderr
+    assert validated.stderr.strip().splitlines() == [
+        "error: field 'body': template error (line 2): access to attribute '__class__' of "
+        "'str' object is unsafe."
+    ]

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clarion.bus.jetstream import Bus
-from clarion.compliance.encoding import sms_segments
+from clarion.compliance.encoding import MAX_SMS_CHARS, sms_segments
 from clarion.domain.contacts import normalize_phone
 from clarion.domain.ids import api_message_id, partition_of
 from clarion.domain.records import OutboundMessage, RenderedBatch
@@ -163,6 +163,11 @@ class V1:
             if not body:
                 raise HTTPException(422, "body: empty")
             b = await brands.get_brand(self.pool, brand_id)
+            segments = sms_segments(body).segments
+            if segments > b["max_segments"]:
+                raise HTTPException(
+                    422, f"body: {segments} segments; the brand's limit is {b['max_segments']}"
+                )
             async with self.pool.acquire() as conn:
                 sub_id, consent = await compliance.subscriber_consent(conn, brand_id, to)
                 state = await compliance.gate_state(conn, brand_id, [], [to], self.clock())
@@ -173,8 +178,7 @@ class V1:
             key = idempotency_key or uuid.uuid4().hex
             mid = api_message_id(brand_id, key)
             out = OutboundMessage(
-                message_id=mid, subscriber_id=sub_id, to=to, body=body,
-                segments=sms_segments(body).segments,
+                message_id=mid, subscriber_id=sub_id, to=to, body=body, segments=segments
             )  # fmt: skip
             batch = RenderedBatch(
                 batch_id=f"api:{mid}", brand_id=brand_id, campaign_id=None,
@@ -214,6 +218,6 @@ class V1:
 
 
 class TransactionalMessage(BaseModel):
-    to: str
-    body: str
-    sender: str | None = None  # default: the brand's sender
+    to: str = Field(max_length=64)
+    body: str = Field(max_length=MAX_SMS_CHARS)  # and at most the brand's max_segments
+    sender: str | None = Field(default=None, max_length=64)  # default: the brand's sender

@@ -18,6 +18,10 @@ _GSM_EXTENDED = frozenset("\f^{}\\[~]|€")
 
 _GSM_SINGLE, _GSM_PART = 160, 153
 _UCS2_SINGLE, _UCS2_PART = 70, 67
+# Providers cap a message at 1,600 characters and 10 parts; a brand may allow fewer parts
+# (`brands.max_segments`), never more.
+MAX_SMS_CHARS = 1_600
+MAX_SEGMENTS = 10
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,19 +6,20 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from clarion.compliance.encoding import SmsSegments, sms_segments
+from clarion.compliance.encoding import MAX_SEGMENTS, SmsSegments, sms_segments
 from clarion.domain.ids import batch_id
 from clarion.domain.records import LaunchCampaign
 from clarion.errors import CampaignStateError
-from clarion.pipeline.personalize import compile_template
+from clarion.pipeline.personalize import check_template
 
 LAUNCHABLE = frozenset({"draft", "scheduled"})
 
 
 def validate_launch(*, campaign_id: int, body: str, status: str, relaunch: bool) -> None:
-    """Refuse a campaign whose template does not compile, or that was launched already
-    (unless this is a deliberate relaunch, which the pipeline's idempotency makes harmless)."""
-    compile_template(body)
+    """Refuse a campaign whose template does not compile or is over the sandbox's limits, or
+    that was launched already (unless this is a deliberate relaunch, which the pipeline's
+    idempotency makes harmless)."""
+    check_template(body)
     if status not in LAUNCHABLE and not relaunch:
         raise CampaignStateError(
             f"campaign {campaign_id} is {status}; it was launched already (use relaunch to resume)"
@@ -66,9 +67,13 @@ class BodyCheck:
         return "; ".join(lines)
 
 
-def check_sms_body(sample: str, *, brand_name: str, first_contact: bool) -> BodyCheck:
+def check_sms_body(
+    sample: str, *, brand_name: str, first_contact: bool, max_segments: int = MAX_SEGMENTS
+) -> BodyCheck:
     """Check a rendered sample. A campaign that is some subscriber's first message from the
-    brand must name the brand and say how to opt out (CTIA; COMPLIANCE.md)."""
+    brand must name the brand and say how to opt out (CTIA; COMPLIANCE.md); no message may
+    be longer than the brand's `max_segments`."""
+    segments = sms_segments(sample)
     errors = []
     if first_contact:
         if brand_name.casefold() not in sample.casefold():
@@ -80,4 +85,8 @@ def check_sms_body(sample: str, *, brand_name: str, first_contact: bool) -> Body
             )
     if not sample:
         errors.append("the message renders empty")
-    return BodyCheck(sample=sample, segments=sms_segments(sample), errors=tuple(errors))
+    if segments.segments > max_segments:
+        errors.append(
+            f"the message is {segments.segments} segments; the brand's limit is {max_segments}"
+        )
+    return BodyCheck(sample=sample, segments=segments, errors=tuple(errors))

@@ -2,6 +2,8 @@
 
 The template is compiled once per campaign. A field the template needs but a subscriber does
 not have is an error for that recipient only (StrictUndefined); `default()` makes it optional.
+Templates run in a bounded sandbox (sandbox.py): a render that would use too much time or
+memory, or an SMS longer than the brand allows, is an error for that recipient only too.
 """
 
 from __future__ import annotations
@@ -12,18 +14,25 @@ from typing import Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from clarion.compliance.encoding import sms_segments
+from clarion.compliance.encoding import MAX_SEGMENTS, sms_segments
 from clarion.domain.ids import campaign_message_id
-from clarion.domain.records import OutboundMessage, RecipientBatch, RenderedBatch, RenderFailure
+from clarion.domain.records import (
+    OutboundMessage,
+    Recipient,
+    RecipientBatch,
+    RenderedBatch,
+    RenderFailure,
+)
 from clarion.errors import TemplateError
+from clarion.pipeline import sandbox
 
-_ENV = ImmutableSandboxedEnvironment(
+_ENV = sandbox.BoundedSandbox(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
 )
-# Campaign validation renders one sample leniently: a field a sample lacks renders empty.
-_LENIENT_ENV = ImmutableSandboxedEnvironment(autoescape=False)
+# Campaign validation renders one sample leniently: a field a sample lacks renders empty (and
+# so do its attributes: `brand.name` with no brand).
+_LENIENT_ENV = sandbox.BoundedSandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
 VARIANT = "a"
 
 
@@ -48,12 +57,17 @@ class Template:
     pieces: tuple[_Piece, ...] | None
 
     def render(self, context: Mapping[str, Any]) -> str:
+        """The message for `context`; a TemplateError when it is over the sandbox's limits."""
         if self.pieces is not None:
             try:
-                return _fill(self.pieces, context)
+                text = _fill(self.pieces, context)
             except _Fallback:
                 pass
-        return self.jinja.render(context)
+            else:
+                if len(text) > sandbox.MAX_TEXT_CHARS:
+                    raise TemplateError(sandbox.TOO_LONG)
+                return text
+        return sandbox.render(self.jinja, context)
 
 
 def _fill(pieces: tuple[_Piece, ...], context: Mapping[str, Any]) -> str:
@@ -110,11 +124,39 @@ def _pieces(tree: nodes.Template) -> tuple[_Piece, ...] | None:
 
 
 def compile_template(body: str) -> Template:
-    """Compile a campaign body; a syntax error names its line."""
+    """Compile a campaign body; any problem (syntax, a construct the sandbox refuses) is a
+    TemplateError naming its line."""
     try:
-        return Template(_ENV.from_string(body), _pieces(_ENV.parse(body)))
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(exc.message or str(exc), line=exc.lineno) from exc
+        tree = sandbox.parse(_ENV, body)
+        return Template(sandbox.build(_ENV, tree), _pieces(tree))
+    except Exception as exc:
+        raise sandbox.template_error(exc) from exc
+
+
+def check_template(body: str) -> Template:
+    """`compile_template`, then one render with no fields (all render empty): a template over
+    the sandbox's limits whatever the subscriber (`{{ 10**5000 }}`) is refused now, not at
+    each recipient. Other errors of that render may be the fields' doing and are left to
+    the sample render of validation and to each recipient's."""
+    template = compile_template(body)
+    try:
+        sandbox.render(sandbox.build(_LENIENT_ENV, sandbox.parse(_LENIENT_ENV, body)), {})
+    except TemplateError as exc:
+        raise sandbox.template_error(exc) from exc
+    except Exception:
+        pass
+    return template
+
+
+def _failure(r: Recipient, message_id: str, to: str, reason: str) -> RenderFailure:
+    return RenderFailure(message_id=message_id, subscriber_id=r.subscriber_id, to=to, error=reason)
+
+
+def _reason(exc: Exception) -> str:
+    """A render failure's stored reason: `template_error (line N): what`."""
+    error = sandbox.template_error(exc)
+    at = f" (line {error.line})" if error.line is not None else ""
+    return f"template_error{at}: {error.message}"
 
 
 def render_batch(
@@ -124,9 +166,11 @@ def render_batch(
     campaign_uid: str,
     brand: Mapping[str, Any],
     sender: str,
+    max_segments: int = MAX_SEGMENTS,
 ) -> RenderedBatch:
-    """Render each recipient; a recipient whose render fails becomes a `RenderFailure`
-    with the reason, and the rest of the batch goes on."""
+    """Render each recipient; a recipient whose render fails, or whose message is longer
+    than `max_segments` (the brand's), becomes a `RenderFailure` with the reason, and the
+    rest of the batch goes on."""
     messages: list[OutboundMessage] = []
     failures: list[RenderFailure] = []
     for r in batch.recipients:
@@ -137,24 +181,16 @@ def render_batch(
         try:
             body = template.render(context).strip()
         except jinja2.UndefinedError as exc:
-            failures.append(
-                RenderFailure(
-                    message_id=message_id,
-                    subscriber_id=r.subscriber_id,
-                    to=r.phone,
-                    error=f"template_error: unknown field ({exc.message})",
-                )
-            )
+            reason = f"template_error: unknown field ({exc.message})"
+            failures.append(_failure(r, message_id, r.phone, reason))
             continue
         except Exception as exc:  # any render failure is the recipient's, not the batch's
-            failures.append(
-                RenderFailure(
-                    message_id=message_id,
-                    subscriber_id=r.subscriber_id,
-                    to=r.phone,
-                    error=f"template_error: {type(exc).__name__}: {exc}",
-                )
-            )
+            failures.append(_failure(r, message_id, r.phone, _reason(exc)))
+            continue
+        segments = sms_segments(body).segments
+        if segments > max_segments:
+            reason = f"template_error: {segments} segments; the brand's limit is {max_segments}"
+            failures.append(_failure(r, message_id, r.phone, reason))
             continue
         messages.append(
             OutboundMessage(
@@ -162,7 +198,7 @@ def render_batch(
                 subscriber_id=r.subscriber_id,
                 to=r.phone,
                 body=body,
-                segments=sms_segments(body).segments,
+                segments=segments,
                 timezone=r.timezone,
                 carrier=r.carrier,
             )
@@ -206,14 +242,7 @@ def render_email_batch(
             text = body.render(context).strip()
             title = " ".join(subject.render(context).split())
         except Exception as exc:  # any render failure is the recipient's, not the batch's
-            failures.append(
-                RenderFailure(
-                    message_id=message_id,
-                    subscriber_id=r.subscriber_id,
-                    to=email,
-                    error=f"template_error: {type(exc).__name__}: {exc}",
-                )
-            )
+            failures.append(_failure(r, message_id, email, _reason(exc)))
             continue
         messages.append(
             OutboundMessage(
@@ -240,6 +269,11 @@ def render_email_batch(
 
 
 def render_sample(body: str, fields: Mapping[str, Any], *, brand: Mapping[str, Any]) -> str:
-    """What `body` renders to for one sample subscriber (missing fields render empty)."""
+    """What `body` renders to for one sample subscriber (missing fields render empty); any
+    problem is a TemplateError naming its line."""
     compile_template(body)
-    return _LENIENT_ENV.from_string(body).render({**fields, "brand": brand}).strip()
+    try:
+        template = sandbox.build(_LENIENT_ENV, sandbox.parse(_LENIENT_ENV, body))
+        return sandbox.render(template, {**fields, "brand": brand}).strip()
+    except Exception as exc:
+        raise sandbox.template_error(exc) from exc

@@ -91,8 +91,9 @@ async def plan_campaign(
             brand_id=brand_id, campaign_id=campaign_id, attempt=0, rows=rows
         )
         rendered = personalize.render_batch(
-            template, batch, campaign_uid=str(c["uid"]), brand=brand_fields, sender=b["sender"]
-        )
+            template, batch, campaign_uid=str(c["uid"]), brand=brand_fields, sender=b["sender"],
+            max_segments=b["max_segments"],
+        )  # fmt: skip
         segments = {m.subscriber_id: m.segments for m in rendered.messages}
         errors = {f.subscriber_id: f.error for f in rendered.failures}
         planner.add(

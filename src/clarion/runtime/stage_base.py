@@ -36,6 +36,7 @@ class CampaignTemplates:
     email: personalize.Template | None
     subject: personalize.Template | None
     email_from: str
+    max_segments: int  # the brand's: a longer SMS fails for its recipient
 
 
 @dataclass(frozen=True)

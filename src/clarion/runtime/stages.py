@@ -147,6 +147,7 @@ class Stages(SendSide, ReceiptsSide):
                 email=personalize.compile_template(c["email_body"] or c["body"]) if email else None,
                 subject=personalize.compile_template(c["subject"] or c["name"]) if email else None,
                 email_from=b["email_from"] or f"{b['name']} <news@{b['slug']}.example>",
+                max_segments=b["max_segments"],
             )
             self._templates[campaign_id] = cached
             while len(self._templates) > 256:
@@ -159,7 +160,12 @@ class Stages(SendSide, ReceiptsSide):
         if t.channel in ("sms", "both"):
             outputs.append(
                 personalize.render_batch(
-                    t.sms, batch, campaign_uid=t.uid, brand=t.brand, sender=t.sender
+                    t.sms,
+                    batch,
+                    campaign_uid=t.uid,
+                    brand=t.brand,
+                    sender=t.sender,
+                    max_segments=t.max_segments,
                 )
             )
         if t.email is not None and t.subject is not None:

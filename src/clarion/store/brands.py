@@ -5,20 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from clarion.compliance.encoding import MAX_SEGMENTS
 from clarion.domain.contacts import NewSubscriber
 from clarion.errors import NotFound
 from clarion.store.db import Pool
 
 
 async def create_brand(
-    pool: Pool, *, slug: str, name: str, sender: str, help_text: str = ""
+    pool: Pool,
+    *,
+    slug: str,
+    name: str,
+    sender: str,
+    help_text: str = "",
+    max_segments: int = MAX_SEGMENTS,
 ) -> int:
+    """A new brand; `max_segments` (1 to 10) is the most parts one of its SMS may have."""
     brand_id: int = await pool.fetchval(
-        "INSERT INTO brands (slug, name, sender, help_text) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO brands (slug, name, sender, help_text, max_segments)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING id",
         slug,
         name,
         sender,
         help_text,
+        max_segments,
     )
     return brand_id
 
