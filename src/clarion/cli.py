@@ -362,7 +362,15 @@ def worker(
 
 
 @brand_app.command("create")
-def brand_create(slug: str, name: str, sender: str, help_text: str = "") -> None:
+def brand_create(
+    slug: str,
+    name: str,
+    sender: Annotated[str, typer.Argument(help="A phone number or a short code.")],
+    help_text: str = "",
+    max_segments: Annotated[
+        int, typer.Option(help="The most parts one of its SMS may have.", min=1, max=10)
+    ] = 10,
+) -> None:
     """Create a brand; prints its id."""
     from clarion.store import brands
 
@@ -370,9 +378,10 @@ def brand_create(slug: str, name: str, sender: str, help_text: str = "") -> None
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
             print(
                 await brands.create_brand(
-                    infra.pool, slug=slug, name=name, sender=sender, help_text=help_text
+                    infra.pool, slug=slug, name=name, sender=sender, help_text=help_text,
+                    max_segments=max_segments,
                 )
-            )
+            )  # fmt: skip
 
     _run(go())
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from clarion.compliance.encoding import MAX_SEGMENTS
 from clarion.domain.contacts import NewSubscriber
+from clarion.domain.senders import normalize_sender
 from clarion.errors import NotFound
 from clarion.store.db import Pool
 
@@ -26,7 +27,7 @@ async def create_brand(
         " VALUES ($1, $2, $3, $4, $5) RETURNING id",
         slug,
         name,
-        sender,
+        normalize_sender(sender),
         help_text,
         max_segments,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from clarion.domain.senders import normalize_sender
 from clarion.pipeline.lanes import Grant, Lane, LaneLimit
 from clarion.store.db import Pool
 
@@ -47,7 +48,7 @@ async def add_sender(
         " SET kind = excluded.kind, rate_per_s = excluded.rate_per_s,"
         " per_segment = excluded.per_segment",
         brand_id,
-        number,
+        normalize_sender(number),
         kind,
         rate_per_s,
         per_segment,
