@@ -142,3 +142,24 @@ def test_a_failed_render_keeps_the_same_deterministic_message_id() -> None:
 def test_segments_is_filled_in_from_the_rendered_body(text: str, segments: int) -> None:
     out = render("{{ text }}", recipient(1, text=text))
     assert out.messages[0].segments == segments
+
+
+def test_a_stored_template_that_no_longer_compiles_fails_each_recipient_not_the_batch() -> None:
+    """A campaign stored before a sandbox limit (an include, say) made the personalize stage
+    raise for the whole batch, which was redelivered for ever."""
+    from clarion.pipeline.personalize import stored_template
+
+    with pytest.raises(TemplateError):
+        compile_template("Hi {% include 'x' %}")
+    out = render_batch(
+        stored_template("Hi {% include 'x' %}"),
+        batch(recipient(1), recipient(2)),
+        campaign_uid="camp-uid-1",
+        brand=BRAND,
+        sender="+15550001111",
+    )
+    assert out.messages == []
+    assert [f.subscriber_id for f in out.failures] == [1, 2]
+    assert all(f.error.startswith("template_error") for f in out.failures)
+    assert "include" in out.failures[0].error
+    assert stored_template("Hi {{ first_name }}").render({"first_name": "Ann"}) == "Hi Ann"

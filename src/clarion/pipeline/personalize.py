@@ -55,9 +55,13 @@ class Template:
 
     jinja: jinja2.Template
     pieces: tuple[_Piece, ...] | None
+    # Set on a stored template that no longer compiles: every render fails with it.
+    error: TemplateError | None = None
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The message for `context`; a TemplateError when it is over the sandbox's limits."""
+        if self.error is not None:
+            raise self.error
         if self.pieces is not None:
             try:
                 text = _fill(self.pieces, context)
@@ -131,6 +135,17 @@ def compile_template(body: str) -> Template:
         return Template(sandbox.build(_ENV, tree), _pieces(tree))
     except Exception as exc:
         raise sandbox.template_error(exc) from exc
+
+
+def stored_template(body: str) -> Template:
+    """`compile_template` for a template already stored and launched: one that does not
+    compile (stored before a limit of the sandbox) fails at each recipient's render with
+    the reason, so every recipient gets a recorded failure — a batch that raised would be
+    redelivered for ever."""
+    try:
+        return compile_template(body)
+    except TemplateError as exc:
+        return Template(_ENV.from_string(""), None, error=exc)
 
 
 def check_template(body: str) -> Template:

@@ -140,12 +140,12 @@ class Stages(SendSide, ReceiptsSide):
             email = c["channel"] in ("email", "both")
             cached = CampaignTemplates(
                 channel=c["channel"],
-                sms=personalize.compile_template(c["body"]),
+                sms=personalize.stored_template(c["body"]),
                 brand=brand_fields,
                 sender=b["sender"],
                 uid=str(c["uid"]),
-                email=personalize.compile_template(c["email_body"] or c["body"]) if email else None,
-                subject=personalize.compile_template(c["subject"] or c["name"]) if email else None,
+                email=personalize.stored_template(c["email_body"] or c["body"]) if email else None,
+                subject=personalize.stored_template(c["subject"] or c["name"]) if email else None,
                 email_from=b["email_from"] or f"{b['name']} <news@{b['slug']}.example>",
                 max_segments=b["max_segments"],
             )
