@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-import asyncpg
 import uvicorn
 
 from clarion.api.app import create_app
@@ -43,6 +42,7 @@ from clarion.store import accounts as store_accounts
 from clarion.store import brands, campaigns, install, monitoring
 from clarion.store.db import (
     Pool,
+    Refused,
     constraint_error,
     create_pool,
     migrate,
@@ -95,7 +95,7 @@ async def infrastructure(settings: Settings, *, pool_size: int = 20) -> AsyncIte
             )
             try:
                 yield Infra(settings, database_url, nats_url, pool, bus)
-            except asyncpg.IntegrityConstraintViolationError as exc:
+            except Refused as exc:
                 # a command's write the schema refused: a message, not a traceback
                 raise constraint_error(exc) from exc
             finally:

@@ -240,3 +240,27 @@ async def test_a_write_the_schema_refuses_is_a_clear_error_not_a_traceback(
     assert taken.value.field == "slug"
     with pytest.raises(NotFound, match="brand '999' not found"):
         await route_nobody()
+
+
+async def test_a_nul_character_is_refused_at_the_door_not_at_every_retry(
+    infra: bootstrap.Infra, client: httpx.AsyncClient
+) -> None:
+    """A body with a NUL was accepted (202), then its batch failed at every retry: Postgres
+    text cannot hold it. Anything that still reaches Postgres is a clear error too."""
+    from clarion.errors import InvalidInput
+    from clarion.store import brands
+
+    audience = await brand_with_subscribers(infra.pool, 1, seed=2411)
+    auth = {"Authorization": f"Bearer {await api_keys.create_key(infra.pool, audience.brand_id)}"}
+    resp = await client.post(
+        "/v1/messages", headers=auth, json={"to": "(917) 555-2142", "body": "a\x00b"}
+    )
+    assert resp.status_code == 422
+    assert "NUL" in resp.text
+
+    async def create_with_nul() -> None:
+        async with bootstrap.infrastructure(infra.settings) as again:
+            await brands.create_brand(again.pool, slug="a\x00b", name="A", sender="+15125550100")
+
+    with pytest.raises(InvalidInput, match="NUL"):
+        await create_with_nul()

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import asyncpg
 import msgspec
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,7 +30,7 @@ from clarion.errors import (
 from clarion.observability import metrics
 from clarion.providers.base import Provider
 from clarion.store import compliance
-from clarion.store.db import Pool, constraint_error
+from clarion.store.db import Pool, Refused, constraint_error
 
 # The longest batch id a webhook may name (it becomes the bus's de-duplication key).
 MAX_BATCH_ID_CHARS = 200
@@ -213,11 +212,12 @@ def create_app(
         app.add_exception_handler(kind, _error_handler(status))
 
     async def refused(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, asyncpg.IntegrityConstraintViolationError)
+        assert isinstance(exc, Refused)
         error = constraint_error(exc)
         return await _error_handler(_status_of(error))(request, error)
 
-    app.add_exception_handler(asyncpg.IntegrityConstraintViolationError, refused)
+    for refusal in Refused:
+        app.add_exception_handler(refusal, refused)
     for path, endpoint, methods in (
         ("/webhooks/{provider}/status", status_webhook, ["POST"]),
         ("/webhooks/{provider}/inbound", inbound_webhook, ["POST"]),

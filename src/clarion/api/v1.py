@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from clarion.bus.jetstream import Bus
 from clarion.compliance.encoding import MAX_SMS_CHARS, sms_segments
@@ -221,3 +221,12 @@ class TransactionalMessage(BaseModel):
     to: str = Field(max_length=64)
     body: str = Field(max_length=MAX_SMS_CHARS)  # and at most the brand's max_segments
     sender: str | None = Field(default=None, max_length=64)  # default: the brand's sender
+
+    @field_validator("to", "body", "sender")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # Postgres text cannot hold NUL: such a message was accepted, then failed at every
+        # retry of its batch
+        if value is not None and "\x00" in value:
+            raise ValueError("contains a NUL character")
+        return value

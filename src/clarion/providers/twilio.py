@@ -448,7 +448,7 @@ def _required(fields: Mapping[str, str], name: str) -> str:
 def _json_fields(text: str, provider: str, what: str) -> dict[str, str]:
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
         raise InvalidInput(f"{provider}: malformed {what} webhook: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidInput(f"{provider}: malformed {what} webhook: not an object")

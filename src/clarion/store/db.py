@@ -100,10 +100,19 @@ async def migrate(dsn: str) -> list[str]:
 _KEY_DETAIL = re.compile(r"Key \((?P<column>[^)]*)\)=\((?P<value>.*)\)")
 
 
-def constraint_error(exc: asyncpg.IntegrityConstraintViolationError) -> ClarionError:
-    """What a user should read for a write the schema refused: a reference to something
-    that does not exist (`NotFound`), a value that must be unique and is taken, or another
-    rule of the schema (`InvalidInput`, naming the column where Postgres does)."""
+# What Postgres refuses of a value a user gave: a rule of the schema, or data it cannot hold.
+Refused = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
+
+
+def constraint_error(exc: asyncpg.PostgresError) -> ClarionError:
+    """What a user should read for a write Postgres refused (one of `Refused`): a reference
+    to something that does not exist (`NotFound`), a value that must be unique and is taken,
+    text it cannot store (a NUL character), or another rule of the schema (`InvalidInput`,
+    naming the column where Postgres does)."""
+    if isinstance(
+        exc, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+    ):
+        return InvalidInput("text with a NUL character or invalid UTF-8 cannot be stored")
     detail = getattr(exc, "detail", None) or ""
     match = _KEY_DETAIL.search(detail)
     column, value = (match["column"], match["value"]) if match else (None, None)
