@@ -264,3 +264,20 @@ async def test_a_nul_character_is_refused_at_the_door_not_at_every_retry(
 
     with pytest.raises(InvalidInput, match="NUL"):
         await create_with_nul()
+
+
+async def test_a_signed_webhook_carrying_a_nul_is_refused_before_the_bus(
+    client: httpx.AsyncClient,
+) -> None:
+    """It would have failed its fold at every retry, holding back the receipts with it."""
+    receipt = {
+        "message_id": "00000000-0000-0000-0000-000000000001",
+        "provider_message_id": "SM\u0000x",
+        "status": "delivered",
+        "occurred_at": "2026-11-25T18:00:00Z",
+    }
+    body = msgspec.json.encode({"batch_id": "nul-1", "receipts": [receipt]})
+    assert b"\\u0000" in body
+    resp = await client.post("/webhooks/sim/status", content=body, headers=_signed(body))
+    assert resp.status_code == 400
+    assert "NUL" in resp.json()["error"]

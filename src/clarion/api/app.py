@@ -34,6 +34,8 @@ from clarion.store.db import Pool, Refused, constraint_error
 
 # The longest batch id a webhook may name (it becomes the bus's de-duplication key).
 MAX_BATCH_ID_CHARS = 200
+# A NUL character as it comes in a body: raw, JSON-escaped, form-encoded.
+_NUL_FORMS = (b"\x00", b"\\u0000", b"%00")
 # Request bodies, by path prefix (the longest matching prefix wins): webhooks carry batches
 # of receipts (the simulator's 2,000 are about 400 kB); the API's bodies are small.
 BODY_LIMITS = {"": 64 << 10, "/v1/": 1 << 20, "/webhooks/": 8 << 20}
@@ -146,6 +148,11 @@ def create_app(
             except InvalidInput as exc:
                 metrics.WEBHOOKS.labels(name, "invalid").inc()
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            if any(nul in body for nul in _NUL_FORMS):
+                # Postgres text cannot hold NUL: such a batch would fail at every retry (and
+                # hold back every receipt folded with it)
+                metrics.WEBHOOKS.labels(name, "invalid").inc()
+                return JSONResponse({"error": "a NUL character in the webhook"}, status_code=400)
             if not 0 < len(batch_id) <= MAX_BATCH_ID_CHARS:
                 metrics.WEBHOOKS.labels(name, "invalid").inc()
                 return JSONResponse(
