@@ -165,3 +165,47 @@ def test_template_errors_are_one_line_errors_at_create_and_validate(tmp_path: Pa
         "error: field 'body': template error (line 2): access to attribute '__class__' of "
         "'str' object is unsafe."
     ]
+
+
+def test_importing_an_excel_csv_names_every_bad_row_and_a_file_without_phones_fails(
+    tmp_path: Path,
+) -> None:
+    """A BOM, a duplicate, a NUL, an extra field, an unknown zone and a cp1252 byte: each bad
+    row is named and the good ones go in. A header without phone or email: exit 65, never a
+    traceback (not even when the header looks like terminal markup)."""
+    env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path / "data")}
+    csv_path = tmp_path / "excel.csv"
+    csv_path.write_bytes(
+        b"\xef\xbb\xbfphone,first_name,sms_consent,timezone\r\n"
+        b"(212) 555-7788,Ava,yes,\r\n"
+        b"+1 212 555 7788,Ava,no,\r\n"
+        b"+1 415 555 2671,No\x00ah,yes,\r\n"
+        b"+1 646 555 0199,Mia,yes,Mars/Olympus\r\n"
+        b"+1 646 555 0198,Mia,yes,,extra\r\n"
+        b"+1 646 555 0197,Jos\xe9,yes,\r\n"
+        b"+1 213 555 2671,Zo\xc3\xab,yes,America/Chicago\r\n"
+    )
+    no_phone = tmp_path / "no_phone.csv"
+    no_phone.write_text("name,[/bold]\nAva,x\n")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(clarion(*args), capture_output=True, text=True, env=env, timeout=120)
+
+    brand = run("brand", "create", "acme", "Acme", "+15125550100").stdout.strip()
+    imported = run("subscribers", "import", brand, str(csv_path))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 2 new subscribers; 5 rows rejected" in imported.stdout
+    skipped = [line for line in imported.stderr.splitlines() if line.startswith("skipped")]
+    assert [line.split(":")[0] for line in skipped] == [
+        "skipped row 3, field 'phone'",
+        "skipped row 4, field 'first_name'",
+        "skipped row 5, field 'timezone'",
+        "skipped row 6",
+        "skipped row 7, field 'first_name'",
+    ]
+    assert "duplicate of row 2" in skipped[0]
+    assert "--encoding" in skipped[4]
+    refused = run("subscribers", "import", brand, str(no_phone))
+    assert refused.returncode == 65
+    assert "Traceback" not in refused.stderr
+    assert "no phone and no email column" in refused.stderr

@@ -54,7 +54,7 @@ async def senders_of(pool: Pool, brand_id: int) -> set[str]:
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_subscribers (
-    phone text, email text, timezone text, first_name text, last_name text,
+    n int, phone text, email text, timezone text, first_name text, last_name text,
     attributes jsonb, sms_consent boolean, email_consent boolean
 ) ON COMMIT DELETE ROWS
 """
@@ -70,10 +70,12 @@ async def import_subscribers(
 ) -> int:
     """COPY subscribers in; existing ones (same phone or email) are left as they are.
     New subscribers with SMS (or email) consent get an `opted_in` ledger row per channel with
-    `source`.
+    `source`. Of rows sharing a phone or an email, the first is stored, with its consent: a
+    later one adds nothing to the ledger (`domain.csv_import` rejects them before).
     Returns how many subscribers were new."""
     records = [
         (
+            n,
             s.phone,
             s.email,
             s.timezone,
@@ -83,7 +85,7 @@ async def import_subscribers(
             s.sms_consent,
             s.email_consent,
         )
-        for s in subscribers
+        for n, s in enumerate(subscribers)
     ]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_STAGING)
@@ -95,18 +97,24 @@ async def import_subscribers(
                     (brand_id, phone, email, timezone, first_name, last_name, attributes)
                 SELECT $1, phone, email, timezone, first_name, last_name, attributes
                 FROM staging_subscribers
+                ORDER BY n  -- of rows sharing a phone or an email, the first is inserted
                 ON CONFLICT DO NOTHING
                 RETURNING id, phone, email
+            ), stored AS (
+                -- the staging row each new subscriber came from: the first with both its
+                -- phone and its email (joined on both: a row sharing only one was skipped;
+                -- coalesce, not IS NOT DISTINCT FROM, so that it is a hash join)
+                SELECT DISTINCT ON (ins.id) ins.id, s.sms_consent, s.email_consent
+                FROM ins JOIN staging_subscribers s
+                    ON coalesce(s.phone, '') = coalesce(ins.phone, '')
+                    AND coalesce(s.email, '') = coalesce(ins.email, '')
+                ORDER BY ins.id, s.n
             ), consent AS (
                 INSERT INTO consents (brand_id, subscriber_id, channel, status, source, disclosure)
-                SELECT $1, ins.id, 'sms', 'opted_in', $2, $3
-                FROM ins JOIN staging_subscribers s ON s.phone = ins.phone
-                WHERE s.sms_consent
+                SELECT $1, id, 'sms', 'opted_in', $2, $3 FROM stored WHERE sms_consent
             ), email_consent AS (
                 INSERT INTO consents (brand_id, subscriber_id, channel, status, source, disclosure)
-                SELECT $1, ins.id, 'email', 'opted_in', $2, $3
-                FROM ins JOIN staging_subscribers s ON s.email = ins.email
-                WHERE s.email_consent
+                SELECT $1, id, 'email', 'opted_in', $2, $3 FROM stored WHERE email_consent
             )
             SELECT count(*) FROM ins
             """,
