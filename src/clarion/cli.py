@@ -515,11 +515,14 @@ def subscribers_import(
                 batch.append(outcome)
                 if len(batch) == _IMPORT_BATCH:
                     added += await brands.import_subscribers(
-                        infra.pool, brand_id, batch, source=source
+                        infra.pool, brand_id, batch, source=source, analyze=False
                     )
                     batch = []
             if batch:
-                added += await brands.import_subscribers(infra.pool, brand_id, batch, source=source)
+                added += await brands.import_subscribers(
+                    infra.pool, brand_id, batch, source=source, analyze=False
+                )
+            await brands.analyze_subscribers(infra.pool)
         return added, rejected
 
     added, rejected = _run(go())

@@ -60,6 +60,11 @@ CREATE TEMP TABLE IF NOT EXISTS staging_subscribers (
 """
 
 
+async def analyze_subscribers(pool: Pool) -> None:
+    """Fresh statistics keep the audience's keyset pages on the index after a big import."""
+    await pool.execute("ANALYZE subscribers, consents")
+
+
 async def import_subscribers(
     pool: Pool,
     brand_id: int,
@@ -67,8 +72,11 @@ async def import_subscribers(
     *,
     source: str,
     disclosure: str | None = None,
+    analyze: bool = True,
 ) -> int:
     """COPY subscribers in; existing ones (same phone or email) are left as they are.
+    `analyze`: refresh the tables' statistics after (an import in many calls does it once,
+    after the last).
     New subscribers with SMS (or email) consent get an `opted_in` ledger row per channel with
     `source`. Of rows sharing a phone or an email, the first is stored, with its consent: a
     later one adds nothing to the ledger (`domain.csv_import` rejects them before).
@@ -122,8 +130,8 @@ async def import_subscribers(
             source,
             disclosure,
         )
-    # Fresh statistics keep the audience's keyset pages on the index after a big import.
-    await pool.execute("ANALYZE subscribers, consents")
+    if analyze:
+        await analyze_subscribers(pool)
     return inserted
 
 
