@@ -6,23 +6,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import psutil
 
 from clarion.bus.embedded import free_port
+from tests.processes import clarion, wait_until_ready
 
 DEMO_KEYS = {
     "recipients", "eligible", "sent", "delivered", "failed", "suppressed",
     "duration_s", "throughput_mps", "handset_messages",
 }  # fmt: skip
-
-
-def clarion(*args: str) -> list[str]:
-    return [sys.executable, "-m", "clarion", *args]
 
 
 def test_demo_json_accounts_for_every_recipient_and_every_handset_message(tmp_path: Path) -> None:
@@ -58,16 +53,7 @@ def test_clarion_run_stops_its_servers_on_ctrl_c_and_reuses_the_data(tmp_path: P
             [*clarion("run"), "--port", str(port)], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "clarion run did not come up"
-            time.sleep(0.1)
+        wait_until_ready(proc, f"http://127.0.0.1:{port}", output=_stderr_of(proc))
         children = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
@@ -209,3 +195,7 @@ def test_importing_an_excel_csv_names_every_bad_row_and_a_file_without_phones_fa
     assert refused.returncode == 65
     assert "Traceback" not in refused.stderr
     assert "no phone and no email column" in refused.stderr
+
+
+def _stderr_of(proc: subprocess.Popen[bytes]) -> Callable[[], str]:
+    return lambda: proc.stderr.read().decode() if proc.stderr else ""

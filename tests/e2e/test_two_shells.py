@@ -7,17 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from clarion.bus.embedded import free_port
-
-
-def clarion(*args: str) -> list[str]:
-    return [sys.executable, "-m", "clarion", *args]
+from tests.processes import clarion, wait_until_ready
 
 
 def test_cli_commands_beside_clarion_run_share_its_servers_and_leave_them_running(
@@ -38,16 +34,7 @@ def test_cli_commands_beside_clarion_run_share_its_servers_and_leave_them_runnin
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            assert time.monotonic() < deadline, "clarion run did not become ready"
-            time.sleep(0.2)
+        wait_until_ready(server, base, timeout_s=90, output=lambda: server.stderr.read().decode())
 
         def run(*args: str) -> str:
             done = subprocess.run(clarion(*args), capture_output=True, text=True, env=env,

@@ -37,6 +37,7 @@ from clarion.store import api_keys
 from clarion.store.db import create_pool, migrate
 from tests.conftest import SIM_SECRET, fresh_database
 from tests.integration.helpers import brand_with_subscribers, campaign
+from tests.processes import wait_until_ready
 
 # Per operation, besides schemathesis' coverage phase (the boundary values of every
 # parameter, each method the path does not allow): enough generated cases to mix valid and
@@ -89,19 +90,6 @@ async def _seed(database_url: str) -> tuple[int, str, str, str]:
         await pool.close()
 
 
-def _wait_for(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, f"clarion run exited:\n{log.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, f"clarion run not ready:\n{log.read_text()[-4000:]}"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def running_api(
     servers: tuple[str, str], sim: SimProcess, tmp_path_factory: pytest.TempPathFactory
@@ -129,7 +117,7 @@ def running_api(
             env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _wait_for(proc, url, log)
+        wait_until_ready(proc, url, output=lambda: log.read_text()[-4000:])
         auth = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=auth, timeout=30) as client:
             planned = client.post(f"/v1/campaigns/{campaign_id}/plan")

@@ -753,7 +753,7 @@ def test_no_token_is_made_or_read_without_a_secret() -> None:
 
 
 def test_a_signed_event_webhook_with_non_ascii_digits_as_timestamp_is_forged() -> None:
-    """"¹²³".isdigit() is true and int() of it fails: it was a ValueError (a 500)."""
+    """ "¹²³".isdigit() is true and int() of it fails: it was a ValueError (a 500)."""
     private = 0x1234567890ABCDEF
     provider = SendGridProvider(
         "key", webhook_public_key=sendgrid.ec_public_key(private), max_event_age_s=300
