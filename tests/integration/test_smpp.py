@@ -29,7 +29,7 @@ SENDER = "+15125550100"
 
 def smsc_process(**options: float) -> SimProcess:
     return SimProcess(
-        secret="smpp-test", failure_rate=0.0, latency_scale=0.05, seed=7, smpp_port=0,
+        secret="smpp-test-secret-0001", failure_rate=0.0, latency_scale=0.05, seed=7, smpp_port=0,
         smpp_system_id=SYSTEM_ID, smpp_password=PASSWORD, **options,
     )  # fmt: skip
 

@@ -33,6 +33,9 @@ def test_an_account_builds_its_adapter_with_the_secret_from_the_environment() ->
     assert provider.name == "acme-twilio"
     assert "tok-123" not in repr(provider)
     assert "tok-123" not in str(provider)
+    with pytest.raises(ConfigurationError, match="needs a secret"):  # none set, none made
+        accounts.build("backup", "sim", {"url": "http://sim:9090"}, app, env)
+    app = Settings(public_url="https://clarion.example", sim_secret="s" * 16)
     sim = accounts.build("backup", "sim", {"url": "http://sim:9090"}, app, env)
     assert sim.name == "backup"
 

@@ -30,12 +30,28 @@ def test_deployment_settings_are_read_from_the_environment(
     assert s.carrier_alert_window_min == 15
 
 
-@pytest.mark.parametrize(("connected", "status"), [(True, 200), (False, 503)])
-async def test_healthz_fails_when_the_bus_is_lost(connected: bool, status: int) -> None:
-    bus = SimpleNamespace(nc=SimpleNamespace(is_connected=connected))
+@pytest.mark.parametrize(
+    ("connected", "closed", "ready", "live"),
+    [(True, False, 200, 200), (False, False, 503, 200), (False, True, 503, 503)],
+)
+async def test_readiness_needs_the_bus_connected_and_liveness_only_not_closed_for_good(
+    connected: bool, closed: bool, ready: int, live: int
+) -> None:
+    """Reconnecting (not connected, not closed) takes the process out of service without
+    restarting it; a client closed for good never comes back: restart."""
+
+    async def account_info() -> object:
+        return object()
+
+    bus = SimpleNamespace(
+        nc=SimpleNamespace(is_connected=connected, is_closed=closed),
+        js=SimpleNamespace(account_info=account_info),
+    )
     app = create_app(bus, {})  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        r = await client.get("/healthz")
-    assert r.status_code == status
-    assert r.json()["bus"] is connected
+        for path in ("/readyz", "/healthz"):
+            r = await client.get(path)
+            assert r.status_code == ready
+            assert (r.json()["checks"]["nats"] == "ok") is connected
+        assert (await client.get("/livez")).status_code == live
