@@ -43,7 +43,7 @@ from clarion import bootstrap
 from clarion.config import Settings
 from clarion.domain.ids import campaign_message_id
 from clarion.domain.records import Receipt
-from clarion.measure import cpu_times, cpu_used
+from clarion.harness.measure import cpu_times, cpu_used
 
 BATCH = 2000
 _FULL = (

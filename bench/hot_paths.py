@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 
 from clarion.compliance.encoding import sms_segments
 from clarion.domain.records import OutboundMessage, Receipt, ReceiptBatch
+from clarion.harness.seed import synthetic_subscribers
 from clarion.pipeline import aggregate, lanes, send
-from clarion.seed import synthetic_subscribers
 from clarion.sim import app as sim_app
 from clarion.sim.wire import ReceiptPost, SendRequest, SendResponse, SimMessage
 

@@ -27,8 +27,8 @@ from clarion import bootstrap
 from clarion.config import Settings
 from clarion.domain.ids import batch_id
 from clarion.domain.records import OutboundMessage, Receipt, ReceiptBatch, RenderedBatch
+from clarion.harness.seed import synthetic_subscribers
 from clarion.pipeline import send
-from clarion.seed import synthetic_subscribers
 from clarion.store import brands, campaigns, messages
 
 WEBHOOK_BATCH = 1000  # receipts per provider webhook (the simulator posts up to 2,000)

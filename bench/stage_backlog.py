@@ -16,7 +16,7 @@ from pathlib import Path
 import nats
 
 from clarion.bus.jetstream import HOPS
-from clarion.demo import run_demo
+from clarion.harness.demo import run_demo
 
 
 async def sample(root: Path, done: asyncio.Event) -> None:

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from clarion import bootstrap
-from clarion.bench import BenchOptions, _ready, _seed, _workers, default_at
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
+from clarion.harness.bench import BenchOptions, _ready, _seed, _workers, default_at
 from clarion.sim.process import SimProcess
 
 

@@ -33,9 +33,9 @@ import httpx
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
+from clarion.harness.seed import synthetic_subscribers
 from clarion.report import campaign_progress
 from clarion.runtime.stages import STAGES
-from clarion.seed import synthetic_subscribers
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
 

@@ -89,7 +89,7 @@ def demo(
     ] = None,
 ) -> None:
     """Seed a demo brand, send it a campaign through every stage, and report."""
-    from clarion.demo import run_demo
+    from clarion.harness.demo import run_demo
 
     _logging(False)
     when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
@@ -164,7 +164,7 @@ def bench(
 ) -> None:
     """Send one SMS campaign through every stage with the simulator in the loop, and
     measure it: throughput, first call, per-stage batch latency, memory, CPU, opt-outs."""
-    from clarion.bench import BenchOptions, print_report, run_bench
+    from clarion.harness.bench import BenchOptions, print_report, run_bench
 
     _logging(False)
     when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from clarion.measure import quantile
+from clarion.harness.measure import quantile
 
 STAGES = ("audience", "personalize", "send", "aggregate", "carrier")
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from clarion import bootstrap
 from clarion.domain.contacts import new_subscriber
 from clarion.domain.records import OutboundMessage, RenderedBatch
+from clarion.harness.seed import synthetic_rows
 from clarion.pipeline import send
 from clarion.report import Progress
-from clarion.seed import synthetic_rows
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns, messages
 from clarion.store.db import Pool

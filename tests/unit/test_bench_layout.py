@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from clarion.bench import RECEIPTS_SIDE, SEND_SIDE, BenchOptions, _nice, layout
+from clarion.harness.bench import RECEIPTS_SIDE, SEND_SIDE, BenchOptions, _nice, layout
 from clarion.runtime.stages import STAGES
 
 
@@ -51,7 +51,7 @@ def test_the_gate_time_is_the_next_weekday_afternoon_that_is_no_holiday() -> Non
     Sunday, or on the eve of Thanksgiving, sends to as many subscribers as one midweek."""
     from datetime import UTC, datetime
 
-    from clarion.bench import default_at
+    from clarion.harness.bench import default_at
 
     def at(text: str) -> str:
         return default_at(datetime.fromisoformat(text).replace(tzinfo=UTC)).isoformat()

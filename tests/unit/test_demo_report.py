@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.console import Console
 
-from clarion.demo import _print_report
+from clarion.harness.demo import _print_report
 
 
 def _report(**changes: Any) -> dict[str, Any]:

@@ -486,7 +486,7 @@ def test_the_benchs_two_sides_are_the_deployments_send_and_receipts_roles() -> N
     # `clarion bench --workers N` lays its processes out as deploy/ runs the stages: the
     # send side is what clarion-audience-personalize and clarion-send run, the receipts side
     # what clarion-receipts and clarion-api run.
-    from clarion.bench import RECEIPTS_SIDE, SEND_SIDE
+    from clarion.harness.bench import RECEIPTS_SIDE, SEND_SIDE
 
     roles = worker_roles()
     send = roles["clarion-audience-personalize"] + roles["clarion-send"]

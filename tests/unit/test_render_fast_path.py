@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clarion.bench import BODY
+from clarion.harness.bench import BODY
 from clarion.pipeline.personalize import compile_template
 
 FILL_INS = [

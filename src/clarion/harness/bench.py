@@ -42,10 +42,17 @@ from clarion.bus.embedded import free_port
 from clarion.compliance.windows import us_federal_holidays
 from clarion.config import Settings
 from clarion.domain.contacts import NewSubscriber, new_subscriber
-from clarion.measure import Backlog, Processes, Sampler, cpu_times, cpu_used, stage_latencies
+from clarion.harness.measure import (
+    Backlog,
+    Processes,
+    Sampler,
+    cpu_times,
+    cpu_used,
+    stage_latencies,
+)
+from clarion.harness.seed import synthetic_rows
 from clarion.report import campaign_progress
 from clarion.runtime.stages import STAGE_HOPS, STAGES
-from clarion.seed import synthetic_rows
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns, messages
 from clarion.store.lanes import add_sender, set_lane_limit

@@ -21,8 +21,8 @@ from rich.table import Table
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
+from clarion.harness.seed import synthetic_subscribers
 from clarion.report import campaign_progress
-from clarion.seed import synthetic_subscribers
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
 
