@@ -57,7 +57,7 @@ class Settings:
     # Messages a second this install sustains end to end; the send plan's estimate never goes
     # faster than this. Default: the 2-core reference machine at 1M recipients with one
     # worker process (7,482/s; 9,426/s with two), rounded down (`clarion bench`,
-    # BENCHMARKS.md, second pass); measure yours with `clarion bench`.
+    # BENCHMARKS.md's history, second pass); measure yours with `clarion bench`.
     platform_rate_mps: float = 7000.0
     # A provider's circuit opens when, over 10 s, at least `breaker_min_calls` calls were made
     # and half failed; traffic then moves to the next provider of the route for

@@ -7,8 +7,8 @@ both bodies form a reference cycle that only the cyclic garbage collector frees
 (encode/httpx#3733). Workers run that collector rarely (`cli._server_gc`), and a send
 process making a thousand-message call every few milliseconds then held hundreds of dead
 request and response bodies: 180 of its 260 MB at peak in a 1,000,000-recipient bench
-(memray, BENCHMARKS.md). A response read in full no longer needs its stream, so the cycle
-is cut there."""
+(memray; BENCHMARKS.md's history, eighth pass). A response read in full no longer needs its
+stream, so the cycle is cut there."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 Postgres has no statistics for the table: a new install's first big campaign fills
 `messages` faster than autovacuum analyzes it, and a suppression list may be imported just
 before a send. Planned as `= ANY(<2,000 ids>)` without statistics, the message reads scanned
-the whole table for every batch (BENCHMARKS.md, issue 6, fifth pass)."""
+the whole table for every batch (BENCHMARKS.md's history, fifth pass)."""
 
 from __future__ import annotations
 

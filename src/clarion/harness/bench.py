@@ -104,7 +104,7 @@ class BenchOptions:
 SEND_SIDE = ("audience", "personalize", "send")
 RECEIPTS_SIDE = ("aggregate", "carrier", "inbound", "transactional")
 # The receipts side's share of the workers' CPU: 0.40-0.46 in the sixth pass's runs with
-# one process a side (BENCHMARKS.md).
+# one process a side (BENCHMARKS.md's history).
 _RECEIPTS_SHARE = 0.4
 
 
@@ -113,7 +113,7 @@ def layout(workers: int) -> list[list[str]]:
     the receipts side by their share of the work (at least one each). Two processes that
     each ran every stage folded the same messages' receipts from two transactions, whose
     row updates then waited on each other: 14.7 s of the fold's statement time against
-    4.0 s in a 400k pair (BENCHMARKS.md, sixth pass)."""
+    4.0 s in a 400k pair (BENCHMARKS.md's history, sixth pass)."""
     if workers == 1:
         return [list(STAGES)]
     receipts = min(workers - 1, max(1, round(workers * _RECEIPTS_SHARE)))
@@ -174,8 +174,8 @@ async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
     # goes out, and autovacuum has long since cleared what that left behind (the look-up
     # replaces every subscriber's row version). Cleared here, before the clock starts:
     # otherwise that vacuum ran in the middle of the measured campaign, taking a core from
-    # it for seconds at 1M (BENCHMARKS.md, fourteenth pass). What the campaign itself
-    # leaves for autovacuum (its messages, their updates) is still paid within it.
+    # it for seconds at 1M (BENCHMARKS.md's history, fourteenth pass). What the campaign
+    # itself leaves for autovacuum (its messages, their updates) is still paid within it.
     await pool.execute("VACUUM (ANALYZE) subscribers, consents")
     rate = opts.lane_rate
     await add_sender(pool, brand_id, SENDER, rate_per_s=rate)
@@ -269,7 +269,7 @@ def _nice(opts: BenchOptions, stages: Sequence[str]) -> int:
     at equal priority the send side ran ahead of the receipts side, whose backlog then
     took the last 15-17 s of a 1M run, 18 % of it, on one core with the other partly idle.
     The send side at a lower priority gets what the receipts side leaves: the tail is about
-    a second and no stage does more work (BENCHMARKS.md, issue 6, ninth pass). On machines
+    a second and no stage does more work (BENCHMARKS.md's history, ninth pass). On machines
     of their own (`deploy/`) the sides do not compete and this changes nothing."""
     groups = opts.groups()
     if "aggregate" in stages or not any("aggregate" in g for g in groups):
@@ -442,7 +442,7 @@ async def _bench(
         "seed_s": round(seed_s, 1),
         "cpus": os.cpu_count(),
         # every Python process runs this interpreter (workers and simulator alike): its build
-        # moves the figures (BENCHMARKS.md, eleventh pass)
+        # moves the figures (BENCHMARKS.md's history, eleventh pass)
         "python": {"version": platform.python_version(), "executable": sys.executable},
     }
 

@@ -120,7 +120,7 @@ class Backlog:
     messages not yet fetched (`bus_unfetched`) and fetched but not yet acknowledged (held,
     or being folded: `bus_in_hand`), and the receipts the simulator has due but has not
     posted yet (`simulator_unposted`). Their peaks show a side that fell behind, where the
-    run's throughput alone cannot (BENCHMARKS.md, fourteenth pass)."""
+    run's throughput alone cannot (BENCHMARKS.md's history, fourteenth pass)."""
 
     bus: Bus
     sim_url: str

@@ -167,7 +167,7 @@ async def record_consent(
 # range of the (brand_id, id) index, split into the partitions' pages by the audience stage
 # (`pipeline.audience.split_pages`). Reading each partition's page on its own (every eighth
 # row, through an index on `id % 8`) visited each heap page once per partition: 0.7 against
-# 0.17 s of Postgres for 300,000 subscribers (BENCHMARKS.md, issue 6, thirteenth pass).
+# 0.17 s of Postgres for 300,000 subscribers (BENCHMARKS.md's history, thirteenth pass).
 AUDIENCE_RANGE = """
 SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
 FROM subscribers s

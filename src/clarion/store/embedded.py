@@ -52,7 +52,7 @@ def shared_buffers_mb(memory_bytes: int | None = None) -> int:
     With the cache smaller than what a large campaign touches (about 1.8 GB at 1,000,000
     recipients), backends wrote dirty pages out to make room, checksummed them, and read
     them back for the receipts: at 256 MB that was about 3 % of the whole machine's CPU in
-    `clarion bench` (BENCHMARKS.md, issue 6, ninth pass). Memory is only used as pages are.
+    `clarion bench` (BENCHMARKS.md's history, ninth pass). Memory is only used as pages are.
     """
     if memory_bytes is None:
         try:

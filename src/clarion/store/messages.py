@@ -127,7 +127,7 @@ async def defer(conn: Conn, defers: Sequence[tuple[str, datetime, str, str | Non
 # column without statistics (a new table, or one grown fast since its last ANALYZE: a first
 # big campaign) is estimated at 0.5 % of the rows per id, all of them for a batch of 2,000,
 # and Postgres scanned the whole table for every batch: 155 ms at 600,000 rows against 3 ms
-# (BENCHMARKS.md, issue 6, fifth pass). `OFFSET 0` keeps the planner from flattening the
+# (BENCHMARKS.md's history, fifth pass). `OFFSET 0` keeps the planner from flattening the
 # lateral lookup into a join, which it planned the same way.
 RECENT_AND_WAITING = (
     "SELECT m.* FROM unnest($1::bigint[]) AS s(id) CROSS JOIN LATERAL ("
@@ -255,9 +255,9 @@ async def apply_receipts(
 
 # A set-based fold. `m.id = ANY(ids)` finds the batch's rows through the primary key:
 # sized right by the planner, the `unnest` alone was hashed against a scan of the whole
-# table (BENCHMARKS.md, issue 6). (Passing the rows as one jsonb array instead saved the
-# client the per-element checks asyncpg makes of each array, but Postgres spent what it
-# saved: tenth pass.) Postgres counts every change per brand, campaign, carrier and
+# table (BENCHMARKS.md's history, third pass). (Passing the rows as one jsonb array
+# instead saved the client the per-element checks asyncpg makes of each array, but Postgres
+# spent what it saved: tenth pass.) Postgres counts every change per brand, campaign, carrier and
 # status (the rows whose `error_code` column is null); the changes with an error code
 # also come back one by one (`error_code` set), with the number, which a permanent failure
 # suppresses. Counting every change in Python, one at a time, was an eighth of the
