@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from clarion.compliance.encoding import sms_segments
+from clarion.domain.lanes import Grant, Lane, LaneLimit
 from clarion.domain.records import OutboundMessage, Receipt, ReceiptBatch
 from clarion.harness.seed import synthetic_subscribers
 from clarion.pipeline import aggregate, lanes, send
@@ -83,15 +84,15 @@ def lane_admission(n: int) -> Callable[[], int]:
     ]
     lanes_of = [sets[i % len(sets)] for i in range(BATCH)]
     segments = [2 if i % 7 == 0 else 1 for i in range(BATCH)]
-    limit = lanes.LaneLimit(rate_per_s=100_000, burst=100_000)
+    limit = LaneLimit(rate_per_s=100_000, burst=100_000)
 
-    def limit_of(_lane: lanes.Lane) -> lanes.LaneLimit:
+    def limit_of(_lane: Lane) -> LaneLimit:
         return limit
 
     def run() -> int:
         for _ in range(n // BATCH):
             want = lanes.demand(lanes_of, segments, limit_of)
-            grants = {lane: lanes.Grant(tokens) for lane, tokens in want.items()}
+            grants = {lane: Grant(tokens) for lane, tokens in want.items()}
             lanes.admit(lanes_of, segments, limit_of, grants)
         return n
 

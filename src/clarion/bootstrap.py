@@ -19,6 +19,7 @@ from clarion.bus.embedded import EmbeddedNats
 from clarion.bus.jetstream import Bus
 from clarion.config import Settings, file_secret
 from clarion.domain.ids import PARTITIONS
+from clarion.domain.ports import Provider
 from clarion.domain.records import LaunchCampaign
 from clarion.errors import CampaignInvalid, ConfigurationError
 from clarion.pipeline.breaker import Breaker
@@ -26,7 +27,6 @@ from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command,
 from clarion.pipeline.personalize import render_sample
 from clarion.pipeline.plan import SendPlan
 from clarion.providers import accounts
-from clarion.providers.base import Provider
 from clarion.providers.sim import SimProvider
 from clarion.runtime import planning
 from clarion.runtime.consumer import consume, consume_holding

@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from clarion import bootstrap
+from clarion.domain.messages import SendResult
 from clarion.domain.records import Receipt, StatusChange, StatusCount
 from clarion.pipeline import aggregate, carrier, send
-from clarion.pipeline.send import SendResult
 from clarion.store import compliance, messages
 from tests.integration.helpers import rendered_batch, stored_batch
 

@@ -11,9 +11,10 @@ import pytest
 
 from clarion import bootstrap
 from clarion.domain.ids import PARTITIONS
+from clarion.domain.messages import SendResult
+from clarion.domain.ports import Provider
 from clarion.domain.records import OutboundMessage
 from clarion.errors import CampaignStateError, ProviderError
-from clarion.providers.base import Provider, SendResult
 from clarion.report import campaign_progress
 from clarion.sim.process import SimProcess
 from tests.conftest import DAYTIME, wait_for_campaign

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import msgspec
 
 from clarion import bootstrap
+from clarion.domain.messages import SendResult
+from clarion.domain.ports import Provider
 from clarion.domain.records import OutboundMessage, Receipt, ReceiptBatch
-from clarion.pipeline.send import SendResult
-from clarion.providers.base import Provider
 from clarion.sim.process import SimProcess
 from tests.conftest import DAYTIME, wait_for_campaign
 from tests.integration.helpers import brand_with_subscribers, campaign, daytime

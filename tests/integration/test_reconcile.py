@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from clarion import bootstrap
+from clarion.domain.messages import SendResult
 from clarion.domain.records import OutboundMessage, Receipt
 from clarion.domain.status import rank
-from clarion.pipeline.send import SendResult
 from clarion.providers import accounts
 from clarion.runtime import send_side
 from clarion.runtime.stages import Stages

@@ -10,7 +10,8 @@ import random
 import httpx
 
 from clarion import bootstrap
-from clarion.pipeline.lanes import LaneLimit, next_pacific_midnight, pacific_day
+from clarion.domain.lanes import LaneLimit
+from clarion.pipeline.lanes import next_pacific_midnight, pacific_day
 from clarion.pipeline.plan import plan_vs_actual
 from clarion.report import campaign_progress
 from clarion.runtime import planning

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from clarion.config import Settings
+from clarion.domain.accounts import check
 from clarion.errors import ConfigurationError, InvalidInput
 from clarion.providers import accounts
 
@@ -14,16 +15,16 @@ TWILIO = {"account_sid": "AC" + "0" * 32, "auth_token": "env:ACME_TWILIO_TOKEN"}
 
 def test_a_secret_in_the_clear_is_refused_with_the_field_named() -> None:
     with pytest.raises(InvalidInput, match="auth_token must reference an environment variable"):
-        accounts.check("acme", "twilio", {**TWILIO, "auth_token": "s3cr3t"})
+        check("acme", "twilio", {**TWILIO, "auth_token": "s3cr3t"})
 
 
 def test_unknown_kinds_settings_and_missing_ones_are_named() -> None:
     with pytest.raises(InvalidInput, match="kind"):
-        accounts.check("acme", "carrier-pigeon", {})
+        check("acme", "carrier-pigeon", {})
     with pytest.raises(InvalidInput, match="unknown setting 'colour'"):
-        accounts.check("acme", "twilio", {**TWILIO, "colour": "red"})
+        check("acme", "twilio", {**TWILIO, "colour": "red"})
     with pytest.raises(InvalidInput, match="needs 'account_sid'"):
-        accounts.check("acme", "twilio", {"auth_token": "env:X"})
+        check("acme", "twilio", {"auth_token": "env:X"})
 
 
 def test_an_account_builds_its_adapter_with_the_secret_from_the_environment() -> None:

@@ -87,8 +87,9 @@ def test_a_tally_counter_reads_zero_for_an_outcome_that_did_not_occur() -> None:
 def test_minute_rows_count_outcomes_and_latency_per_brand_and_carrier() -> None:
     from datetime import UTC, datetime
 
+    from clarion.domain.monitoring import MinuteRow
     from clarion.domain.records import StatusChange
-    from clarion.pipeline.carrier import MinuteRow, error_rows, minute_rows
+    from clarion.pipeline.carrier import error_rows, minute_rows
 
     minute = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 
@@ -145,7 +146,8 @@ def test_a_tally_adds_counts_of_the_same_key() -> None:
 
 
 def test_an_alert_needs_volume_and_clears_only_with_a_margin() -> None:
-    from clarion.pipeline.carrier import Health, judge
+    from clarion.domain.monitoring import Health
+    from clarion.pipeline.carrier import judge
 
     low = Health(7, "AT&T", delivered=80, failed=20)  # 80 %
     assert judge(low, threshold=0.85, min_volume=200, is_open=False) is None  # too few

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from clarion.compliance.gate import Action, GateInput, Reason, decide
 from clarion.compliance.keywords import classify_inbound
 from clarion.compliance.windows import sending_window
+from clarion.domain.brands import BrandInfo
 from clarion.domain.records import OutboundMessage
-from clarion.pipeline.inbound import BrandInfo, respond
+from clarion.pipeline.inbound import respond
 from clarion.pipeline.send import gate_batch
 
 NY, FL, OK, AL, RI, LA_CA, HI = (

@@ -10,8 +10,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from clarion.compliance.keywords import OPT_OUT_KEYWORDS, InboundIntent, classify_inbound
+from clarion.domain.brands import BrandInfo
 from clarion.pipeline.inbound import (
-    BrandInfo,
     InboundResponse,
     double_opt_in_question,
     help_reply,

@@ -10,11 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clarion.domain.lanes import Grant, Lane, LaneLimit
 from clarion.pipeline.lanes import (
     DailyQuota,
-    Grant,
-    Lane,
-    LaneLimit,
     Lanes,
     TokenBucket,
     admit,

@@ -53,3 +53,206 @@ def test_every_pure_package_has_modules_to_check() -> None:
 def test_pure_modules_never_import_io_libraries(path: Path) -> None:
     imported = top_level_imports(path.read_text(encoding="utf-8"))
     assert not imported & FORBIDDEN, f"{path.relative_to(SRC)} imports {imported & FORBIDDEN}"
+
+
+# --- the import contract: arrows point inward -------------------------------------------------
+
+# Each top-level module or package of `clarion` and its layer's rank: a module may import its
+# own rank or an inner one (a lower rank), never an outer one.
+LAYERS: dict[str, int] = {
+    "clarion": 0,  # the package's own `__init__` (its version)
+    "errors": 0,
+    "domain": 0,
+    "compliance": 1,
+    "pipeline": 2,
+    "tracking": 2,
+    "intelligence": 2,
+    "store": 3,
+    "bus": 3,
+    "providers": 3,
+    "email": 3,
+    "smpp": 3,
+    "httpclient": 3,
+    "observability": 3,
+    "localserver": 3,
+    "config": 3,
+    "runtime": 4,
+    "service": 5,
+    "report": 5,  # campaign progress tables: a use case, until it moves into service/
+    "api": 6,
+    "web": 6,
+    "cli": 6,
+    "bootstrap": 6,  # wiring: imports everything
+    "harness": 6,
+    "__main__": 6,
+    # the harness modules, wherever they are while they move into `harness/`
+    "bench": 6,
+    "demo": 6,
+    "measure": 6,
+    "seed": 6,
+}
+# Adapters of one rank that must not know each other: the SQL holds no provider code (an
+# account's rules live in the domain), and an adapter reaches the database only through the
+# runtime that calls it.
+KEPT_APART = frozenset({("store", "providers"), ("providers", "store")})
+# The simulator stands alone; its own test (above) holds its rules, so this one skips it, and
+# the imports of it too.
+APART = frozenset({"sim"})
+# Entrypoints: parse, call a use case in `service`, map errors. They never reach past it to a
+# stage core, the SQL, the bus or an adapter. The pure inner rules (no I/O: an SMS body's
+# segments, the ledger's CSV) are parsing and formatting they may do; settings, metrics and
+# the wiring they may use too.
+ENTRYPOINTS = frozenset({"api", "web", "cli", "__main__"})
+ENTRYPOINTS_MAY_IMPORT = ENTRYPOINTS | {
+    "clarion", "errors", "domain", "compliance", "config", "observability", "service",
+    "report", "bootstrap", "harness", "sim",
+}  # fmt: skip
+
+
+def module_name(path: Path) -> str:
+    """`clarion.store.messages` for src/clarion/store/messages.py (a package: its `__init__`)."""
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def clarion_imports(module: str, source: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """(line, module) of every import of a `clarion` module in `module`'s source: at the top,
+    in functions, under TYPE_CHECKING. Relative imports are resolved, and `from clarion import
+    x` counts as importing `clarion.x` (`x` may be a module; for the layer it is the same)."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            if base == "clarion":
+                found += [(node.lineno, f"clarion.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, base))
+    return sorted((line, name) for line, name in set(found) if name.split(".")[0] == "clarion")
+
+
+def layer_of(module: str) -> str:
+    """The top-level part of a `clarion` module's name: its layer's key in `LAYERS`."""
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] == "__version__":
+        return "clarion"
+    return parts[1]
+
+
+def import_violations(
+    sources: dict[str, tuple[str, str, bool]],
+) -> tuple[list[str], list[str]]:
+    """(imports pointing outward, imports by an entrypoint past the service layer), each named
+    `clarion/store/messages.py:22 imports clarion.pipeline.send (why)`. `sources` maps a
+    module's name to (its path shown, its source, whether it is a package)."""
+    outward: list[str] = []
+    past_service: list[str] = []
+    for module, (shown, source, is_package) in sorted(sources.items()):
+        mine = layer_of(module)
+        if mine in APART:
+            continue
+        for line, name in clarion_imports(module, source, is_package):
+            theirs = layer_of(name)
+            where = f"{shown}:{line} imports {name}"
+            if theirs in APART:
+                continue
+            if mine not in LAYERS or theirs not in LAYERS:
+                outside = mine if mine not in LAYERS else theirs
+                outward.append(f"{where} ({outside} is in no layer)")
+            elif LAYERS[theirs] > LAYERS[mine]:
+                outward.append(
+                    f"{where} ({mine} is rank {LAYERS[mine]}, {theirs} {LAYERS[theirs]})"
+                )
+            elif (mine, theirs) in KEPT_APART:
+                outward.append(f"{where} ({mine} and {theirs} are kept apart)")
+            if mine in ENTRYPOINTS and theirs not in ENTRYPOINTS_MAY_IMPORT:
+                past_service.append(f"{where} (an entrypoint calls the service layer)")
+    return outward, past_service
+
+
+def clarion_sources() -> dict[str, tuple[str, str, bool]]:
+    return {
+        module_name(p): (
+            str(p.relative_to(SRC.parent)),
+            p.read_text(encoding="utf-8"),
+            p.name == "__init__.py",
+        )
+        for p in sorted(SRC.rglob("*.py"))
+    }
+
+
+def test_the_contract_names_each_import_that_points_outward() -> None:
+    sources = {
+        "clarion.store.messages": (
+            "clarion/store/messages.py",
+            "import clarion.domain.records\nfrom clarion.pipeline.send import MessageRow\n",
+            False,
+        ),
+        "clarion.store.accounts": (
+            "clarion/store/accounts.py",
+            "def build():\n    from clarion.providers import accounts\n",
+            False,
+        ),
+        "clarion.pipeline.send": (
+            "clarion/pipeline/send.py",
+            "if TYPE_CHECKING:\n    from clarion.store.db import Pool\n",
+            False,
+        ),
+        "clarion.domain": ("clarion/domain/__init__.py", "from ..runtime import stages\n", True),
+        "clarion.domain.ids": ("clarion/domain/ids.py", "from . import records\n", False),
+        "clarion.runtime.x": ("clarion/runtime/x.py", "from clarion import bootstrap\n", False),
+        "clarion.gadgets": ("clarion/gadgets.py", "from clarion.errors import Held\n", False),
+        "clarion.cli.brands": (
+            "clarion/cli/brands.py",
+            "from clarion.service import brands\nfrom clarion.store import brands as b\n",
+            False,
+        ),
+        "clarion.sim.app": ("clarion/sim/app.py", "from clarion.runtime import stages\n", False),
+    }
+    outward, past_service = import_violations(sources)
+    assert outward == [
+        "clarion/domain/__init__.py:1 imports clarion.runtime (domain is rank 0, runtime 4)",
+        "clarion/gadgets.py:1 imports clarion.errors (gadgets is in no layer)",
+        "clarion/pipeline/send.py:2 imports clarion.store.db (pipeline is rank 2, store 3)",
+        "clarion/runtime/x.py:1 imports clarion.bootstrap (runtime is rank 4, bootstrap 6)",
+        "clarion/store/accounts.py:2 imports clarion.providers (store and providers are kept"
+        " apart)",
+    ]
+    assert past_service == [
+        "clarion/cli/brands.py:2 imports clarion.store (an entrypoint calls the service layer)"
+    ]
+
+
+def test_every_import_points_inward() -> None:
+    """errors, domain ← compliance ← pipeline ← store, bus, providers, … ← runtime ← service
+    ← entrypoints: each module imports its own layer or an inner one, so a stage core never
+    depends on the SQL, the SQL never on a provider, and the domain on nothing of ours."""
+    sources = clarion_sources()
+    assert {"clarion.domain.ports", "clarion.store.messages", "clarion.bootstrap"} <= set(sources)
+    outward, _ = import_violations(sources)
+    assert not outward, "imports that point outward:\n" + "\n".join(outward)
+
+
+def test_every_module_is_in_a_layer() -> None:
+    outside = sorted(
+        shown
+        for module, (shown, _, _) in clarion_sources().items()
+        if layer_of(module) not in LAYERS and layer_of(module) not in APART
+    )
+    assert not outside, f"modules in no layer (add them to LAYERS): {outside}"
+
+
+@pytest.mark.xfail(strict=True, reason="the service layer (issue 25) is not in yet")
+def test_entrypoints_call_only_the_service_layer() -> None:
+    """The CLI, the API and the web UI parse, call a use case and map errors: none of them
+    reaches past `service` into a stage core, the SQL, the bus or an adapter."""
+    sources = clarion_sources()
+    assert any(layer_of(m) == "api" for m in sources)
+    _, past_service = import_violations(sources)
+    assert not past_service, "entrypoints past the service layer:\n" + "\n".join(past_service)

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clarion.pipeline.lanes import LaneLimit, next_pacific_midnight
+from clarion.domain.lanes import LaneLimit
+from clarion.pipeline.lanes import next_pacific_midnight
 from clarion.pipeline.plan import (
     MAX_HOLD_DAYS,
     Actual,

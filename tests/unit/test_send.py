@@ -6,17 +6,10 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from clarion.domain.messages import MESSAGE_COLUMNS, MessageRow, SendResult
 from clarion.domain.records import OutboundMessage, RenderedBatch, RenderFailure
 from clarion.domain.status import RANK
-from clarion.pipeline.send import (
-    MESSAGE_COLUMNS,
-    MessageRow,
-    SendResult,
-    answer_receipts,
-    decided_rows,
-    rows_to_persist,
-    status_updates,
-)
+from clarion.pipeline.send import answer_receipts, decided_rows, rows_to_persist, status_updates
 
 BATCH = RenderedBatch(
     batch_id="b",

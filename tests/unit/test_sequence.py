@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clarion.domain.ids import PARTITIONS, partition_of
+from clarion.domain.messages import Waiting
 from clarion.domain.records import OutboundMessage
-from clarion.pipeline.send import Waiting, lanes_for, sequence_holds, unwritten
+from clarion.pipeline.send import lanes_for, sequence_holds, unwritten
 
 AT = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

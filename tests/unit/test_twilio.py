@@ -16,9 +16,9 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
+from clarion.domain.messages import SendResult
 from clarion.domain.records import InboundMessage, OutboundMessage
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput, ProviderError
-from clarion.pipeline.send import SendResult
 from clarion.providers.twilio import TwilioProvider
 from clarion.sim import twilio_api
 from clarion.sim.app import SimConfig, SimState

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from clarion.api.limits import BodyLimit
 from clarion.api.v1 import V1
 from clarion.bus.jetstream import Bus, encode
+from clarion.domain.ports import Provider
 from clarion.domain.records import InboundBatch, ReceiptBatch
 from clarion.email.unsubscribe import unsubscribe_routes
 from clarion.errors import (
@@ -28,7 +29,6 @@ from clarion.errors import (
     NotFound,
 )
 from clarion.observability import metrics
-from clarion.providers.base import Provider
 from clarion.store import compliance
 from clarion.store.db import Pool, Refused, constraint_error
 

@@ -20,10 +20,10 @@ from clarion.bus.jetstream import Bus
 from clarion.compliance.encoding import MAX_SMS_CHARS, sms_segments
 from clarion.domain.contacts import normalize_phone
 from clarion.domain.ids import api_message_id, partition_of
+from clarion.domain.ports import Provider
 from clarion.domain.records import OutboundMessage, RenderedBatch
 from clarion.errors import InvalidPhoneNumber, NotFound
 from clarion.pipeline.plan import SendPlan, plan_vs_actual
-from clarion.providers.base import Provider
 from clarion.report import campaign_progress
 from clarion.runtime import planning
 from clarion.store import api_keys, brands, campaigns, compliance, monitoring

@@ -21,9 +21,9 @@ import dkim as dkimpy
 import msgspec
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
+from clarion.domain.messages import SendResult
 from clarion.domain.records import Receipt
 from clarion.errors import InvalidInput
-from clarion.pipeline.send import SendResult
 
 # Bodies are encoded at 78 columns (quoted-printable/base64 need it); headers are written at
 # RFC 5322's hard limit instead, because the email package folds an over-long unstructured

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+from clarion.domain.monitoring import Health, MinuteRow
 from clarion.domain.records import StatusChange, StatusCount
 from clarion.domain.status import MessageStatus
 
@@ -55,16 +56,6 @@ def stats_rows(
     ]
 
 
-class MinuteRow(NamedTuple):
-    brand_id: int
-    carrier: str
-    minute: datetime
-    delivered: int
-    failed: int
-    latency_sum_s: float
-    latency_n: int
-
-
 def minute_rows(counts: Sequence[StatusCount], minute: datetime) -> list[MinuteRow]:
     """Final outcomes and delivery latency per (brand, carrier) for this minute."""
     acc: dict[tuple[int, str], list[float]] = {}
@@ -92,18 +83,6 @@ def error_rows(changes: Sequence[StatusChange]) -> list[tuple[int, str, str, int
         if c.status in OUTCOMES and c.status != MessageStatus.DELIVERED and c.error_code
     )
     return [(b, name, code, k) for (b, name, code), k in sorted(n.items())]
-
-
-class Health(NamedTuple):
-    brand_id: int
-    carrier: str
-    delivered: int
-    failed: int
-
-    @property
-    def rate(self) -> float:
-        total = self.delivered + self.failed
-        return self.delivered / total if total else 1.0
 
 
 def judge(

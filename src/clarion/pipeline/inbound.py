@@ -11,17 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clarion.compliance.keywords import InboundIntent, normalize_inbound
+from clarion.domain.brands import BrandInfo
 
 _CONFIRM_WORDS = frozenset({"y", "yes"})
-
-
-@dataclass(frozen=True, slots=True)
-class BrandInfo:
-    id: int
-    name: str
-    sender: str
-    help_text: str = ""
-    support_contact: str = ""
 
 
 @dataclass(frozen=True, slots=True)

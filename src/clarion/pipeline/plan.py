@@ -38,13 +38,8 @@ from typing import Any
 import msgspec
 
 from clarion.compliance.gate import DEFAULT_SMART_SENDING_H, Action, GateInput, Reason, decide
-from clarion.pipeline.lanes import (
-    Lane,
-    LaneLimit,
-    next_pacific_midnight,
-    pacific_day,
-    resolve_limit,
-)
+from clarion.domain.lanes import Lane, LaneLimit
+from clarion.pipeline.lanes import next_pacific_midnight, pacific_day, resolve_limit
 from clarion.pipeline.send import lanes_for
 
 # Every message takes a token here: Clarion's own measured throughput, all lanes together.

@@ -1,5 +1,1 @@
-"""Provider adapters behind one `Provider` protocol."""
-
-from clarion.providers.base import Provider, SendResult
-
-__all__ = ["Provider", "SendResult"]
+"""Provider adapters, each one a `clarion.domain.ports.Provider`."""

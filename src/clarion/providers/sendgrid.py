@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from clarion.domain.messages import SendResult
 from clarion.domain.records import Receipt
 from clarion.email.message import (
     CLARION_ID_ARG,
@@ -40,7 +41,6 @@ from clarion.email.message import (
 )
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput
 from clarion.httpclient import AsyncClient
-from clarion.pipeline.send import SendResult
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"

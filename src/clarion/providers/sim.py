@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 import httpx
 import msgspec
 
+from clarion.domain.messages import SendResult
 from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 from clarion.errors import ForgedWebhook, InvalidInput, ProviderError
 from clarion.httpclient import AsyncClient
-from clarion.pipeline.send import SendResult
 from clarion.sim.wire import (
     ID_HEADER,
     SIGNATURE_HEADER,

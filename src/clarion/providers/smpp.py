@@ -39,9 +39,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
+from clarion.domain.messages import NO_ANSWER, SendResult
 from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 from clarion.errors import ConfigurationError, InvalidInput
-from clarion.pipeline.send import NO_ANSWER, SendResult
 from clarion.smpp.pdu import (
     ESM_DELIVERY_RECEIPT,
     ESM_TYPE_MASK,

@@ -32,6 +32,7 @@ from typing import Literal
 
 import aiosmtplib
 
+from clarion.domain.messages import SendResult
 from clarion.email.message import (
     DkimKey,
     OutboundEmail,
@@ -40,7 +41,6 @@ from clarion.email.message import (
     dkim_txt_record,
 )
 from clarion.errors import ConfigurationError, InvalidInput
-from clarion.pipeline.send import SendResult
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from clarion.domain.messages import SendResult
 from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput, ProviderError
 from clarion.httpclient import AsyncClient
-from clarion.pipeline.send import SendResult
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import msgspec
 
+from clarion.domain.ports import Provider
 from clarion.errors import InvalidInput, ProviderError
 from clarion.pipeline import audience, personalize
 from clarion.pipeline.lanes import pacific_day
 from clarion.pipeline.plan import Actual, PlanContext, Planner, PlanRecipient, SendPlan
-from clarion.providers.base import Provider
 from clarion.store import brands, campaigns, compliance, messages
 from clarion.store import lanes as lane_store
 from clarion.store.db import Pool

@@ -14,12 +14,13 @@ import msgspec
 
 from clarion.config import RECONCILE_MAX_AGE_S
 from clarion.domain.ids import batch_id
+from clarion.domain.monitoring import MinuteRow
 from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch
 from clarion.domain.status import MessageStatus
 from clarion.errors import ProviderError
 from clarion.observability import metrics
 from clarion.pipeline import aggregate, carrier, send
-from clarion.pipeline.carrier import OUTCOMES, MinuteRow
+from clarion.pipeline.carrier import OUTCOMES
 from clarion.pipeline.send import ANSWER
 from clarion.runtime.stage_base import StageBase
 from clarion.store import compliance, messages, monitoring

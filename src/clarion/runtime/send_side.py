@@ -14,6 +14,9 @@ from typing import Any, cast
 import asyncpg
 import msgspec
 
+from clarion.domain.lanes import Lane, LaneLimit
+from clarion.domain.messages import NO_ANSWER, SendResult, Waiting
+from clarion.domain.ports import Provider
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
 from clarion.email.message import OutboundEmail
 from clarion.errors import ProviderError
@@ -21,16 +24,13 @@ from clarion.observability import metrics
 from clarion.pipeline import send
 from clarion.pipeline.lanes import (
     Admission,
-    Lane,
-    LaneLimit,
     admit,
     demand,
     next_pacific_midnight,
     pacific_day,
     resolve_limit,
 )
-from clarion.pipeline.send import ANSWER, NO_ANSWER, GateOutcome, SendResult
-from clarion.providers.base import Provider
+from clarion.pipeline.send import ANSWER, GateOutcome
 from clarion.runtime.stage_base import StageBase, now
 from clarion.store import brands, campaigns, compliance, messages
 from clarion.store import lanes as lane_store
@@ -148,7 +148,7 @@ class SendSide(StageBase):
         at: datetime,
         expires_at: datetime | None,
         smart_h: float,
-    ) -> tuple[send.GateOutcome, list[send.Waiting]]:
+    ) -> tuple[send.GateOutcome, list[Waiting]]:
         """The compliance gate's verdict on `todo` against current state, and the batch's
         subscribers' messages that still wait (for the sequence check)."""
         # Current state now, so an opt-out that landed after the batch was rendered wins.

@@ -16,11 +16,11 @@ from typing import Any
 
 from clarion.bus.jetstream import Bus
 from clarion.domain.ids import batch_id
+from clarion.domain.lanes import Lane, LaneLimit
+from clarion.domain.ports import Clock, Provider
 from clarion.domain.records import Receipt, ReceiptBatch
 from clarion.pipeline import personalize
 from clarion.pipeline.breaker import Breaker
-from clarion.pipeline.lanes import Lane, LaneLimit
-from clarion.providers.base import Provider
 from clarion.store.db import Pool
 
 
@@ -55,7 +55,7 @@ class StageBase:
     bus: Bus
     provider: Provider
     page_size: int = 2000
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = field(default=lambda: datetime.now(UTC))
     _send_context: OrderedDict[int, tuple[datetime | None, float]] = field(
         default_factory=OrderedDict
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from clarion.compliance.encoding import sms_segments
 from clarion.compliance.keywords import classify_inbound
+from clarion.domain.brands import BrandInfo
 from clarion.domain.ids import PARTITIONS, batch_id, partition_of, reply_message_id
 from clarion.domain.records import (
     InboundBatch,
@@ -197,7 +198,7 @@ class Stages(SendSide, ReceiptsSide):
 
     async def inbound(self, batch: InboundBatch) -> int:
         """Keywords and replies: consent changes at once, replies go on the transactional hop."""
-        replies: dict[tuple[int, int], tuple[inbound.BrandInfo, list[OutboundMessage]]] = {}
+        replies: dict[tuple[int, int], tuple[BrandInfo, list[OutboundMessage]]] = {}
         async with self.pool.acquire() as conn, conn.transaction():
             for m in batch.messages:
                 intent = classify_inbound(m.body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clarion.providers import accounts
+from clarion.domain import accounts
 from clarion.store.db import Pool
 
 

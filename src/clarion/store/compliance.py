@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from clarion.domain.brands import BrandInfo
 from clarion.domain.contacts import normalize_phone
 from clarion.domain.records import InboundMessage
 from clarion.errors import InvalidPhoneNumber
-from clarion.pipeline.inbound import BrandInfo
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:

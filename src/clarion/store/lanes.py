@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from clarion.domain.lanes import Grant, Lane, LaneLimit
 from clarion.domain.senders import normalize_sender
-from clarion.pipeline.lanes import Grant, Lane, LaneLimit
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:

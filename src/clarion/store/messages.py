@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
+from clarion.domain.messages import MESSAGE_COLUMNS, MessageRow, StatusUpdate, Waiting
 from clarion.domain.records import Folded, Receipt, StatusChange, StatusCount
 from clarion.domain.status import rank
-from clarion.pipeline.send import MESSAGE_COLUMNS, MessageRow, StatusUpdate, Waiting
 
 log = logging.getLogger(__name__)
 

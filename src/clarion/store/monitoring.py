@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from clarion.pipeline.carrier import Health, MinuteRow
+from clarion.domain.monitoring import Health, MinuteRow
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:
