@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.harness.bench import BenchOptions, _ready, _seed, _workers, default_at
@@ -47,7 +47,7 @@ async def drain(recipients: int, processes: int) -> dict[str, object]:
                 pages = replace(opts, roles=[["audience"]])
                 with _workers(infra, pages, offset_s, root) as workers:
                     await _ready(infra, workers, root, ["audience"])
-                    await bootstrap.launch(infra, campaign_id, at=at)
+                    await service.campaigns.launch(infra, campaign_id, at=at)
                     while not await infra.pool.fetchval(
                         "SELECT audience_done FROM campaigns WHERE id = $1", campaign_id
                     ):

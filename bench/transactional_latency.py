@@ -30,12 +30,12 @@ from pathlib import Path
 
 import httpx
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.harness.seed import synthetic_subscribers
-from clarion.report import campaign_progress
 from clarion.runtime.stages import STAGES
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
 
@@ -98,7 +98,7 @@ async def measure(infra: bootstrap.Infra, sim: SimProcess, recipients: int) -> d
     campaign_id = await campaigns.create_campaign(
         pool, brand_id=brand_id, name="Blast", body="Northwind: 40% off. Reply STOP to opt out."
     )
-    await bootstrap.launch(infra, campaign_id, at=AT)
+    await service.campaigns.launch(infra, campaign_id, at=AT)
     async with httpx.AsyncClient() as client:
         while not (await campaign_progress(pool, campaign_id)).handed_over:
             await asyncio.sleep(0.05)  # the simulator learns the number's webhook

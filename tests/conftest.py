@@ -17,7 +17,7 @@ import pytest
 from clarion import bootstrap
 from clarion.bus.embedded import EmbeddedNats, free_port
 from clarion.config import Settings
-from clarion.report import Progress, campaign_progress
+from clarion.service.progress import Progress, campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store.db import Pool
 from clarion.store.embedded import EmbeddedPostgres

@@ -20,15 +20,10 @@ from clarion.bus.jetstream import Bus
 from clarion.config import Settings, file_secret
 from clarion.domain.ids import PARTITIONS
 from clarion.domain.ports import Provider
-from clarion.domain.records import LaunchCampaign
-from clarion.errors import CampaignInvalid, ConfigurationError
+from clarion.errors import ConfigurationError
 from clarion.pipeline.breaker import Breaker
-from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
-from clarion.pipeline.personalize import render_sample
-from clarion.pipeline.plan import SendPlan
 from clarion.providers import accounts
 from clarion.providers.sim import SimProvider
-from clarion.runtime import planning
 from clarion.runtime.consumer import consume, consume_holding
 from clarion.runtime.stages import (
     RECEIPTS_PER_FETCH,
@@ -36,10 +31,10 @@ from clarion.runtime.stages import (
     STAGE_HOPS,
     Monitor,
     Stages,
-    now,
 )
+from clarion.runtime.stages import STAGES as STAGES  # the stages a process may run
 from clarion.store import accounts as store_accounts
-from clarion.store import brands, campaigns, install, monitoring
+from clarion.store import install, monitoring
 from clarion.store.db import (
     Pool,
     Refused,
@@ -55,11 +50,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Infra:
+    """The servers a process reaches; what the use cases (`clarion.service`) run on."""
+
     settings: Settings
     database_url: str
     nats_url: str
     pool: Pool
     bus: Bus
+
+    def lookup_provider(self) -> Provider:
+        """The simulator adapter, to look carriers up with (plans); the caller closes it."""
+        return build_provider(self.settings)
 
 
 @contextlib.asynccontextmanager
@@ -206,7 +207,7 @@ async def running(
             asyncio.create_task(_sweep_deferred(core, workers.stop, settings=settings))
         )
     if http:
-        api = V1(infra.pool, infra.bus, provider, settings.platform_rate_mps)
+        api = V1(infra)
         if clock is not None:
             api.clock = clock
         app = create_app(
@@ -318,71 +319,3 @@ async def _serve(server: uvicorn.Server, stop: asyncio.Event) -> None:
     await stop.wait()
     server.should_exit = True
     await task
-
-
-async def check_campaign(infra: Infra, campaign_id: int) -> BodyCheck:
-    """Render the campaign for a sample subscriber and check it (brand name and opt-out
-    instructions when it is someone's first message; encoding and segments)."""
-    c = await campaigns.get_campaign(infra.pool, campaign_id)
-    b = await brands.get_brand(infra.pool, c["brand_id"])
-    sample, first_contact = await campaigns.sample_and_first_contact(infra.pool, c["brand_id"])
-    rendered = render_sample(
-        c["body"],
-        sample,
-        brand={"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]},
-    )
-    return check_sms_body(
-        rendered,
-        brand_name=b["name"],
-        first_contact=first_contact,
-        max_segments=b["max_segments"],
-    )
-
-
-async def plan(infra: Infra, campaign_id: int, *, at: datetime | None = None) -> SendPlan:
-    """The send plan of a campaign launched at `at` (default now); stored on the campaign
-    for the plan-versus-actual report."""
-    provider = build_provider(infra.settings)
-    try:
-        return await planning.plan_campaign(
-            infra.pool,
-            provider,
-            campaign_id,
-            at=at or now(),
-            platform_rate_mps=infra.settings.platform_rate_mps,
-        )
-    finally:
-        await provider.aclose()
-
-
-async def launch(
-    infra: Infra, campaign_id: int, *, relaunch: bool = False, at: datetime | None = None
-) -> LaunchCampaign:
-    """The campaign stage's entry point: validate, count the launch, publish the command.
-    `at` is the launch time (the expiry of its messages counts from it); default now."""
-    c = await campaigns.get_campaign(infra.pool, campaign_id)
-    validate_launch(campaign_id=campaign_id, body=c["body"], status=c["status"], relaunch=relaunch)
-    check = await check_campaign(infra, campaign_id)
-    if check.errors:
-        raise CampaignInvalid(campaign_id, list(check.errors), check.describe())
-    at = at or now()
-    attempt = await campaigns.begin_launch(infra.pool, campaign_id, at)
-    cmd = launch_command(brand_id=c["brand_id"], campaign_id=campaign_id, attempt=attempt, now=at)
-    await infra.bus.publish("launch", cmd, msg_id=cmd.command_id)
-    return cmd
-
-
-async def pause(infra: Infra, campaign_id: int) -> None:
-    """Stop new provider calls for a sending campaign (within one batch); resumable."""
-    await campaigns.set_paused(infra.pool, campaign_id, True)
-
-
-async def resume(infra: Infra, campaign_id: int, *, at: datetime | None = None) -> None:
-    """Continue a paused campaign where it stopped. `at`: now on the send stage's clock
-    (default: the database's), when the messages the pause held are due."""
-    await campaigns.set_paused(infra.pool, campaign_id, False, now=at)
-
-
-async def cancel(infra: Infra, campaign_id: int) -> int:
-    """End a campaign; every message not yet handed over is recorded as cancelled."""
-    return await campaigns.cancel(infra.pool, campaign_id)

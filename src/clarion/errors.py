@@ -60,6 +60,16 @@ class TemplateError(InvalidInput):
         self.message = message
 
 
+class Refused(ClarionError):
+    """A request that is well formed but that the state of things refuses (a number that
+    opted out, a suppressed address); `field` names what it is about."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = message
+
+
 class CampaignStateError(ClarionError):
     """A campaign command that its current state does not allow."""
 
@@ -82,6 +92,10 @@ class Held(ClarionError):
     def __init__(self, reason: str, retry_after_s: float = 0.5) -> None:
         super().__init__(reason)
         self.retry_after_s = retry_after_s
+
+
+class TooLarge(InvalidInput):
+    """Input larger than what can carry it (a request body, a bus message)."""
 
 
 class ForgedWebhook(ClarionError):

@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.domain.contacts import new_subscriber
-from clarion.report import campaign_progress
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
 from tests.conftest import SIM_SECRET, fresh_database
@@ -128,7 +128,7 @@ async def test_killing_workers_at_random_loses_nothing_and_doubles_nothing(
                 w.start()
             try:
                 await _wait_http(port)
-                await bootstrap.launch(infra, campaign_id)
+                await service.campaigns.launch(infra, campaign_id)
                 rng = random.Random()
                 for kill in range(KILLS):
                     await asyncio.sleep(rng.uniform(0.2, 0.8))

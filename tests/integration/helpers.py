@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.domain.contacts import new_subscriber
 from clarion.domain.records import OutboundMessage, RenderedBatch
 from clarion.harness.seed import synthetic_rows
 from clarion.pipeline import send
-from clarion.report import Progress
+from clarion.service.progress import Progress
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns, messages
 from clarion.store.db import Pool
@@ -54,7 +54,7 @@ async def campaign(pool: Pool, brand_id: int, body: str = BODY) -> int:
 async def send_campaign(infra: bootstrap.Infra, sim: SimProcess, campaign_id: int) -> Progress:
     """Run every stage in this process at DAYTIME, launch the campaign, wait until done."""
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         return await wait_for_campaign(infra.pool, campaign_id, sim)
 
 

@@ -27,7 +27,7 @@ async def test_the_plan_api_is_scoped_to_the_keys_brand_and_matches_what_happene
     other_key = await api_keys.create_key(infra.pool, stranger.brand_id)
     provider = bootstrap.build_provider(infra.settings)
     app = create_app(
-        infra.bus, {}, api=V1(infra.pool, infra.bus, provider, 3000.0, clock=lambda: DAYTIME)
+        infra.bus, {}, api=V1(infra, clock=lambda: DAYTIME)
     )
     auth = {"Authorization": f"Bearer {key}"}
     try:
@@ -93,7 +93,7 @@ async def test_transactional_messages_through_the_api_are_sent_once_per_key_and_
             conn, audience.brand_id, sub_id, "opted_out", keyword="STOP", disclosure=None
         )
     provider = bootstrap.build_provider(infra.settings)
-    app = create_app(infra.bus, {}, api=V1(infra.pool, infra.bus, provider, 3000.0))
+    app = create_app(infra.bus, {}, api=V1(infra))
     auth = {"Authorization": f"Bearer {key}"}
     code = {"to": "(917) 555-2142", "body": "Your Northwind code is 482913"}
     try:

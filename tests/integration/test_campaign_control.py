@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from clarion import bootstrap
-from clarion.report import campaign_progress
+from clarion import bootstrap, service
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store.lanes import set_lane_limit
 from tests.conftest import DAYTIME, wait_for_campaign
@@ -33,9 +33,9 @@ async def test_pause_stops_provider_calls_within_a_second_and_resume_finishes_ex
     audience = await brand_with_subscribers(infra.pool, 10_000, seed=401)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         await _until_handed_over(infra, campaign_id)
-        await bootstrap.pause(infra, campaign_id)
+        await service.campaigns.pause(infra, campaign_id)
         await asyncio.sleep(1.0)
         accepted_after_1s = (await asyncio.to_thread(sim.stats))["accepted"]
         await asyncio.sleep(1.5)
@@ -43,7 +43,7 @@ async def test_pause_stops_provider_calls_within_a_second_and_resume_finishes_ex
         paused = await campaign_progress(infra.pool, campaign_id)
         assert paused.handed_over < len(audience.consented)  # the pause held something back
 
-        await bootstrap.resume(infra, campaign_id, at=daytime())
+        await service.campaigns.resume(infra, campaign_id, at=daytime())
         progress = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=120)
 
     inbox = await asyncio.to_thread(sim.handsets)
@@ -58,9 +58,9 @@ async def test_cancel_ends_a_campaign_with_every_unsent_recipient_accounted_for(
     audience = await brand_with_subscribers(infra.pool, 10_000, seed=402)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         await _until_handed_over(infra, campaign_id)
-        await bootstrap.cancel(infra, campaign_id)
+        await service.campaigns.cancel(infra, campaign_id)
         progress = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
         await asyncio.sleep(1.0)  # batches already on the bus drain as cancelled
         progress = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)

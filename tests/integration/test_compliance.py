@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.compliance.ledger import ledger_csv
 from clarion.errors import CampaignInvalid
 from clarion.sim.process import SimProcess
@@ -49,14 +49,14 @@ async def test_a_stop_mid_campaign_blocks_every_later_message_and_is_confirmed(
     provider = bootstrap.build_provider(infra.settings)
     async with bootstrap.running(infra, provider, clock=daytime):
         # the simulator learns the brand number's inbound webhook from its first send
-        await bootstrap.launch(infra, first_campaign, at=DAYTIME)
+        await service.campaigns.launch(infra, first_campaign, at=DAYTIME)
         await wait_for(lambda: _handed_over_any(infra, first_campaign))
         answer = await asyncio.to_thread(reply, sim, last, "Stop")
         assert answer["webhook_status"] == 200
         progress = await wait_for_campaign(infra.pool, first_campaign, sim, timeout_s=120)
 
         second_campaign = await campaign(infra.pool, audience.brand_id)
-        await bootstrap.launch(infra, second_campaign, at=DAYTIME)
+        await service.campaigns.launch(infra, second_campaign, at=DAYTIME)
         await wait_for_campaign(infra.pool, second_campaign, sim, timeout_s=120)
 
     inbox = await asyncio.to_thread(sim.handset, last)
@@ -102,7 +102,7 @@ async def test_keywords_help_unknown_numbers_and_double_opt_in(
     first = await campaign(infra.pool, audience.brand_id)
     stranger, joiner = "+13125557001", "+13125557002"
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, first, at=DAYTIME)
+        await service.campaigns.launch(infra, first, at=DAYTIME)
         await wait_for_campaign(infra.pool, first, sim)
         for number, body in ((stranger, "HELP"), (stranger, "stop"), (joiner, "START")):
             await asyncio.to_thread(reply, sim, number, body)
@@ -148,7 +148,7 @@ async def test_a_message_outside_the_window_is_deferred_then_sent_when_it_opens(
     async with bootstrap.running(
         infra, bootstrap.build_provider(infra.settings), clock=lambda: clock["now"]
     ):
-        await bootstrap.launch(infra, campaign_id, at=night)
+        await service.campaigns.launch(infra, campaign_id, at=night)
         night_progress = await wait_for_campaign(infra.pool, campaign_id, sim)
         assert night_progress.deferred == len(audience.consented)
         assert night_progress.handed_over == 0
@@ -176,7 +176,7 @@ async def test_launch_refuses_a_first_message_without_brand_name_or_opt_out_inst
     audience = await brand_with_subscribers(infra.pool, 5, seed=304)
     bare = await campaign(infra.pool, audience.brand_id, "Hi {{ first_name }}, 50% off today!")
     with pytest.raises(CampaignInvalid) as refused:
-        await bootstrap.launch(infra, bare, at=DAYTIME)
+        await service.campaigns.launch(infra, bare, at=DAYTIME)
     assert any("Northwind" in p for p in refused.value.problems)
     assert any("opt out" in p for p in refused.value.problems)
     assert (await campaigns.get_campaign(infra.pool, bare))["launch_count"] == 0
@@ -184,7 +184,7 @@ async def test_launch_refuses_a_first_message_without_brand_name_or_opt_out_inst
     curly = await campaign(
         infra.pool, audience.brand_id, "Northwind: it’s 50% off — today. Reply STOP to opt out"
     )
-    check = await bootstrap.check_campaign(infra, curly)
+    check = await service.campaigns.check(infra, curly)
     assert check.errors == ()
     assert check.segments.encoding == "UCS-2"
     assert check.segments.non_gsm == ("’", "—")

@@ -8,7 +8,7 @@ import dataclasses
 import email
 from collections import Counter
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.domain.contacts import new_subscriber
 from clarion.providers import accounts
@@ -65,7 +65,7 @@ async def test_a_campaign_by_sms_and_email_follows_each_channels_consent(
         async with bootstrap.running(
             linked, bootstrap.build_provider(infra.settings), clock=daytime, more_providers=[smtp]
         ):
-            await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+            await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
             done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
         await smtp.aclose()
     finally:

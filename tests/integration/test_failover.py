@@ -9,8 +9,8 @@ from collections import Counter
 
 import httpx
 
-from clarion import bootstrap
-from clarion.report import campaign_progress
+from clarion import bootstrap, service
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store import lanes as lane_store
 from tests.conftest import DAYTIME, wait_for_campaign
@@ -36,7 +36,7 @@ async def test_a_provider_outage_moves_traffic_to_the_next_and_back(
             bootstrap.running(infra, primary, clock=daytime, more_providers=[backup]),
             httpx.AsyncClient() as client,
         ):
-            await bootstrap.launch(infra, first, at=DAYTIME)
+            await service.campaigns.launch(infra, first, at=DAYTIME)
             while (await campaign_progress(infra.pool, first)).handed_over < 1000:
                 await asyncio.sleep(0.05)
             await client.post(f"{a.url}/admin/outage", json={"down": True})
@@ -56,7 +56,7 @@ async def test_a_provider_outage_moves_traffic_to_the_next_and_back(
                 infra.pool, brand, body="Northwind: back again. Reply STOP to opt out."
             )
             await infra.pool.execute("UPDATE brands SET smart_sending_h = 0 WHERE id = $1", brand)
-            await bootstrap.launch(infra, second, at=DAYTIME)
+            await service.campaigns.launch(infra, second, at=DAYTIME)
             await wait_for_campaign(infra.pool, second, a, timeout_s=60)
             after = Counter(
                 r["provider"]

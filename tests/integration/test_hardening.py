@@ -12,12 +12,13 @@ import httpx
 import msgspec
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.api import app as api_app
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.config import Settings
 from clarion.domain.records import Receipt, ReceiptBatch
+from clarion.errors import TooLarge
 from clarion.sim.process import SimProcess
 from clarion.sim.wire import SIGNATURE_HEADER, signed_headers
 from clarion.store import api_keys, lanes
@@ -32,7 +33,7 @@ async def client(infra: bootstrap.Infra) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         infra.bus,
         {"sim": provider},
-        api=V1(infra.pool, infra.bus, provider, 3000.0, clock=lambda: DAYTIME),
+        api=V1(infra, clock=lambda: DAYTIME),
     )
     try:
         async with httpx.AsyncClient(
@@ -169,14 +170,14 @@ def test_a_batch_larger_than_the_bus_carries_is_split_the_same_way_every_time() 
         return ReceiptBatch(batch_id=key, provider="sim", receipts=items)
 
     limit = 20_000
-    parts = api_app._fitting("sim:b1", receipts, make, limit)
+    parts = service.webhooks.fitting("sim:b1", receipts, make, limit)
     assert len(parts) > 1
     assert all(len(msgspec.msgpack.encode(p)) <= limit for _, p in parts)
     assert [r for _, p in parts for r in p.receipts] == receipts  # all, in order
-    assert api_app._fitting("sim:b1", receipts, make, limit) == parts  # a retry: same keys
+    assert service.webhooks.fitting("sim:b1", receipts, make, limit) == parts  # a retry: same keys
     assert len({k for k, _ in parts}) == len(parts)
-    with pytest.raises(api_app._TooLarge):
-        api_app._fitting("sim:b2", receipts[:1], make, 10)
+    with pytest.raises(TooLarge):
+        service.webhooks.fitting("sim:b2", receipts[:1], make, 10)
 
 
 async def test_a_signed_webhook_near_the_bus_limit_is_accepted_whole(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from clarion import bootstrap
-from clarion.report import campaign_progress
+from clarion import bootstrap, service
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store import lanes as lane_store
 from tests.conftest import DAYTIME, wait_for_campaign
@@ -30,12 +30,12 @@ async def test_a_slow_sender_does_not_delay_a_fast_one(
     fast_campaign = await campaign(infra.pool, fast.brand_id)
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
         started = time.monotonic()
-        await bootstrap.launch(infra, slow_campaign, at=DAYTIME)
-        await bootstrap.launch(infra, fast_campaign, at=DAYTIME)
+        await service.campaigns.launch(infra, slow_campaign, at=DAYTIME)
+        await service.campaigns.launch(infra, fast_campaign, at=DAYTIME)
         fast_done = await wait_for_campaign(infra.pool, fast_campaign, sim, timeout_s=30)
         elapsed = time.monotonic() - started
         slow_now = await campaign_progress(infra.pool, slow_campaign)
-        await bootstrap.cancel(infra, slow_campaign)
+        await service.campaigns.cancel(infra, slow_campaign)
         await asyncio.sleep(0.5)
 
     assert fast_done.delivered == len(fast.consented)

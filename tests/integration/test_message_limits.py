@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.domain.contacts import new_subscriber
@@ -33,7 +33,7 @@ async def test_the_api_refuses_a_body_over_1600_characters_or_the_brands_segment
     default = await brand(infra, "default-limit")
     strict = await brand(infra, "two-segments", max_segments=2)
     provider = bootstrap.build_provider(infra.settings)
-    app = create_app(infra.bus, {}, api=V1(infra.pool, infra.bus, provider, 3000.0))
+    app = create_app(infra.bus, {}, api=V1(infra))
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://clarion"
@@ -70,7 +70,7 @@ async def test_validation_refuses_a_campaign_over_the_brands_segments(
 ) -> None:
     brand_id = await brand(infra, "one-segment", max_segments=1)
     body = "{{ brand.name }}: " + "x" * 150 + " Reply STOP to opt out."
-    check = await bootstrap.check_campaign(infra, await campaign(infra.pool, brand_id, body))
+    check = await service.campaigns.check(infra, await campaign(infra.pool, brand_id, body))
     assert check.errors == ("the message is 2 segments; the brand's limit is 1",)
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch, StatusChange
 from clarion.domain.status import rank
 from clarion.runtime.stages import Stages
@@ -34,7 +34,7 @@ async def test_a_carrier_delivering_badly_raises_one_alert_for_that_carrier_only
     ) as sim:
         provider = bootstrap.build_provider(infra.settings, url=sim.url)
         async with bootstrap.running(watched, provider, clock=daytime):
-            await bootstrap.launch(watched, campaign_id, at=DAYTIME)
+            await service.campaigns.launch(watched, campaign_id, at=DAYTIME)
             await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
 
     alerts = await monitoring.list_alerts(infra.pool, brand_id=audience.brand_id)

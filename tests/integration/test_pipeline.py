@@ -9,13 +9,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.domain.ids import PARTITIONS
 from clarion.domain.messages import SendResult
 from clarion.domain.ports import Provider
 from clarion.domain.records import OutboundMessage
 from clarion.errors import CampaignStateError, ProviderError
-from clarion.report import campaign_progress
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from tests.conftest import DAYTIME, wait_for_campaign
 from tests.integration.helpers import brand_with_subscribers, campaign, daytime, send_campaign
@@ -62,13 +62,13 @@ async def test_launching_the_same_campaign_again_sends_nothing_more(
     campaign_id = await campaign(infra.pool, audience.brand_id)
     provider = bootstrap.build_provider(infra.settings)
     async with bootstrap.running(infra, provider, clock=daytime):
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         await wait_for_campaign(infra.pool, campaign_id, sim)
         before = await asyncio.to_thread(sim.stats)
 
         with pytest.raises(CampaignStateError, match="launched already"):
-            await bootstrap.launch(infra, campaign_id)
-        await bootstrap.launch(infra, campaign_id, relaunch=True, at=DAYTIME)
+            await service.campaigns.launch(infra, campaign_id)
+        await service.campaigns.launch(infra, campaign_id, relaunch=True, at=DAYTIME)
         await wait_for_campaign(infra.pool, campaign_id, sim)
         for hop in ("launch", "audience", "rendered"):
             while await infra.bus.pending(hop):
@@ -130,7 +130,7 @@ async def test_a_worker_killed_around_the_provider_call_finishes_with_no_loss_an
     accepted_before = (await asyncio.to_thread(sim.stats))["accepted"]
 
     async with bootstrap.running(infra, crashing, clock=daytime) as workers:  # type: ignore[arg-type]
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         await asyncio.wait_for(crashing.crashed.wait(), 30)
         await asyncio.sleep(0.2)
     assert workers.stop.is_set()
@@ -215,7 +215,7 @@ async def test_without_idempotency_keys_an_interrupted_call_is_never_repeated_bu
     accepted_before = (await asyncio.to_thread(sim.stats))["accepted"]
     crashing = CrashingProvider(real, after_call=after_call, idempotent=False)
     async with bootstrap.running(infra, crashing, clock=daytime):  # type: ignore[arg-type]
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         await asyncio.wait_for(crashing.crashed.wait(), 30)
         await asyncio.sleep(0.2)
     crashed = set(crashing.crashed_ids)
@@ -272,7 +272,7 @@ async def test_transient_failures_retry_with_backoff_then_dead_letter_with_the_r
     failing = FailingProvider(bootstrap.build_provider(infra.settings), after_call=False)
     failing.calls = 0
     async with bootstrap.running(quick, failing, clock=daytime):  # type: ignore[arg-type]
-        await bootstrap.launch(quick, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(quick, campaign_id, at=DAYTIME)
         progress = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=30)
 
     assert progress.by_status == {

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.domain.messages import SendResult
 from clarion.domain.ports import Provider
 from clarion.domain.records import OutboundMessage, Receipt, ReceiptBatch
@@ -71,7 +71,7 @@ async def test_receipts_by_provider_id_and_one_before_its_send_answer_are_all_fo
     campaign_id = await campaign(infra.pool, audience.brand_id)
     provider = ByProviderId(bootstrap.build_provider(infra.settings), infra)
     async with bootstrap.running(infra, provider, clock=daytime):  # type: ignore[arg-type]
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
 
     assert done.delivered + done.failed == len(audience.consented)
@@ -109,7 +109,7 @@ async def test_send_answers_alone_are_folded_to_accepted_without_events(
     campaign_id = await campaign(infra.pool, audience.brand_id)
     provider = NoReports(bootstrap.build_provider(infra.settings), infra)
     async with bootstrap.running(infra, provider, clock=daytime):  # type: ignore[arg-type]
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         deadline = asyncio.get_running_loop().time() + 30
         while await infra.pool.fetchval(
             "SELECT count(*) FROM messages WHERE campaign_id = $1 AND status = 'accepted'",
@@ -153,7 +153,7 @@ async def test_a_messages_answer_and_reports_are_written_to_its_row_once(
         infra, settings=dataclasses.replace(infra.settings, receipt_hold_s=10.0)
     )
     async with bootstrap.running(holding, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
         while await infra.bus.pending("receipts"):
             await asyncio.sleep(0.05)

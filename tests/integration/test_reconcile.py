@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.domain.messages import SendResult
 from clarion.domain.records import OutboundMessage, Receipt
 from clarion.domain.status import rank
@@ -43,7 +43,7 @@ async def test_messages_whose_receipts_were_lost_are_reconciled_from_the_provide
     with SimProcess(secret=infra.settings.sim_secret, failure_rate=0.0, receipt_loss=0.4) as sim:
         provider = bootstrap.build_provider(infra.settings, url=sim.url)
         async with bootstrap.running(quick, provider, clock=daytime):
-            await bootstrap.launch(quick, campaign_id, at=DAYTIME)
+            await service.campaigns.launch(quick, campaign_id, at=DAYTIME)
             done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
         lost = (await asyncio.to_thread(sim.stats))["receipts_lost"]
 
@@ -74,7 +74,7 @@ async def test_a_twilio_account_is_asked_for_the_status_of_its_messages(
             infra.settings,
         )  # fmt: skip
         async with bootstrap.running(quick, twilio, clock=daytime):
-            await bootstrap.launch(quick, campaign_id, at=DAYTIME)
+            await service.campaigns.launch(quick, campaign_id, at=DAYTIME)
             done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
         lost = (await asyncio.to_thread(sim.stats))["receipts_lost"]
 

@@ -9,12 +9,12 @@ import random
 
 import httpx
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.domain.lanes import LaneLimit
 from clarion.pipeline.lanes import next_pacific_midnight, pacific_day
 from clarion.pipeline.plan import plan_vs_actual
-from clarion.report import campaign_progress
 from clarion.runtime import planning
+from clarion.service.progress import campaign_progress
 from clarion.sim.network import carrier_for
 from clarion.sim.process import SimProcess
 from clarion.store import campaigns
@@ -111,7 +111,7 @@ async def test_carrier_lanes_look_up_carriers_and_hold_a_spent_daily_cap(
     assert stored.eligible == plan.eligible
 
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         progress = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
 
     # every subscriber's carrier is remembered from the lookup
@@ -169,13 +169,13 @@ async def test_a_subscribers_messages_leave_in_the_order_they_were_created(
         infra.pool, brand, body="{{ brand.name }}: B second. Reply STOP to opt out."
     )
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, first, at=DAYTIME)
+        await service.campaigns.launch(infra, first, at=DAYTIME)
         # B is created after A: A's messages all exist (and mostly wait for the lane)
         while (p := await campaign_progress(infra.pool, first)).persisted < 80 or not (
             p.audience_done
         ):
             await asyncio.sleep(0.05)
-        await bootstrap.launch(infra, second, at=DAYTIME)
+        await service.campaigns.launch(infra, second, at=DAYTIME)
         await wait_for_campaign(infra.pool, first, sim, timeout_s=60)
         await wait_for_campaign(infra.pool, second, sim, timeout_s=60)
 
@@ -211,10 +211,10 @@ async def test_a_paused_campaign_does_not_hold_up_another_campaign(
     held = await campaign(infra.pool, paused.brand_id)
     moving = await campaign(infra.pool, other.brand_id)
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
-        await bootstrap.launch(infra, held, at=DAYTIME)
+        await service.campaigns.launch(infra, held, at=DAYTIME)
         await asyncio.sleep(0.5)
         await campaigns.set_paused(infra.pool, held, True)
-        await bootstrap.launch(infra, moving, at=DAYTIME)
+        await service.campaigns.launch(infra, moving, at=DAYTIME)
         done = await wait_for_campaign(infra.pool, moving, sim, timeout_s=30)
         during = await campaign_progress(infra.pool, held)
         await campaigns.set_paused(infra.pool, held, False, now=daytime())
@@ -238,7 +238,7 @@ async def test_a_provider_that_answers_429_slows_its_lane_and_every_message_stil
         settings = dataclasses.replace(infra.settings, sim_url=slow.url)
         lowest = 3000.0
         async with bootstrap.running(infra, bootstrap.build_provider(settings), clock=daytime):
-            await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+            await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
             deadline = asyncio.get_running_loop().time() + 90
             while not (p := await campaign_progress(infra.pool, campaign_id)).complete:
                 rate = await infra.pool.fetchval(

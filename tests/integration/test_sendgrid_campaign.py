@@ -11,7 +11,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.domain.contacts import new_subscriber
 from clarion.providers import accounts
 from clarion.sim.process import SimProcess
@@ -63,7 +63,7 @@ async def test_an_email_campaign_over_sendgrid_with_signed_events(
     async with bootstrap.running(
         linked, bootstrap.build_provider(infra.settings), clock=daytime, more_providers=[grid]
     ):
-        await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+        await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
         done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
     await grid.aclose()
 

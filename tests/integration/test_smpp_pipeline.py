@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.providers import accounts
 from clarion.sim.network import carrier_for
 from clarion.sim.process import SimProcess
@@ -42,7 +42,7 @@ async def test_a_campaign_over_smpp_with_receipts_by_smsc_id_and_a_stop_as_mo(
         await smpp.start(wait_s=10)  # type: ignore[attr-defined]
         try:
             async with bootstrap.running(infra, smpp, clock=daytime):
-                await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+                await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
                 done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
                 # failures only at AT&T, so the opt-out confirmation surely arrives
                 stopper = next(p for p in audience.consented if carrier_for(p).name != "AT&T")

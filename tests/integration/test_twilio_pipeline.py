@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.providers import accounts
 from clarion.sim.network import carrier_for
 from clarion.sim.process import SimProcess
@@ -50,7 +50,7 @@ async def test_a_campaign_over_a_twilio_account_and_a_stop_through_its_inbound_w
                 },
                 auth=(SID, TOKEN),
             )
-            await bootstrap.launch(infra, campaign_id, at=DAYTIME)
+            await service.campaigns.launch(infra, campaign_id, at=DAYTIME)
             done = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
             # failures only at AT&T, so the opt-out confirmation surely arrives
             stopper = next(p for p in audience.consented if carrier_for(p).name != "AT&T")

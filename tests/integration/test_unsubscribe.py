@@ -24,7 +24,7 @@ async def test_one_click_post_unsubscribes_once_and_get_never_does(
     )
     provider = bootstrap.build_provider(infra.settings)
     app = create_app(
-        infra.bus, {}, api=V1(infra.pool, infra.bus, provider, 3000.0), unsubscribe_secret=SECRET
+        infra.bus, {}, api=V1(infra), unsubscribe_secret=SECRET
     )
     token = make_token(SECRET, audience.brand_id, sub_id)
 

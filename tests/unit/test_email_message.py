@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
+from clarion.api.unsubscribe import unsubscribe_routes
 from clarion.email import (
     DkimKey,
     OutboundEmail,
@@ -30,7 +31,6 @@ from clarion.email import (
     make_token,
     read_token,
     receipt_from_sendgrid_event,
-    unsubscribe_routes,
 )
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput
 from clarion.providers import sendgrid

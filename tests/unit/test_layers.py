@@ -55,6 +55,93 @@ def test_pure_modules_never_import_io_libraries(path: Path) -> None:
     assert not imported & FORBIDDEN, f"{path.relative_to(SRC)} imports {imported & FORBIDDEN}"
 
 
+# --- the simulator stands alone -------------------------------------------------------------
+
+SIM_MUST_NOT_IMPORT = (
+    "clarion.providers", "clarion.runtime", "clarion.store", "clarion.service", "clarion.bus",
+    "clarion.api", "clarion.web", "clarion.harness", "clarion.bootstrap", "clarion.cli",
+)  # fmt: skip
+
+
+def sim_imports(module: str, source: str, known: set[str]) -> list[tuple[str, int]]:
+    """(module imported, line) for every import in `module`'s source, function-local and
+    TYPE_CHECKING ones too; `from package import name` counts as importing `package.name`
+    when that is one of the `known` modules, and relative imports are resolved."""
+    found: list[tuple[str, int]] = []
+    package = module.split(".")  # a module's package is its name less the last part
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = ".".join(package[: len(package) - node.level])
+                base = f"{parent}.{base}" if base else parent
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.append((full if full in known else base, node.lineno))
+    return list(dict.fromkeys(found))  # one entry per module and line
+
+
+def sim_import_cycle(edges: dict[str, list[tuple[str, int]]]) -> list[str] | None:
+    """One cycle in the import graph, as "a imports b (line n)" steps, or None."""
+    done: set[str] = set()
+    path: list[tuple[str, str, int]] = []  # (importer, imported, line) on the way down
+
+    def visit(module: str, stack: list[str]) -> list[str] | None:
+        if module in stack:
+            steps = path[stack.index(module) :]
+            return [f"{a} imports {b} (line {n})" for a, b, n in steps]
+        if module in done:
+            return None
+        for imported, line in edges.get(module, []):
+            path.append((module, imported, line))
+            if (cycle := visit(imported, [*stack, module])) is not None:
+                return cycle
+            path.pop()
+        done.add(module)
+        return None
+
+    for start in sorted(edges):
+        if (cycle := visit(start, [])) is not None:
+            return cycle
+    return None
+
+
+def test_the_simulator_imports_no_clarion_adapter_and_its_modules_form_no_cycle() -> None:
+    """`clarion.sim` plays the services Clarion's adapters talk to: sharing their code (a
+    signing bug would then agree with itself) or Clarion's servers would make its tests
+    prove nothing. Its front ends import its state and `app` assembles them, so no import
+    (function-local or TYPE_CHECKING ones included) goes round in a circle."""
+    files = sorted((SRC / "sim").rglob("*.py"))
+    names = {
+        p: ".".join(("clarion", *p.relative_to(SRC).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        )
+        for p in files
+    }
+    known = set(names.values())
+    assert {"clarion.sim.app", "clarion.sim.state", "clarion.sim.sendgrid_api"} <= known
+    edges: dict[str, list[tuple[str, int]]] = {}
+    for path, module in names.items():
+        imported = sim_imports(module, path.read_text(encoding="utf-8"), known)
+        bad = [
+            f"{path.relative_to(SRC)}:{line} imports {name}"
+            for name, line in imported
+            if any(name == f or name.startswith(f + ".") for f in SIM_MUST_NOT_IMPORT)
+        ]
+        assert not bad, "the simulator must stand alone: " + "; ".join(bad)
+        edges[module] = [(name, line) for name, line in imported if name in known]
+    assert any(name == "clarion.sim.state" for name, _ in edges["clarion.sim.app"])
+    # the cycle finder finds a cycle when there is one (else this test could not fail)
+    assert sim_import_cycle({"a": [("b", 3)], "b": [("a", 7)]}) == [
+        "a imports b (line 3)",
+        "b imports a (line 7)",
+    ]
+    cycle = sim_import_cycle(edges)
+    assert cycle is None, "the simulator's imports go round in a circle: " + " → ".join(cycle)
+
+
 # --- the import contract: arrows point inward -------------------------------------------------
 
 # Each top-level module or package of `clarion` and its layer's rank: a module may import its
@@ -78,7 +165,6 @@ LAYERS: dict[str, int] = {
     "config": 3,
     "runtime": 4,
     "service": 5,
-    "report": 5,  # campaign progress tables: a use case, until it moves into service/
     "api": 6,
     "web": 6,
     "cli": 6,
@@ -105,7 +191,7 @@ APART = frozenset({"sim"})
 ENTRYPOINTS = frozenset({"api", "web", "cli", "__main__"})
 ENTRYPOINTS_MAY_IMPORT = ENTRYPOINTS | {
     "clarion", "errors", "domain", "compliance", "config", "observability", "service",
-    "report", "bootstrap", "harness", "sim",
+    "bootstrap", "harness", "sim",
 }  # fmt: skip
 
 
@@ -248,7 +334,6 @@ def test_every_module_is_in_a_layer() -> None:
     assert not outside, f"modules in no layer (add them to LAYERS): {outside}"
 
 
-@pytest.mark.xfail(strict=True, reason="the service layer (issue 25) is not in yet")
 def test_entrypoints_call_only_the_service_layer() -> None:
     """The CLI, the API and the web UI parse, call a use case and map errors: none of them
     reaches past `service` into a stage core, the SQL, the bus or an adapter."""

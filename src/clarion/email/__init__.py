@@ -14,7 +14,7 @@ from clarion.email.message import (
     receipt_from_sendgrid_event,
     sign_dkim,
 )
-from clarion.email.unsubscribe import make_token, read_token, unsubscribe_routes
+from clarion.email.unsubscribe import make_token, read_token
 
 __all__ = [
     "BounceKind",
@@ -29,5 +29,4 @@ __all__ = [
     "read_token",
     "receipt_from_sendgrid_event",
     "sign_dkim",
-    "unsubscribe_routes",
 ]

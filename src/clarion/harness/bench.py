@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.compliance.windows import us_federal_holidays
 from clarion.config import Settings
@@ -51,8 +51,8 @@ from clarion.harness.measure import (
     stage_latencies,
 )
 from clarion.harness.seed import synthetic_rows
-from clarion.report import campaign_progress
 from clarion.runtime.stages import STAGE_HOPS, STAGES
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns, messages
 from clarion.store.lanes import add_sender, set_lane_limit
@@ -333,7 +333,7 @@ async def _bench(
         if opts.sql_top:
             await infra.pool.execute("SELECT pg_stat_statements_reset()")
         launched_wall = time.time()
-        await bootstrap.launch(
+        await service.campaigns.launch(
             infra, campaign_id, at=datetime.now(UTC) + timedelta(seconds=offset_s)
         )
         try:

@@ -18,11 +18,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clarion import bootstrap
+from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.harness.seed import synthetic_subscribers
-from clarion.report import campaign_progress
+from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
 from clarion.store import brands, campaigns
 
@@ -99,7 +99,7 @@ async def _campaign(
             pool, brand_id=brand_id, name="Black Friday", body=DEMO_BODY
         )
     started = time.perf_counter()
-    await bootstrap.launch(infra, campaign_id, at=at)
+    await service.campaigns.launch(infra, campaign_id, at=at)
     bars = Progress(
         TextColumn("{task.description:<12}"),
         BarColumn(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import msgspec
 from clarion.domain.messages import MESSAGE_COLUMNS, MessageRow, StatusUpdate, Waiting
 from clarion.domain.records import Folded, Receipt, StatusChange, StatusCount
 from clarion.domain.status import rank
+from clarion.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -552,3 +554,18 @@ async def to_reconcile(
         "UPDATE reconcile_floor SET floor = $1, updated_at = now()", next_floor or end
     )
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def message_status(
+    pool: asyncpg.Pool, brand_id: int, message_id: uuid.UUID
+) -> dict[str, Any]:
+    """A message of the brand's, as the API shows it; `NotFound` for another brand's."""
+    row = await pool.fetchrow(
+        "SELECT id::text, kind, to_address AS to, status, error_code, segments, sent_at,"
+        " updated_at FROM messages WHERE id = $1 AND brand_id = $2",
+        message_id,
+        brand_id,
+    )
+    if row is None:
+        raise NotFound("message", str(message_id))
+    return dict(row)

@@ -1,0 +1,151 @@
+"""Campaigns: author, check, plan, launch, pause, resume, cancel, follow."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.console import Console
+
+from clarion import bootstrap, service
+from clarion.cli._app import campaign_app, err, run_async
+from clarion.cli.tables import plan_tables, plan_vs_actual_table
+from clarion.config import Settings
+
+
+@campaign_app.command("create")
+def campaign_create(
+    brand_id: int,
+    name: str,
+    body: str,
+    channel: Annotated[str, typer.Option(help="sms, email or both.")] = "sms",
+    subject: Annotated[str | None, typer.Option(help="Email subject (a template).")] = None,
+    email_body: Annotated[
+        str | None, typer.Option(help="Email text (a template; default: BODY).")
+    ] = None,
+) -> None:
+    """Create a draft campaign (texts are Jinja2 templates); prints its id. By SMS, email or
+    both: each subscriber gets it on each channel they consented to."""
+
+    async def go() -> None:
+        service.campaigns.check_texts(body, subject, email_body)  # before any server starts
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            print(
+                await service.campaigns.create(
+                    infra,
+                    brand_id=brand_id,
+                    name=name,
+                    body=body,
+                    channel=channel,
+                    subject=subject,
+                    email_body=email_body,
+                )
+            )
+
+    run_async(go())
+
+
+@campaign_app.command("launch")
+def campaign_launch(campaign_id: int, relaunch: bool = False) -> None:
+    """Launch a campaign (the workers of `clarion run` send it)."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            cmd = await service.campaigns.launch(infra, campaign_id, relaunch=relaunch)
+            print(f"launched campaign {campaign_id} (attempt {cmd.attempt})")
+
+    run_async(go())
+
+
+def _campaign_command(verb: str, campaign_id: int) -> None:
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            result = await getattr(service.campaigns, verb)(infra, campaign_id)
+            extra = f" ({result} waiting messages cancelled)" if verb == "cancel" else ""
+            print(f"campaign {campaign_id}: {verb} done{extra}")
+
+    run_async(go())
+
+
+@campaign_app.command("pause")
+def campaign_pause(campaign_id: int) -> None:
+    """Pause a sending campaign: no new provider calls from the next batch on."""
+    _campaign_command("pause", campaign_id)
+
+
+@campaign_app.command("resume")
+def campaign_resume(campaign_id: int) -> None:
+    """Resume a paused campaign where it stopped."""
+    _campaign_command("resume", campaign_id)
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(campaign_id: int) -> None:
+    """Cancel a campaign; every recipient not yet sent to is recorded as cancelled."""
+    _campaign_command("cancel", campaign_id)
+
+
+@campaign_app.command("validate")
+def campaign_validate(campaign_id: int) -> None:
+    """Check a campaign before launch: brand name, opt-out instructions, encoding, segments."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            check = await service.campaigns.check(infra, campaign_id)
+            print(f"sample: {check.sample}")
+            print(check.describe())
+            for problem in check.errors:
+                err.print(f"[red]problem:[/red] {problem}")
+            if check.errors:
+                raise typer.Exit(65)
+
+    run_async(go())
+
+
+@campaign_app.command("status")
+def campaign_status(campaign_id: int) -> None:
+    """Show a campaign's progress per stage, its counts by status, and its plan versus what
+    happened (when a plan was computed)."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            st = await service.campaigns.status(infra, campaign_id)
+            p = st.progress
+            print(
+                f"audience {p.eligible} ({'done' if p.audience_done else 'resolving'}), "
+                f"persisted {p.persisted}, handed over {p.handed_over}, final {p.final}"
+            )
+            for status, n in sorted(p.by_status.items()):
+                print(f"  {status:<12} {n}")
+            if st.plan_vs_actual is not None:
+                Console().print(plan_vs_actual_table(st.plan_vs_actual))
+
+    run_async(go())
+
+
+@campaign_app.command("plan")
+def campaign_plan(
+    campaign_id: int,
+    at: Annotated[
+        datetime | None, typer.Option(help="Plan a launch at this UTC time (default: now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Before launch: recipients per lane and carrier, quiet hours and when they go, daily
+    caps that will be hit, cost in segments, and the estimated finish time."""
+    when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+    async def go() -> service.SendPlan:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await service.campaigns.plan(infra, campaign_id, at=when)
+
+    plan = run_async(go())
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(plan).decode() + "\n")
+        return
+    console = Console()
+    for table in plan_tables(plan):
+        console.print(table)

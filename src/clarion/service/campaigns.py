@@ -1,0 +1,170 @@
+"""Campaign use cases: author, check, plan, launch, pause, resume, cancel, report.
+
+`brand_id`, where a function takes it, scopes the campaign to a brand (an API key's): another
+brand's campaign is `NotFound`. An operator's command (the CLI) passes None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clarion.domain.records import LaunchCampaign
+from clarion.errors import CampaignInvalid
+from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
+from clarion.pipeline.personalize import check_template, render_sample
+from clarion.pipeline.plan import PlanRow, SendPlan, plan_vs_actual
+from clarion.runtime import planning
+from clarion.service.context import Services
+from clarion.service.progress import Progress, campaign_progress
+from clarion.store import brands, campaigns
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_texts(*texts: str | None) -> None:
+    """Refuse (`TemplateError`, naming the line) a campaign text that cannot compile or is
+    over the sandbox's limits whatever the subscriber; needs no server."""
+    for text in texts:
+        if text is not None:
+            check_template(text)
+
+
+async def create(
+    svc: Services,
+    *,
+    brand_id: int,
+    name: str,
+    body: str,
+    channel: str = "sms",
+    subject: str | None = None,
+    email_body: str | None = None,
+) -> int:
+    """A draft campaign; its texts are templates, refused now if they cannot compile or are
+    over the sandbox's limits whatever the subscriber."""
+    check_texts(body, subject, email_body)
+    return await campaigns.create_campaign(
+        svc.pool, brand_id=brand_id, name=name, body=body, channel=channel,
+        subject=subject, email_body=email_body,
+    )  # fmt: skip
+
+
+async def get(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> dict[str, Any]:
+    return await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+
+
+async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> BodyCheck:
+    """Render the campaign for a sample subscriber and check it (brand name and opt-out
+    instructions when it is someone's first message; encoding; the brand's segment limit)."""
+    c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    b = await brands.get_brand(svc.pool, c["brand_id"])
+    sample, first_contact = await campaigns.sample_and_first_contact(svc.pool, c["brand_id"])
+    rendered = render_sample(
+        c["body"],
+        sample,
+        brand={"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]},
+    )
+    return check_sms_body(
+        rendered, brand_name=b["name"], first_contact=first_contact,
+        max_segments=b["max_segments"],
+    )  # fmt: skip
+
+
+async def plan(
+    svc: Services,
+    campaign_id: int,
+    *,
+    at: datetime | None = None,
+    brand_id: int | None = None,
+) -> SendPlan:
+    """The send plan of the campaign launched at `at` (default now); stored on the campaign
+    for the plan-versus-actual report."""
+    await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    when = at or _now()
+    provider = svc.lookup_provider()
+    try:
+        return await planning.plan_campaign(
+            svc.pool, provider, campaign_id,
+            at=when if when.tzinfo else when.replace(tzinfo=UTC),
+            platform_rate_mps=svc.settings.platform_rate_mps,
+        )  # fmt: skip
+    finally:
+        await provider.aclose()
+
+
+async def stored_plan(
+    svc: Services, campaign_id: int, *, brand_id: int | None = None
+) -> SendPlan | None:
+    """The campaign's last computed plan, if any."""
+    await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    return await planning.stored_plan(svc.pool, campaign_id)
+
+
+async def launch(
+    svc: Services,
+    campaign_id: int,
+    *,
+    relaunch: bool = False,
+    at: datetime | None = None,
+    brand_id: int | None = None,
+) -> LaunchCampaign:
+    """Validate, count the launch, publish the command the campaign stage acts on. `at` is
+    the launch time (the expiry of its messages counts from it); default now."""
+    c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    validate_launch(campaign_id=campaign_id, body=c["body"], status=c["status"], relaunch=relaunch)
+    checked = await check(svc, campaign_id)
+    if checked.errors:
+        raise CampaignInvalid(campaign_id, list(checked.errors), checked.describe())
+    at = at or _now()
+    attempt = await campaigns.begin_launch(svc.pool, campaign_id, at)
+    cmd = launch_command(brand_id=c["brand_id"], campaign_id=campaign_id, attempt=attempt, now=at)
+    await svc.bus.publish("launch", cmd, msg_id=cmd.command_id)
+    return cmd
+
+
+async def pause(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> None:
+    """Stop new provider calls for a sending campaign (within one batch); resumable."""
+    await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    await campaigns.set_paused(svc.pool, campaign_id, True)
+
+
+async def resume(
+    svc: Services,
+    campaign_id: int,
+    *,
+    at: datetime | None = None,
+    brand_id: int | None = None,
+) -> None:
+    """Continue a paused campaign where it stopped. `at`: now on the send stage's clock
+    (default: the database's), when the messages the pause held are due."""
+    await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    await campaigns.set_paused(svc.pool, campaign_id, False, now=at)
+
+
+async def cancel(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> int:
+    """End a campaign; every message not yet handed over is recorded as cancelled. Returns
+    how many were waiting."""
+    await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    return await campaigns.cancel(svc.pool, campaign_id)
+
+
+@dataclass(frozen=True)
+class Status:
+    """A campaign, its progress per stage, and its plan versus what happened (when planned)."""
+
+    campaign: dict[str, Any]
+    progress: Progress
+    plan_vs_actual: list[PlanRow] | None
+
+
+async def status(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> Status:
+    c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    progress = await campaign_progress(svc.pool, campaign_id)
+    planned = await planning.stored_plan(svc.pool, campaign_id)
+    rows = None
+    if planned is not None:
+        rows = plan_vs_actual(planned, await planning.actual(svc.pool, campaign_id))
+    return Status(campaign=c, progress=progress, plan_vs_actual=rows)
