@@ -6,7 +6,7 @@ import random
 
 import msgspec
 
-from clarion.sim.app import Report, SimConfig, SimState
+from clarion.sim.state import Report, SimConfig, SimState
 from clarion.sim.wire import SendRequest, SimMessage, SimReceipt
 
 CALLBACK = "http://clarion.test/webhooks/sim/status"

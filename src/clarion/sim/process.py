@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,8 +12,16 @@ from typing import Any
 
 import httpx
 
-from clarion.bus.embedded import free_port
 from clarion.errors import ConfigurationError
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the simulator's own: it imports nothing of Clarion's
+    servers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 class SimProcess:

@@ -12,9 +12,9 @@
 - Event Webhook: `PATCH` (SendGrid's verb) or `POST /v3/user/webhooks/event/settings` with
   `{"url": …, "enabled": true}` sets where events go; `GET …/settings/signed` gives the
   verification key. Events are posted as JSON arrays (≤ 1,000 events, CRLF-terminated like
-  SendGrid's) signed with ECDSA P-256 exactly as SendGrid signs them, with a key derived from
-  the simulator's secret; a failed post is retried. While no URL is set, events are dropped,
-  as SendGrid does.
+  SendGrid's) signed with ECDSA P-256 exactly as SendGrid signs them (`sendgrid_signing`),
+  with a key derived from the simulator's secret; a failed post is retried. While no URL is
+  set, events are dropped, as SendGrid does.
 - Outcomes by domain: `…@bounce.invalid` → processed, bounce (550 5.1.1, no mailbox entry);
   `…@complain.invalid` → processed, delivered, spamreport; anything else → processed,
   delivered. Delivery takes 50 ms × the latency scale.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import heapq
 import itertools
 import re
@@ -37,7 +36,7 @@ import uuid
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import msgspec
@@ -46,22 +45,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clarion.httpclient import AsyncClient
-from clarion.providers.sendgrid import (
-    MAX_PERSONALIZATIONS,
+from clarion.sim.sendgrid_signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    ec_public_key,
-    sign_event_webhook,
+    sign,
+    verification_key,
+    webhook_private_key,
 )
+from clarion.sim.state import SimConfig, SimState
 
-if TYPE_CHECKING:  # app.py imports this module to mount its routes
-    from clarion.sim.app import SimConfig, SimState
-
+MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
 EVENTS_PER_POST = 1000
 DELIVERY_DELAY_S = 0.05  # × the simulator's latency scale
 _VALID_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _RESERVED_HEADERS = {"from", "to", "subject", "content-type", "dkim-signature", "received"}
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _POLICY = policy.SMTP.clone(max_line_length=998)
 
 
@@ -93,13 +90,6 @@ class _MailSend(msgspec.Struct, frozen=True):
 
 
 _decode_mail = msgspec.json.Decoder(_MailSend).decode
-
-
-def webhook_private_key(secret: str) -> int:
-    """The simulator's Event Webhook signing key: derived from its secret, so it is the
-    same across restarts."""
-    digest = hashlib.sha256(b"clarion-sim/sendgrid-event-webhook\x00" + secret.encode()).digest()
-    return int.from_bytes(digest, "big") % (_P256_ORDER - 1) + 1
 
 
 def _error(status: int, message: str, field_: str | None = None) -> JSONResponse:
@@ -267,7 +257,7 @@ class SendGridSim:
     async def signed_settings(self, request: Request) -> Response:
         if not self._authorized(request):
             return _error(401, "The provided authorization grant is invalid, expired, or revoked")
-        return JSONResponse({"enabled": True, "public_key": ec_public_key(self._key)})
+        return JSONResponse({"enabled": True, "public_key": verification_key(self._key)})
 
     async def mailbox_counts(self, request: Request) -> Response:
         return JSONResponse({a: len(m) for a, m in self.mailboxes.items()})
@@ -314,7 +304,7 @@ class SendGridSim:
         headers = {
             "content-type": "application/json",
             TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign_event_webhook(self._key, timestamp, body),
+            SIGNATURE_HEADER: sign(self._key, timestamp, body),
         }
         try:
             resp = await client.post(url, content=body, headers=headers)

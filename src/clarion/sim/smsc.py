@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from clarion.sim import network
-from clarion.sim.app import Channel, SimState
+from clarion.sim.state import Channel, SimState
 from clarion.sim.wire import SimInbound, SimReceipt
 from clarion.smpp.pdu import (
     DC_DEFAULT,

@@ -12,7 +12,7 @@ import binascii
 import hashlib
 import hmac
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -24,16 +24,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clarion.sim import network
-from clarion.sim.app import Channel, SimState
+from clarion.sim.state import Channel, OverLimit, SimState
 from clarion.sim.wire import SimInbound, SimReceipt
 
 API_VERSION = "2010-04-01"
 MAX_BODY_CHARS = 1600
 _ERRORS_URL = "https://www.twilio.com/docs/errors/"
 _HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
-
-# Seconds to wait when `n` more messages would exceed the account's rate, or None.
-OverLimit = Callable[[int], float | None]
 
 
 class _Target(msgspec.Struct, frozen=True):
