@@ -42,6 +42,7 @@ from clarion.store.db import (
     create_pool,
     migrate,
     release_session_lock,
+    try_session_lock,
 )
 from clarion.store.embedded import EmbeddedPostgres
 
@@ -293,7 +294,7 @@ async def _sweep_deferred(
     while not stop.is_set():
         try:
             async with core.pool.acquire() as conn:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _SWEEPER_LOCK):
+                if await try_session_lock(conn, _SWEEPER_LOCK):
                     try:
                         await core.sweep_deferred()
                         await core.sweep_early_receipts()

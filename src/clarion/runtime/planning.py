@@ -25,14 +25,6 @@ log = logging.getLogger(__name__)
 # times near year 1 or 9999 overflow the plan's date arithmetic).
 MAX_PLAN_OFFSET = timedelta(days=5 * 366)
 
-_PAGE = """
-SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
-FROM subscribers s
-WHERE s.brand_id = $1 AND s.id > $2 AND s.phone IS NOT NULL
-ORDER BY s.brand_id, s.id
-LIMIT $3
-"""
-
 
 async def plan_campaign(
     pool: Pool,
@@ -74,7 +66,7 @@ async def plan_campaign(
     brand_fields = {"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]}
     cursor = 0
     while True:
-        rows = await pool.fetch(_PAGE, brand_id, cursor, page_size)
+        rows = await brands.phone_page(pool, brand_id, cursor, page_size)
         if not rows:
             break
         cursor = rows[-1]["id"]
@@ -111,9 +103,7 @@ async def plan_campaign(
             for r in rows
         )
     plan = planner.result()
-    await pool.execute(
-        "UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, msgspec.to_builtins(plan)
-    )
+    await campaigns.store_plan(pool, campaign_id, msgspec.to_builtins(plan))
     return plan
 
 
@@ -137,51 +127,18 @@ async def _carriers(pool: Pool, provider: Provider, rows: list[Any]) -> dict[int
 
 async def _daily_used(pool: Pool, brand_id: int, at: datetime) -> dict[tuple[str, str], int]:
     """Today's (Pacific) use of the brand's daily carrier caps, from the shared lane state."""
-    rows = await pool.fetch(
-        "SELECT kind, key, used FROM lane_state WHERE kind = 'brand_carrier_day'"
-        " AND key LIKE $1 AND day = $2",
-        f"{brand_id}:%",
-        pacific_day(at),
-    )
-    return {(r["kind"], r["key"]): int(r["used"]) for r in rows}
+    return await lane_store.daily_used(pool, brand_id, pacific_day(at))
 
 
 async def stored_plan(pool: Pool, campaign_id: int) -> SendPlan | None:
-    raw = await pool.fetchval("SELECT plan FROM campaigns WHERE id = $1", campaign_id)
+    raw = await campaigns.stored_plan(pool, campaign_id)
     return None if raw is None else msgspec.convert(raw, SendPlan)
 
 
 async def actual(pool: Pool, campaign_id: int) -> Actual:
     """What the campaign did, counted the way its plan was."""
     c = await campaigns.get_campaign(pool, campaign_id)
-    r = await pool.fetchrow(
-        """
-        SELECT
-          count(*) FILTER (WHERE status IN ('accepted', 'sent', 'delivered', 'undelivered')
-                           AND waited IS DISTINCT FROM 'quiet_hours_deferred') AS sent,
-          count(*) FILTER (WHERE waited = 'quiet_hours_deferred'
-                           OR error_code = 'quiet_hours_deferred') AS deferred,
-          count(*) FILTER (WHERE waited = 'carrier_daily_cap'
-                           OR error_code = 'carrier_daily_cap') AS capped,
-          count(*) FILTER (WHERE status = 'expired') AS expired,
-          count(*) FILTER (WHERE status = 'suppressed' OR error_code = 'template_error')
-              AS excluded,
-          coalesce(sum(segments) FILTER (WHERE status IN ('accepted', 'sent', 'delivered',
-                                                          'undelivered')), 0) AS segments,
-          max(updated_at) FILTER (WHERE status_rank = 3) AS finished_at
-        FROM messages WHERE campaign_id = $1
-        """,
-        campaign_id,
-    )
-    assert r is not None
-    carriers = await pool.fetch(
-        "SELECT coalesce(m.carrier, s.carrier, 'unknown') AS carrier, count(*) AS n"
-        " FROM messages m JOIN subscribers s ON s.id = m.subscriber_id"
-        " WHERE m.campaign_id = $1"
-        " AND m.status IN ('accepted', 'sent', 'delivered', 'undelivered')"
-        " GROUP BY 1",
-        campaign_id,
-    )
+    r, carriers = await campaigns.actual_counts(pool, campaign_id)
     return Actual(
         eligible=c["audience_count"] - r["excluded"] - r["expired"],
         sent=r["sent"],
@@ -191,5 +148,5 @@ async def actual(pool: Pool, campaign_id: int) -> Actual:
         segments=r["segments"],
         first_send_at=c["first_send_at"],
         finished_at=r["finished_at"],
-        carriers={x["carrier"]: x["n"] for x in carriers},
+        carriers=carriers,
     )

@@ -127,11 +127,8 @@ class ReceiptsSide(StageBase):
             hard = send.hard_failure_suppressions(failures)
             # A complaint comes after `delivered` (no status change): suppress from events.
             if complaints:
-                for r in await conn.fetch(
-                    "SELECT brand_id, to_address FROM messages WHERE id = ANY($1::uuid[])",
-                    complaints,
-                ):
-                    hard.append((r["brand_id"], r["to_address"], "complaint", "receipt:spamreport"))
+                for brand_id, address in await messages.recipients_of(conn, complaints):
+                    hard.append((brand_id, address, "complaint", "receipt:spamreport"))
             await compliance.suppress(conn, hard)
             # Outcomes per carrier, and per carrier and minute for delivery monitoring, are
             # counted in the same transaction as the status changes they come from: a
@@ -200,12 +197,7 @@ class ReceiptsSide(StageBase):
     async def _count_carried(conn: Any, batch: StatusBatch, rows: list[MinuteRow]) -> bool:
         """Count the outcomes a batch carries (`rows`: theirs per carrier and minute) once: a
         redelivered batch is recorded as counted. Returns whether they were counted now."""
-        fresh = await conn.execute(
-            "INSERT INTO processed_batches (hop, batch_id) VALUES ('status', $1)"
-            " ON CONFLICT DO NOTHING",
-            batch.batch_id,
-        )
-        if not fresh.endswith(" 1"):
+        if not await monitoring.count_batch_once(conn, "status", batch.batch_id):
             return False
         await monitoring.add_minutes(conn, rows)
         await monitoring.add_errors(conn, carrier.error_rows(batch.changes))

@@ -98,9 +98,7 @@ class SendSide(StageBase):
     ) -> list[OutboundMessage]:
         """Campaign status (pause, cancel), the compliance gate and the subscriber sequence,
         read right before the provider call; returns the messages that may go now."""
-        status = await conn.fetchval(
-            "SELECT status FROM campaigns WHERE id = $1", batch.campaign_id
-        )
+        status = await campaigns.status_of(conn, batch.campaign_id)
         if status == "paused":
             # They wait in Postgres, not on the bus (a held batch would stall its partition
             # for every other campaign); resume sets them free.
@@ -294,13 +292,10 @@ class SendSide(StageBase):
             # database's clock (`messages.to_reconcile`), and a claim of the general way
             # (`messages.claim`) is stamped so. A worker whose clock is behind would write
             # hand-overs below the reconciliation's floor, never to be asked about.
-            read = await conn.fetchrow(
-                "SELECT status, now() AS claimed_at FROM campaigns WHERE id = $1",
-                batch.campaign_id,
-            )
-            if read is None or read["status"] != "sending":
+            read = await campaigns.status_and_now(conn, batch.campaign_id)
+            if read is None or read[0] != "sending":
                 return None
-            claimed_at: datetime = read["claimed_at"]
+            claimed_at = read[1]
             outcome, waiting = await self._judge(conn, batch, todo, at, expires_at, smart_h)
         holds = send.sequence_holds(outcome.send, waiting + send.unwritten(outcome.send), at=at)
         go = [m for m in outcome.send if m.message_id not in holds]
@@ -317,14 +312,8 @@ class SendSide(StageBase):
                 # A pause or cancel committed since the read above is seen here (and this
                 # batch writes nothing); one that comes later waits for these rows and finds
                 # them claimed, in flight.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock_shared($1)",
-                    campaigns.control_key(batch.campaign_id),
-                )
-                status = await conn.fetchval(
-                    "SELECT status FROM campaigns WHERE id = $1", batch.campaign_id
-                )
-                if status != "sending":
+                await campaigns.hold_control_shared(conn, batch.campaign_id)
+                if await campaigns.status_of(conn, batch.campaign_id) != "sending":
                     return None
                 await messages.copy_new(conn, rows)
         except asyncpg.UniqueViolationError:
@@ -415,10 +404,7 @@ class SendSide(StageBase):
         campaign and process: launch → first call is a figure the campaign reports)."""
         if campaign_id in self._first_sent:
             return
-        await self.pool.execute(
-            "UPDATE campaigns SET first_send_at = now() WHERE id = $1 AND first_send_at IS NULL",
-            campaign_id,
-        )
+        await campaigns.stamp_first_send(self.pool, campaign_id)
         if len(self._first_sent) >= 100_000:  # a long-lived process: forget the oldest set
             self._first_sent.clear()
         self._first_sent.add(campaign_id)

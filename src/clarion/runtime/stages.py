@@ -92,9 +92,7 @@ class Stages(SendSide, ReceiptsSide):
         cursors, published = list(c["audience_cursors"]), 0
         size = PARTITIONS * self.page_size
         for _ in range(_READS_PER_TURN):
-            status = await self.pool.fetchval(
-                "SELECT status FROM campaigns WHERE id = $1", cmd.campaign_id
-            )
+            status = await campaigns.status_of(self.pool, cmd.campaign_id)
             if status == "paused":  # redelivered later; the cursors are in Postgres
                 raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
             if status != "sending":  # cancelled since this turn began
@@ -103,9 +101,7 @@ class Stages(SendSide, ReceiptsSide):
             if not open_cursors:
                 await campaigns.finish_audience(self.pool, cmd.campaign_id, cmd.attempt)
                 return published
-            rows = await self.pool.fetch(
-                brands.AUDIENCE_RANGE, cmd.brand_id, min(open_cursors), size
-            )
+            rows = await brands.audience_range(self.pool, cmd.brand_id, min(open_cursors), size)
             pages, after = audience.split_pages(
                 rows, cursors, page_size=self.page_size, exhausted=len(rows) < size
             )

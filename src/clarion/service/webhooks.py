@@ -16,6 +16,7 @@ from clarion.bus.jetstream import Bus, encode
 from clarion.domain.ports import Provider
 from clarion.domain.records import InboundBatch, ReceiptBatch
 from clarion.errors import InvalidInput, TooLarge
+from clarion.store.db import ping
 
 # The longest batch id a webhook may name (it becomes the bus's de-duplication key).
 MAX_BATCH_ID_CHARS = 200
@@ -104,7 +105,7 @@ async def _check_postgres(pool: asyncpg.Pool | None) -> str:
         return "ok"  # this process does not use the database over HTTP
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            await pool.fetchval("SELECT 1")
+            await ping(pool)
     except Exception as exc:  # any failure is the answer, not an error of the probe
         return f"down: {type(exc).__name__}"
     return "ok"

@@ -177,6 +177,27 @@ LIMIT $3
 """
 
 
+_PHONE_PAGE = """
+SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
+FROM subscribers s
+WHERE s.brand_id = $1 AND s.id > $2 AND s.phone IS NOT NULL
+ORDER BY s.brand_id, s.id
+LIMIT $3
+"""
+
+
+async def audience_range(pool: Pool, brand_id: int, after_id: int, limit: int) -> list[Any]:
+    """The next `limit` subscribers of the brand after `after_id`, in id order (the
+    audience's keyset page)."""
+    return await pool.fetch(AUDIENCE_RANGE, brand_id, after_id, limit)
+
+
+async def phone_page(pool: Pool, brand_id: int, after_id: int, limit: int) -> list[Any]:
+    """The next `limit` subscribers with a phone after `after_id`, in id order (the plan's
+    page)."""
+    return await pool.fetch(_PHONE_PAGE, brand_id, after_id, limit)
+
+
 async def count_subscribers(pool: Pool, brand_id: int) -> dict[str, int]:
     row = await pool.fetchrow(
         """

@@ -251,3 +251,80 @@ async def _cancel(pool: Pool, campaign_id: int) -> int:
             campaign_id,
         )
     return int(result.rsplit(" ", 1)[-1])
+
+
+async def status_of(conn: Any, campaign_id: int | None) -> str | None:
+    """The campaign's status now (None: no such campaign, or none: a transactional batch)."""
+    if campaign_id is None:
+        return None
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM campaigns WHERE id = $1", campaign_id
+    )
+    return status
+
+
+async def status_and_now(conn: Any, campaign_id: int) -> tuple[str, datetime] | None:
+    """(the campaign's status, the database's time now), or None: no such campaign. The
+    send stage stamps its claims with the database's clock, the one reconciliation reads."""
+    row = await conn.fetchrow(
+        "SELECT status, now() AS claimed_at FROM campaigns WHERE id = $1", campaign_id
+    )
+    return None if row is None else (row["status"], row["claimed_at"])
+
+
+async def hold_control_shared(conn: Any, campaign_id: int) -> None:
+    """In a transaction: hold the campaign's control lock shared until it ends, so a pause
+    or cancel waits for the rows written under it (and sees them)."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", control_key(campaign_id))
+
+
+async def stamp_first_send(pool: Pool, campaign_id: int) -> None:
+    """The campaign's first provider call is now (set once)."""
+    await pool.execute(
+        "UPDATE campaigns SET first_send_at = now() WHERE id = $1 AND first_send_at IS NULL",
+        campaign_id,
+    )
+
+
+async def store_plan(pool: Pool, campaign_id: int, plan: Any) -> None:
+    """Keep the campaign's send plan (as JSON) for the plan-versus-actual report."""
+    await pool.execute("UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, plan)
+
+
+async def stored_plan(pool: Pool, campaign_id: int) -> Any:
+    """The campaign's stored send plan, as JSON (None: not planned)."""
+    return await pool.fetchval("SELECT plan FROM campaigns WHERE id = $1", campaign_id)
+
+
+async def actual_counts(pool: Pool, campaign_id: int) -> tuple[Any, dict[str, int]]:
+    """What the campaign did, counted the way a send plan counts (sent, deferred, capped,
+    expired, excluded, segments, finished_at), and how many went to each carrier."""
+    r = await pool.fetchrow(
+        """
+        SELECT
+          count(*) FILTER (WHERE status IN ('accepted', 'sent', 'delivered', 'undelivered')
+                           AND waited IS DISTINCT FROM 'quiet_hours_deferred') AS sent,
+          count(*) FILTER (WHERE waited = 'quiet_hours_deferred'
+                           OR error_code = 'quiet_hours_deferred') AS deferred,
+          count(*) FILTER (WHERE waited = 'carrier_daily_cap'
+                           OR error_code = 'carrier_daily_cap') AS capped,
+          count(*) FILTER (WHERE status = 'expired') AS expired,
+          count(*) FILTER (WHERE status = 'suppressed' OR error_code = 'template_error')
+              AS excluded,
+          coalesce(sum(segments) FILTER (WHERE status IN ('accepted', 'sent', 'delivered',
+                                                          'undelivered')), 0) AS segments,
+          max(updated_at) FILTER (WHERE status_rank = 3) AS finished_at
+        FROM messages WHERE campaign_id = $1
+        """,
+        campaign_id,
+    )
+    assert r is not None
+    carriers = await pool.fetch(
+        "SELECT coalesce(m.carrier, s.carrier, 'unknown') AS carrier, count(*) AS n"
+        " FROM messages m JOIN subscribers s ON s.id = m.subscriber_id"
+        " WHERE m.campaign_id = $1"
+        " AND m.status IN ('accepted', 'sent', 'delivered', 'undelivered')"
+        " GROUP BY 1",
+        campaign_id,
+    )
+    return r, {x["carrier"]: x["n"] for x in carriers}

@@ -122,3 +122,15 @@ def constraint_error(exc: asyncpg.PostgresError) -> ClarionError:
         return InvalidInput(f"{value!r} is taken", field=column)
     column = column or getattr(exc, "column_name", None)
     return InvalidInput(f"refused by the schema ({exc.__class__.__name__})", field=column)
+
+
+async def ping(pool: Pool) -> None:
+    """One round trip to the database (raises what the connection raises)."""
+    await pool.fetchval("SELECT 1")
+
+
+async def try_session_lock(conn: Any, key: int) -> bool:
+    """Take the session-level advisory lock `key` if it is free (release it with
+    `release_session_lock`)."""
+    taken: bool = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)
+    return taken

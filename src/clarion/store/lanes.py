@@ -174,3 +174,14 @@ async def set_route(pool: Pool, brand_id: int, channel: str, providers: list[str
             " VALUES ($1, $2, $3, $4)",
             [(brand_id, channel, i, name) for i, name in enumerate(providers)],
         )
+
+
+async def daily_used(pool: Pool, brand_id: int, day: str) -> dict[tuple[str, str], int]:
+    """The brand's use of its daily carrier caps on `day` (Pacific), from the lane state."""
+    rows = await pool.fetch(
+        "SELECT kind, key, used FROM lane_state WHERE kind = 'brand_carrier_day'"
+        " AND key LIKE $1 AND day = $2",
+        f"{brand_id}:%",
+        day,
+    )
+    return {(r["kind"], r["key"]): int(r["used"]) for r in rows}

@@ -569,3 +569,11 @@ async def message_status(
     if row is None:
         raise NotFound("message", str(message_id))
     return dict(row)
+
+
+async def recipients_of(conn: Conn, message_ids: Sequence[str]) -> list[tuple[int, str]]:
+    """(brand id, address) of each message."""
+    rows = await conn.fetch(
+        "SELECT brand_id, to_address FROM messages WHERE id = ANY($1::uuid[])", message_ids
+    )
+    return [(r["brand_id"], r["to_address"]) for r in rows]

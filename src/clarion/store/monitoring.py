@@ -154,3 +154,14 @@ async def prune_processed(conn: Conn | Pool, keep_s: float) -> int:
         keep_s,
     )
     return int(result.rsplit(" ", 1)[-1])
+
+
+async def count_batch_once(conn: Conn, hop: str, batch_id: str) -> bool:
+    """Record that `batch_id` of `hop` was counted; False when it was before (a
+    redelivered batch changes nothing)."""
+    done: str = await conn.execute(
+        "INSERT INTO processed_batches (hop, batch_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        hop,
+        batch_id,
+    )
+    return done.endswith(" 1")
