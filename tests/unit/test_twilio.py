@@ -21,7 +21,7 @@ from clarion.domain.records import InboundMessage, OutboundMessage
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput, ProviderError
 from clarion.providers.twilio import TwilioProvider
 from clarion.sim import twilio_api
-from clarion.sim.app import SimConfig, SimState
+from clarion.sim.state import SimConfig, SimState
 from clarion.sim.wire import SimInbound, SimReceipt
 
 SID = "AC" + "0123456789abcdef" * 2

@@ -54,7 +54,8 @@ from clarion.harness.seed import synthetic_rows
 from clarion.runtime.stages import STAGE_HOPS, STAGES
 from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
-from clarion.store import brands, campaigns, messages
+from clarion.store import brands, campaigns, measure, messages
+from clarion.store.db import Pool
 from clarion.store.lanes import add_sender, set_lane_limit
 
 SENDER = "+15125550100"
@@ -176,7 +177,7 @@ async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
     # otherwise that vacuum ran in the middle of the measured campaign, taking a core from
     # it for seconds at 1M (BENCHMARKS.md's history, fourteenth pass). What the campaign
     # itself leaves for autovacuum (its messages, their updates) is still paid within it.
-    await pool.execute("VACUUM (ANALYZE) subscribers, consents")
+    await measure.vacuum_subscribers(pool)
     rate = opts.lane_rate
     await add_sender(pool, brand_id, SENDER, rate_per_s=rate)
     await set_lane_limit(pool, "provider", "sim", rate_per_s=rate, burst=rate)
@@ -195,17 +196,12 @@ async def _look_up_carriers(infra: bootstrap.Infra, brand_id: int) -> None:
     provider = bootstrap.build_provider(infra.settings)
     after = 0
     try:
-        while rows := await infra.pool.fetch(
-            "SELECT id, phone FROM subscribers WHERE brand_id = $1 AND id > $2"
-            " AND phone IS NOT NULL ORDER BY id LIMIT 10000",
-            brand_id,
-            after,
-        ):
-            after = rows[-1]["id"]
-            found = await provider.lookup_carriers([r["phone"] for r in rows])
+        while rows := await measure.phones_after(infra.pool, brand_id, after):
+            after = rows[-1].id
+            found = await provider.lookup_carriers([r.phone for r in rows])
             async with infra.pool.acquire() as conn:
                 await messages.set_carriers(
-                    conn, [(r["id"], found[r["phone"]]) for r in rows if r["phone"] in found]
+                    conn, [(r.id, found[r.phone]) for r in rows if r.phone in found]
                 )
     finally:
         await provider.aclose()
@@ -316,7 +312,7 @@ async def _bench(
     infra: bootstrap.Infra, sim: SimProcess, opts: BenchOptions, at: datetime, root: Path
 ) -> dict[str, Any]:
     if opts.sql_top:
-        await infra.pool.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await measure.enable_statement_stats(infra.pool)
     seed_started = time.perf_counter()
     brand_id, campaign_id = await _seed(infra, opts)
     seed_s = time.perf_counter() - seed_started
@@ -331,7 +327,7 @@ async def _bench(
         stop = asyncio.Event()
         sampling = asyncio.gather(sampler.run(stop), backlog.run(stop))
         if opts.sql_top:
-            await infra.pool.execute("SELECT pg_stat_statements_reset()")
+            await measure.reset_statement_stats(infra.pool)
         launched_wall = time.time()
         await service.campaigns.launch(
             infra, campaign_id, at=datetime.now(UTC) + timedelta(seconds=offset_s)
@@ -354,27 +350,14 @@ async def _bench(
         await _print_sql_top(pool, opts.sql_top)
     log_errors = _worker_log_errors(root, len(workers))
     p = await campaign_progress(pool, campaign_id)
-    times = await pool.fetchrow(
-        """
-        SELECT c.launched_at, c.first_send_at,
-               (SELECT max(m.sent_at) FROM messages m WHERE m.campaign_id = c.id) AS last_sent_at,
-               (SELECT min(m.created_at) FROM messages m WHERE m.campaign_id = c.id)
-                   AS first_persisted_at,
-               -- the newest log row with a report of the campaign's (the log's
-               -- newest rows first: it stops at the first such row)
-               (SELECT l.recorded_at FROM receipt_log l
-                 WHERE EXISTS (SELECT 1 FROM json_array_elements(l.events) e
-                                JOIN messages m ON m.id = (e->>'message_id')::uuid
-                               WHERE m.campaign_id = c.id)
-                 ORDER BY l.recorded_at DESC LIMIT 1) AS last_receipt_at
-        FROM campaigns c WHERE c.id = $1
-        """,
-        campaign_id,
-    )
-    assert times is not None
+    times = await measure.campaign_times(pool, campaign_id)
+    # read once the campaign completed: it launched, sent and had its receipts recorded
+    assert times.last_receipt_at is not None
+    assert times.last_sent_at is not None
+    assert times.first_persisted_at is not None
     launched = datetime.fromtimestamp(launched_wall, UTC)
-    duration_s = (times["last_receipt_at"] - launched).total_seconds()
-    first = times["first_send_at"]
+    duration_s = (times.last_receipt_at - launched).total_seconds()
+    first = times.first_send_at
     first_s = (first - launched).total_seconds() if first is not None else None
     per_1k = 1000 / p.delivered if p.delivered else 0.0
     cpu = {role: cpu_used(cpu_before, cpu_after, pids) * per_1k for role, pids in roles.items()}
@@ -391,9 +374,9 @@ async def _bench(
         "first_message_s": round(first_s, 3) if first_s is not None else None,
         # launch → the first message stored by the send stage (paged and rendered): the rest
         # of first_message_s is the send stage's gate, claim and lease
-        "first_persisted_s": round((times["first_persisted_at"] - launched).total_seconds(), 3),
+        "first_persisted_s": round((times.first_persisted_at - launched).total_seconds(), 3),
         # launch → the last provider call: the rest of duration_s is the receipts' tail
-        "last_message_s": round((times["last_sent_at"] - launched).total_seconds(), 3),
+        "last_message_s": round((times.last_sent_at - launched).total_seconds(), 3),
         "stage_p50_ms": {s: v[0] for s, v in stages.items()},
         "stage_p99_ms": {s: v[1] for s, v in stages.items()},
         "peak_rss_mb": round(sampler.peak / 2**20, 1),
@@ -471,16 +454,10 @@ async def _finish(
     checked_at = 0.0
     while True:
         if not stops and opts.optouts:
-            first = await pool.fetchval(
-                "SELECT first_send_at FROM campaigns WHERE id = $1", campaign_id
-            )
+            first = await measure.first_send_at(pool, campaign_id)
             if first is not None:
                 stops = await _text_stop(infra, sim, brand_id, campaign_id, opts.optouts)
-        counted = await pool.fetchval(
-            "SELECT coalesce(sum(delivered + undelivered + failed), 0) FROM carrier_stats"
-            " WHERE campaign_id = $1",
-            campaign_id,
-        )
+        counted = await measure.outcomes_counted(pool, campaign_id)
         # Before the first outcome the count stands still at 0 (unless nobody is eligible).
         begun = counted or time.monotonic() - started > 10.0
         still = still + 1 if counted == last and begun else 0
@@ -501,25 +478,14 @@ async def _text_stop(
 ) -> dict[int, float]:
     """STOP from `n` consenting subscribers whose message has not gone yet (the highest ids
     go last in every partition). Returns subscriber id → when the STOP was texted."""
-    rows = await infra.pool.fetch(
-        """
-        SELECT s.id, s.phone FROM subscribers s
-        WHERE s.brand_id = $1 AND s.phone IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = $2
-                          AND m.subscriber_id = s.id AND m.sent_at IS NOT NULL)
-        ORDER BY s.id DESC LIMIT $3
-        """,
-        brand_id,
-        campaign_id,
-        n,
-    )
+    rows = await measure.unsent_subscribers(infra.pool, brand_id, campaign_id, n)
     stops: dict[int, float] = {}
     async with httpx.AsyncClient() as client:
         for r in rows:
             for _ in range(50):
-                stops[r["id"]] = time.time()
+                stops[r.id] = time.time()
                 resp = await client.post(
-                    f"{sim.url}/handsets/{r['phone']}/reply", json={"to": SENDER, "body": "STOP"}
+                    f"{sim.url}/handsets/{r.phone}/reply", json={"to": SENDER, "body": "STOP"}
                 )
                 # The network learns the number's inbound webhook from its first send
                 # request, which may still be on its way (the campaign's first call is stamped
@@ -528,7 +494,7 @@ async def _text_stop(
                     break
                 await asyncio.sleep(0.05)
             if resp.status_code != 200 or resp.json().get("webhook_status") != 200:
-                print(f"bench: STOP from {r['phone']} not taken: {resp.text}", file=sys.stderr)
+                print(f"bench: STOP from {r.phone} not taken: {resp.text}", file=sys.stderr)
     return stops
 
 
@@ -557,44 +523,27 @@ def _worker_log_errors(root: Path, n: int) -> int:
     return len(lines)
 
 
-async def _print_sql_top(pool: Any, n: int) -> None:
+async def _print_sql_top(pool: Pool, n: int) -> None:
     """Where Postgres' time went during the campaign (pg_stat_statements)."""
-    rows = await pool.fetch(
-        "SELECT calls, total_exec_time, rows, wal_bytes, wal_fpi,"
-        " left(regexp_replace(query, '\\s+', ' ', 'g'), 120) AS q"
-        " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1",
-        n,
-    )
-    for r in rows:
+    for r in await measure.top_statements(pool, n):
         print(
-            f"{r['total_exec_time']:9.0f} ms {r['calls']:7d} calls {r['rows']:8d} rows"
-            f" {float(r['wal_bytes']) / 1e6:8.1f} MB WAL {r['wal_fpi']:7d} FPI  {r['q']}",
+            f"{r.total_exec_time:9.0f} ms {r.calls:7d} calls {r.rows:8d} rows"
+            f" {float(r.wal_bytes) / 1e6:8.1f} MB WAL {r.wal_fpi:7d} FPI  {r.query}",
             file=sys.stderr,
         )
 
 
-async def _optout_report(pool: Any, campaign_id: int, stops: dict[int, float]) -> dict[str, Any]:
+async def _optout_report(pool: Pool, campaign_id: int, stops: dict[int, float]) -> dict[str, Any]:
     if not stops:
         return {"optouts": 0}
-    rows = await pool.fetch(
-        """
-        SELECT s.id,
-               (SELECT min(c.created_at) FROM consents c WHERE c.subscriber_id = s.id
-                  AND c.channel = 'sms' AND c.status = 'opted_out') AS opted_out_at,
-               (SELECT m.sent_at FROM messages m WHERE m.campaign_id = $2
-                  AND m.subscriber_id = s.id) AS sent_at
-        FROM subscribers s WHERE s.id = ANY($1::bigint[])
-        """,
-        list(stops),
-        campaign_id,
-    )
+    rows = await measure.optout_timings(pool, list(stops), campaign_id)
     blocked_in: list[float] = []
     sent_late = 0
     for r in rows:
-        texted = datetime.fromtimestamp(stops[r["id"]], UTC)
-        if r["opted_out_at"] is not None:
-            blocked_in.append((r["opted_out_at"] - texted).total_seconds())
-        if r["sent_at"] is not None and (r["sent_at"] - texted).total_seconds() > 1.0:
+        texted = datetime.fromtimestamp(stops[r.subscriber_id], UTC)
+        if r.opted_out_at is not None:
+            blocked_in.append((r.opted_out_at - texted).total_seconds())
+        if r.sent_at is not None and (r.sent_at - texted).total_seconds() > 1.0:
             sent_late += 1
     return {
         "optouts": len(stops),

@@ -9,9 +9,10 @@ personalization; a larger one goes in a request of its own).
 Events: SendGrid signs each Event Webhook POST with ECDSA P-256 / SHA-256 over
 `timestamp ‖ body`, base64 DER signature in `X-Twilio-Email-Event-Webhook-Signature`, the
 timestamp in `X-Twilio-Email-Event-Webhook-Timestamp`, verified with the account's public key
-(base64 DER SubjectPublicKeyInfo, "Verification Key" in the dashboard). `cryptography` is
-not a dependency, so the curve arithmetic is here, in pure Python (verification uses only
-public data, so its timing leaks nothing; signing is for the simulator and tests).
+(base64 DER SubjectPublicKeyInfo, "Verification Key" in the dashboard). The curve arithmetic
+is here, in pure Python, though `cryptography` is a dependency: this verifier and the
+simulator's `cryptography`-based signer check each other (verification uses only public
+data, so its timing leaks nothing; signing here is for tests).
 """
 
 from __future__ import annotations
