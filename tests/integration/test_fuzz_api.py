@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -143,7 +144,7 @@ def running_api(
 def _openapi() -> dict[str, Any]:
     """The document `/openapi.json` serves, made without a server: routes and their types
     only, nothing reaches a database or a bus (the fixture checks the served one is equal)."""
-    v1 = V1(pool=None, bus=None, provider=None, platform_rate_mps=1.0)  # type: ignore[arg-type]
+    v1 = V1(svc=SimpleNamespace(pool=None))  # type: ignore[arg-type]
     return create_app(None, {}, api=v1).openapi()  # type: ignore[arg-type]
 
 
