@@ -23,9 +23,7 @@ async def test_one_click_post_unsubscribes_once_and_get_never_does(
         "SELECT id FROM subscribers WHERE brand_id = $1 ORDER BY id LIMIT 1", audience.brand_id
     )
     provider = bootstrap.build_provider(infra.settings)
-    app = create_app(
-        infra.bus, {}, api=V1(infra), unsubscribe_secret=SECRET
-    )
+    app = create_app(infra.bus, {}, api=V1(infra), unsubscribe_secret=SECRET)
     token = make_token(SECRET, audience.brand_id, sub_id)
 
     async def email_ledger() -> list[tuple[str, str]]:
