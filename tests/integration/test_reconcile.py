@@ -17,7 +17,7 @@ from clarion.domain.messages import SendResult
 from clarion.domain.records import OutboundMessage, Receipt
 from clarion.domain.status import rank
 from clarion.providers import accounts
-from clarion.runtime import send_side
+from clarion.runtime import handover
 from clarion.runtime.stages import Stages
 from clarion.sim.process import SimProcess
 from clarion.store import messages
@@ -218,7 +218,7 @@ async def test_a_worker_whose_clock_is_behind_hands_over_on_the_database_clock(
         "UPDATE campaigns SET status = 'sending' WHERE id = $1", batch.campaign_id
     )
     behind = datetime.now(UTC) - timedelta(hours=2)
-    monkeypatch.setattr(send_side, "now", lambda: behind)
+    monkeypatch.setattr(handover, "now", lambda: behind)
     accepting = _Accepting()
     core = Stages(infra.pool, infra.bus, accepting, clock=daytime)
     await core.reconcile(older_than_s=0, max_age_s=3600)  # the floor: now
