@@ -22,7 +22,6 @@ from clarion.pipeline import send
 from clarion.pipeline.send import ANSWER, GateOutcome
 from clarion.pipeline.send_decision import Deferral, Drop, backoff_waits, throttle_waits
 from clarion.runtime.routing import Routing
-from clarion.runtime.stage_base import now
 from clarion.store import campaigns, compliance, messages
 from clarion.store import lanes as lane_store
 
@@ -153,7 +152,7 @@ class HandOver(Routing):
         # way (no receipts follow), so it is recorded here. Other acceptances are folded
         # with the provider's receipts (published first: durable before anything else).
         final = bool(getattr(provider, "final_on_accept", False))
-        if not final and (answers := send.answer_receipts(done, now())):
+        if not final and (answers := send.answer_receipts(done, self.wall_time())):
             await self._publish_receipts(ANSWER, provider.name, answers)
         early: list[Receipt] = []
         async with self.pool.acquire() as conn, conn.transaction():
