@@ -17,7 +17,6 @@ from clarion.domain.messages import SendResult
 from clarion.domain.records import OutboundMessage, Receipt
 from clarion.domain.status import rank
 from clarion.providers import accounts
-from clarion.runtime import send_side
 from clarion.runtime.stages import Stages
 from clarion.sim.process import SimProcess
 from clarion.store import messages
@@ -206,7 +205,7 @@ class _Accepting(_Stubborn):
 
 
 async def test_a_worker_whose_clock_is_behind_hands_over_on_the_database_clock(
-    infra: bootstrap.Infra, monkeypatch: pytest.MonkeyPatch
+    infra: bootstrap.Infra,
 ) -> None:
     """Reconciliation reads hand-overs by `sent_at` on the database's clock, from a floor it
     moves on. A message claimed by the send stage carries the database's time of the claim,
@@ -218,9 +217,8 @@ async def test_a_worker_whose_clock_is_behind_hands_over_on_the_database_clock(
         "UPDATE campaigns SET status = 'sending' WHERE id = $1", batch.campaign_id
     )
     behind = datetime.now(UTC) - timedelta(hours=2)
-    monkeypatch.setattr(send_side, "now", lambda: behind)
     accepting = _Accepting()
-    core = Stages(infra.pool, infra.bus, accepting, clock=daytime)
+    core = Stages(infra.pool, infra.bus, accepting, clock=daytime, wall_s=behind.timestamp)
     await core.reconcile(older_than_s=0, max_age_s=3600)  # the floor: now
     accepting.asked.clear()
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from clarion.domain.records import OutboundMessage
 from clarion.pipeline.lanes import Admission, next_pacific_midnight
 from clarion.pipeline.send import CARRIER_DAILY_CAP, LANE_WAIT
-from clarion.runtime.stages import Stages
+from clarion.pipeline.send_decision import decide_lanes
 
 AT = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)  # 10:00 Pacific
 
@@ -26,7 +26,9 @@ def test_held_messages_wait_for_their_lane_and_capped_ones_for_midnight_pacific(
     admission = Admission(
         admitted=[0], held=[1, 2, 3], ready_in_s=[0.5, 120.0, math.inf], capped=[3], unused={}
     )
-    defers, expired = Stages._lane_defers(todo, admission, AT, AT + timedelta(days=2))
+    lanes = decide_lanes(todo, ["s"] * 4, admission, at=AT, expires_at=AT + timedelta(days=2))
+    defers, expired = lanes.waits, lanes.expired
+    assert lanes.go == [("s", todo[0])]
     assert expired == []
     assert defers == [
         ("m1", AT + timedelta(seconds=0.5), LANE_WAIT, None),
@@ -40,6 +42,7 @@ def test_a_cap_that_reopens_after_expiry_expires_the_message_at_once() -> None:
     admission = Admission(
         admitted=[], held=[0, 1], ready_in_s=[0.0, math.inf], capped=[1], unused={}
     )
-    defers, expired = Stages._lane_defers(todo, admission, AT, AT + timedelta(hours=12))
+    lanes = decide_lanes(todo, ["s"] * 2, admission, at=AT, expires_at=AT + timedelta(hours=12))
+    defers, expired = lanes.waits, lanes.expired
     assert defers == [("m0", AT + timedelta(seconds=0.05), LANE_WAIT, None)]  # never busy-loops
     assert expired == [("m1", "expired", CARRIER_DAILY_CAP, "T-Mobile")]

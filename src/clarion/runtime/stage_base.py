@@ -55,6 +55,10 @@ class StageBase:
     bus: Bus
     provider: Provider
     page_size: int = 2000
+    # The time the send decision runs on (quiet hours, expiry, waits): tests pin it to a
+    # moment inside every sending window. `now_s` and `wall_s` are the real clock: intervals
+    # (breakers, re-reads) on the monotonic one, and what other processes or the database
+    # compare with (the shared lane state, the time of a provider's answer) on the wall one.
     clock: Clock = field(default=lambda: datetime.now(UTC))
     _send_context: OrderedDict[int, tuple[datetime | None, float]] = field(
         default_factory=OrderedDict
@@ -87,6 +91,10 @@ class StageBase:
     def __post_init__(self) -> None:
         self.providers = {self.provider.name: self.provider, **self.providers}
 
+    def wall_time(self) -> datetime:
+        """The real time now (from `wall_s`), as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.wall_s(), UTC)
+
     async def _publish_receipts(self, origin: str, provider: str, receipts: list[Receipt]) -> None:
         """Receipts found other than by a webhook (send answers, early ones now matched,
         reconciliation) onto the receipts hop, marked with their origin; the batch id is
@@ -94,7 +102,3 @@ class StageBase:
         key = batch_id(origin, provider, *(f"{r.message_id}:{r.status}" for r in receipts))
         out = ReceiptBatch(batch_id=key, provider=provider, receipts=receipts, origin=origin)
         await self.bus.publish("receipts", out, msg_id=key)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

@@ -26,7 +26,7 @@ from clarion.errors import Held
 from clarion.pipeline import audience, inbound, personalize
 from clarion.runtime.receipts_side import ReceiptsSide
 from clarion.runtime.send_side import SendSide
-from clarion.runtime.stage_base import CampaignTemplates, Monitor, StageBase, now
+from clarion.runtime.stage_base import CampaignTemplates, Monitor, StageBase
 from clarion.store import brands, campaigns, compliance
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "Monitor",
     "StageBase",
     "Stages",
-    "now",
 ]
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,146 @@
+"""Which provider a send batch goes through and what its lanes let through now: the brand's
+route and each provider's circuit breaker, lane limits and sender pools (data, re-read every
+few seconds), the shared lane state, and carrier lookups (`Routing`, part of
+`stages.Stages`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from clarion.domain.lanes import Lane, LaneLimit
+from clarion.domain.ports import Provider
+from clarion.domain.records import OutboundMessage, RenderedBatch
+from clarion.pipeline.lanes import Admission, admit, demand, pacific_day, resolve_limit
+from clarion.pipeline.send_decision import senders_and_lanes
+from clarion.runtime.stage_base import StageBase
+from clarion.store import brands, campaigns, messages
+from clarion.store import lanes as lane_store
+
+
+class Routing(StageBase):
+    """Provider routes, breakers, lane limits and admission for the send stage."""
+
+    async def _campaign_send_context(
+        self, brand_id: int, campaign_id: int
+    ) -> tuple[datetime | None, float]:
+        """(expires_at, smart sending hours) of a campaign, read once per campaign."""
+        cached = self._send_context.get(campaign_id)
+        if cached is None:
+            c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
+            b = await brands.get_brand(self.pool, brand_id)
+            cached = (c["expires_at"], float(b["smart_sending_h"]))
+            self._send_context[campaign_id] = cached
+            while len(self._send_context) > 256:
+                self._send_context.popitem(last=False)
+        return cached
+
+    async def _refresh_limits(self, every_s: float = 5.0) -> None:
+        """Lane limits and sender pools are data: re-read them every few seconds."""
+        if self.now_s() - self._limits_read_at < every_s:
+            return
+        async with self._limits_lock:  # concurrent batches wait for the first read
+            if self.now_s() - self._limits_read_at < every_s:
+                return
+            limits, pools = await lane_store.load_limits(self.pool)
+            self._limits, self._sender_pools = limits, pools
+            self._resolved = {}
+            self._routes = {
+                (brand_id, channel): names
+                for channel in ("sms", "email")
+                for brand_id, names in (await lane_store.load_routes(self.pool, channel)).items()
+            }
+            self._limits_read_at = self.now_s()
+
+    def _idempotent(self, provider_name: str | None) -> bool:
+        """Whether the provider a message was claimed for honours our id as idempotency key."""
+        provider = self.providers.get(provider_name or "", self.provider)
+        return provider.idempotent
+
+    def _route(self, brand_id: int, channel: str = "sms") -> tuple[Provider | None, float]:
+        """The provider to use now: the first of the brand's route for the channel whose
+        circuit breaker lets a call through; else (None, seconds until one may be tried)."""
+        names = self._routes.get((brand_id, channel)) or [
+            name
+            for name, p in self.providers.items()
+            if hasattr(p, "send_emails") == (channel == "email")
+        ]
+        now_s = self.now_s()
+        waits = []
+        for name in names:
+            provider = self.providers.get(name)
+            if provider is None:
+                continue
+            breaker = self._breakers.setdefault(name, self.new_breaker())
+            if breaker.allow(now_s):
+                return provider, 0.0
+            waits.append(breaker.retry_in_s(now_s))
+        return None, max(0.5, min(waits, default=1.0))
+
+    async def _lookup_carriers(
+        self, provider: Provider, todo: list[OutboundMessage]
+    ) -> list[OutboundMessage]:
+        """Fill in unknown carriers with the provider's lookup (remembered on the subscriber),
+        so carrier lanes apply from a number's first message."""
+        unknown = sorted({m.to for m in todo if m.carrier is None})
+        if not unknown:
+            return todo
+        found = await provider.lookup_carriers(unknown)
+        if found:
+            async with self.pool.acquire() as conn:
+                await messages.set_carriers(
+                    conn,
+                    sorted(
+                        {
+                            (m.subscriber_id, found[m.to])
+                            for m in todo
+                            if m.carrier is None and m.subscriber_id is not None and m.to in found
+                        }
+                    ),
+                )
+        return [
+            m
+            if m.carrier is not None or m.to not in found
+            else msgspec.structs.replace(m, carrier=found[m.to])
+            for m in todo
+        ]
+
+    async def _take_lanes(
+        self, provider: Provider, batch: RenderedBatch, todo: list[OutboundMessage], at: datetime
+    ) -> tuple[list[str], Admission]:
+        """Each message's sender (sticky within the brand's pool) and which of them the lanes
+        admit now."""
+        pool_of = self._sender_pools.get(batch.brand_id) if batch.channel == "sms" else None
+        senders, lanes_of = senders_and_lanes(
+            provider.name, todo, sender_pool=pool_of or [batch.sender], brand_id=batch.brand_id,
+            campaign_id=batch.campaign_id, channel=batch.channel,
+            transactional=batch.kind == "transactional",
+        )  # fmt: skip
+        return senders, await self._admit(lanes_of, [m.segments for m in todo], at)
+
+    async def _admit(
+        self, lanes_of: list[tuple[Lane, ...]], segments: list[int], at: datetime
+    ) -> Admission:
+        """Take tokens from every lane the batch uses, from the lane state all send processes
+        share; admit in order; give back what was not used."""
+        want = demand(lanes_of, segments, self._limit_of)
+        if not want:  # no lane of this batch has a limit
+            return admit(lanes_of, segments, self._limit_of, {})
+        today = pacific_day(at)
+        async with self.pool.acquire() as conn:
+            grants = await lane_store.lease(
+                conn, want, self._limit_of, now_s=self.wall_s(), today=today
+            )
+            admission = admit(lanes_of, segments, self._limit_of, grants)
+            await lane_store.refund(conn, admission.unused, today=today)
+        return admission
+
+    def _limit_of(self, lane: Lane) -> LaneLimit | None:
+        """A lane's limit (wildcards resolved once per lane until the limits are re-read:
+        every message asks for each of its lanes)."""
+        try:
+            return self._resolved[lane]
+        except KeyError:
+            limit = self._resolved[lane] = resolve_limit(self._limits, lane)
+            return limit
