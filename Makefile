@@ -20,6 +20,7 @@ check: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_layers.py  # the import contract
 
 test: check
 	$(BIN)/pytest -q
