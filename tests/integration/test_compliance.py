@@ -179,7 +179,7 @@ async def test_launch_refuses_a_first_message_without_brand_name_or_opt_out_inst
         await service.campaigns.launch(infra, bare, at=DAYTIME)
     assert any("Northwind" in p for p in refused.value.problems)
     assert any("opt out" in p for p in refused.value.problems)
-    assert (await campaigns.get_campaign(infra.pool, bare))["launch_count"] == 0
+    assert (await campaigns.get_campaign(infra.pool, bare)).launch_count == 0
 
     curly = await campaign(
         infra.pool, audience.brand_id, "Northwind: it’s 50% off — today. Reply STOP to opt out"

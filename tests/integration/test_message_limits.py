@@ -80,4 +80,4 @@ async def test_a_brand_allows_one_to_ten_segments(
 ) -> None:
     with pytest.raises(asyncpg.CheckViolationError):
         await brand(infra, f"limit-{max_segments}", max_segments=max_segments)
-    assert (await brands.get_brand(infra.pool, await brand(infra, "ok")))["max_segments"] == 10
+    assert (await brands.get_brand(infra.pool, await brand(infra, "ok"))).max_segments == 10

@@ -112,10 +112,10 @@ class V1:
             c, p = st.campaign, st.progress
             return _respond(
                 {
-                    "id": c["id"],
-                    "name": c["name"],
-                    "status": c["status"],
-                    "launched_at": c["launched_at"],
+                    "id": c.id,
+                    "name": c.name,
+                    "status": c.status,
+                    "launched_at": c.launched_at,
                     "audience": p.audience,
                     "eligible": p.eligible,
                     "by_status": p.by_status,

@@ -145,8 +145,8 @@ async def _campaign(
         "deferred_by_reason": p.deferred_by_reason,
         "duration_s": round(duration_s, 3),
         "throughput_mps": round(p.delivered / duration_s, 1) if duration_s else 0.0,
-        "first_message_s": round((c["first_send_at"] - c["launched_at"]).total_seconds(), 3)
-        if c["first_send_at"]
+        "first_message_s": round((c.first_send_at - c.launched_at).total_seconds(), 3)
+        if c.first_send_at and c.launched_at
         else None,
         "handset_messages": stats["handset_messages"],
         "peak_rss_mb": round(peak_rss / 2**20, 1),

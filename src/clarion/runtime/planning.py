@@ -44,26 +44,26 @@ async def plan_campaign(
             f"must be within {MAX_PLAN_OFFSET.days} days of now, not {at.isoformat()}", field="at"
         )
     c = await campaigns.get_campaign(pool, campaign_id)
-    b = await brands.get_brand(pool, c["brand_id"])
-    brand_id = c["brand_id"]
+    b = await brands.get_brand(pool, c.brand_id)
+    brand_id = c.brand_id
     limits, pools = await lane_store.load_limits(pool)
-    expires_at = c["expires_at"] or at + timedelta(hours=float(c["expiry_h"]))
+    expires_at = c.expires_at or at + timedelta(hours=c.expiry_h)
     ctx = PlanContext(
         at=at,
         brand_id=brand_id,
         campaign_id=campaign_id,
         provider=provider.name,
         sender_pool=pools.get(brand_id, []),
-        default_sender=b["sender"],
+        default_sender=b.sender,
         limits=limits,
         expires_at=expires_at,
-        smart_sending_h=float(b["smart_sending_h"]),
+        smart_sending_h=b.smart_sending_h,
         daily_used=await _daily_used(pool, brand_id, at),
         platform_rate_mps=platform_rate_mps,
     )
     planner = Planner(ctx)
-    template = personalize.compile_template(c["body"])
-    brand_fields = {"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]}
+    template = personalize.compile_template(c.body)
+    brand_fields = {"name": b.name, "help_text": b.help_text, "sender": b.sender}
     cursor = 0
     while True:
         rows = await brands.phone_page(pool, brand_id, cursor, page_size)
@@ -83,8 +83,8 @@ async def plan_campaign(
             brand_id=brand_id, campaign_id=campaign_id, attempt=0, rows=rows
         )
         rendered = personalize.render_batch(
-            template, batch, campaign_uid=str(c["uid"]), brand=brand_fields, sender=b["sender"],
-            max_segments=b["max_segments"],
+            template, batch, campaign_uid=str(c.uid), brand=brand_fields, sender=b.sender,
+            max_segments=b.max_segments,
         )  # fmt: skip
         segments = {m.subscriber_id: m.segments for m in rendered.messages}
         errors = {f.subscriber_id: f.error for f in rendered.failures}
@@ -140,13 +140,13 @@ async def actual(pool: Pool, campaign_id: int) -> Actual:
     c = await campaigns.get_campaign(pool, campaign_id)
     r, carriers = await campaigns.actual_counts(pool, campaign_id)
     return Actual(
-        eligible=c["audience_count"] - r["excluded"] - r["expired"],
+        eligible=c.audience_count - r["excluded"] - r["expired"],
         sent=r["sent"],
         deferred=r["deferred"],
         capped=r["capped"],
         expired=r["expired"],
         segments=r["segments"],
-        first_send_at=c["first_send_at"],
+        first_send_at=c.first_send_at,
         finished_at=r["finished_at"],
         carriers=carriers,
     )

@@ -30,7 +30,7 @@ class Routing(StageBase):
         if cached is None:
             c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(self.pool, brand_id)
-            cached = (c["expires_at"], float(b["smart_sending_h"]))
+            cached = (c.expires_at, b.smart_sending_h)
             self._send_context[campaign_id] = cached
             while len(self._send_context) > 256:
                 self._send_context.popitem(last=False)

@@ -81,14 +81,14 @@ class Stages(SendSide, ReceiptsSide):
 
     async def audience(self, cmd: LaunchCampaign) -> int:
         c = await campaigns.get_campaign(self.pool, cmd.campaign_id, brand_id=cmd.brand_id)
-        if c["launch_count"] != cmd.attempt or c["audience_done"]:
+        if c.launch_count != cmd.attempt or c.audience_done:
             return 0  # superseded by a relaunch, finished earlier, or cancelled
-        if c["status"] == "paused":
+        if c.status == "paused":
             raise Held(f"campaign {cmd.campaign_id} is paused", retry_after_s=0.5)
         # Each partition has its own cursor (-1: done). A read takes the next contiguous
         # range of subscribers from the lowest open cursor and publishes a page per partition
         # from it (`audience.split_pages`).
-        cursors, published = list(c["audience_cursors"]), 0
+        cursors, published = list(c.audience_cursors), 0
         size = PARTITIONS * self.page_size
         for _ in range(_READS_PER_TURN):
             status = await campaigns.status_of(self.pool, cmd.campaign_id)
@@ -108,12 +108,12 @@ class Stages(SendSide, ReceiptsSide):
             for part, page in pages:
                 batch = audience.recipient_batch(
                     brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt,
-                    rows=page, partition=part, channel=c["channel"],
+                    rows=page, partition=part, channel=c.channel,
                 )  # fmt: skip
                 if batch.recipients:
                     await self.bus.publish("audience", batch, msg_id=batch.batch_id)
                 # the audience counts messages: a recipient on both channels counts twice
-                added += audience.messages_for(batch, c["channel"])
+                added += audience.messages_for(batch, c.channel)
             await campaigns.advance_audience(
                 self.pool, cmd.campaign_id, before=cursors, after=after, added=added,
                 attempt=cmd.attempt,
@@ -132,18 +132,18 @@ class Stages(SendSide, ReceiptsSide):
         if cached is None:
             c = await campaigns.get_campaign(self.pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(self.pool, brand_id)
-            brand_fields = {"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]}
-            email = c["channel"] in ("email", "both")
+            brand_fields = {"name": b.name, "help_text": b.help_text, "sender": b.sender}
+            email = c.channel in ("email", "both")
             cached = CampaignTemplates(
-                channel=c["channel"],
-                sms=personalize.stored_template(c["body"]),
+                channel=c.channel,
+                sms=personalize.stored_template(c.body),
                 brand=brand_fields,
-                sender=b["sender"],
-                uid=str(c["uid"]),
-                email=personalize.stored_template(c["email_body"] or c["body"]) if email else None,
-                subject=personalize.stored_template(c["subject"] or c["name"]) if email else None,
-                email_from=b["email_from"] or f"{b['name']} <news@{b['slug']}.example>",
-                max_segments=b["max_segments"],
+                sender=b.sender,
+                uid=str(c.uid),
+                email=personalize.stored_template(c.email_body or c.body) if email else None,
+                subject=personalize.stored_template(c.subject or c.name) if email else None,
+                email_from=b.email_from or f"{b.name} <news@{b.slug}.example>",
+                max_segments=b.max_segments,
             )
             self._templates[campaign_id] = cached
             while len(self._templates) > 256:

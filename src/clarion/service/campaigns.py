@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from clarion.domain.records import LaunchCampaign
+from clarion.domain.rows import CampaignRow
 from clarion.errors import CampaignInvalid
 from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
 from clarion.pipeline.personalize import check_template, render_sample
@@ -52,7 +52,7 @@ async def create(
     )  # fmt: skip
 
 
-async def get(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> dict[str, Any]:
+async def get(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> CampaignRow:
     return await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
 
 
@@ -60,16 +60,16 @@ async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None)
     """Render the campaign for a sample subscriber and check it (brand name and opt-out
     instructions when it is someone's first message; encoding; the brand's segment limit)."""
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
-    b = await brands.get_brand(svc.pool, c["brand_id"])
-    sample, first_contact = await campaigns.sample_and_first_contact(svc.pool, c["brand_id"])
+    b = await brands.get_brand(svc.pool, c.brand_id)
+    sample, first_contact = await campaigns.sample_and_first_contact(svc.pool, c.brand_id)
     rendered = render_sample(
-        c["body"],
+        c.body,
         sample,
-        brand={"name": b["name"], "help_text": b["help_text"], "sender": b["sender"]},
+        brand={"name": b.name, "help_text": b.help_text, "sender": b.sender},
     )
     return check_sms_body(
-        rendered, brand_name=b["name"], first_contact=first_contact,
-        max_segments=b["max_segments"],
+        rendered, brand_name=b.name, first_contact=first_contact,
+        max_segments=b.max_segments,
     )  # fmt: skip
 
 
@@ -114,13 +114,13 @@ async def launch(
     """Validate, count the launch, publish the command the campaign stage acts on. `at` is
     the launch time (the expiry of its messages counts from it); default now."""
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
-    validate_launch(campaign_id=campaign_id, body=c["body"], status=c["status"], relaunch=relaunch)
+    validate_launch(campaign_id=campaign_id, body=c.body, status=c.status, relaunch=relaunch)
     checked = await check(svc, campaign_id)
     if checked.errors:
         raise CampaignInvalid(campaign_id, list(checked.errors), checked.describe())
     at = at or _now()
     attempt = await campaigns.begin_launch(svc.pool, campaign_id, at)
-    cmd = launch_command(brand_id=c["brand_id"], campaign_id=campaign_id, attempt=attempt, now=at)
+    cmd = launch_command(brand_id=c.brand_id, campaign_id=campaign_id, attempt=attempt, now=at)
     await svc.bus.publish("launch", cmd, msg_id=cmd.command_id)
     return cmd
 
@@ -155,7 +155,7 @@ async def cancel(svc: Services, campaign_id: int, *, brand_id: int | None = None
 class Status:
     """A campaign, its progress per stage, and its plan versus what happened (when planned)."""
 
-    campaign: dict[str, Any]
+    campaign: CampaignRow
     progress: Progress
     plan_vs_actual: list[PlanRow] | None
 

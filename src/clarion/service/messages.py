@@ -47,15 +47,15 @@ async def send_transactional(
         raise InvalidInput("empty", field="body")
     b = await brands.get_brand(svc.pool, brand_id)
     segments = sms_segments(text).segments
-    if segments > b["max_segments"]:
+    if segments > b.max_segments:
         raise InvalidInput(
-            f"{segments} segments; the brand's limit is {b['max_segments']}", field="body"
+            f"{segments} segments; the brand's limit is {b.max_segments}", field="body"
         )
     async with svc.pool.acquire() as conn:
         sub_id, consent = await compliance.subscriber_consent(conn, brand_id, number)
         state = await compliance.gate_state(conn, brand_id, [], [number], now)
     if consent == "opted_out":
-        raise Refused(f"{number} opted out of {b['name']} (STOP)", field="to")
+        raise Refused(f"{number} opted out of {b.name} (STOP)", field="to")
     if number in state.suppressed:
         raise Refused(f"{number} is suppressed ({state.suppressed[number]})", field="to")
     mid = api_message_id(brand_id, idempotency_key or uuid.uuid4().hex)
@@ -64,7 +64,7 @@ async def send_transactional(
     )  # fmt: skip
     batch = RenderedBatch(
         batch_id=f"api:{mid}", brand_id=brand_id, campaign_id=None,
-        sender=await _sender(svc, brand_id, sender, b["sender"]),
+        sender=await _sender(svc, brand_id, sender, b.sender),
         messages=[out], kind="transactional", partition=partition_of(sub_id, number),
     )  # fmt: skip
     await svc.bus.publish("transactional", batch, msg_id=batch.batch_id)

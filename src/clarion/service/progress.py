@@ -78,8 +78,8 @@ async def campaign_progress(pool: Pool, campaign_id: int) -> Progress:
     r = await campaign_report(pool, campaign_id)
     s: dict[str, int] = r["by_status"]
     return Progress(
-        audience=r["campaign"]["audience_count"],
-        audience_done=r["campaign"]["audience_done"],
+        audience=r["campaign"].audience_count,
+        audience_done=r["campaign"].audience_done,
         persisted=r["persisted"],
         handed_over=sum(s.get(k, 0) for k in _HANDED_OVER),
         final=sum(s.get(k, 0) for k in _FINAL),

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from clarion.compliance.encoding import MAX_SEGMENTS
 from clarion.domain.contacts import NewSubscriber
+from clarion.domain.rows import BrandRow
 from clarion.domain.senders import normalize_sender
 from clarion.errors import NotFound
 from clarion.store.db import Pool
@@ -34,11 +37,12 @@ async def create_brand(
     return brand_id
 
 
-async def get_brand(pool: Pool, brand_id: int) -> dict[str, Any]:
+async def get_brand(pool: Pool, brand_id: int) -> BrandRow:
+    """The brand; `NotFound` if there is none."""
     row = await pool.fetchrow("SELECT * FROM brands WHERE id = $1", brand_id)
     if row is None:
         raise NotFound("brand", brand_id)
-    return dict(row)
+    return msgspec.convert(dict(row), BrandRow)
 
 
 async def senders_of(pool: Pool, brand_id: int) -> set[str]:

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
+from clarion.domain.rows import CampaignRow
 from clarion.errors import CampaignStateError, InvalidInput, NotFound
 from clarion.store.db import Pool
 
@@ -40,9 +42,8 @@ async def create_campaign(
     return campaign_id
 
 
-async def get_campaign(
-    pool: Pool, campaign_id: int, *, brand_id: int | None = None
-) -> dict[str, Any]:
+async def get_campaign(pool: Pool, campaign_id: int, *, brand_id: int | None = None) -> CampaignRow:
+    """The campaign (of the brand, when `brand_id` is given); `NotFound` if there is none."""
     row = await pool.fetchrow(
         "SELECT * FROM campaigns WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2)",
         campaign_id,
@@ -50,7 +51,7 @@ async def get_campaign(
     )
     if row is None:
         raise NotFound("campaign", campaign_id)
-    return dict(row)
+    return msgspec.convert(dict(row), CampaignRow)
 
 
 async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
@@ -203,7 +204,7 @@ async def set_paused(
             to,
         )
     if status is None:
-        current = (await get_campaign(pool, campaign_id))["status"]
+        current = (await get_campaign(pool, campaign_id)).status
         raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be {to}")
     if not paused:  # the messages the pause held wait no longer (the sweeper sends them on)
         await pool.execute(
@@ -243,7 +244,7 @@ async def _cancel(pool: Pool, campaign_id: int) -> int:
             campaign_id,
         )
         if status is None:
-            current = (await get_campaign(pool, campaign_id))["status"]
+            current = (await get_campaign(pool, campaign_id)).status
             raise CampaignStateError(f"campaign {campaign_id} is {current}; it cannot be cancelled")
         result: str = await conn.execute(
             "UPDATE messages SET status = 'suppressed', status_rank = 3, error_code = 'cancelled',"

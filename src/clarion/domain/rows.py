@@ -1,0 +1,54 @@
+"""Rows the store reads whole (`SELECT *`), typed: one field per column, in the order the
+migrations (src/clarion/store/migrations/*.sql) create them, later `ALTER TABLE`s last.
+
+A column added by a migration is a field added here; `msgspec.convert` refuses a row with a
+column the struct lacks or of another type, so a drift shows at the first read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class BrandRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A row of `brands`."""
+
+    id: int
+    slug: str
+    name: str
+    sender: str  # default SMS sender (long code / short code)
+    help_text: str
+    created_at: datetime
+    smart_sending_h: float  # 0 turns smart sending off
+    support_contact: str
+    email_from: str | None  # From of the brand's email (None: `<name> <news@<slug>.example>`)
+    max_segments: int  # the most SMS parts a message of the brand may take (1 to 10)
+
+
+class CampaignRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A row of `campaigns`."""
+
+    id: int
+    uid: uuid.UUID  # globally unique: message ids derive from it
+    brand_id: int
+    name: str
+    channel: str  # sms, email or both
+    body: str
+    status: str
+    launch_count: int
+    audience_cursor: int  # last subscriber id published by audience
+    audience_count: int
+    audience_done: bool
+    created_at: datetime
+    launched_at: datetime | None
+    first_send_at: datetime | None
+    expiry_h: float  # messages are never sent after launch + expiry_h
+    expires_at: datetime | None  # fixed at the first launch
+    audience_cursors: list[int]  # one per partition (-1: done)
+    plan: Any  # the last computed send plan, as JSON (None: not planned)
+    subject: str | None  # email subject (a template)
+    email_body: str | None  # email text (a template; None: body)
