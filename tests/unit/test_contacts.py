@@ -145,3 +145,21 @@ def test_email_consent_is_read_per_row_and_needs_an_address() -> None:
     assert "email_consent" not in both.attributes
     no_address = new_subscriber({"phone": "+12125552369", "email_consent": "yes"})
     assert no_address.email_consent is False
+
+
+def test_a_row_with_a_column_added_by_a_later_migration_still_reads() -> None:
+    """A process of the previous version reads rows of a schema one migration ahead."""
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from clarion.domain.rows import BrandRow
+
+    row = {
+        "id": 1, "slug": "a", "name": "A", "sender": "+15125550100", "help_text": "",
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC), "smart_sending_h": 16.0,
+        "support_contact": "", "email_from": None, "max_segments": 10,
+    }  # fmt: skip
+    assert msgspec.convert({**row, "a_new_column": 7}, BrandRow).name == "A"
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({**row, "max_segments": "ten"}, BrandRow)

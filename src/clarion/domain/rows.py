@@ -1,8 +1,10 @@
 """Rows the store reads whole (`SELECT *`), typed: one field per column, in the order the
 migrations (src/clarion/store/migrations/*.sql) create them, later `ALTER TABLE`s last.
 
-A column added by a migration is a field added here; `msgspec.convert` refuses a row with a
-column the struct lacks or of another type, so a drift shows at the first read.
+A column added by a migration is a field added here. A column the struct lacks is ignored,
+not refused: during a rolling upgrade, processes of the previous version read rows of a schema
+one migration ahead. A column of another type, or a field with no column, is refused at the
+first read.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import msgspec
 
 
-class BrandRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BrandRow(msgspec.Struct, frozen=True, kw_only=True):
     """A row of `brands`."""
 
     id: int
@@ -29,7 +31,7 @@ class BrandRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_segments: int  # the most SMS parts a message of the brand may take (1 to 10)
 
 
-class CampaignRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     """A row of `campaigns`."""
 
     id: int
