@@ -33,6 +33,7 @@ import httpx
 from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
+from clarion.domain.clock import PinnedClock
 from clarion.harness.seed import synthetic_subscribers
 from clarion.runtime.stages import STAGES
 from clarion.service.progress import campaign_progress
@@ -62,7 +63,9 @@ async def main(recipients: int, reply_worker: bool) -> dict[str, object]:
                 stages = [s for s in STAGES if not (reply_worker and s in REPLY_STAGES)]
                 worker = _reply_worker(infra) if reply_worker else None
                 try:
-                    async with bootstrap.running(infra, provider, stages=stages, clock=lambda: AT):
+                    async with bootstrap.running(
+                        infra, provider, stages=stages, clock=PinnedClock(AT)
+                    ):
                         result = await measure(infra, sim, recipients)
                         return {**result, "reply_worker": reply_worker}
                 finally:

@@ -7,9 +7,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 import uvicorn
 
@@ -18,8 +17,9 @@ from clarion.api.v1 import V1
 from clarion.bus.embedded import EmbeddedNats
 from clarion.bus.jetstream import Bus
 from clarion.config import Settings, file_secret
+from clarion.domain.clock import SystemClock
 from clarion.domain.ids import PARTITIONS
-from clarion.domain.ports import Provider
+from clarion.domain.ports import Clock, Provider
 from clarion.errors import ConfigurationError
 from clarion.pipeline.breaker import Breaker
 from clarion.providers import accounts
@@ -174,18 +174,21 @@ async def running(
     *,
     stages: Iterable[str] = tuple(STAGE_HOPS),
     http: bool = True,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
     more_providers: Sequence[Provider] = (),
 ) -> AsyncIterator[Workers]:
-    """Run the given stages (and the webhook server) in this process. `clock` is the time
-    the compliance gate sees (tests pin it; the default is the real time)."""
+    """Run the given stages (and the webhook server) in this process. `clock` is the one
+    clock its workers and API run on (tests pin its decision time; the default is the real
+    clock)."""
     settings = infra.settings
     workers = Workers()
     stages = tuple(stages)
+    clock = clock or SystemClock()
     core = Stages(
         infra.pool,
         infra.bus,
         provider,
+        clock=clock,
         page_size=settings.audience_page_size,
         max_attempts=settings.send_max_attempts,
         retry_base_s=settings.retry_base_s,
@@ -201,16 +204,12 @@ async def running(
             window_min=settings.carrier_alert_window_min,
         ),
     )
-    if clock is not None:
-        core.clock = clock
     if "send" in stages:
         workers.tasks.append(
             asyncio.create_task(_sweep_deferred(core, workers.stop, settings=settings))
         )
     if http:
-        api = V1(infra)
-        if clock is not None:
-            api.clock = clock
+        api = V1(infra, clock=clock)
         app = create_app(
             infra.bus,
             core.providers,
@@ -290,23 +289,24 @@ async def _sweep_deferred(
     receipts whose send answer has landed, and now and then reconcile messages whose final
     receipt never came, and once an hour prune the record of counted status batches.
     Elected: only the process holding the advisory lock sweeps."""
-    reconciled_at, pruned_at = core.now_s(), -math.inf
+    clock = core.ctx.clock
+    reconciled_at, pruned_at = clock.monotonic(), -math.inf
     while not stop.is_set():
         try:
-            async with core.pool.acquire() as conn:
+            async with core.ctx.pool.acquire() as conn:
                 if await try_session_lock(conn, _SWEEPER_LOCK):
                     try:
-                        await core.sweep_deferred()
-                        await core.sweep_early_receipts()
-                        if core.now_s() - reconciled_at >= settings.reconcile_every_s:
-                            reconciled_at = core.now_s()
-                            await core.reconcile(
+                        await core.sweeps.deferred()
+                        await core.sweeps.early_receipts()
+                        if clock.monotonic() - reconciled_at >= settings.reconcile_every_s:
+                            reconciled_at = clock.monotonic()
+                            await core.sweeps.reconcile(
                                 settings.reconcile_after_s,
                                 max_age_s=settings.reconcile_max_age_s,
                             )
-                        if core.now_s() - pruned_at >= _PRUNE_EVERY_S:
-                            pruned_at = core.now_s()
-                            await monitoring.prune_processed(core.pool, _PROCESSED_KEEP_S)
+                        if clock.monotonic() - pruned_at >= _PRUNE_EVERY_S:
+                            pruned_at = clock.monotonic()
+                            await monitoring.prune_processed(core.ctx.pool, _PROCESSED_KEEP_S)
                     finally:
                         await release_session_lock(conn, _SWEEPER_LOCK)
         except Exception as exc:  # the next sweep tries again

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from clarion import bootstrap, service
+from clarion.domain.clock import SystemClock
 from clarion.domain.contacts import new_subscriber
 from clarion.domain.records import OutboundMessage, RenderedBatch
 from clarion.harness.seed import synthetic_rows
@@ -58,13 +57,9 @@ async def send_campaign(infra: bootstrap.Infra, sim: SimProcess, campaign_id: in
         return await wait_for_campaign(infra.pool, campaign_id, sim)
 
 
-_STARTED = time.monotonic()
-
-
-def daytime() -> datetime:
-    """The gate's clock in tests: DAYTIME (every US zone in its window) when the session
-    started, running on from there, so waits and backoffs come due."""
-    return DAYTIME + timedelta(seconds=time.monotonic() - _STARTED)
+# The workers' clock in tests: DAYTIME (every US zone in its window) when the session
+# started, running on from there, so waits and backoffs come due.
+daytime = SystemClock.starting_at(DAYTIME)
 
 
 async def rendered_batch(infra: bootstrap.Infra, n: int, *, seed: int, key: str) -> RenderedBatch:

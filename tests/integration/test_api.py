@@ -10,6 +10,7 @@ import httpx
 from clarion import bootstrap
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
+from clarion.domain.clock import PinnedClock
 from clarion.sim.network import carrier_for
 from clarion.sim.process import SimProcess
 from clarion.store import api_keys, compliance
@@ -26,7 +27,7 @@ async def test_the_plan_api_is_scoped_to_the_keys_brand_and_matches_what_happene
     key = await api_keys.create_key(infra.pool, audience.brand_id)
     other_key = await api_keys.create_key(infra.pool, stranger.brand_id)
     provider = bootstrap.build_provider(infra.settings)
-    app = create_app(infra.bus, {}, api=V1(infra, clock=lambda: DAYTIME))
+    app = create_app(infra.bus, {}, api=V1(infra, clock=PinnedClock(DAYTIME)))
     auth = {"Authorization": f"Bearer {key}"}
     try:
         async with httpx.AsyncClient(

@@ -43,7 +43,7 @@ async def test_pause_stops_provider_calls_within_a_second_and_resume_finishes_ex
         paused = await campaign_progress(infra.pool, campaign_id)
         assert paused.handed_over < len(audience.consented)  # the pause held something back
 
-        await service.campaigns.resume(infra, campaign_id, at=daytime())
+        await service.campaigns.resume(infra, campaign_id, at=daytime.now())
         progress = await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=120)
 
     inbox = await asyncio.to_thread(sim.handsets)

@@ -11,6 +11,7 @@ import pytest
 
 from clarion import bootstrap, service
 from clarion.compliance.ledger import ledger_csv
+from clarion.domain.clock import PinnedClock
 from clarion.errors import CampaignInvalid
 from clarion.sim.process import SimProcess
 from clarion.store import campaigns
@@ -144,15 +145,13 @@ async def test_a_message_outside_the_window_is_deferred_then_sent_when_it_opens(
     audience = await brand_with_subscribers(infra.pool, 30, seed=303)
     campaign_id = await campaign(infra.pool, audience.brand_id)
     night = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)  # 02:00 in New York, 23:00 in LA
-    clock = {"now": night}
-    async with bootstrap.running(
-        infra, bootstrap.build_provider(infra.settings), clock=lambda: clock["now"]
-    ):
+    clock = PinnedClock(night)
+    async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=clock):
         await service.campaigns.launch(infra, campaign_id, at=night)
         night_progress = await wait_for_campaign(infra.pool, campaign_id, sim)
         assert night_progress.deferred == len(audience.consented)
         assert night_progress.handed_over == 0
-        clock["now"] = DAYTIME  # the morning comes: the sweeper hands them back
+        clock.at = DAYTIME  # the morning comes: the sweeper hands them back
         await wait_for(lambda: _all_delivered(infra, campaign_id, len(audience.consented)))
     not_before = await infra.pool.fetch(
         "SELECT DISTINCT error_detail FROM messages WHERE campaign_id = $1 AND not_before"

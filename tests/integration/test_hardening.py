@@ -17,6 +17,7 @@ from clarion.api import app as api_app
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.config import Settings
+from clarion.domain.clock import PinnedClock
 from clarion.domain.records import Receipt, ReceiptBatch
 from clarion.errors import TooLarge
 from clarion.sim.process import SimProcess
@@ -33,7 +34,7 @@ async def client(infra: bootstrap.Infra) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         infra.bus,
         {"sim": provider},
-        api=V1(infra, clock=lambda: DAYTIME),
+        api=V1(infra, clock=PinnedClock(DAYTIME)),
     )
     try:
         async with httpx.AsyncClient(

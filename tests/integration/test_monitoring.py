@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from clarion import bootstrap, service
+from clarion.domain.clock import PinnedClock
 from clarion.domain.records import Receipt, ReceiptBatch, StatusBatch, StatusChange
 from clarion.domain.status import rank
 from clarion.runtime.stages import Stages
@@ -109,7 +110,7 @@ async def test_a_fold_counts_its_outcomes_per_carrier_and_minute_in_its_own_tran
         ids, rank("sent"),
     )  # fmt: skip
     core = Stages(
-        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=PinnedClock(DAYTIME)
     )
     receipts = [
         Receipt(message_id=mid, status="delivered", occurred_at=DAYTIME, carrier="Verizon")
@@ -148,7 +149,7 @@ async def test_the_carrier_stage_judges_the_carriers_a_fold_counted(
         brand_id, DAYTIME - timedelta(minutes=1),
     )  # fmt: skip
     core = Stages(
-        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=PinnedClock(DAYTIME)
     )
 
     await core.carrier(
@@ -166,7 +167,7 @@ async def test_outcomes_a_status_batch_carries_are_counted_once(infra: bootstrap
     still on the bus after an upgrade is counted by the carrier stage, once."""
     audience = await brand_with_subscribers(infra.pool, 1, seed=1203)
     core = Stages(
-        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=PinnedClock(DAYTIME)
     )
     carried = StatusBatch(
         batch_id="carried-1203",
@@ -195,7 +196,7 @@ async def test_a_receipt_naming_a_malformed_message_id_is_dropped_and_the_rest_f
     batch = await stored_batch(infra, 2, seed=1203, key="fold-malformed")
     ids = [m.message_id for m in batch.messages]
     core = Stages(
-        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=lambda: DAYTIME
+        infra.pool, infra.bus, bootstrap.build_provider(infra.settings), clock=PinnedClock(DAYTIME)
     )
 
     def report(key: str, *mids: str) -> ReceiptBatch:

@@ -217,7 +217,7 @@ async def test_a_paused_campaign_does_not_hold_up_another_campaign(
         await service.campaigns.launch(infra, moving, at=DAYTIME)
         done = await wait_for_campaign(infra.pool, moving, sim, timeout_s=30)
         during = await campaign_progress(infra.pool, held)
-        await campaigns.set_paused(infra.pool, held, False, now=daytime())
+        await campaigns.set_paused(infra.pool, held, False, now=daytime.now())
         resumed = await wait_for_campaign(infra.pool, held, sim, timeout_s=60)
 
     assert done.delivered + done.failed == len(other.consented)

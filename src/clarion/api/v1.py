@@ -5,9 +5,9 @@ one brand and sees only that brand's records (another brand's campaign is a 404)
 # (including the local `Brand` dependency) at runtime.
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from clarion import service
 from clarion.compliance.encoding import MAX_SMS_CHARS
+from clarion.domain.clock import SystemClock
+from clarion.domain.ports import Clock
 from clarion.errors import CampaignStateError, ClarionError, InvalidInput, NotFound, Refused
 
 _json = msgspec.json.Encoder()
@@ -60,11 +62,11 @@ async def _call(use_case: Awaitable[T]) -> T:
 
 @dataclass
 class V1:
-    """The API over the use cases (`clarion.service`); `clock` is the time it runs at
-    (tests pin it)."""
+    """The API over the use cases (`clarion.service`); `clock` is the one it runs on (tests
+    pin its decision time)."""
 
     svc: service.Services
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Clock = field(default_factory=SystemClock)
 
     async def brand(self, request: Request) -> int:
         """The brand of the request's bearer key (401 without a valid one)."""
@@ -95,7 +97,7 @@ class V1:
             """Before launch: recipients per lane and carrier, quiet hours and when they go,
             daily caps that will be hit, cost in segments, the estimated finish time. The
             plan is stored for the plan-versus-actual report."""
-            when = at or self.clock()
+            when = at or self.clock.now()
             plan = await _call(service.campaigns.plan(svc, campaign_id, at=when, brand_id=brand_id))
             return _respond(plan)
 
@@ -149,7 +151,7 @@ class V1:
                     body=message.body,
                     sender=message.sender,
                     idempotency_key=idempotency_key,
-                    now=self.clock(),
+                    now=self.clock.now(),
                 )
             )
             body = {"id": queued.id, "status": queued.status, "segments": queued.segments}
@@ -170,7 +172,7 @@ class V1:
             minutes: Annotated[int, Query(ge=1, le=MAX_REPORT_MINUTES)] = 60,
         ) -> Response:
             rows = await service.monitoring.carriers(
-                svc, brand_id, minutes=minutes, now=self.clock()
+                svc, brand_id, minutes=minutes, now=self.clock.now()
             )
             return _respond(rows)
 

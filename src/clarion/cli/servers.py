@@ -7,7 +7,7 @@ import asyncio
 import gc
 import logging
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +16,7 @@ import typer
 from clarion import bootstrap, service
 from clarion.cli._app import app, err, fail, run_async
 from clarion.config import Settings
+from clarion.domain.clock import SystemClock
 from clarion.errors import ClarionError
 
 
@@ -266,10 +267,7 @@ def _serve(
 
     async def go() -> None:
         settings = Settings.from_env(http_port=port)
-        clock = None
-        if clock_offset_s:
-            ahead = timedelta(seconds=clock_offset_s)
-            clock = lambda: datetime.now(UTC) + ahead  # noqa: E731
+        clock = SystemClock(offset_s=clock_offset_s)
         async with bootstrap.infrastructure(settings) as infra:
             first, *others = await bootstrap.build_providers(infra)
             try:

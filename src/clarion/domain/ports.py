@@ -15,12 +15,19 @@ from clarion.domain.records import InboundMessage, OutboundMessage, Receipt
 
 
 class Clock(Protocol):
-    """The time now, as an aware `datetime` in UTC (`runtime.stage_base.now`, or a fake a
-    test moves by hand). It is wall time: it may step, so intervals that must not go
-    backwards are measured on a monotonic clock in seconds (`now_s`) instead. It does no I/O
-    and raises nothing. Any `Callable[[], datetime]` (a function, a lambda) is one."""
+    """The one clock a worker runs on, read three ways. `now()` is the time decisions run on
+    (quiet hours, expiry, waits), an aware `datetime` in UTC: tests pin it, the CLI's
+    `--clock-offset` shifts it. `monotonic()` is seconds that never go backwards, for
+    intervals (breakers, re-reads). `epoch()` is real wall seconds since the epoch, for what
+    other processes or the database compare with (the lanes' shared state). Implementations:
+    `domain.clock.SystemClock` and `domain.clock.PinnedClock`. No reading does I/O or
+    raises."""
 
-    def __call__(self) -> datetime: ...
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+    def epoch(self) -> float: ...
 
 
 class Bus(Protocol):

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from rich.table import Table
 from clarion import bootstrap, service
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
+from clarion.domain.clock import SystemClock
 from clarion.harness.seed import synthetic_subscribers
 from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
@@ -63,10 +64,8 @@ async def run_demo(
         with sim:
             async with bootstrap.infrastructure(settings) as infra:
                 provider = bootstrap.build_provider(settings)
-                clock = None
-                if at is not None:  # the pinned moment, running on from there
-                    started = time.monotonic()
-                    clock = lambda: at + timedelta(seconds=time.monotonic() - started)  # noqa: E731
+                # the pinned moment, running on from there
+                clock = SystemClock() if at is None else SystemClock.starting_at(at)
                 async with bootstrap.running(infra, provider, clock=clock):
                     return await _campaign(infra, sim, console, recipients, as_json, timeout_s, at)
     finally:

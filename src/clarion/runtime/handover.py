@@ -1,7 +1,7 @@
 """The hand-over to a provider and what follows its answer: one call per sender and
 `max_batch`, the answers recorded (or published as receipts), hard failures suppressed, the
 lane's shared rate adjusted, and what the provider did not take retried later or
-dead-lettered (`HandOver`, part of `stages.Stages`)."""
+dead-lettered."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from datetime import datetime
-from typing import Any, cast
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
 from clarion.domain.messages import NO_ANSWER, SendResult
 from clarion.domain.ports import Provider
@@ -21,9 +22,13 @@ from clarion.observability import metrics
 from clarion.pipeline import send
 from clarion.pipeline.send import ANSWER, GateOutcome
 from clarion.pipeline.send_decision import Deferral, Drop, backoff_waits, throttle_waits
+from clarion.runtime.context import WorkerContext
 from clarion.runtime.routing import Routing
 from clarion.store import campaigns, compliance, messages
 from clarion.store import lanes as lane_store
+
+if TYPE_CHECKING:
+    from clarion.store.messages import Conn
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +64,22 @@ def count_lane_defers(deferred: list[Deferral], expired: list[Drop]) -> None:
         metrics.MESSAGES.labels("deferred").inc(len(deferred))
 
 
-class HandOver(Routing):
+# Campaigns whose first provider call one process remembers as stamped.
+_FIRST_SENDS_KEPT = 100_000
+
+
+@dataclass
+class HandOver:
     """Provider calls and their answers, for the send stage."""
 
-    async def _deliver(
+    ctx: WorkerContext
+    routing: Routing
+    max_attempts: int = 8  # provider calls a message may fail before it is dead-lettered
+    retry_base_s: float = 0.5  # the first backoff after a failed call
+    # Campaigns whose first provider call this process knows is stamped (first_send_at).
+    _first_sent: set[int] = field(default_factory=set)
+
+    async def deliver(
         self,
         provider: Provider,
         batch: RenderedBatch,
@@ -98,8 +115,10 @@ class HandOver(Routing):
         campaign and process: launch → first call is a figure the campaign reports)."""
         if campaign_id in self._first_sent:
             return
-        await campaigns.stamp_first_send(self.pool, campaign_id)
-        if len(self._first_sent) >= 100_000:  # a long-lived process: forget the oldest set
+        await campaigns.stamp_first_send(self.ctx.pool, campaign_id)
+        if (
+            len(self._first_sent) >= _FIRST_SENDS_KEPT
+        ):  # a long-lived process: forget the oldest set
             self._first_sent.clear()
         self._first_sent.add(campaign_id)
 
@@ -117,7 +136,7 @@ class HandOver(Routing):
         circuit breaker; those messages wait (a backoff, or the provider's Retry-After) and
         may go through the next provider of the route."""
         lane = ("provider_tx" if transactional else "provider", provider.name)
-        breaker = self._breakers.setdefault(provider.name, self.new_breaker())
+        breaker = self.routing.breaker(provider.name)
         try:
             if batch.channel == "email":
                 results = await cast(Any, provider).send_emails(_emails(sender, chunk))
@@ -147,15 +166,19 @@ class HandOver(Routing):
         again = [r for r in results if r.retry and r.message_id not in unsure]
         throttled = any(r.throttled for r in again)
         if not throttled:  # a throttle is the provider working as agreed, not failing
-            breaker.record(bool(done), self.now_s())
+            breaker.record(bool(done), self.ctx.clock.monotonic())
         # An SMTP 250 is the receiving server taking the message: final for email sent that
         # way (no receipts follow), so it is recorded here. Other acceptances are folded
         # with the provider's receipts (published first: durable before anything else).
         final = bool(getattr(provider, "final_on_accept", False))
-        if not final and (answers := send.answer_receipts(done, self.wall_time())):
-            await self._publish_receipts(ANSWER, provider.name, answers)
+        if not final and (
+            answers := send.answer_receipts(
+                done, datetime.fromtimestamp(self.ctx.clock.epoch(), UTC)
+            )
+        ):
+            await self.ctx.publish_receipts(ANSWER, provider.name, answers)
         early: list[Receipt] = []
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
             await messages.apply_send_results(
                 conn,
                 provider.name,
@@ -169,16 +192,16 @@ class HandOver(Routing):
             await compliance.suppress(conn, send.hard_failures(batch.brand_id, done, chunk))
             if throttled:  # the provider said slow down: halve the lane's shared rate
                 await lane_store.throttled(conn, lane)
-            elif done and self._limit_of(lane) is not None:
+            elif done and self.routing.limit_of(lane) is not None:
                 await lane_store.succeeded(conn, lane)
             await self._retry_later(conn, provider, again, at)
             await messages.mark_unknown(conn, unsure)
         if early:  # receipts that beat their send answer: fold them now
-            await self._publish_receipts("early", provider.name, early)
+            await self.ctx.publish_receipts("early", provider.name, early)
         return sum(1 for r in done if r.accepted)
 
     async def _retry_later(
-        self, conn: Any, provider: Provider, again: list[SendResult], at: datetime
+        self, conn: Conn, provider: Provider, again: list[SendResult], at: datetime
     ) -> None:
         """Messages a provider did not take, for a passing reason. Throttled: they wait for
         the provider's Retry-After without counting an attempt. Otherwise an attempt is

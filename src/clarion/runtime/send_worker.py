@@ -1,4 +1,4 @@
-"""The send stage's worker (`SendSide`, part of `stages.Stages`): it loads what the decision
+"""The send stage's worker: it loads what the decision
 needs (the campaign's status, current consent and suppressions, the waiting messages, the
 lanes' admission), calls the pure core (`pipeline.send_decision`), writes the decision and
 hands over to a provider (`handover.py`; routes, breakers and lanes in `routing.py`)."""
@@ -6,8 +6,9 @@ hands over to a provider (`handover.py`; routes, breakers and lanes in `routing.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -15,25 +16,35 @@ from clarion.domain.records import OutboundMessage, RenderedBatch
 from clarion.observability import metrics
 from clarion.pipeline import send
 from clarion.pipeline.send_decision import SendDecision, SendState, decide, decide_lanes
+from clarion.runtime.context import WorkerContext
 from clarion.runtime.handover import HandOver, count_gate, count_lane_defers
+from clarion.runtime.routing import Routing
 from clarion.store import campaigns, compliance, messages
 
+if TYPE_CHECKING:
+    from clarion.store.messages import Conn
 
-class SendSide(HandOver):
-    """The send stage (marketing and transactional batches) of a `Stages` worker."""
 
-    async def send(self, batch: RenderedBatch) -> int:
+@dataclass
+class SendWorker:
+    """The send stage, for marketing and transactional batches."""
+
+    ctx: WorkerContext
+    routing: Routing
+    handover: HandOver
+
+    async def __call__(self, batch: RenderedBatch) -> int:
         """Persist, pass the compliance gate (marketing only), pick the provider (the first of
         the brand's route whose circuit is closed), take tokens from every lane, hand over,
         record answers. Whatever may not go now waits in Postgres (deferred, with the reason
         and the moment to look again) and the batch is acknowledged: a waiting message never
         holds its bus partition."""
-        at = self.clock()
+        at = self.ctx.clock.now()
         marketing = batch.kind == "marketing" and batch.campaign_id is not None
         expires_at, smart_h = (None, 0.0)
         if marketing:
             assert batch.campaign_id is not None
-            expires_at, smart_h = await self._campaign_send_context(
+            expires_at, smart_h = await self.routing.campaign_send_context(
                 batch.brand_id, batch.campaign_id
             )
             if not batch.stored:
@@ -41,7 +52,7 @@ class SendSide(HandOver):
                 if sent is not None:
                     return sent
         rows = send.rows_to_persist(batch, expires_at=expires_at)
-        async with self.pool.acquire() as conn:
+        async with self.ctx.pool.acquire() as conn:
             async with conn.transaction():
                 await messages.persist(conn, rows)
             # After a crash some may be handed over already (skipped), and some may have been
@@ -51,15 +62,15 @@ class SendSide(HandOver):
             )
             # Repeating a cut-short call to a provider without idempotency keys could reach
             # the handset twice: report those as of unknown fate; receipts reconcile them.
-            unsafe = {mid for mid, name in interrupted.items() if not self._idempotent(name)}
+            unsafe = {mid for mid, name in interrupted.items() if not self.routing.idempotent(name)}
             await messages.mark_unknown(conn, sorted(unsafe))
         resumed = set(interrupted) - unsafe
         todo = [m for m in batch.messages if m.message_id in waiting or m.message_id in resumed]
-        await self._refresh_limits()
-        provider, wait_s = self._route(batch.brand_id, batch.channel)
+        await self.routing.refresh_limits()
+        provider, wait_s = self.routing.route(batch.brand_id, batch.channel)
         if marketing and todo and provider is not None and batch.channel == "sms":
-            todo = await self._lookup_carriers(provider, todo)
-        async with self.pool.acquire() as conn, conn.transaction():
+            todo = await self.routing.lookup_carriers(provider, todo)
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
             if marketing and todo:
                 todo = await self._gate(conn, batch, todo, at, expires_at, smart_h, resumed)
             if provider is None:  # every provider of the route is failing: wait for one
@@ -75,16 +86,16 @@ class SendSide(HandOver):
             todo = [m for m in todo if m.message_id in claimed]
         if not todo:
             return len(rows)
-        senders, admission = await self._take_lanes(provider, batch, todo, at)
+        senders, admission = await self.routing.take_lanes(provider, batch, todo, at)
         lanes = decide_lanes(todo, senders, admission, at=at, expires_at=expires_at)
         if lanes.waits or lanes.expired:
             # Before the provider call: a crash during it must not leave these claimed (a
             # provider without idempotency would then report them as of unknown fate).
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.ctx.pool.acquire() as conn, conn.transaction():
                 await compliance.record_gate(conn, lanes.expired, [])
                 await messages.defer(conn, lanes.waits)
             count_lane_defers(lanes.waits, lanes.expired)
-        await self._deliver(provider, batch, lanes.go, at)
+        await self.handover.deliver(provider, batch, lanes.go, at)
         return len(rows)
 
     async def _send_new(
@@ -98,14 +109,14 @@ class SendSide(HandOver):
         before (a redelivery: the COPY meets the unique key), its campaign is not sending
         (paused, cancelled), or no provider of the route may be called now."""
         assert batch.campaign_id is not None
-        await self._refresh_limits()
-        provider, _ = self._route(batch.brand_id, batch.channel)
+        await self.routing.refresh_limits()
+        provider, _ = self.routing.route(batch.brand_id, batch.channel)
         if provider is None:
             return None
         todo = list(batch.messages)
         if todo and batch.channel == "sms":
-            todo = await self._lookup_carriers(provider, todo)
-        async with self.pool.acquire() as conn:
+            todo = await self.routing.lookup_carriers(provider, todo)
+        async with self.ctx.pool.acquire() as conn:
             # The claim time is the database's: reconciliation reads hand-overs by it on the
             # database's clock (`messages.to_reconcile`), and a claim of the general way
             # (`messages.claim`) is stamped so. A worker whose clock is behind would write
@@ -116,7 +127,7 @@ class SendSide(HandOver):
             claimed_at = read[1]
             state = await self._send_state(conn, batch, todo, at, "sending", expires_at, smart_h)
         d = decide(batch.channel, todo, state, new=True)
-        senders, admission = await self._take_lanes(provider, batch, d.go, at)
+        senders, admission = await self.routing.take_lanes(provider, batch, d.go, at)
         lanes = decide_lanes(d.go, senders, admission, at=at, expires_at=expires_at)
         rows = send.decided_rows(
             batch, expires_at=expires_at, provider=provider.name,
@@ -124,7 +135,7 @@ class SendSide(HandOver):
             sent_at=claimed_at,
         )  # fmt: skip
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with self.ctx.pool.acquire() as conn, conn.transaction():
                 # A pause or cancel committed since the read above is seen here (and this
                 # batch writes nothing); one that comes later waits for these rows and finds
                 # them claimed, in flight.
@@ -136,12 +147,12 @@ class SendSide(HandOver):
             return None  # seen before; the lane tokens it took are not given back (rare)
         self._count_decision(d)
         count_lane_defers(lanes.waits, lanes.expired)
-        await self._deliver(provider, batch, lanes.go, at)
+        await self.handover.deliver(provider, batch, lanes.go, at)
         return len(rows)
 
     async def _gate(
         self,
-        conn: Any,
+        conn: Conn,
         batch: RenderedBatch,
         todo: list[OutboundMessage],
         at: datetime,
@@ -170,7 +181,7 @@ class SendSide(HandOver):
 
     async def _send_state(
         self,
-        conn: Any,
+        conn: Conn,
         batch: RenderedBatch,
         todo: list[OutboundMessage],
         at: datetime,

@@ -1,0 +1,112 @@
+"""The singletons a worker runs when elected (bootstrap holds the advisory lock): deferred
+messages whose moment has come, early receipts whose send answer has landed, and
+reconciliation of messages whose final receipt never came."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from clarion.config import RECONCILE_MAX_AGE_S
+from clarion.domain.ids import batch_id, partition_of
+from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
+from clarion.errors import ProviderError
+from clarion.runtime.context import WorkerContext
+from clarion.store import compliance, messages
+
+log = logging.getLogger(__name__)
+
+# Messages a republished deferred batch carries at most.
+_DEFERRED_PER_BATCH = 1000
+
+
+@dataclass
+class Sweeps:
+    ctx: WorkerContext
+
+    async def deferred(self, limit: int = 5000) -> int:
+        """Republish deferred messages whose moment has come, oldest first, to their
+        subscriber's partition. A batch id is derived from its messages and their moments,
+        so a repeat before the send stage has taken them is dropped by the bus."""
+        async with self.ctx.pool.acquire() as conn:
+            rows = await compliance.due_deferred(conn, self.ctx.clock.now(), limit)
+        groups: dict[tuple[str, int, int | None, str, int], list[Any]] = {}
+        for r in rows:
+            part = partition_of(r["subscriber_id"], r["to_address"])
+            key = (r["kind"], r["brand_id"], r["campaign_id"], r["sender"], part)
+            groups.setdefault(key, []).append(r)
+        for (kind, brand_id, campaign_id, sender, part), group in groups.items():
+            for i in range(0, len(group), _DEFERRED_PER_BATCH):
+                chunk = group[i : i + _DEFERRED_PER_BATCH]
+                out = RenderedBatch(
+                    batch_id=batch_id("deferred", *(f"{r['id']}@{r['not_before']}" for r in chunk)),
+                    brand_id=brand_id,
+                    campaign_id=campaign_id,
+                    sender=sender,
+                    messages=[
+                        OutboundMessage(
+                            message_id=r["id"],
+                            subscriber_id=r["subscriber_id"],
+                            to=r["to_address"],
+                            body=r["body"],
+                            segments=r["segments"],
+                            timezone=r["timezone"],
+                            carrier=r["carrier"],
+                        )
+                        for r in chunk
+                    ],
+                    kind=kind,
+                    partition=part,
+                    stored=True,
+                )
+                hop = "transactional" if kind == "transactional" else "rendered"
+                await self.ctx.bus.publish(hop, out, msg_id=out.batch_id)
+        return len(rows)
+
+    async def early_receipts(self) -> int:
+        """Early receipts whose send answer has landed since: back on the receipts hop.
+        Catches the race where a receipt was kept by one transaction while another recorded
+        its answer."""
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
+            found = await messages.matched_early(conn)
+            by_provider: dict[str, list[Receipt]] = {}
+            for provider, receipt in found:
+                by_provider.setdefault(provider, []).append(receipt)
+            for provider, receipts in by_provider.items():
+                await self.ctx.publish_receipts("early", provider, receipts)
+        return len(found)
+
+    async def reconcile(
+        self, older_than_s: float, limit: int = 1000, *, max_age_s: float = RECONCILE_MAX_AGE_S
+    ) -> int:
+        """Ask each provider about messages handed over more than `older_than_s` ago (and
+        less than `max_age_s`) that still have no final status (their receipts lost, or
+        their fate unknown after a crash); what it says goes onto the receipts hop like any
+        receipt. It reads hand-overs from the floor below which every message has been asked
+        about or has settled, kept in Postgres, so a newly elected sweeper goes on from
+        where the last one stopped (`messages.to_reconcile`). Those never asked come first,
+        in hand-over order; then those asked before, the longest-asked first, so a message
+        the provider keeps calling `sent` goes to the back of the line."""
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
+            rows = await messages.to_reconcile(
+                conn, older_than_s=older_than_s, max_age_s=max_age_s, limit=limit
+            )
+        by_provider: dict[str, list[tuple[str, str | None]]] = {}
+        for message_id, provider_name, provider_id in rows:
+            by_provider.setdefault(provider_name, []).append((message_id, provider_id))
+        found = 0
+        for name, refs in by_provider.items():
+            provider = self.ctx.providers.get(name)
+            fetch = getattr(provider, "fetch_status", None)
+            if fetch is None:
+                continue  # this provider cannot be asked
+            try:
+                receipts: list[Receipt] = await fetch(refs)
+            except ProviderError as exc:
+                log.warning("reconciliation with %s failed: %s", name, exc)
+                continue
+            if receipts:
+                await self.ctx.publish_receipts("reconcile", name, receipts)
+                found += len(receipts)
+        return found
