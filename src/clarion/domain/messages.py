@@ -64,6 +64,24 @@ class StatusUpdate(msgspec.Struct, frozen=True, kw_only=True):
     error_detail: str | None
 
 
+class DueMessage(msgspec.Struct, frozen=True):
+    """A deferred message whose moment has come, with what a send batch needs to carry it
+    (`store.compliance.due_deferred`; fields in the query's column order)."""
+
+    message_id: str
+    brand_id: int
+    campaign_id: int | None  # None: transactional
+    subscriber_id: int | None
+    to: str
+    sender: str
+    body: str
+    segments: int
+    kind: str  # marketing or transactional
+    not_before: datetime
+    timezone: str | None
+    carrier: str | None
+
+
 class Waiting(msgspec.Struct, frozen=True, array_like=True):
     """A marketing message still waiting to go: (id, subscriber, created_at, not_before)."""
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from clarion.config import RECONCILE_MAX_AGE_S
 from clarion.domain.ids import batch_id, partition_of
+from clarion.domain.messages import DueMessage
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
 from clarion.errors import ProviderError
 from clarion.runtime.context import WorkerContext
@@ -31,28 +31,30 @@ class Sweeps:
         so a repeat before the send stage has taken them is dropped by the bus."""
         async with self.ctx.pool.acquire() as conn:
             rows = await compliance.due_deferred(conn, self.ctx.clock.now(), limit)
-        groups: dict[tuple[str, int, int | None, str, int], list[Any]] = {}
+        groups: dict[tuple[str, int, int | None, str, int], list[DueMessage]] = {}
         for r in rows:
-            part = partition_of(r["subscriber_id"], r["to_address"])
-            key = (r["kind"], r["brand_id"], r["campaign_id"], r["sender"], part)
+            part = partition_of(r.subscriber_id, r.to)
+            key = (r.kind, r.brand_id, r.campaign_id, r.sender, part)
             groups.setdefault(key, []).append(r)
         for (kind, brand_id, campaign_id, sender, part), group in groups.items():
             for i in range(0, len(group), _DEFERRED_PER_BATCH):
                 chunk = group[i : i + _DEFERRED_PER_BATCH]
                 out = RenderedBatch(
-                    batch_id=batch_id("deferred", *(f"{r['id']}@{r['not_before']}" for r in chunk)),
+                    batch_id=batch_id(
+                        "deferred", *(f"{r.message_id}@{r.not_before}" for r in chunk)
+                    ),
                     brand_id=brand_id,
                     campaign_id=campaign_id,
                     sender=sender,
                     messages=[
                         OutboundMessage(
-                            message_id=r["id"],
-                            subscriber_id=r["subscriber_id"],
-                            to=r["to_address"],
-                            body=r["body"],
-                            segments=r["segments"],
-                            timezone=r["timezone"],
-                            carrier=r["carrier"],
+                            message_id=r.message_id,
+                            subscriber_id=r.subscriber_id,
+                            to=r.to,
+                            body=r.body,
+                            segments=r.segments,
+                            timezone=r.timezone,
+                            carrier=r.carrier,
                         )
                         for r in chunk
                     ],

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from clarion.domain.brands import BrandInfo
 from clarion.domain.contacts import normalize_phone
+from clarion.domain.messages import DueMessage
 from clarion.domain.records import InboundMessage
 from clarion.errors import InvalidPhoneNumber
 from clarion.store.db import Pool
@@ -130,21 +131,21 @@ async def suppress(conn: Conn, rows: Sequence[tuple[int | None, str, str, str]])
         )
 
 
-async def due_deferred(conn: Conn, now: datetime, limit: int) -> list[Any]:
-    """Deferred messages whose moment has come, with what a send batch needs."""
-    return list(
-        await conn.fetch(
-            """
+async def due_deferred(conn: Conn, now: datetime, limit: int) -> list[DueMessage]:
+    """Deferred messages whose moment has come, oldest first, with what a send batch
+    needs."""
+    rows = await conn.fetch(
+        """
             SELECT m.id::text AS id, m.brand_id, m.campaign_id, m.subscriber_id, m.to_address,
                    m.sender, m.body, m.segments, m.kind, m.not_before, s.timezone, s.carrier
             FROM messages m LEFT JOIN subscribers s ON s.id = m.subscriber_id
             WHERE m.not_before IS NOT NULL AND m.not_before <= $1 AND m.status = 'deferred'
             ORDER BY m.not_before, m.created_at, m.id LIMIT $2
             """,
-            now,
-            limit,
-        )
+        now,
+        limit,
     )
+    return [DueMessage(*r) for r in rows]
 
 
 async def consent_ledger(
