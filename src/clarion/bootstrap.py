@@ -209,7 +209,7 @@ async def running(
             asyncio.create_task(_sweep_deferred(core, workers.stop, settings=settings))
         )
     if http:
-        api = V1(infra, clock=clock)
+        api = V1(infra, clock=clock, rate_per_s=settings.api_rate_per_s)
         app = create_app(
             infra.bus,
             core.providers,

@@ -90,6 +90,9 @@ class Settings:
     # anyone. None: the install's own, generated once and kept in Postgres (every process of
     # the install reads the same one).
     unsubscribe_secret: str | None = None
+    # Requests a second one API key may make to one API process (a key may have its own);
+    # `burst` is two seconds' worth. 429 with Retry-After beyond it.
+    api_rate_per_s: float = 100.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -122,6 +125,7 @@ class Settings:
             ("reconcile_max_age_s", "CLARION_RECONCILE_MAX_AGE_S", float),
             ("receipt_hold_s", "CLARION_RECEIPT_HOLD_S", float),
             ("links_url", "CLARION_LINKS_URL", str),
+            ("api_rate_per_s", "CLARION_API_RATE_PER_S", float),
         ):
             if var in env:
                 values[key] = kind(env[var])

@@ -70,6 +70,10 @@ class Refused(ClarionError):
         self.reason = message
 
 
+class Forbidden(ClarionError):
+    """The caller is known but may not do this (an API key without the scope it needs)."""
+
+
 class CampaignStateError(ClarionError):
     """A campaign command that its current state does not allow."""
 

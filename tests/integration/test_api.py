@@ -104,10 +104,10 @@ async def test_transactional_messages_through_the_api_are_sent_once_per_key_and_
         ):
             bad = await client.post("/v1/messages", headers=auth, json={**code, "to": "12"})
             assert bad.status_code == 422
-            assert "to:" in bad.json()["detail"]
+            assert "to:" in bad.json()["message"]
             refused = await client.post("/v1/messages", headers=auth, json={**code, "to": stopped})
             assert refused.status_code == 409
-            assert "opted out" in refused.json()["detail"]
+            assert "opted out" in refused.json()["message"]
             once = {**auth, "Idempotency-Key": "login-7731"}
             first = await client.post("/v1/messages", headers=once, json=code)
             again = await client.post("/v1/messages", headers=once, json=code)

@@ -33,6 +33,7 @@ from schemathesis.checks import not_a_server_error
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.bus.embedded import free_port
+from clarion.domain.keys import SCOPES, ApiKey
 from clarion.sim.process import SimProcess
 from clarion.store import api_keys
 from clarion.store.db import create_pool, migrate
@@ -67,25 +68,37 @@ class RunningApi:
     message_id: str  # brand A's
     subscriber_phone: str  # brand A's, consented
     log: Path
+    fuzzers: frozenset[int]  # the ids of the two keys above: never revoked by a case
+    spare_key_ids: list[int]  # brand A's keys a case may revoke or rotate
 
     def log_tail(self, n_chars: int = 6000) -> str:
         return "clarion run's log (tail):\n" + self.log.read_text(errors="replace")[-n_chars:]
 
 
-async def _seed(database_url: str) -> tuple[int, str, str, str]:
-    """Brand A (subscribers, a campaign) and brand B (subscribers only), a key each:
-    (A's campaign id, A's key, B's key, a phone number of A's consented subscribers)."""
+async def _seed(
+    database_url: str,
+) -> tuple[int, tuple[ApiKey, str], tuple[ApiKey, str], str, list[int]]:
+    """Brand A (subscribers, a campaign, spare keys) and brand B (subscribers only), a key
+    each: (A's campaign id, A's key and its secret, B's, a phone number of A's consented
+    subscribers, the ids of A's spare keys)."""
     await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         a = await brand_with_subscribers(pool, 20, seed=241)
         b = await brand_with_subscribers(pool, 5, seed=242)
         campaign_id = await campaign(pool, a.brand_id)
+        key, _ = await api_keys.create(pool, a.brand_id, "fuzz", SCOPES)
+        other, _ = await api_keys.create(pool, b.brand_id, "fuzz", SCOPES)
+        # keys of brand A's that the fuzzer may revoke and rotate (never its own two)
+        spare = [
+            (await api_keys.create(pool, a.brand_id, f"spare {i}", ["read"]))[0] for i in range(3)
+        ]
         return (
             campaign_id,
-            await api_keys.create_key(pool, a.brand_id, "fuzz"),
-            await api_keys.create_key(pool, b.brand_id, "fuzz"),
+            await api_keys.rotate(pool, a.brand_id, key.id),
+            await api_keys.rotate(pool, b.brand_id, other.id),
             a.consented[0],
+            [k.id for k in spare],
         )
     finally:
         await pool.close()
@@ -97,7 +110,9 @@ def running_api(
 ) -> Iterator[RunningApi]:
     database_url, nats_url = servers
     database_url = asyncio.run(fresh_database(database_url))
-    campaign_id, key, other_key, phone = asyncio.run(_seed(database_url))
+    campaign_id, (key, secret), (other, other_secret), phone, spare = asyncio.run(
+        _seed(database_url)
+    )
     tmp = tmp_path_factory.mktemp("fuzz-api")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -119,7 +134,7 @@ def running_api(
         )  # fmt: skip
     try:
         wait_until_ready(proc, url, output=lambda: log.read_text()[-4000:])
-        auth = {"Authorization": f"Bearer {key}"}
+        auth = {"Authorization": f"Bearer {secret}"}
         with httpx.Client(base_url=url, headers=auth, timeout=30) as client:
             planned = client.post(f"/v1/campaigns/{campaign_id}/plan")
             assert planned.status_code == 200, planned.text
@@ -131,7 +146,10 @@ def running_api(
                 assert time.monotonic() < deadline, "the seeded message was never stored"
                 time.sleep(0.1)
             assert client.get("/openapi.json").json() == schema.raw_schema
-        yield RunningApi(url, key, other_key, campaign_id, message_id, phone, log)
+        yield RunningApi(
+            url, secret, other_secret, campaign_id, message_id, phone, log,
+            fuzzers=frozenset({key.id, other.id}), spare_key_ids=spare,
+        )  # fmt: skip
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -159,10 +177,18 @@ def _seeded(case: schemathesis.Case, api: RunningApi) -> None:
     one of its subscribers (a random `to` is almost never a phone number: nothing past it
     would be reached). Which half is decided by the case itself, so a replayed case is the
     same request (drawing it with `@schema.given` would turn schemathesis' coverage phase,
-    the boundary cases, off)."""
+    the boundary cases, off). A case never names the keys the test calls with (revoking
+    them would leave every later case a 401): it names one of A's spare keys instead."""
+    params = case.path_parameters or {}
+    if "key_id" in params and str(params["key_id"]) in {str(i) for i in api.fuzzers}:
+        case.path_parameters = {**params, "key_id": api.spare_key_ids[0]}
     if zlib.crc32(repr((case.path_parameters, case.query, case.body)).encode()) % 2:
         return
-    known = {"campaign_id": api.campaign_id, "message_id": api.message_id}
+    known = {
+        "campaign_id": api.campaign_id,
+        "message_id": api.message_id,
+        "key_id": api.spare_key_ids[zlib.crc32(repr(case.body).encode()) % len(api.spare_key_ids)],
+    }
     if case.path_parameters:
         case.path_parameters = {k: known.get(k, v) for k, v in case.path_parameters.items()}
     if isinstance(case.body, dict) and "to" in case.body:
@@ -201,5 +227,6 @@ def test_a_request_without_the_brands_key_gets_no_record_and_no_server_error(
     if who.startswith("Authorization: "):
         headers = {"Authorization": who.removeprefix("Authorization: ")}
     status = _call(case, running_api, headers, not_a_server_error)
-    # Brand B has no campaign and no message: whatever id it names is not its own.
+    # Brand B has no campaign, no message, no key but its own (never named: `_seeded`):
+    # whatever id it names is not its own.
     assert not 200 <= status < 300, f"{case.method} {case.formatted_path} answered {status}"

@@ -60,7 +60,7 @@ async def test_a_brand_cannot_send_from_another_brands_number(
         "/v1/messages", headers=auth, json={**code, "sender": "+15125550111"}
     )
     assert stolen.status_code == 422
-    assert "not one of this brand's senders" in stolen.json()["detail"]
+    assert "not one of this brand's senders" in stolen.json()["message"]
     assert theirs is not None
     async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
         own = await client.post(
@@ -218,7 +218,7 @@ async def test_an_error_raised_on_purpose_is_json_with_its_status_not_a_500(
     ) as c:
         resp = await c.get("/boom")
     assert resp.status_code == 422
-    assert resp.json() == {"error": "field 'x': bad value", "field": "x"}
+    assert resp.json() == {"code": "invalid", "message": "x: bad value", "field": "x"}
 
 
 async def test_a_write_the_schema_refuses_is_a_clear_error_not_a_traceback(

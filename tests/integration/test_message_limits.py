@@ -52,13 +52,13 @@ async def test_the_api_refuses_a_body_over_1600_characters_or_the_brands_segment
 
             eleven = await post(default, to=TO, body="x" * 1531)  # 10 parts carry 1,530
             assert eleven.status_code == 422
-            assert eleven.json()["detail"] == "body: 11 segments; the brand's limit is 10"
+            assert eleven.json()["message"] == "body: 11 segments; the brand's limit is 10"
             ten = await post(default, to=TO, body="x" * 1530)
             assert (ten.status_code, ten.json()["segments"]) == (202, 10)
 
             three = await post(strict, to=TO, body="’" * 135)  # UCS-2: 67 per part
             assert three.status_code == 422
-            assert three.json()["detail"] == "body: 3 segments; the brand's limit is 2"
+            assert three.json()["message"] == "body: 3 segments; the brand's limit is 2"
             two = await post(strict, to=TO, body="’" * 134)
             assert (two.status_code, two.json()["segments"]) == (202, 2)
     finally:

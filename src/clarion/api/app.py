@@ -4,25 +4,27 @@ provider webhooks, which go straight onto the bus in the batch they came in."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clarion.api import errors
+from clarion.api.calls import api_error
 from clarion.api.limits import BodyLimit
 from clarion.api.unsubscribe import unsubscribe_routes
 from clarion.api.v1 import V1
 from clarion.errors import (
-    CampaignStateError,
     ClarionError,
     ForgedWebhook,
     InvalidInput,
-    NotFound,
     TooLarge,
 )
 from clarion.observability import metrics
@@ -33,28 +35,11 @@ from clarion.service import Bus, Provider, admin, subscribers, webhooks
 BODY_LIMITS = {"": 64 << 10, "/v1/": 1 << 20, "/webhooks/": 8 << 20}
 
 
-# Errors Clarion raises on purpose, as HTTP statuses (most specific first): a user reads
-# the message; nothing of them is a 500.
-_ERROR_STATUS: dict[type[ClarionError], int] = {
-    NotFound: 404,
-    InvalidInput: 422,
-    CampaignStateError: 409,
-    ClarionError: 400,
-}
-
-
-def _status_of(error: ClarionError) -> int:
-    return next(status for kind, status in _ERROR_STATUS.items() if isinstance(error, kind))
-
-
-def _error_handler(status: int) -> Callable[[Request, Exception], Awaitable[Response]]:
-    async def handle(request: Request, exc: Exception) -> Response:
-        body: dict[str, Any] = {"error": str(exc)}
-        if isinstance(exc, InvalidInput) and exc.field is not None:
-            body["field"] = exc.field
-        return JSONResponse(body, status_code=status)
-
-    return handle
+async def _clarion_error(request: Request, exc: Exception) -> Response:
+    """An error Clarion raises on purpose, outside a use case's call: JSON with its status,
+    the same body as every other `/v1` error; nothing of it is a 500."""
+    assert isinstance(exc, ClarionError)
+    return await errors.http_error(request, api_error(exc))
 
 
 def create_app(
@@ -110,13 +95,13 @@ def create_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app = FastAPI(title="Clarion", version="1", docs_url="/docs", redoc_url=None)
+    app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_middleware(BodyLimit, limits=BODY_LIMITS)
-    for kind, status in _ERROR_STATUS.items():
-        app.add_exception_handler(kind, _error_handler(status))
+    app.add_exception_handler(ClarionError, _clarion_error)
 
     async def refused(request: Request, exc: Exception) -> Response:
-        error = admin.explain_refusal(exc)
-        return await _error_handler(_status_of(error))(request, error)
+        return await _clarion_error(request, admin.explain_refusal(exc))
 
     for refusal in admin.REFUSALS:
         app.add_exception_handler(refusal, refused)

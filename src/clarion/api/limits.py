@@ -44,4 +44,5 @@ class BodyLimit:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"request body larger than {limit} bytes"}, status_code=413)
+    message = f"request body larger than {limit} bytes"
+    return JSONResponse({"code": "too_large", "message": message}, status_code=413)
