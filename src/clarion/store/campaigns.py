@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -13,6 +13,9 @@ import msgspec
 from clarion.domain.rows import CampaignRow
 from clarion.errors import CampaignStateError, InvalidInput, NotFound
 from clarion.store.db import Pool
+
+if TYPE_CHECKING:
+    from clarion.store.db import Conn
 
 
 async def create_campaign(
@@ -254,7 +257,7 @@ async def _cancel(pool: Pool, campaign_id: int) -> int:
     return int(result.rsplit(" ", 1)[-1])
 
 
-async def status_of(conn: Any, campaign_id: int | None) -> str | None:
+async def status_of(conn: Conn | Pool, campaign_id: int | None) -> str | None:
     """The campaign's status now (None: no such campaign, or none: a transactional batch)."""
     if campaign_id is None:
         return None
@@ -264,7 +267,7 @@ async def status_of(conn: Any, campaign_id: int | None) -> str | None:
     return status
 
 
-async def status_and_now(conn: Any, campaign_id: int) -> tuple[str, datetime] | None:
+async def status_and_now(conn: Conn, campaign_id: int) -> tuple[str, datetime] | None:
     """(the campaign's status, the database's time now), or None: no such campaign. The
     send stage stamps its claims with the database's clock, the one reconciliation reads."""
     row = await conn.fetchrow(
@@ -273,7 +276,7 @@ async def status_and_now(conn: Any, campaign_id: int) -> tuple[str, datetime] | 
     return None if row is None else (row["status"], row["claimed_at"])
 
 
-async def hold_control_shared(conn: Any, campaign_id: int) -> None:
+async def hold_control_shared(conn: Conn, campaign_id: int) -> None:
     """In a transaction: hold the campaign's control lock shared until it ends, so a pause
     or cancel waits for the rows written under it (and sees them)."""
     await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", control_key(campaign_id))

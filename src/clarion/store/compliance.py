@@ -16,7 +16,7 @@ from clarion.errors import InvalidPhoneNumber
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 # Statuses of a message handed to the provider (smart sending and caps count these, from
 # `sent_at`): `sending` is claimed for the call, and stays so until the answer is folded

@@ -26,7 +26,7 @@ from clarion.errors import NotFound
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+    from clarion.store.db import Conn
 
 
 async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:

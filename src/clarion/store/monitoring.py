@@ -10,7 +10,7 @@ from clarion.domain.monitoring import Health, MinuteRow
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 CARRIER_DELIVERY_RATE = "carrier_delivery_rate"
 
