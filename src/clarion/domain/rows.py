@@ -1,10 +1,16 @@
-"""Rows the store reads whole (`SELECT *`), typed: one field per column, in the order the
-migrations (src/clarion/store/migrations/*.sql) create them, later `ALTER TABLE`s last.
+"""Rows the store reads, typed. Two kinds, built two ways:
 
-A column added by a migration is a field added here. A column the struct lacks is ignored,
-not refused: during a rolling upgrade, processes of the previous version read rows of a schema
-one migration ahead. A column of another type, or a field with no column, is refused at the
-first read.
+Whole rows (`SELECT *`: `BrandRow`, `CampaignRow`) have one field per column, in the order
+the migrations (src/clarion/store/migrations/*.sql) create them, later `ALTER TABLE`s last, and
+are built by name (`msgspec.convert`). A column added by a migration is a field added here. A
+column the struct lacks is ignored, not refused: during a rolling upgrade, processes of the
+previous version read rows of a schema one migration ahead. A column of another type, or a
+field with no column, is refused at the first read.
+
+Rows of a query (the others) have one field per column the store's query selects, by the
+same name. `SubscriberRow`, read by the thousand on the way to every message, is built from
+the record by position, unchecked; its query selects `SUBSCRIBER_COLUMNS`, the struct's own
+fields, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -54,3 +60,21 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     plan: Any  # the last computed send plan, as JSON (None: not planned)
     subject: str | None  # email subject (a template)
     email_body: str | None  # email text (a template; None: body)
+
+
+class SubscriberRow(msgspec.Struct, frozen=True, gc=False):
+    """A subscriber as the audience and the send plan read them (positional: built as
+    `SubscriberRow(*record)` from a query selecting `SUBSCRIBER_COLUMNS`)."""
+
+    id: int
+    phone: str | None  # E.164 (None: reached by email only)
+    timezone: str | None  # IANA zone (None: the number spans several; each one is checked)
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    attributes: dict[str, Any] | None  # the import's other columns (None: a JSON null)
+    carrier: str | None  # looked up once and kept (None: not looked up yet)
+
+
+# The columns a query reading `SubscriberRow`s selects, in its fields' order.
+SUBSCRIBER_COLUMNS: tuple[str, ...] = SubscriberRow.__struct_fields__

@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CampaignRow
 from clarion.errors import CampaignInvalid
-from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
+from clarion.pipeline.campaign import (
+    BodyCheck,
+    check_sms_body,
+    launch_command,
+    sample_fields,
+    validate_launch,
+)
 from clarion.pipeline.personalize import check_template, render_sample
 from clarion.pipeline.plan import PlanRow, SendPlan, plan_vs_actual
 from clarion.runtime import planning
@@ -64,7 +70,7 @@ async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None)
     sample, first_contact = await campaigns.sample_and_first_contact(svc.pool, c.brand_id)
     rendered = render_sample(
         c.body,
-        sample,
+        sample_fields(sample),
         brand={"name": b.name, "help_text": b.help_text, "sender": b.sender},
     )
     return check_sms_body(

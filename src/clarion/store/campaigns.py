@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from clarion.domain.rows import CampaignRow
+from clarion.domain.rows import SUBSCRIBER_COLUMNS, CampaignRow, SubscriberRow
 from clarion.errors import CampaignStateError, InvalidInput, NotFound
 from clarion.store.db import Pool
 
@@ -155,18 +155,16 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
     }
 
 
-async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[dict[str, Any], bool]:
-    """(fields of a sample subscriber, whether any subscriber of the brand has never been
-    handed a marketing message: then a campaign is someone's first message)."""
+async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[SubscriberRow | None, bool]:
+    """(a sample subscriber with a phone, the brand's first; whether any subscriber of the
+    brand has never been handed a marketing message: then a campaign is someone's first
+    message)."""
     row = await pool.fetchrow(
-        "SELECT first_name, last_name, email, phone, attributes FROM subscribers"
+        f"SELECT {', '.join(SUBSCRIBER_COLUMNS)} FROM subscribers"
         " WHERE brand_id = $1 AND phone IS NOT NULL ORDER BY id LIMIT 1",
         brand_id,
     )
-    sample: dict[str, Any] = {}
-    if row is not None:
-        sample = {**(row["attributes"] or {})}
-        sample.update({k: row[k] for k in ("first_name", "last_name", "email", "phone") if row[k]})
+    sample = None if row is None else SubscriberRow(*row)
     first_contact: bool = await pool.fetchval(
         """
         SELECT EXISTS (
