@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-import msgspec
-
 from clarion.domain.ports import Provider
 from clarion.domain.rows import SubscriberRow
 from clarion.errors import InvalidInput, ProviderError
@@ -104,7 +102,7 @@ async def plan_campaign(
             if r.phone is not None  # all of them: `phone_page` reads subscribers with a phone
         )
     plan = planner.result()
-    await campaigns.store_plan(pool, campaign_id, msgspec.to_builtins(plan))
+    await campaigns.store_plan(pool, campaign_id, plan)
     return plan
 
 
@@ -131,23 +129,18 @@ async def _daily_used(pool: Pool, brand_id: int, at: datetime) -> dict[tuple[str
     return await lane_store.daily_used(pool, brand_id, pacific_day(at))
 
 
-async def stored_plan(pool: Pool, campaign_id: int) -> SendPlan | None:
-    raw = await campaigns.stored_plan(pool, campaign_id)
-    return None if raw is None else msgspec.convert(raw, SendPlan)
-
-
 async def actual(pool: Pool, campaign_id: int) -> Actual:
     """What the campaign did, counted the way its plan was."""
     c = await campaigns.get_campaign(pool, campaign_id)
-    r, carriers = await campaigns.actual_counts(pool, campaign_id)
+    n = await campaigns.actual_counts(pool, campaign_id)
     return Actual(
-        eligible=c.audience_count - r["excluded"] - r["expired"],
-        sent=r["sent"],
-        deferred=r["deferred"],
-        capped=r["capped"],
-        expired=r["expired"],
-        segments=r["segments"],
+        eligible=c.audience_count - n.excluded - n.expired,
+        sent=n.sent,
+        deferred=n.deferred,
+        capped=n.capped,
+        expired=n.expired,
+        segments=n.segments,
         first_send_at=c.first_send_at,
-        finished_at=r["finished_at"],
-        carriers=carriers,
+        finished_at=n.finished_at,
+        carriers=n.carriers,
     )

@@ -106,7 +106,7 @@ async def stored_plan(
 ) -> SendPlan | None:
     """The campaign's last computed plan, if any."""
     await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
-    return await planning.stored_plan(svc.pool, campaign_id)
+    return await campaigns.stored_plan(svc.pool, campaign_id)
 
 
 async def launch(
@@ -169,7 +169,7 @@ class Status:
 async def status(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> Status:
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
     progress = await campaign_progress(svc.pool, campaign_id)
-    planned = await planning.stored_plan(svc.pool, campaign_id)
+    planned = await campaigns.stored_plan(svc.pool, campaign_id)
     rows = None
     if planned is not None:
         rows = plan_vs_actual(planned, await planning.actual(svc.pool, campaign_id))

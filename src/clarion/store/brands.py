@@ -8,6 +8,7 @@ import msgspec
 
 from clarion.compliance.encoding import MAX_SEGMENTS
 from clarion.domain.contacts import NewSubscriber
+from clarion.domain.reports import SubscriberCounts
 from clarion.domain.rows import SUBSCRIBER_COLUMNS, BrandRow, SubscriberRow
 from clarion.domain.senders import normalize_sender
 from clarion.errors import NotFound
@@ -206,7 +207,8 @@ async def phone_page(pool: Pool, brand_id: int, after_id: int, limit: int) -> li
     return [SubscriberRow(*r) for r in await pool.fetch(_PHONE_PAGE, brand_id, after_id, limit)]
 
 
-async def count_subscribers(pool: Pool, brand_id: int) -> dict[str, int]:
+async def count_subscribers(pool: Pool, brand_id: int) -> SubscriberCounts:
+    """The brand's subscribers, and how many of them may be sent SMS marketing."""
     row = await pool.fetchrow(
         """
         SELECT count(*) AS total,
@@ -218,4 +220,4 @@ async def count_subscribers(pool: Pool, brand_id: int) -> dict[str, int]:
         brand_id,
     )
     assert row is not None
-    return {"total": row["total"], "sms_opted_in": row["sms_opted_in"]}
+    return msgspec.convert(dict(row), SubscriberCounts)

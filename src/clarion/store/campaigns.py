@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
 
+from clarion.domain.reports import ActualCounts, CampaignReport, CarrierOutcomes
 from clarion.domain.rows import SUBSCRIBER_COLUMNS, CampaignRow, SubscriberRow
 from clarion.errors import CampaignStateError, InvalidInput, NotFound
+from clarion.pipeline.plan import SendPlan
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ async def finish_audience(pool: Pool, campaign_id: int, attempt: int) -> None:
     )
 
 
-async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
+async def campaign_report(pool: Pool, campaign_id: int) -> CampaignReport:
     """Counts by status plus the campaign's bookkeeping, for progress and the final report."""
     campaign = await get_campaign(pool, campaign_id)
     rows = await pool.fetch(
@@ -143,16 +145,16 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
         " WHERE campaign_id = $1 ORDER BY carrier",
         campaign_id,
     )
-    return {
-        "campaign": campaign,
-        "by_status": by_status,
-        "persisted": sum(by_status.values()),
-        "receipted": receipted,
-        "carriers": [dict(r) for r in carriers],
-        "errors": errors,
-        "suppressed_by_reason": suppressed,
-        "deferred_by_reason": deferred,
-    }
+    return CampaignReport(
+        campaign=campaign,
+        by_status=by_status,
+        persisted=sum(by_status.values()),
+        receipted=receipted,
+        carriers=msgspec.convert([dict(r) for r in carriers], list[CarrierOutcomes]),
+        errors=errors,
+        suppressed_by_reason=suppressed,
+        deferred_by_reason=deferred,
+    )
 
 
 async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[SubscriberRow | None, bool]:
@@ -288,19 +290,21 @@ async def stamp_first_send(pool: Pool, campaign_id: int) -> None:
     )
 
 
-async def store_plan(pool: Pool, campaign_id: int, plan: Any) -> None:
+async def store_plan(pool: Pool, campaign_id: int, plan: SendPlan) -> None:
     """Keep the campaign's send plan (as JSON) for the plan-versus-actual report."""
-    await pool.execute("UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, plan)
+    await pool.execute(
+        "UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, msgspec.to_builtins(plan)
+    )
 
 
-async def stored_plan(pool: Pool, campaign_id: int) -> Any:
-    """The campaign's stored send plan, as JSON (None: not planned)."""
-    return await pool.fetchval("SELECT plan FROM campaigns WHERE id = $1", campaign_id)
+async def stored_plan(pool: Pool, campaign_id: int) -> SendPlan | None:
+    """The campaign's stored send plan (None: not planned)."""
+    raw = await pool.fetchval("SELECT plan FROM campaigns WHERE id = $1", campaign_id)
+    return None if raw is None else msgspec.convert(raw, SendPlan)
 
 
-async def actual_counts(pool: Pool, campaign_id: int) -> tuple[Any, dict[str, int]]:
-    """What the campaign did, counted the way a send plan counts (sent, deferred, capped,
-    expired, excluded, segments, finished_at), and how many went to each carrier."""
+async def actual_counts(pool: Pool, campaign_id: int) -> ActualCounts:
+    """What the campaign did, counted the way a send plan counts."""
     r = await pool.fetchrow(
         """
         SELECT
@@ -329,4 +333,5 @@ async def actual_counts(pool: Pool, campaign_id: int) -> tuple[Any, dict[str, in
         " GROUP BY 1",
         campaign_id,
     )
-    return r, {x["carrier"]: x["n"] for x in carriers}
+    by_carrier = {x["carrier"]: x["n"] for x in carriers}
+    return msgspec.convert({**dict(r), "carriers": by_carrier}, ActualCounts)
