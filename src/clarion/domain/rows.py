@@ -10,7 +10,7 @@ field with no column, is refused at the first read.
 Rows of a query (the others) have one field per column the store's query selects, by the
 same name. `SubscriberRow`, read by the thousand on the way to every message, is built from
 the record by position, unchecked; its query selects `SUBSCRIBER_COLUMNS`, the struct's own
-fields, so the two cannot drift apart.
+fields, so the two cannot drift apart. The rest are built by name, and checked.
 """
 
 from __future__ import annotations
@@ -78,3 +78,41 @@ class SubscriberRow(msgspec.Struct, frozen=True, gc=False):
 
 # The columns a query reading `SubscriberRow`s selects, in its fields' order.
 SUBSCRIBER_COLUMNS: tuple[str, ...] = SubscriberRow.__struct_fields__
+
+
+class ConsentRow(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry of the consent ledger (`consents`), with the subscriber's phone and email:
+    what an audit export shows."""
+
+    id: int
+    subscriber_id: int
+    phone: str | None
+    email: str | None
+    channel: str  # sms or email
+    status: str  # opted_in or opted_out
+    source: str  # how it was given: an import's source, sms_keyword, email_unsubscribe:…
+    keyword: str | None  # the word texted (STOP, START, …), for an SMS keyword
+    disclosure: str | None  # the text the subscriber was shown when opting in
+    created_at: datetime
+
+
+class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider account (`provider_accounts`)."""
+
+    name: str
+    kind: str  # one of domain.accounts.KINDS
+    settings: dict[str, Any]  # secrets only as "env:VARIABLE" references
+
+
+class MessageStatusRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A message's current status, as `GET /v1/messages/{id}` shows it: the fields are the
+    API's JSON keys, in its order."""
+
+    id: str  # the message's UUID
+    kind: str  # marketing or transactional
+    to: str  # the number or address it goes to
+    status: str
+    error_code: str | None
+    segments: int  # SMS parts billed
+    sent_at: datetime | None  # when it was handed to the provider (None: not yet)
+    updated_at: datetime

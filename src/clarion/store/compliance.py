@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from clarion.domain.brands import BrandInfo
 from clarion.domain.contacts import normalize_phone
 from clarion.domain.records import InboundMessage
+from clarion.domain.rows import ConsentRow
 from clarion.errors import InvalidPhoneNumber
 from clarion.store.db import Pool
 
@@ -149,7 +152,7 @@ async def due_deferred(conn: Conn, now: datetime, limit: int) -> list[Any]:
 
 async def consent_ledger(
     pool: Pool, brand_id: int, subscriber_id: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[ConsentRow]:
     """The consent ledger of a brand (or one subscriber), oldest first, for audits."""
     rows = await pool.fetch(
         """
@@ -162,7 +165,7 @@ async def consent_ledger(
         brand_id,
         subscriber_id,
     )
-    return [dict(r) for r in rows]
+    return msgspec.convert([dict(r) for r in rows], list[ConsentRow])
 
 
 async def brand_for_number(conn: Conn, number: str) -> BrandInfo | None:
