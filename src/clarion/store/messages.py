@@ -27,7 +27,8 @@ from clarion.errors import NotFound
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from clarion.store.db import Conn
+    # re-exported: runtime modules import the alias from here
+    from clarion.store.db import Conn as Conn
 
 
 async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
