@@ -145,8 +145,7 @@ async def build_providers(infra: Infra) -> list[Provider]:
     if not rows:
         return [build_provider(infra.settings)]
     providers = [
-        accounts.build(r["name"], r["kind"], r["settings"], infra.settings, bus=infra.bus)
-        for r in rows
+        accounts.build(r.name, r.kind, r.settings, infra.settings, bus=infra.bus) for r in rows
     ]
     for p in providers:
         start = getattr(p, "start", None)

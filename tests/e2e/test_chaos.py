@@ -159,7 +159,7 @@ async def test_killing_workers_at_random_loses_nothing_and_doubles_nothing(
                 "SELECT count(*) FROM message_events WHERE status = 'delivered'"
             )
             assert events == RECIPIENTS  # every final receipt recorded
-            assert sum(c["delivered"] for c in p.carriers) == RECIPIENTS
+            assert sum(c.delivered for c in p.carriers) == RECIPIENTS
 
 
 async def _wait_http(port: int) -> None:

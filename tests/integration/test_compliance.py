@@ -204,7 +204,7 @@ async def test_the_consent_ledger_exports_every_change_with_source_and_keyword(
             conn, audience.brand_id, sub_id, "opted_out", keyword="STOP", disclosure=None
         )
     rows = await store_compliance.consent_ledger(infra.pool, audience.brand_id, sub_id)
-    assert [(r["status"], r["source"], r["keyword"]) for r in rows] == [
+    assert [(r.status, r.source, r.keyword) for r in rows] == [
         ("opted_in", "test", None),
         ("opted_out", "sms_keyword", "STOP"),
     ]

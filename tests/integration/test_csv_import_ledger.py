@@ -1,11 +1,13 @@
 """A CSV import writes the consent ledger once per actual change: a duplicated row adds no
-second opt-in, and the first row's answer is the one recorded."""
+second opt-in, and the first row's answer is the one recorded. What it stores reads back
+as the audience reads it."""
 
 from __future__ import annotations
 
 from clarion import bootstrap
 from clarion.domain.contacts import NewSubscriber, new_subscriber
 from clarion.domain.csv_import import read_subscribers
+from clarion.domain.rows import SubscriberRow
 from clarion.errors import InvalidInput
 from clarion.store import brands
 from clarion.store.db import Pool
@@ -79,3 +81,33 @@ async def test_the_store_records_one_opt_in_per_new_subscriber_even_given_twins(
         ("+14155552671", "First"),
         ("+16465550199", None),
     ]
+
+
+async def test_an_imported_subscriber_reads_back_with_each_column_in_its_own_field(
+    infra: bootstrap.Infra,
+) -> None:
+    """The audience's and the plan's pages build their rows by position, unchecked: each
+    value must land in the field of its name."""
+    pool = infra.pool
+    brand_id = await brands.create_brand(pool, slug="rows", name="Rows", sender="+15125550100")
+    ada = {
+        "phone": "(212) 555-7788", "email": "ada@example.com", "first_name": "Ada",
+        "last_name": "Lovelace", "timezone": "Europe/London", "plan": "gold", "sms_consent": "yes",
+    }  # fmt: skip
+    noah = {"email": "noah@example.com", "email_consent": "yes"}
+    subscribers = [new_subscriber(ada), new_subscriber(noah)]
+    await brands.import_subscribers(pool, brand_id, subscribers, source="test")
+    await pool.execute("UPDATE subscribers SET carrier = 'AT&T' WHERE phone IS NOT NULL")
+
+    first, second = await brands.audience_range(pool, brand_id, 0, 10)
+    assert first == SubscriberRow(
+        id=first.id, phone="+12125557788", timezone="Europe/London", first_name="Ada",
+        last_name="Lovelace", email="ada@example.com", attributes={"plan": "gold"},
+        carrier="AT&T",
+    )  # fmt: skip
+    assert second == SubscriberRow(
+        id=second.id, phone=None, timezone=None, first_name=None, last_name=None,
+        email="noah@example.com", attributes={}, carrier=None,
+    )  # fmt: skip
+    assert await brands.phone_page(pool, brand_id, 0, 10) == [first]
+    assert await brands.audience_range(pool, brand_id, first.id, 10) == [second]

@@ -39,19 +39,21 @@ async def test_a_carrier_delivering_badly_raises_one_alert_for_that_carrier_only
             await wait_for_campaign(infra.pool, campaign_id, sim, timeout_s=60)
 
     alerts = await monitoring.list_alerts(infra.pool, brand_id=audience.brand_id)
-    assert [(a["kind"], a["subject"]) for a in alerts] == [("carrier_delivery_rate", "AT&T")]
-    assert alerts[0]["value"] < 0.85
-    assert "AT&T delivered" in alerts[0]["message"]
+    assert [(a.kind, a.subject) for a in alerts] == [("carrier_delivery_rate", "AT&T")]
+    assert alerts[0].value is not None
+    assert alerts[0].value < 0.85
+    assert "AT&T delivered" in alerts[0].message
     report = {
-        r["carrier"]: r
+        r.carrier: r
         for r in await monitoring.carrier_report(
             infra.pool, audience.brand_id, DAYTIME.replace(year=2000)
         )
     }
-    assert report["AT&T"]["delivery_rate"] < 0.6
-    assert report["Verizon"]["delivery_rate"] == 1.0
-    assert report["Verizon"]["mean_latency_s"] is not None
-    assert sum(report["AT&T"]["errors"].values()) == report["AT&T"]["failed"]
+    assert report["AT&T"].delivery_rate is not None
+    assert report["AT&T"].delivery_rate < 0.6
+    assert report["Verizon"].delivery_rate == 1.0
+    assert report["Verizon"].mean_latency_s is not None
+    assert sum(report["AT&T"].errors.values()) == report["AT&T"].failed
     rate = REGISTRY.get_sample_value(
         "clarion_carrier_delivery_rate", {"brand": str(audience.brand_id), "carrier": "AT&T"}
     )
@@ -159,7 +161,7 @@ async def test_the_carrier_stage_judges_the_carriers_a_fold_counted(
     )
 
     alerts = await monitoring.list_alerts(infra.pool, brand_id=brand_id)
-    assert [(a["subject"], round(a["value"], 3)) for a in alerts] == [("AT&T", 0.333)]
+    assert [(a.subject, round(a.value or 0, 3)) for a in alerts] == [("AT&T", 0.333)]
 
 
 async def test_outcomes_a_status_batch_carries_are_counted_once(infra: bootstrap.Infra) -> None:

@@ -49,7 +49,7 @@ async def test_a_campaign_reaches_every_consented_subscriber_exactly_once_and_no
         )
         == 0
     )
-    assert sum(c["delivered"] for c in progress.carriers) == len(audience.consented)
+    assert sum(c.delivered for c in progress.carriers) == len(audience.consented)
     sample = (await asyncio.to_thread(sim.handset, audience.consented[0]))[0]
     assert sample["body"].startswith("Northwind: Hi ")
     assert sample["body"].endswith("Reply STOP to opt out.")

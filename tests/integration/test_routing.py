@@ -106,7 +106,7 @@ async def test_carrier_lanes_look_up_carriers_and_hold_a_spent_daily_cap(
     assert plan.bottleneck == f"carrier_minute:{brand}:{campaign_id}:AT&T"
     assert plan.duration_s is not None
     assert plan.duration_s >= (len(att) - 10) / 40.0
-    stored = await planning.stored_plan(infra.pool, campaign_id)
+    stored = await campaigns.stored_plan(infra.pool, campaign_id)
     assert stored is not None
     assert stored.eligible == plan.eligible
 

@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clarion.domain.rows import SubscriberRow
 from clarion.pipeline.audience import recipient_batch, split_pages
 
 
@@ -14,43 +15,45 @@ def row(
     id: int,
     *,
     phone: str | None = "+12125557788",
-    consent: str | None = "opted_in",
     first_name: str | None = None,
     last_name: str | None = None,
     email: str | None = None,
     attributes: dict[str, Any] | None = None,
     timezone: str | None = "America/New_York",
-) -> dict[str, Any]:
-    return {
-        "id": id,
-        "phone": phone,
-        "timezone": timezone,
-        "first_name": first_name,
-        "last_name": last_name,
-        "email": email,
-        "attributes": attributes,
-        "sms_consent": consent,
-    }
+    carrier: str | None = None,
+) -> SubscriberRow:
+    return SubscriberRow(
+        id=id,
+        phone=phone,
+        timezone=timezone,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        attributes=attributes,
+        carrier=carrier,
+    )
 
 
-def build(rows: list[dict[str, Any]], *, attempt: int = 1, campaign_id: int = 9):
+def build(rows: list[SubscriberRow], *, attempt: int = 1, campaign_id: int = 9):
     return recipient_batch(brand_id=3, campaign_id=campaign_id, attempt=attempt, rows=rows)
 
 
-def test_every_row_with_a_phone_becomes_a_recipient_and_consent_is_left_to_the_gate() -> None:
+def test_every_row_with_a_phone_becomes_a_recipient_with_its_stored_carrier() -> None:
+    # a subscriber row carries no consent: the send stage's gate reads it when it sends
     out = build(
         [
             row(1),
             row(2, phone=None),
-            row(3, consent="opted_out"),
-            row(4, consent="pending"),
-            row(5, consent=None),
-            row(6, consent="OPTED_IN"),
+            row(3),
+            row(4, carrier="AT&T"),
+            row(5, email="a@example.com"),
+            row(6, timezone=None),
             row(7, phone="+14155552671"),
         ]
     )
     assert [r.subscriber_id for r in out.recipients] == [1, 3, 4, 5, 6, 7]
     assert out.recipients[-1].phone == "+14155552671"
+    assert [r.carrier for r in out.recipients] == [None, None, "AT&T", None, None, None]
     assert (out.brand_id, out.campaign_id) == (3, 9)
 
 
@@ -95,8 +98,10 @@ def test_merging_does_not_mutate_the_row_attributes() -> None:
 
 
 def test_the_batch_id_is_the_same_for_a_republished_page() -> None:
-    rows = [row(10), row(11, consent="opted_out"), row(12)]
-    assert build(rows).batch_id == build([dict(r) for r in rows]).batch_id
+    def page() -> list[SubscriberRow]:
+        return [row(10), row(11, phone=None), row(12)]
+
+    assert build(page()).batch_id == build(page()).batch_id
 
 
 def test_the_batch_id_depends_on_the_first_row_even_when_it_is_not_eligible() -> None:
@@ -127,14 +132,14 @@ def test_an_empty_page_gives_an_empty_batch_with_a_stable_id() -> None:
 # --- split_pages: one contiguous read, a page per partition --------------------------------
 
 
-def rows_of(ids: list[int]) -> list[dict[str, int]]:
-    return [{"id": i} for i in ids]
+def rows_of(ids: list[int]) -> list[SubscriberRow]:
+    return [row(i) for i in ids]
 
 
 def test_a_read_gives_each_partition_a_page_and_moves_its_cursor() -> None:
     # 8 partitions, pages of 3: subscribers 1..30 read in one go (not the end of the audience)
     pages, after = split_pages(rows_of(list(range(1, 31))), [0] * 8, page_size=3, exhausted=False)
-    by_part = {p: [r["id"] for r in page] for p, page in pages}
+    by_part = {p: [r.id for r in page] for p, page in pages}
     assert by_part[0] == [8, 16, 24]
     assert by_part[5] == [5, 13, 21]
     # full pages: the cursor is the page's last row
@@ -146,14 +151,14 @@ def test_a_read_gives_each_partition_a_page_and_moves_its_cursor() -> None:
 def test_a_partition_with_fewer_rows_than_a_page_moves_to_the_end_of_the_read() -> None:
     ids = [i for i in range(1, 41) if i % 8 != 3] + [3]  # partition 3 has one row only
     pages, after = split_pages(rows_of(sorted(ids)), [0] * 8, page_size=4, exhausted=False)
-    assert dict(pages)[3] == [{"id": 3}]
+    assert dict(pages)[3] == [row(3)]
     assert after[3] == 40  # nothing of it up to the read's last id is left behind
 
 
 def test_rows_at_or_below_a_partitions_cursor_and_done_partitions_are_skipped() -> None:
     cursors = [0, 0, 18, 0, 0, 0, 0, -1]  # partition 2 is further on; partition 7 is done
     pages, after = split_pages(rows_of(list(range(1, 41))), cursors, page_size=2, exhausted=True)
-    by_part = {p: [r["id"] for r in page] for p, page in pages}
+    by_part = {p: [r.id for r in page] for p, page in pages}
     assert by_part[2] == [26, 34]
     assert 7 not in by_part
     assert after[7] == -1
@@ -161,7 +166,7 @@ def test_rows_at_or_below_a_partitions_cursor_and_done_partitions_are_skipped() 
 
 def test_the_last_read_ends_every_partition_it_has_paged_whole() -> None:
     pages, after = split_pages(rows_of([1, 2, 9, 10, 17]), [0] * 8, page_size=2, exhausted=True)
-    assert {p: [r["id"] for r in page] for p, page in pages} == {1: [1, 9], 2: [2, 10]}
+    assert {p: [r.id for r in page] for p, page in pages} == {1: [1, 9], 2: [2, 10]}
     # partitions 1 and 2 have full pages: there may be more of them (17 is partition 1's,
     # read next time); the others are done
     assert after == [-1, 9, 10, -1, -1, -1, -1, -1]
@@ -194,8 +199,8 @@ def test_reading_until_done_publishes_every_subscriber_once_in_pages_of_at_most_
         pages, after = split_pages(rows, cursors, page_size=page_size, exhausted=len(rows) < size)
         for p, page in pages:
             assert len(page) <= page_size
-            assert all(r["id"] % 8 == p for r in page)
-            published += [r["id"] for r in page]
+            assert all(r.id % 8 == p for r in page)
+            published += [r.id for r in page]
         assert after != cursors or not open_cursors, "a read that moves no cursor"
         cursors = after
     else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from clarion.domain.rows import SubscriberRow
 from clarion.errors import TemplateError
-from clarion.pipeline.campaign import check_sms_body
+from clarion.pipeline.campaign import check_sms_body, sample_fields
 from clarion.pipeline.personalize import render_sample
 
 BRAND_NAME = "Acme Bakery"
@@ -146,3 +147,18 @@ def test_render_sample_raises_template_error_on_a_syntax_error() -> None:
         render_sample("Hi {{ first_name ", {"first_name": "Ada"}, brand={"name": BRAND_NAME})
     assert info.value.field == "body"
     assert info.value.line == 1
+
+
+def test_the_sample_sees_the_subscribers_attributes_and_the_standard_fields_they_have() -> None:
+    ada = SubscriberRow(
+        id=1, phone="+12125557788", timezone=None, first_name="Ada", last_name="",
+        email=None, attributes={"plan": "gold", "first_name": "stale"}, carrier="AT&T",
+    )  # fmt: skip
+    assert sample_fields(ada) == {"plan": "gold", "first_name": "Ada", "phone": "+12125557788"}
+    assert render_sample("{{ first_name }}: {{ plan }}", sample_fields(ada), brand={}) == (
+        "Ada: gold"
+    )
+
+
+def test_a_brand_without_a_subscriber_with_a_phone_samples_no_fields() -> None:
+    assert sample_fields(None) == {}

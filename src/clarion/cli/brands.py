@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from clarion import bootstrap, service
 from clarion.cli._app import brand_app, provider_app, run_async
 from clarion.config import Settings
+from clarion.domain.rows import AccountRow
 
 
 @brand_app.command("create")
@@ -59,13 +60,13 @@ def provider_add(
 def provider_list() -> None:
     """Provider accounts and their settings (references, never secret values)."""
 
-    async def go() -> list[dict[str, Any]]:
+    async def go() -> list[AccountRow]:
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
             return await service.brands.providers(infra)
 
     for a in run_async(go()):
-        settings = " ".join(f"{k}={v}" for k, v in sorted(a["settings"].items()))
-        print(f"{a['name']:<16} {a['kind']:<8} {settings}")
+        settings = " ".join(f"{k}={v}" for k, v in sorted(a.settings.items()))
+        print(f"{a.name:<16} {a.kind:<8} {settings}")
 
 
 @brand_app.command("route")

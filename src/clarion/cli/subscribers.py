@@ -6,7 +6,7 @@ import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -14,6 +14,7 @@ from clarion import bootstrap, service
 from clarion.cli._app import app, err, fail, run_async, subscribers_app
 from clarion.compliance.ledger import ledger_csv, ledger_json
 from clarion.config import Settings
+from clarion.domain.rows import ConsentRow
 from clarion.errors import ClarionError, InvalidInput
 
 
@@ -80,7 +81,7 @@ def consent_export(
     if fmt not in ("csv", "json"):
         raise fail("--format must be csv or json")
 
-    async def go() -> list[dict[str, Any]]:
+    async def go() -> list[ConsentRow]:
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
             return await service.subscribers.consent_ledger(infra, brand_id, subscriber)
 

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
 
+from clarion.domain.rows import ConsentRow
+
+# The export's columns, in order: an auditor's tools read them by name.
 COLUMNS = (
     "id", "subscriber_id", "phone", "email", "channel", "status", "source", "keyword",
     "disclosure", "created_at",
 )  # fmt: skip
 
 
-def ledger_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+def ledger_csv(rows: Sequence[ConsentRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for r in rows:
-        writer.writerow([r[c].isoformat() if c == "created_at" else r[c] for c in COLUMNS])
+        writer.writerow(
+            [r.created_at.isoformat() if c == "created_at" else getattr(r, c) for c in COLUMNS]
+        )
     return out.getvalue()
 
 
-def ledger_json(rows: Sequence[Mapping[str, Any]]) -> str:
-    return msgspec.json.encode([{c: r[c] for c in COLUMNS} for r in rows]).decode()
+def ledger_json(rows: Sequence[ConsentRow]) -> str:
+    return msgspec.json.encode([{c: getattr(r, c) for c in COLUMNS} for r in rows]).decode()

@@ -1,10 +1,16 @@
-"""Rows the store reads whole (`SELECT *`), typed: one field per column, in the order the
-migrations (src/clarion/store/migrations/*.sql) create them, later `ALTER TABLE`s last.
+"""Rows the store reads, typed. Two kinds, built two ways:
 
-A column added by a migration is a field added here. A column the struct lacks is ignored,
-not refused: during a rolling upgrade, processes of the previous version read rows of a schema
-one migration ahead. A column of another type, or a field with no column, is refused at the
-first read.
+Whole rows (`SELECT *`: `BrandRow`, `CampaignRow`) have one field per column, in the order
+the migrations (src/clarion/store/migrations/*.sql) create them, later `ALTER TABLE`s last, and
+are built by name (`msgspec.convert`). A column added by a migration is a field added here. A
+column the struct lacks is ignored, not refused: during a rolling upgrade, processes of the
+previous version read rows of a schema one migration ahead. A column of another type, or a
+field with no column, is refused at the first read.
+
+Rows of a query (the others) have one field per column the store's query selects, by the
+same name. `SubscriberRow`, read by the thousand on the way to every message, is built from
+the record by position, unchecked; its query selects `SUBSCRIBER_COLUMNS`, the struct's own
+fields, so the two cannot drift apart. The rest are built by name, and checked.
 """
 
 from __future__ import annotations
@@ -54,3 +60,59 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     plan: Any  # the last computed send plan, as JSON (None: not planned)
     subject: str | None  # email subject (a template)
     email_body: str | None  # email text (a template; None: body)
+
+
+class SubscriberRow(msgspec.Struct, frozen=True, gc=False):
+    """A subscriber as the audience and the send plan read them (positional: built as
+    `SubscriberRow(*record)` from a query selecting `SUBSCRIBER_COLUMNS`)."""
+
+    id: int
+    phone: str | None  # E.164 (None: reached by email only)
+    timezone: str | None  # IANA zone (None: the number spans several; each one is checked)
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    attributes: dict[str, Any] | None  # the import's other columns (None: a JSON null)
+    carrier: str | None  # looked up once and kept (None: not looked up yet)
+
+
+# The columns a query reading `SubscriberRow`s selects, in its fields' order.
+SUBSCRIBER_COLUMNS: tuple[str, ...] = SubscriberRow.__struct_fields__
+
+
+class ConsentRow(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry of the consent ledger (`consents`), with the subscriber's phone and email:
+    what an audit export shows."""
+
+    id: int
+    subscriber_id: int
+    phone: str | None
+    email: str | None
+    channel: str  # sms or email
+    status: str  # opted_in or opted_out
+    source: str  # how it was given: an import's source, sms_keyword, email_unsubscribe:…
+    keyword: str | None  # the word texted (STOP, START, …), for an SMS keyword
+    disclosure: str | None  # the text the subscriber was shown when opting in
+    created_at: datetime
+
+
+class AccountRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider account (`provider_accounts`)."""
+
+    name: str
+    kind: str  # one of domain.accounts.KINDS
+    settings: dict[str, Any]  # secrets only as "env:VARIABLE" references
+
+
+class MessageStatusRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A message's current status, as `GET /v1/messages/{id}` shows it: the fields are the
+    API's JSON keys, in its order."""
+
+    id: str  # the message's UUID
+    kind: str  # marketing or transactional
+    to: str  # the number or address it goes to
+    status: str
+    error_code: str | None
+    segments: int  # SMS parts billed
+    sent_at: datetime | None  # when it was handed to the provider (None: not yet)
+    updated_at: datetime

@@ -108,7 +108,7 @@ async def _campaign(
         disable=as_json,
     )
     names = ("audience", "personalize", "send", "aggregate", "carrier")
-    tasks = {n: bars.add_task(n, total=counts["total"]) for n in names}
+    tasks = {n: bars.add_task(n, total=counts.total) for n in names}
     peak_rss = 0
     me = psutil.Process()
     with bars:
@@ -130,15 +130,15 @@ async def _campaign(
     c = await campaigns.get_campaign(pool, campaign_id)
     stats = await asyncio.to_thread(sim.stats)
     report = {
-        "recipients": counts["total"],
+        "recipients": counts.total,
         "eligible": p.eligible,
         "sent": p.handed_over,
         "delivered": p.delivered,
         "failed": p.failed,
-        "suppressed": counts["total"] - p.eligible,
+        "suppressed": counts.total - p.eligible,
         "suppressed_by_reason": {
             **p.suppressed_by_reason,
-            **({"no_phone": counts["total"] - p.audience} if counts["total"] > p.audience else {}),
+            **({"no_phone": counts.total - p.audience} if counts.total > p.audience else {}),
         },
         "deferred": p.deferred,
         "deferred_by_reason": p.deferred_by_reason,
@@ -151,7 +151,7 @@ async def _campaign(
         "peak_rss_mb": round(peak_rss / 2**20, 1),
         "errors": p.errors,
         "carriers": {
-            r["carrier"]: {k: r[k] for k in ("delivered", "undelivered", "failed")}
+            r.carrier: {"delivered": r.delivered, "undelivered": r.undelivered, "failed": r.failed}
             for r in p.carriers
         },
     }

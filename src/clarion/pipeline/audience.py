@@ -7,8 +7,7 @@ from typing import Any
 
 from clarion.domain.ids import batch_id
 from clarion.domain.records import Recipient, RecipientBatch
-
-_STANDARD_FIELDS = ("first_name", "last_name", "email")
+from clarion.domain.rows import SubscriberRow
 
 
 def messages_for(batch: RecipientBatch, channel: str) -> int:
@@ -24,8 +23,8 @@ def messages_for(batch: RecipientBatch, channel: str) -> int:
 
 
 def split_pages(
-    rows: Sequence[Any], cursors: Sequence[int], *, page_size: int, exhausted: bool
-) -> tuple[list[tuple[int, list[Any]]], list[int]]:
+    rows: Sequence[SubscriberRow], cursors: Sequence[int], *, page_size: int, exhausted: bool
+) -> tuple[list[tuple[int, list[SubscriberRow]]], list[int]]:
     """One read of the audience, a contiguous range of subscribers in id order, as pages
     per partition (subscriber id % len(cursors)), and the cursors after them.
 
@@ -38,14 +37,14 @@ def split_pages(
     reached the end of the audience: -1).
     Every read therefore moves the lowest open cursor, where the next read starts."""
     parts = len(cursors)
-    pages: list[list[Any]] = [[] for _ in range(parts)]
+    pages: list[list[SubscriberRow]] = [[] for _ in range(parts)]
     for row in rows:
-        sid = row["id"]
+        sid = row.id
         page = pages[sid % parts]
         if sid > cursors[sid % parts] >= 0 and len(page) < page_size:
             page.append(row)
-    end = -1 if exhausted or not rows else rows[-1]["id"]
-    out: list[tuple[int, list[Any]]] = []
+    end = -1 if exhausted or not rows else rows[-1].id
+    out: list[tuple[int, list[SubscriberRow]]] = []
     after = list(cursors)
     for p, page in enumerate(pages):
         if cursors[p] < 0:
@@ -53,7 +52,7 @@ def split_pages(
         if page:
             out.append((p, page))
         if len(page) == page_size:
-            after[p] = page[-1]["id"]
+            after[p] = page[-1].id
         else:  # a partition further on than the read (after an upgrade) stays where it is
             after[p] = end if end < 0 else max(end, cursors[p])
     return out, after
@@ -64,7 +63,7 @@ def recipient_batch(
     brand_id: int,
     campaign_id: int,
     attempt: int,
-    rows: Sequence[Any],
+    rows: Sequence[SubscriberRow],
     partition: int = 0,
     channel: str = "sms",
 ) -> RecipientBatch:
@@ -74,25 +73,28 @@ def recipient_batch(
     carries the same id."""
     recipients = []
     for row in rows:
-        reachable = (channel != "email" and row["phone"] is not None) or (
-            channel != "sms" and row["email"] is not None
+        reachable = (channel != "email" and row.phone is not None) or (
+            channel != "sms" and row.email is not None
         )
         if not reachable:
             continue
-        fields: dict[str, Any] = dict(row["attributes"] or {})
-        for name in _STANDARD_FIELDS:
-            if row[name] is not None:
-                fields[name] = row[name]
+        fields: dict[str, Any] = dict(row.attributes or {})
+        if row.first_name is not None:
+            fields["first_name"] = row.first_name
+        if row.last_name is not None:
+            fields["last_name"] = row.last_name
+        if row.email is not None:
+            fields["email"] = row.email
         recipients.append(
             Recipient(
-                subscriber_id=row["id"],
-                phone=row["phone"] or "",
-                timezone=row["timezone"],
+                subscriber_id=row.id,
+                phone=row.phone or "",
+                timezone=row.timezone,
                 fields=fields,
-                carrier=row.get("carrier"),
+                carrier=row.carrier,
             )
         )
-    first = rows[0]["id"] if rows else 0
+    first = rows[0].id if rows else 0
     return RecipientBatch(
         batch_id=batch_id("aud", campaign_id, attempt, first),
         brand_id=brand_id,

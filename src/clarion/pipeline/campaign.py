@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from clarion.compliance.encoding import MAX_SEGMENTS, SmsSegments, sms_segments
 from clarion.domain.ids import batch_id
 from clarion.domain.records import LaunchCampaign
+from clarion.domain.rows import SubscriberRow
 from clarion.errors import CampaignStateError
 from clarion.pipeline.personalize import check_template
 
@@ -65,6 +67,22 @@ class BodyCheck:
                     f"suggested fix ({fixed.encoding}, {fixed.segments} segment(s)): {s.suggestion}"
                 )
         return "; ".join(lines)
+
+
+def sample_fields(subscriber: SubscriberRow | None) -> dict[str, Any]:
+    """What a campaign's template sees of the sample subscriber it is checked with: their
+    attributes, then each of their names, email and phone they have (none: nothing)."""
+    if subscriber is None:
+        return {}
+    fields = dict(subscriber.attributes or {})
+    standard = {
+        "first_name": subscriber.first_name,
+        "last_name": subscriber.last_name,
+        "email": subscriber.email,
+        "phone": subscriber.phone,
+    }
+    fields.update((name, value) for name, value in standard.items() if value)
+    return fields
 
 
 def check_sms_body(

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import msgspec
 
 from clarion.domain.ports import Provider
+from clarion.domain.rows import SubscriberRow
 from clarion.errors import InvalidInput, ProviderError
 from clarion.pipeline import audience, personalize
 from clarion.pipeline.lanes import pacific_day
@@ -69,14 +67,14 @@ async def plan_campaign(
         rows = await brands.phone_page(pool, brand_id, cursor, page_size)
         if not rows:
             break
-        cursor = rows[-1]["id"]
+        cursor = rows[-1].id
         carriers = await _carriers(pool, provider, rows)
         async with pool.acquire() as conn:
             state = await compliance.gate_state(
                 conn,
                 brand_id,
-                [r["id"] for r in rows],
-                [r["phone"] for r in rows],
+                [r.id for r in rows],
+                [r.phone for r in rows if r.phone is not None],
                 at - timedelta(hours=24),
             )
         batch = audience.recipient_batch(
@@ -90,35 +88,36 @@ async def plan_campaign(
         errors = {f.subscriber_id: f.error for f in rendered.failures}
         planner.add(
             PlanRecipient(
-                subscriber_id=r["id"],
-                phone=r["phone"],
-                timezone=r["timezone"],
-                carrier=carriers.get(r["id"]),
-                segments=segments.get(r["id"], 0),
-                consent=state.consent.get(r["id"]),
-                suppression=state.suppressed.get(r["phone"]),
-                recent_sends=tuple(state.recent_sends.get(r["id"], ())),
-                render_error=errors.get(r["id"]),
+                subscriber_id=r.id,
+                phone=r.phone,
+                timezone=r.timezone,
+                carrier=carriers.get(r.id),
+                segments=segments.get(r.id, 0),
+                consent=state.consent.get(r.id),
+                suppression=state.suppressed.get(r.phone),
+                recent_sends=tuple(state.recent_sends.get(r.id, ())),
+                render_error=errors.get(r.id),
             )
             for r in rows
+            if r.phone is not None  # all of them: `phone_page` reads subscribers with a phone
         )
     plan = planner.result()
-    await campaigns.store_plan(pool, campaign_id, msgspec.to_builtins(plan))
+    await campaigns.store_plan(pool, campaign_id, plan)
     return plan
 
 
-async def _carriers(pool: Pool, provider: Provider, rows: list[Any]) -> dict[int, str]:
+async def _carriers(pool: Pool, provider: Provider, rows: list[SubscriberRow]) -> dict[int, str]:
     """Each subscriber's carrier: stored, else looked up and remembered. A failed lookup
     leaves them unknown in the plan (the send stage looks again before sending)."""
-    known = {r["id"]: r["carrier"] for r in rows if r["carrier"] is not None}
-    unknown = [r for r in rows if r["carrier"] is None]
+    known = {r.id: r.carrier for r in rows if r.carrier is not None}
+    unknown = [(r.id, r.phone) for r in rows if r.carrier is None and r.phone is not None]
     if unknown:
         try:
-            found = await provider.lookup_carriers(sorted({r["phone"] for r in unknown}))
+            found = await provider.lookup_carriers(sorted({phone for _, phone in unknown}))
         except ProviderError as exc:
             log.warning("carrier lookup failed, planning without it: %s", exc)
             return known
-        fresh = [(r["id"], found[r["phone"]]) for r in unknown if r["phone"] in found]
+        fresh = [(sid, found[phone]) for sid, phone in unknown if phone in found]
         async with pool.acquire() as conn:
             await messages.set_carriers(conn, fresh)
         known.update(fresh)
@@ -130,23 +129,18 @@ async def _daily_used(pool: Pool, brand_id: int, at: datetime) -> dict[tuple[str
     return await lane_store.daily_used(pool, brand_id, pacific_day(at))
 
 
-async def stored_plan(pool: Pool, campaign_id: int) -> SendPlan | None:
-    raw = await campaigns.stored_plan(pool, campaign_id)
-    return None if raw is None else msgspec.convert(raw, SendPlan)
-
-
 async def actual(pool: Pool, campaign_id: int) -> Actual:
     """What the campaign did, counted the way its plan was."""
     c = await campaigns.get_campaign(pool, campaign_id)
-    r, carriers = await campaigns.actual_counts(pool, campaign_id)
+    n = await campaigns.actual_counts(pool, campaign_id)
     return Actual(
-        eligible=c.audience_count - r["excluded"] - r["expired"],
-        sent=r["sent"],
-        deferred=r["deferred"],
-        capped=r["capped"],
-        expired=r["expired"],
-        segments=r["segments"],
+        eligible=c.audience_count - n.excluded - n.expired,
+        sent=n.sent,
+        deferred=n.deferred,
+        capped=n.capped,
+        expired=n.expired,
+        segments=n.segments,
         first_send_at=c.first_send_at,
-        finished_at=r["finished_at"],
-        carriers=carriers,
+        finished_at=n.finished_at,
+        carriers=n.carriers,
     )

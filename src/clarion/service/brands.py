@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from clarion.domain.rows import AccountRow
 from clarion.service.context import Services
 from clarion.store import accounts, api_keys, brands, lanes
 
@@ -47,6 +46,6 @@ async def add_provider(svc: Services, name: str, kind: str, settings: dict[str, 
     await accounts.add_account(svc.pool, name, kind, settings)
 
 
-async def providers(svc: Services) -> list[dict[str, Any]]:
+async def providers(svc: Services) -> list[AccountRow]:
     """Provider accounts with their settings (references, never secret values)."""
     return await accounts.list_accounts(svc.pool)

@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CampaignRow
 from clarion.errors import CampaignInvalid
-from clarion.pipeline.campaign import BodyCheck, check_sms_body, launch_command, validate_launch
+from clarion.pipeline.campaign import (
+    BodyCheck,
+    check_sms_body,
+    launch_command,
+    sample_fields,
+    validate_launch,
+)
 from clarion.pipeline.personalize import check_template, render_sample
 from clarion.pipeline.plan import PlanRow, SendPlan, plan_vs_actual
 from clarion.runtime import planning
@@ -64,7 +70,7 @@ async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None)
     sample, first_contact = await campaigns.sample_and_first_contact(svc.pool, c.brand_id)
     rendered = render_sample(
         c.body,
-        sample,
+        sample_fields(sample),
         brand={"name": b.name, "help_text": b.help_text, "sender": b.sender},
     )
     return check_sms_body(
@@ -100,7 +106,7 @@ async def stored_plan(
 ) -> SendPlan | None:
     """The campaign's last computed plan, if any."""
     await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
-    return await planning.stored_plan(svc.pool, campaign_id)
+    return await campaigns.stored_plan(svc.pool, campaign_id)
 
 
 async def launch(
@@ -163,7 +169,7 @@ class Status:
 async def status(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> Status:
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
     progress = await campaign_progress(svc.pool, campaign_id)
-    planned = await planning.stored_plan(svc.pool, campaign_id)
+    planned = await campaigns.stored_plan(svc.pool, campaign_id)
     rows = None
     if planned is not None:
         rows = plan_vs_actual(planned, await planning.actual(svc.pool, campaign_id))

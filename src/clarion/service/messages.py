@@ -6,12 +6,12 @@ import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from clarion.compliance.encoding import sms_segments
 from clarion.domain.contacts import normalize_phone
 from clarion.domain.ids import api_message_id, partition_of
 from clarion.domain.records import OutboundMessage, RenderedBatch
+from clarion.domain.rows import MessageStatusRow
 from clarion.errors import InvalidInput, InvalidPhoneNumber, Refused
 from clarion.service.context import Services
 from clarion.store import brands, compliance, messages
@@ -86,6 +86,6 @@ async def _sender(svc: Services, brand_id: int, asked: str | None, default: str)
     raise InvalidInput(f"{asked!r} is not one of this brand's senders", field="sender")
 
 
-async def status(svc: Services, brand_id: int, message_id: uuid.UUID) -> dict[str, Any]:
+async def status(svc: Services, brand_id: int, message_id: uuid.UUID) -> MessageStatusRow:
     """A message's current status; another brand's message is `NotFound`."""
     return await messages.message_status(svc.pool, brand_id, message_id)

@@ -4,8 +4,8 @@ memory)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from clarion.domain.reports import CarrierOutcomes
 from clarion.pipeline.send import CARRIER_DAILY_CAP, PAUSED
 from clarion.store.campaigns import campaign_report
 from clarion.store.db import Pool
@@ -25,7 +25,7 @@ class Progress:
     carrier_counted: int  # final outcomes the carrier stage has tallied
     by_status: dict[str, int]
     errors: dict[str, int]
-    carriers: list[dict[str, Any]]
+    carriers: list[CarrierOutcomes]
     suppressed_by_reason: dict[str, int]
     deferred_by_reason: dict[str, int]
     receipted: int = 0  # SMS outcomes the carrier stage is to count
@@ -76,18 +76,18 @@ class Progress:
 
 async def campaign_progress(pool: Pool, campaign_id: int) -> Progress:
     r = await campaign_report(pool, campaign_id)
-    s: dict[str, int] = r["by_status"]
+    s = r.by_status
     return Progress(
-        audience=r["campaign"].audience_count,
-        audience_done=r["campaign"].audience_done,
-        persisted=r["persisted"],
+        audience=r.campaign.audience_count,
+        audience_done=r.campaign.audience_done,
+        persisted=r.persisted,
         handed_over=sum(s.get(k, 0) for k in _HANDED_OVER),
         final=sum(s.get(k, 0) for k in _FINAL),
-        carrier_counted=sum(c["delivered"] + c["undelivered"] + c["failed"] for c in r["carriers"]),
+        carrier_counted=sum(c.delivered + c.undelivered + c.failed for c in r.carriers),
         by_status=s,
-        errors=r["errors"],
-        carriers=r["carriers"],
-        suppressed_by_reason=r["suppressed_by_reason"],
-        deferred_by_reason=r["deferred_by_reason"],
-        receipted=r["receipted"],
+        errors=r.errors,
+        carriers=r.carriers,
+        suppressed_by_reason=r.suppressed_by_reason,
+        deferred_by_reason=r.deferred_by_reason,
+        receipted=r.receipted,
     )

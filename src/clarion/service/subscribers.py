@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from clarion.domain.contacts import NewSubscriber
 from clarion.domain.csv_import import read_subscribers
+from clarion.domain.rows import ConsentRow
 from clarion.email.unsubscribe import read_token
 from clarion.errors import InvalidInput
 from clarion.service.context import Services
@@ -61,7 +61,7 @@ async def import_rows(
 
 async def consent_ledger(
     svc: Services, brand_id: int, subscriber_id: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[ConsentRow]:
     """Every opt-in and opt-out of the brand (or one subscriber), oldest first."""
     return await compliance.consent_ledger(svc.pool, brand_id, subscriber_id)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import msgspec
 
 from clarion.domain import accounts
+from clarion.domain.rows import AccountRow
 from clarion.store.db import Pool
 
 
@@ -19,6 +20,7 @@ async def add_account(pool: Pool, name: str, kind: str, settings: dict[str, str]
     )
 
 
-async def list_accounts(pool: Pool) -> list[dict[str, Any]]:
+async def list_accounts(pool: Pool) -> list[AccountRow]:
+    """Every provider account, in name order."""
     rows = await pool.fetch("SELECT name, kind, settings FROM provider_accounts ORDER BY name")
-    return [dict(r) for r in rows]
+    return [msgspec.convert(dict(r), AccountRow) for r in rows]

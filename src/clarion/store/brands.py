@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 
 from clarion.compliance.encoding import MAX_SEGMENTS
 from clarion.domain.contacts import NewSubscriber
-from clarion.domain.rows import BrandRow
+from clarion.domain.reports import SubscriberCounts
+from clarion.domain.rows import SUBSCRIBER_COLUMNS, BrandRow, SubscriberRow
 from clarion.domain.senders import normalize_sender
 from clarion.errors import NotFound
 from clarion.store.db import Pool
@@ -172,8 +172,10 @@ async def record_consent(
 # (`pipeline.audience.split_pages`). Reading each partition's page on its own (every eighth
 # row, through an index on `id % 8`) visited each heap page once per partition: 0.7 against
 # 0.17 s of Postgres for 300,000 subscribers (BENCHMARKS.md's history, thirteenth pass).
-AUDIENCE_RANGE = """
-SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
+# Both queries select `SubscriberRow`'s fields in its order: its rows are built by position.
+_SUBSCRIBER = ", ".join(f"s.{column}" for column in SUBSCRIBER_COLUMNS)
+AUDIENCE_RANGE = f"""
+SELECT {_SUBSCRIBER}
 FROM subscribers s
 WHERE s.brand_id = $1 AND s.id > $2
 ORDER BY s.brand_id, s.id
@@ -181,8 +183,8 @@ LIMIT $3
 """
 
 
-_PHONE_PAGE = """
-SELECT s.id, s.phone, s.timezone, s.first_name, s.last_name, s.email, s.attributes, s.carrier
+_PHONE_PAGE = f"""
+SELECT {_SUBSCRIBER}
 FROM subscribers s
 WHERE s.brand_id = $1 AND s.id > $2 AND s.phone IS NOT NULL
 ORDER BY s.brand_id, s.id
@@ -190,19 +192,23 @@ LIMIT $3
 """
 
 
-async def audience_range(pool: Pool, brand_id: int, after_id: int, limit: int) -> list[Any]:
+async def audience_range(
+    pool: Pool, brand_id: int, after_id: int, limit: int
+) -> list[SubscriberRow]:
     """The next `limit` subscribers of the brand after `after_id`, in id order (the
     audience's keyset page)."""
-    return await pool.fetch(AUDIENCE_RANGE, brand_id, after_id, limit)
+    # by position, unchecked: 0.3 ms a page of 2,000 records (by name, checked, 2 ms)
+    return [SubscriberRow(*r) for r in await pool.fetch(AUDIENCE_RANGE, brand_id, after_id, limit)]
 
 
-async def phone_page(pool: Pool, brand_id: int, after_id: int, limit: int) -> list[Any]:
+async def phone_page(pool: Pool, brand_id: int, after_id: int, limit: int) -> list[SubscriberRow]:
     """The next `limit` subscribers with a phone after `after_id`, in id order (the plan's
     page)."""
-    return await pool.fetch(_PHONE_PAGE, brand_id, after_id, limit)
+    return [SubscriberRow(*r) for r in await pool.fetch(_PHONE_PAGE, brand_id, after_id, limit)]
 
 
-async def count_subscribers(pool: Pool, brand_id: int) -> dict[str, int]:
+async def count_subscribers(pool: Pool, brand_id: int) -> SubscriberCounts:
+    """The brand's subscribers, and how many of them may be sent SMS marketing."""
     row = await pool.fetchrow(
         """
         SELECT count(*) AS total,
@@ -214,4 +220,4 @@ async def count_subscribers(pool: Pool, brand_id: int) -> dict[str, int]:
         brand_id,
     )
     assert row is not None
-    return {"total": row["total"], "sms_opted_in": row["sms_opted_in"]}
+    return msgspec.convert(dict(row), SubscriberCounts)

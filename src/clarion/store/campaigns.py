@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
 
-from clarion.domain.rows import CampaignRow
+from clarion.domain.reports import ActualCounts, CampaignReport, CarrierOutcomes
+from clarion.domain.rows import SUBSCRIBER_COLUMNS, CampaignRow, SubscriberRow
 from clarion.errors import CampaignStateError, InvalidInput, NotFound
+from clarion.pipeline.plan import SendPlan
 from clarion.store.db import Pool
+
+if TYPE_CHECKING:
+    from clarion.store.db import Conn
 
 
 async def create_campaign(
@@ -109,7 +114,7 @@ async def finish_audience(pool: Pool, campaign_id: int, attempt: int) -> None:
     )
 
 
-async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
+async def campaign_report(pool: Pool, campaign_id: int) -> CampaignReport:
     """Counts by status plus the campaign's bookkeeping, for progress and the final report."""
     campaign = await get_campaign(pool, campaign_id)
     rows = await pool.fetch(
@@ -140,30 +145,28 @@ async def campaign_report(pool: Pool, campaign_id: int) -> dict[str, Any]:
         " WHERE campaign_id = $1 ORDER BY carrier",
         campaign_id,
     )
-    return {
-        "campaign": campaign,
-        "by_status": by_status,
-        "persisted": sum(by_status.values()),
-        "receipted": receipted,
-        "carriers": [dict(r) for r in carriers],
-        "errors": errors,
-        "suppressed_by_reason": suppressed,
-        "deferred_by_reason": deferred,
-    }
+    return CampaignReport(
+        campaign=campaign,
+        by_status=by_status,
+        persisted=sum(by_status.values()),
+        receipted=receipted,
+        carriers=msgspec.convert([dict(r) for r in carriers], list[CarrierOutcomes]),
+        errors=errors,
+        suppressed_by_reason=suppressed,
+        deferred_by_reason=deferred,
+    )
 
 
-async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[dict[str, Any], bool]:
-    """(fields of a sample subscriber, whether any subscriber of the brand has never been
-    handed a marketing message: then a campaign is someone's first message)."""
+async def sample_and_first_contact(pool: Pool, brand_id: int) -> tuple[SubscriberRow | None, bool]:
+    """(a sample subscriber with a phone, the brand's first; whether any subscriber of the
+    brand has never been handed a marketing message: then a campaign is someone's first
+    message)."""
     row = await pool.fetchrow(
-        "SELECT first_name, last_name, email, phone, attributes FROM subscribers"
+        f"SELECT {', '.join(SUBSCRIBER_COLUMNS)} FROM subscribers"
         " WHERE brand_id = $1 AND phone IS NOT NULL ORDER BY id LIMIT 1",
         brand_id,
     )
-    sample: dict[str, Any] = {}
-    if row is not None:
-        sample = {**(row["attributes"] or {})}
-        sample.update({k: row[k] for k in ("first_name", "last_name", "email", "phone") if row[k]})
+    sample = None if row is None else SubscriberRow(*row)
     first_contact: bool = await pool.fetchval(
         """
         SELECT EXISTS (
@@ -254,7 +257,7 @@ async def _cancel(pool: Pool, campaign_id: int) -> int:
     return int(result.rsplit(" ", 1)[-1])
 
 
-async def status_of(conn: Any, campaign_id: int | None) -> str | None:
+async def status_of(conn: Conn | Pool, campaign_id: int | None) -> str | None:
     """The campaign's status now (None: no such campaign, or none: a transactional batch)."""
     if campaign_id is None:
         return None
@@ -264,7 +267,7 @@ async def status_of(conn: Any, campaign_id: int | None) -> str | None:
     return status
 
 
-async def status_and_now(conn: Any, campaign_id: int) -> tuple[str, datetime] | None:
+async def status_and_now(conn: Conn, campaign_id: int) -> tuple[str, datetime] | None:
     """(the campaign's status, the database's time now), or None: no such campaign. The
     send stage stamps its claims with the database's clock, the one reconciliation reads."""
     row = await conn.fetchrow(
@@ -273,7 +276,7 @@ async def status_and_now(conn: Any, campaign_id: int) -> tuple[str, datetime] | 
     return None if row is None else (row["status"], row["claimed_at"])
 
 
-async def hold_control_shared(conn: Any, campaign_id: int) -> None:
+async def hold_control_shared(conn: Conn, campaign_id: int) -> None:
     """In a transaction: hold the campaign's control lock shared until it ends, so a pause
     or cancel waits for the rows written under it (and sees them)."""
     await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", control_key(campaign_id))
@@ -287,19 +290,21 @@ async def stamp_first_send(pool: Pool, campaign_id: int) -> None:
     )
 
 
-async def store_plan(pool: Pool, campaign_id: int, plan: Any) -> None:
+async def store_plan(pool: Pool, campaign_id: int, plan: SendPlan) -> None:
     """Keep the campaign's send plan (as JSON) for the plan-versus-actual report."""
-    await pool.execute("UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, plan)
+    await pool.execute(
+        "UPDATE campaigns SET plan = $2 WHERE id = $1", campaign_id, msgspec.to_builtins(plan)
+    )
 
 
-async def stored_plan(pool: Pool, campaign_id: int) -> Any:
-    """The campaign's stored send plan, as JSON (None: not planned)."""
-    return await pool.fetchval("SELECT plan FROM campaigns WHERE id = $1", campaign_id)
+async def stored_plan(pool: Pool, campaign_id: int) -> SendPlan | None:
+    """The campaign's stored send plan (None: not planned)."""
+    raw = await pool.fetchval("SELECT plan FROM campaigns WHERE id = $1", campaign_id)
+    return None if raw is None else msgspec.convert(raw, SendPlan)
 
 
-async def actual_counts(pool: Pool, campaign_id: int) -> tuple[Any, dict[str, int]]:
-    """What the campaign did, counted the way a send plan counts (sent, deferred, capped,
-    expired, excluded, segments, finished_at), and how many went to each carrier."""
+async def actual_counts(pool: Pool, campaign_id: int) -> ActualCounts:
+    """What the campaign did, counted the way a send plan counts."""
     r = await pool.fetchrow(
         """
         SELECT
@@ -328,4 +333,5 @@ async def actual_counts(pool: Pool, campaign_id: int) -> tuple[Any, dict[str, in
         " GROUP BY 1",
         campaign_id,
     )
-    return r, {x["carrier"]: x["n"] for x in carriers}
+    by_carrier = {x["carrier"]: x["n"] for x in carriers}
+    return msgspec.convert({**dict(r), "carriers": by_carrier}, ActualCounts)

@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from clarion.domain.brands import BrandInfo
 from clarion.domain.contacts import normalize_phone
 from clarion.domain.messages import DueMessage
 from clarion.domain.records import InboundMessage
+from clarion.domain.rows import ConsentRow
 from clarion.errors import InvalidPhoneNumber
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 # Statuses of a message handed to the provider (smart sending and caps count these, from
 # `sent_at`): `sending` is claimed for the call, and stays so until the answer is folded
@@ -150,7 +153,7 @@ async def due_deferred(conn: Conn, now: datetime, limit: int) -> list[DueMessage
 
 async def consent_ledger(
     pool: Pool, brand_id: int, subscriber_id: int | None = None
-) -> list[dict[str, Any]]:
+) -> list[ConsentRow]:
     """The consent ledger of a brand (or one subscriber), oldest first, for audits."""
     rows = await pool.fetch(
         """
@@ -163,7 +166,7 @@ async def consent_ledger(
         brand_id,
         subscriber_id,
     )
-    return [dict(r) for r in rows]
+    return msgspec.convert([dict(r) for r in rows], list[ConsentRow])
 
 
 async def brand_for_number(conn: Conn, number: str) -> BrandInfo | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import msgspec
@@ -15,6 +15,10 @@ from clarion.errors import ClarionError, InvalidInput, NotFound
 log = logging.getLogger(__name__)
 
 Pool = asyncpg.Pool
+if TYPE_CHECKING:
+    # A connection the store's functions take: one of its own, or one acquired from the pool.
+    Conn: TypeAlias = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 # Serialises concurrent `migrate()` calls from several processes starting at once.
@@ -42,7 +46,7 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     by its holder, which closes the connection if it cannot (`release_session_lock`)."""
 
 
-async def release_session_lock(conn: Any, key: int) -> None:
+async def release_session_lock(conn: Conn, key: int) -> None:
     """Release a session-level advisory lock taken on a pooled connection; if that fails,
     the connection is closed, so the lock can never stay behind in the pool."""
     try:
@@ -129,7 +133,7 @@ async def ping(pool: Pool) -> None:
     await pool.fetchval("SELECT 1")
 
 
-async def try_session_lock(conn: Any, key: int) -> bool:
+async def try_session_lock(conn: Conn, key: int) -> bool:
     """Take the session-level advisory lock `key` if it is free (release it with
     `release_session_lock`)."""
     taken: bool = await conn.fetchval("SELECT pg_try_advisory_lock($1)", key)

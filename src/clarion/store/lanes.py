@@ -10,7 +10,7 @@ from clarion.domain.senders import normalize_sender
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 
 async def load_limits(pool: Pool) -> tuple[dict[Lane, LaneLimit], dict[int, list[str]]]:

@@ -20,13 +20,15 @@ import msgspec
 
 from clarion.domain.messages import MESSAGE_COLUMNS, MessageRow, StatusUpdate, Waiting
 from clarion.domain.records import Folded, Receipt, StatusChange, StatusCount
+from clarion.domain.rows import MessageStatusRow
 from clarion.domain.status import rank
 from clarion.errors import NotFound
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    Conn = asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]
+    # re-exported: runtime modules import the alias from here
+    from clarion.store.db import Conn as Conn
 
 
 async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
@@ -558,7 +560,7 @@ async def to_reconcile(
 
 async def message_status(
     pool: asyncpg.Pool, brand_id: int, message_id: uuid.UUID
-) -> dict[str, Any]:
+) -> MessageStatusRow:
     """A message of the brand's, as the API shows it; `NotFound` for another brand's."""
     row = await pool.fetchrow(
         "SELECT id::text, kind, to_address AS to, status, error_code, segments, sent_at,"
@@ -568,7 +570,7 @@ async def message_status(
     )
     if row is None:
         raise NotFound("message", str(message_id))
-    return dict(row)
+    return msgspec.convert(dict(row), MessageStatusRow)
 
 
 async def recipients_of(conn: Conn, message_ids: Sequence[str]) -> list[tuple[int, str]]:

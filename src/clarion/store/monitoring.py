@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from clarion.domain.monitoring import Health, MinuteRow
+import msgspec
+
+from clarion.domain.monitoring import AlertRow, CarrierDelivery, Health, MinuteRow
 from clarion.store.db import Pool
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 CARRIER_DELIVERY_RATE = "carrier_delivery_rate"
 
@@ -102,7 +104,8 @@ async def clear_alert(conn: Conn, brand_id: int, kind: str, subject: str) -> Non
 
 async def list_alerts(
     pool: Pool, *, brand_id: int | None = None, open_only: bool = True
-) -> list[dict[str, Any]]:
+) -> list[AlertRow]:
+    """Alerts (of one brand, or all; open ones only, or cleared ones too), newest first."""
     rows = await pool.fetch(
         "SELECT id, brand_id, kind, subject, message, value, threshold, raised_at, cleared_at"
         " FROM alerts WHERE ($1::bigint IS NULL OR brand_id = $1)"
@@ -110,10 +113,10 @@ async def list_alerts(
         brand_id,
         open_only,
     )
-    return [dict(r) for r in rows]
+    return msgspec.convert([dict(r) for r in rows], list[AlertRow])
 
 
-async def carrier_report(pool: Pool, brand_id: int, since: datetime) -> list[dict[str, Any]]:
+async def carrier_report(pool: Pool, brand_id: int, since: datetime) -> list[CarrierDelivery]:
     """Per carrier since `since`: outcomes, delivery rate, mean delivery latency, and the
     brand's most frequent error codes there (all time)."""
     rows = await pool.fetch(
@@ -136,11 +139,14 @@ async def carrier_report(pool: Pool, brand_id: int, since: datetime) -> list[dic
     for r in rows:
         total = r["delivered"] + r["failed"]
         out.append(
-            {
-                **dict(r),
-                "delivery_rate": r["delivered"] / total if total else None,
-                "errors": {e["error_code"]: e["n"] for e in errors if e["carrier"] == r["carrier"]},
-            }
+            CarrierDelivery(
+                carrier=r["carrier"],
+                delivered=r["delivered"],
+                failed=r["failed"],
+                mean_latency_s=r["mean_latency_s"],
+                delivery_rate=r["delivered"] / total if total else None,
+                errors={e["error_code"]: e["n"] for e in errors if e["carrier"] == r["carrier"]},
+            )
         )
     return out
 
