@@ -26,7 +26,7 @@ from clarion.runtime.context import WorkerContext
 from clarion.store import compliance, messages, monitoring
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 log = logging.getLogger(__name__)
 

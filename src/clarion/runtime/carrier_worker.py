@@ -18,7 +18,7 @@ from clarion.runtime.context import WorkerContext
 from clarion.store import monitoring
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 log = logging.getLogger(__name__)
 

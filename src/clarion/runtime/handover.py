@@ -28,7 +28,7 @@ from clarion.store import campaigns, compliance, messages
 from clarion.store import lanes as lane_store
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 log = logging.getLogger(__name__)
 

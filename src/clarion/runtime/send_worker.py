@@ -22,7 +22,7 @@ from clarion.runtime.routing import Routing
 from clarion.store import campaigns, compliance, messages
 
 if TYPE_CHECKING:
-    from clarion.store.messages import Conn
+    from clarion.store.db import Conn
 
 
 @dataclass

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     # re-exported: runtime modules import the alias from here
-    from clarion.store.db import Conn as Conn
+    from clarion.store.db import Conn
 
 
 async def persist(conn: Conn, rows: Sequence[MessageRow]) -> int:
