@@ -27,7 +27,6 @@ from clarion.errors import NotFound
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    # re-exported: runtime modules import the alias from here
     from clarion.store.db import Conn
 
 
