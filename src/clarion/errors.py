@@ -70,6 +70,15 @@ class Refused(ClarionError):
         self.reason = message
 
 
+class Duplicate(Refused):
+    """A record another of the brand's has the same key of: `existing_id` names that one (a
+    subscriber with this phone or email)."""
+
+    def __init__(self, kind: str, field: str, existing_id: int) -> None:
+        super().__init__(f"{kind} {existing_id} has this {field} already", field=field)
+        self.existing_id = existing_id
+
+
 class Forbidden(ClarionError):
     """The caller is known but may not do this (an API key without the scope it needs)."""
 

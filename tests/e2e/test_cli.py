@@ -123,6 +123,20 @@ def test_campaign_plan_prints_the_plan_and_an_api_key_is_issued(tmp_path: Path) 
     key = run("brand", "api-key", brand)
     assert key.returncode == 0, key.stderr
     assert key.stdout.strip().startswith("clk_")
+    reader = run("brand", "api-key", brand, "--name", "dashboard", "--scope", "read")
+    assert reader.returncode == 0, reader.stderr
+    listed = run("brand", "keys", brand).stdout.splitlines()
+    assert len(listed) == 2
+    assert "read,write,send" in listed[0]
+    assert "dashboard" in listed[1]
+    assert "…" + reader.stdout.strip()[-4:] in listed[1]
+    assert key.stdout.strip() not in "".join(listed)  # never the secret
+    reader_id = listed[1].split()[0]
+    assert run("brand", "revoke-key", brand, reader_id).returncode == 0
+    assert "revoked" in run("brand", "keys", brand).stdout.splitlines()[1]
+    wrong = run("brand", "api-key", brand, "--scope", "admin")
+    assert wrong.returncode == 65
+    assert "'admin' is no scope" in wrong.stderr
 
 
 def test_template_errors_are_one_line_errors_at_create_and_validate(tmp_path: Path) -> None:

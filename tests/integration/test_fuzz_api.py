@@ -33,9 +33,10 @@ from schemathesis.checks import not_a_server_error
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.bus.embedded import free_port
+from clarion.domain.catalog import Product
 from clarion.domain.keys import SCOPES, ApiKey
 from clarion.sim.process import SimProcess
-from clarion.store import api_keys
+from clarion.store import api_keys, brands, catalog
 from clarion.store.db import create_pool, migrate
 from tests.conftest import SIM_SECRET, fresh_database
 from tests.integration.helpers import brand_with_subscribers, campaign
@@ -49,6 +50,9 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+SENDER = "+15125550100"
+PRODUCT = "mug-1"  # brand A's
+
 # How a request may come without the brand's key: none, a malformed one, another scheme,
 # a key that was never issued; and with the other brand's key (the test adds it).
 NOT_THE_BRANDS_KEY = [
@@ -70,6 +74,7 @@ class RunningApi:
     log: Path
     fuzzers: frozenset[int]  # the ids of the two keys above: never revoked by a case
     spare_key_ids: list[int]  # brand A's keys a case may revoke or rotate
+    subscriber_id: int  # brand A's (not the one `subscriber_phone` names: a case may erase it)
 
     def log_tail(self, n_chars: int = 6000) -> str:
         return "clarion run's log (tail):\n" + self.log.read_text(errors="replace")[-n_chars:]
@@ -77,18 +82,23 @@ class RunningApi:
 
 async def _seed(
     database_url: str,
-) -> tuple[int, tuple[ApiKey, str], tuple[ApiKey, str], str, list[int]]:
+) -> tuple[int, tuple[ApiKey, str], tuple[ApiKey, str], str, list[int], int]:
     """Brand A (subscribers, a campaign, spare keys) and brand B (subscribers only), a key
     each: (A's campaign id, A's key and its secret, B's, a phone number of A's consented
-    subscribers, the ids of A's spare keys)."""
+    subscribers, the ids of A's spare keys, one of A's subscribers)."""
     await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         a = await brand_with_subscribers(pool, 20, seed=241)
-        b = await brand_with_subscribers(pool, 5, seed=242)
+        # brand B owns nothing but its key: whatever id it names is another's
+        b_id = await brands.create_brand(pool, slug="brand-242", name="Other", sender=SENDER)
         campaign_id = await campaign(pool, a.brand_id)
         key = await api_keys.create(pool, a.brand_id, "fuzz", SCOPES)
-        other = await api_keys.create(pool, b.brand_id, "fuzz", SCOPES)
+        other = await api_keys.create(pool, b_id, "fuzz", SCOPES)
+        subscriber_id = await pool.fetchval(
+            "SELECT id FROM subscribers WHERE phone = $1", a.consented[1]
+        )
+        await catalog.upsert(pool, a.brand_id, [Product(id=PRODUCT, name="Mug")])
         # keys of brand A's that the fuzzer may revoke and rotate (never its own two)
         spare = [
             (await api_keys.create(pool, a.brand_id, f"spare {i}", ["read"]))[0] for i in range(3)
@@ -99,6 +109,7 @@ async def _seed(
             other,
             a.consented[0],
             [k.id for k in spare],
+            subscriber_id,
         )
     finally:
         await pool.close()
@@ -110,7 +121,7 @@ def running_api(
 ) -> Iterator[RunningApi]:
     database_url, nats_url = servers
     database_url = asyncio.run(fresh_database(database_url))
-    campaign_id, (key, secret), (other, other_secret), phone, spare = asyncio.run(
+    campaign_id, (key, secret), (other, other_secret), phone, spare, subscriber_id = asyncio.run(
         _seed(database_url)
     )
     tmp = tmp_path_factory.mktemp("fuzz-api")
@@ -149,6 +160,7 @@ def running_api(
         yield RunningApi(
             url, secret, other_secret, campaign_id, message_id, phone, log,
             fuzzers=frozenset({key.id, other.id}), spare_key_ids=spare,
+            subscriber_id=subscriber_id,
         )  # fmt: skip
     finally:
         proc.send_signal(signal.SIGINT)
@@ -195,6 +207,8 @@ def _seeded(case: schemathesis.Case, api: RunningApi) -> None:
     known = {
         "campaign_id": api.campaign_id,
         "message_id": api.message_id,
+        "subscriber_id": api.subscriber_id,
+        "product_id": PRODUCT,
         "key_id": api.spare_key_ids[zlib.crc32(repr(case.body).encode()) % len(api.spare_key_ids)],
     }
     if case.path_parameters:
@@ -235,6 +249,6 @@ def test_a_request_without_the_brands_key_gets_no_record_and_no_server_error(
     if who.startswith("Authorization: "):
         headers = {"Authorization": who.removeprefix("Authorization: ")}
     status = _call(case, running_api, headers, not_a_server_error)
-    # Brand B has no campaign, no message, no key but its own (never named: `_seeded`):
-    # whatever id it names is not its own.
+    # Brand B has no campaign, message, subscriber or product, and no key but its own (never
+    # named: `_seeded`): whatever id it names is not its own.
     assert not 200 <= status < 300, f"{case.method} {case.formatted_path} answered {status}"

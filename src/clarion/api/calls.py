@@ -13,6 +13,7 @@ from clarion.api.errors import ApiError
 from clarion.errors import (
     CampaignStateError,
     ClarionError,
+    Duplicate,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -26,6 +27,7 @@ _json = msgspec.json.Encoder()
 _STATUS: tuple[tuple[type[ClarionError], int, str], ...] = (
     (NotFound, 404, "not_found"),
     (Forbidden, 403, "forbidden"),
+    (Duplicate, 409, "duplicate"),
     (Refused, 409, "refused"),
     (CampaignStateError, 409, "conflict"),
     (InvalidInput, 422, "invalid"),
@@ -57,4 +59,7 @@ def api_error(exc: ClarionError) -> ApiError:
         message = f"{field}: {reason}"
     else:
         message = str(exc)
-    return ApiError(status, message, code=code, field=field)
+    # a duplicate names what it duplicates
+    existing = getattr(exc, "existing_id", None)
+    extra = {"existing_id": existing} if existing is not None else None
+    return ApiError(status, message, code=code, field=field, extra=extra)

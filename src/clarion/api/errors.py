@@ -40,6 +40,7 @@ class ErrorBody(BaseModel):
     message: str
     field: str | None = None
     errors: list[FieldError] | None = None
+    existing_id: int | None = None  # a duplicate: the subscriber it duplicates
 
 
 # The error responses every `/v1` operation may give, for the OpenAPI document.
@@ -61,10 +62,12 @@ class ApiError(HTTPException):
         code: str | None = None,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(status, message, headers=headers)
         self.code = code or CODES.get(status, "error")
         self.field = field
+        self.extra = extra or {}
 
 
 def body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -94,7 +97,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     code = getattr(exc, "code", None) or CODES.get(exc.status_code, "error")
     field = getattr(exc, "field", None)
     headers = dict(exc.headers) if exc.headers else None
-    return JSONResponse(body(code, str(exc.detail), field), exc.status_code, headers=headers)
+    out = {**body(code, str(exc.detail), field), **getattr(exc, "extra", {})}
+    return JSONResponse(out, exc.status_code, headers=headers)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:

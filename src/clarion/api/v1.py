@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from clarion import service
-from clarion.api import keys
+from clarion.api import events, keys, subscribers
 from clarion.api.auth import Auth
 from clarion.api.calls import call, respond
 from clarion.api.errors import RESPONSES, ApiError
@@ -145,6 +145,8 @@ class V1:
             return respond(rows)
 
         r.include_router(keys.router(svc, self.auth))
+        r.include_router(subscribers.router(svc, self.auth))
+        r.include_router(events.router(svc, self.auth, self.clock))
         return r
 
 

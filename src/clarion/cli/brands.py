@@ -9,6 +9,7 @@ import typer
 from clarion import bootstrap, service
 from clarion.cli._app import brand_app, provider_app, run_async
 from clarion.config import Settings
+from clarion.domain.keys import SCOPES, ApiKey
 from clarion.domain.rows import AccountRow
 
 
@@ -85,12 +86,51 @@ def brand_route(brand_id: int, channel: str, providers: str) -> None:
 
 @brand_app.command("api-key")
 def brand_api_key(
-    brand_id: int, name: Annotated[str, typer.Option(help="What the key is for.")] = "default"
+    brand_id: int,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="read, write or send; repeat for several (default: all three)."),
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Requests a second (default: CLARION_API_RATE_PER_S).")
+    ] = None,
 ) -> None:
-    """Create an API key for a brand (`Authorization: Bearer <key>` on /v1); printed once."""
+    """Create an API key for a brand (`Authorization: Bearer <key>` on /v1); its secret is
+    printed once."""
 
     async def go() -> None:
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
-            print(await service.brands.create_api_key(infra, brand_id, name))
+            _, secret = await service.keys.create(
+                infra, brand_id, name, scope or list(SCOPES), rate_per_s=rate
+            )
+            print(secret)
+
+    run_async(go())
+
+
+@brand_app.command("keys")
+def brand_keys(brand_id: int) -> None:
+    """A brand's API keys: id, name, scopes, the secret's last four characters, last use,
+    revocation (never the secrets)."""
+
+    async def go() -> list[ApiKey]:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await service.keys.listed(infra, brand_id, limit=10_000)
+
+    for k in run_async(go()):
+        used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never used"
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live"
+        print(f"{k.id:<6} {k.name:<20} {','.join(k.scopes):<16} …{k.hint}  {used:<16} {state}")
+
+
+@brand_app.command("revoke-key")
+def brand_revoke_key(brand_id: int, key_id: int) -> None:
+    """Revoke one of a brand's API keys: its next request gets 401."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            await service.keys.revoke(infra, brand_id, key_id)
+            print(f"key {key_id} revoked")
 
     run_async(go())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clarion.domain.rows import AccountRow
 from clarion.service.context import Services
-from clarion.store import accounts, api_keys, brands, lanes
+from clarion.store import accounts, brands, lanes
 
 
 async def create(
@@ -21,19 +21,6 @@ async def create(
         svc.pool, slug=slug, name=name, sender=sender, help_text=help_text,
         max_segments=max_segments,
     )  # fmt: skip
-
-
-async def create_api_key(svc: Services, brand_id: int, name: str = "default") -> str:
-    """A new key for the brand, returned once (only its hash is kept)."""
-    await brands.get_brand(svc.pool, brand_id)  # NotFound for no such brand
-    return await api_keys.create_key(svc.pool, brand_id, name)
-
-
-async def brand_of_key(svc: Services, key: str) -> int | None:
-    """The brand a live key belongs to (None: unknown, malformed or revoked)."""
-    if not 0 < len(key) <= 200:
-        return None
-    return await api_keys.brand_of(svc.pool, key)
 
 
 async def route(svc: Services, brand_id: int, channel: str, providers: list[str]) -> None:

@@ -64,12 +64,6 @@ async def authenticate(pool: Pool, secret: str) -> ApiKey | None:
     return None if row is None else ApiKey(**dict(row))
 
 
-async def brand_of(pool: Pool, secret: str) -> int | None:
-    """The brand a live key belongs to (None: unknown or revoked)."""
-    key = await authenticate(pool, secret)
-    return None if key is None else key.brand_id
-
-
 async def touch(pool: Pool, key_ids: Sequence[int]) -> None:
     """Record that these keys were used now."""
     if key_ids:
