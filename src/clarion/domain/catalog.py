@@ -77,8 +77,8 @@ def product_of(raw: Any) -> Product:
     if not isinstance(raw, Mapping):
         raise InvalidInput("a product is a JSON object", field="body")
     if unknown := sorted(map(str, set(raw) - _FIELDS)):
-        name = unknown[0][:64]
-        raise InvalidInput(f"unknown field {name!r}", field=name or "body")
+        extra = unknown[0][:64]
+        raise InvalidInput(f"unknown field {extra!r}", field=extra or "body")
     product_id = _text(raw.get("id"), "id", MAX_ID_CHARS, required=True)
     name = _text(raw.get("name"), "name", MAX_NAME_CHARS, required=True)
     assert product_id is not None
