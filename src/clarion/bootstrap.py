@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import uvicorn
 
+from clarion import service
 from clarion.api.app import create_app
+from clarion.api.imports import cancel_all as cancel_imports
 from clarion.api.v1 import V1
 from clarion.bus.embedded import EmbeddedNats
 from clarion.bus.jetstream import Bus
@@ -207,8 +209,10 @@ async def running(
         workers.tasks.append(
             asyncio.create_task(_sweep_deferred(core, workers.stop, settings=settings))
         )
+    api = None
     if http:
         api = V1(infra, clock=clock, rate_per_s=settings.api_rate_per_s)
+        await service.imports.fail_stale(infra)  # those a stopped process left running
         app = create_app(
             infra.bus,
             core.providers,
@@ -259,6 +263,8 @@ async def running(
     try:
         yield workers
     finally:
+        if api is not None:
+            await cancel_imports(api.imports_running)
         await workers.aclose()
 
 

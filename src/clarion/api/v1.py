@@ -4,6 +4,7 @@ one brand and sees only that brand's records (another brand's campaign is a 404)
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations
 # (including the local `Brand` dependency) at runtime.
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from clarion import service
-from clarion.api import events, keys, subscribers
+from clarion.api import events, imports, keys, subscribers
 from clarion.api.auth import Auth
 from clarion.api.calls import call, respond
 from clarion.api.errors import RESPONSES, ApiError
@@ -39,6 +40,8 @@ class V1:
     clock: Clock = field(default_factory=SystemClock)
     rate_per_s: float = 100.0  # a key's requests a second, unless it has a rate of its own
     auth: Auth = field(init=False)
+    # the imports this process runs in the background (`imports.cancel_all` at its stop)
+    imports_running: set[asyncio.Task[object]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.auth = Auth(self.svc, self.clock, rate_per_s=self.rate_per_s)
@@ -147,6 +150,7 @@ class V1:
         r.include_router(keys.router(svc, self.auth))
         r.include_router(subscribers.router(svc, self.auth))
         r.include_router(events.router(svc, self.auth, self.clock))
+        r.include_router(imports.router(svc, self.auth, self.imports_running))
         return r
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from clarion import bootstrap, service
 from clarion.cli._app import app, err, fail, run_async, subscribers_app
 from clarion.compliance.ledger import ledger_csv, ledger_json
 from clarion.config import Settings
+from clarion.domain.imports import ImportRow
 from clarion.domain.rows import ConsentRow
 from clarion.errors import ClarionError, InvalidInput
 
@@ -55,20 +55,25 @@ def subscribers_import(
     def rejected(row: InvalidInput) -> None:
         print(f"skipped {row}", file=sys.stderr)  # plain: no markup in it
 
-    async def go() -> tuple[int, int]:
-        rows = iter(service.subscribers.read_csv(
-            _file_chunks(csv_path), encoding=encoding, on_fallback=fell_back
-        ))  # fmt: skip
+    async def go() -> ImportRow:
         # reads the header: a file that cannot be imported fails before any server starts
-        first = list(itertools.islice(rows, 1))
+        rows = service.imports.open_csv(
+            _file_chunks(csv_path), encoding=encoding, on_fallback=fell_back
+        )
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
-            # the file is read as the rows go in, between COPYs
-            return await service.subscribers.import_rows(
-                infra, brand_id, itertools.chain(first, rows), source=source, on_rejected=rejected
+            import_id = await service.imports.start(infra, brand_id, source=source)
+            # the file is read as the rows go in, a batch ahead of the COPY
+            return await service.imports.run(
+                infra, import_id, brand_id, rows, source=source, on_rejected=rejected
             )
 
-    added, skipped = run_async(go())
-    print(f"imported {added} new subscribers; {skipped} rows rejected")
+    done = run_async(go())
+    if done.status == "failed":
+        raise fail(f"import {done.id} failed after {done.rows_read} rows: {done.error}", 70)
+    print(
+        f"imported {done.created} new subscribers; {done.existing} were subscribers already;"
+        f" {done.rejected} rows rejected (import {done.id})"
+    )
 
 
 @app.command("consent-export")

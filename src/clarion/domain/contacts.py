@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import zoneinfo
 from collections.abc import Mapping
 from typing import Any
@@ -81,6 +82,22 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "y", "opted_in"}
 
 
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,14})")  # no leading zero: "02139" is a ZIP code
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]{0,14})\.[0-9]{1,10}")
+_BOOLEANS = {"true": True, "false": False}
+
+
+def typed(value: str) -> str | int | float | bool:
+    """A CSV value as the JSON type it spells: a whole number (without a leading zero, which
+    a ZIP code or an id has), a decimal, `true` or `false` (any case); anything else — an ISO
+    date included, which segments compare as a date — stays text."""
+    if _INTEGER.fullmatch(value):
+        return int(value)
+    if _DECIMAL.fullmatch(value):
+        return float(value)
+    return _BOOLEANS.get(value.lower(), value) if len(value) in (4, 5) else value
+
+
 def new_subscriber(row: Mapping[str, Any], *, row_number: int | None = None) -> NewSubscriber:
     """Validate and normalise one import row; extra columns become attributes. A
     `timezone` must be an IANA zone name; without one, the phone number's zone is used."""
@@ -108,7 +125,9 @@ def new_subscriber(row: Mapping[str, Any], *, row_number: int | None = None) -> 
         first_name=(row.get("first_name") or None),
         last_name=(row.get("last_name") or None),
         attributes={
-            k: v for k, v in row.items() if k not in STANDARD_COLUMNS and v not in (None, "")
+            k: typed(v) if isinstance(v, str) else v
+            for k, v in row.items()
+            if k not in STANDARD_COLUMNS and v not in (None, "")
         },
         sms_consent=_truthy(row.get("sms_consent", False)),
         email_consent=email is not None and _truthy(row.get("email_consent", False)),

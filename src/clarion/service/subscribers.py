@@ -3,12 +3,10 @@ erasure, the consent ledger for audits."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clarion.domain.contacts import NewSubscriber
-from clarion.domain.csv_import import read_subscribers
 from clarion.domain.rows import ConsentRow
 from clarion.domain.subscribers import (
     Subscriber,
@@ -21,53 +19,7 @@ from clarion.domain.subscribers import (
 from clarion.email.unsubscribe import read_token
 from clarion.errors import ClarionError, Duplicate, InvalidInput
 from clarion.service.context import Services
-from clarion.store import brands, compliance, subscribers
-
-IMPORT_BATCH = 10_000  # subscribers per COPY: memory stays flat in the file's size
-
-
-def read_csv(
-    chunks: Iterable[bytes],
-    *,
-    encoding: str = "auto",
-    on_fallback: Callable[[str], None] | None = None,
-) -> Iterable[NewSubscriber | InvalidInput]:
-    """The file's rows, each a subscriber or the reason it is not one (with its row number).
-    Reading the first item checks the header: a file that cannot be imported at all raises
-    `InvalidInput` then."""
-    return read_subscribers(chunks, encoding=encoding, on_fallback=on_fallback)
-
-
-async def import_rows(
-    svc: Services,
-    brand_id: int,
-    rows: Iterable[NewSubscriber | InvalidInput],
-    *,
-    source: str,
-    on_rejected: Callable[[InvalidInput], None] = lambda _: None,
-) -> tuple[int, int]:
-    """Import what `read_csv` yields, `IMPORT_BATCH` at a time; every rejected row goes to
-    `on_rejected` and the rest go in. Returns (new subscribers, rejected rows)."""
-    await brands.get_brand(svc.pool, brand_id)  # NotFound before any row is read
-    added = rejected = 0
-    batch: list[NewSubscriber] = []
-    for row in rows:
-        if isinstance(row, InvalidInput):
-            rejected += 1
-            on_rejected(row)
-            continue
-        batch.append(row)
-        if len(batch) == IMPORT_BATCH:
-            added += await brands.import_subscribers(
-                svc.pool, brand_id, batch, source=source, analyze=False
-            )
-            batch = []
-    if batch:
-        added += await brands.import_subscribers(
-            svc.pool, brand_id, batch, source=source, analyze=False
-        )
-    await brands.analyze_subscribers(svc.pool)
-    return added, rejected
+from clarion.store import compliance, subscribers
 
 
 async def consent_ledger(

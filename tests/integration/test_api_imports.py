@@ -1,0 +1,144 @@
+"""`/v1/imports`: a CSV streamed in the body, imported in the background; progress and the
+rejected rows (row number, field, reason) at `GET /v1/imports/{id}`; values typed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from clarion import bootstrap
+from clarion.api.app import create_app
+from clarion.api.v1 import V1
+from clarion.domain.clock import PinnedClock
+from clarion.store import api_keys, brands
+from tests.conftest import DAYTIME
+
+CSV = (
+    "phone,email,first_name,sms_consent,orders,vip,since,zip,ltv\n"
+    "(512) 555-0101,ava@x.co,Ava,yes,3,true,2024-03-01,02139,120.50\n"
+    "not a number,,Bob,yes,1,false,2024-01-01,10001,1\n"
+    "+1 512 555 0102,,Cy,no,0,FALSE,2023-12-31,73301,0.5\n"
+    "5125550101,,Ava again,yes,9,true,2020-01-01,1,1\n"
+    ",,Nobody,yes,,,,,\n"
+    "512-555-0103,,Di,yes,7,,,,\n"
+)
+
+
+@pytest.fixture
+async def api(infra: bootstrap.Infra) -> AsyncIterator[tuple[httpx.AsyncClient, V1]]:
+    v1 = V1(infra, clock=PinnedClock(DAYTIME), rate_per_s=1000)
+    app = create_app(infra.bus, {}, api=v1)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
+    ) as c:
+        yield c, v1
+
+
+async def _key(infra: bootstrap.Infra, slug: str) -> tuple[int, dict[str, str]]:
+    brand_id = await brands.create_brand(
+        infra.pool, slug=slug, name="Northwind", sender="+15125550100"
+    )
+    return brand_id, {"Authorization": f"Bearer {await api_keys.create_key(infra.pool, brand_id)}"}
+
+
+async def _finished(client: httpx.AsyncClient, url: str, auth: dict[str, str]) -> dict[str, object]:
+    for _ in range(200):
+        got = (await client.get(url, headers=auth)).json()
+        if got["status"] != "running":
+            return got
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"import still running: {got}")
+
+
+async def test_an_import_runs_in_the_background_and_names_each_rejected_row(
+    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+) -> None:
+    client, _ = api
+    brand_id, auth = await _key(infra, "imports-one")
+    started = await client.post(
+        "/v1/imports",
+        headers={**auth, "Content-Type": "text/csv"},
+        params={"source": "spring popup"},
+        content=CSV.encode(),
+    )
+    assert started.status_code == 202, started.text
+    url = started.headers["location"]
+    assert url == f"/v1/imports/{started.json()['id']}"
+    done = await _finished(client, url, auth)
+    assert done["status"] == "done", done
+    assert (done["rows_read"], done["created"], done["rejected"]) == (6, 3, 3)
+    assert done["existing"] == 0  # in-file repeats are rejected by the reader
+    rejections = (await client.get(f"{url}/rejections", headers=auth)).json()["data"]
+    assert [(r["row"], r["field"]) for r in rejections] == [
+        (3, "phone"),
+        (5, "phone"),
+        (6, "phone"),
+    ]
+    assert "seen in row 2" in rejections[1]["reason"] or "row 2" in rejections[1]["reason"]
+
+    ava = await infra.pool.fetchrow(
+        "SELECT attributes FROM subscribers WHERE brand_id = $1 AND phone = '+15125550101'",
+        brand_id,
+    )
+    assert ava["attributes"] == {
+        "orders": 3, "vip": True, "since": "2024-03-01", "zip": "02139", "ltv": 120.5,
+    }  # fmt: skip
+    ledger = await infra.pool.fetch(
+        "SELECT c.source FROM consents c JOIN subscribers s ON s.id = c.subscriber_id"
+        " WHERE s.brand_id = $1",
+        brand_id,
+    )
+    assert [r["source"] for r in ledger] == ["spring popup", "spring popup"]  # Ava, Di
+
+    again = await client.post(
+        "/v1/imports", headers={**auth, "Content-Type": "text/csv"}, content=CSV.encode()
+    )
+    second = await _finished(client, again.headers["location"], auth)
+    assert (second["created"], second["existing"], second["rejected"]) == (0, 3, 3)
+    listed = (await client.get("/v1/imports", headers=auth)).json()["data"]
+    assert [i["id"] for i in listed] == [done["id"], second["id"]]
+
+
+async def test_a_file_that_cannot_be_imported_is_a_422_at_once(
+    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+) -> None:
+    client, _ = api
+    _, auth = await _key(infra, "imports-bad")
+    for body, field in (
+        (b"name,city\nAva,Austin\n", "body"),
+        (b"", "body"),
+        (b"PK\x03\x04zip", "body"),
+    ):
+        resp = await client.post(
+            "/v1/imports", headers={**auth, "Content-Type": "text/csv"}, content=body
+        )
+        assert resp.status_code == 422, (body, resp.text)
+        assert resp.json()["code"] == "invalid"
+        assert resp.json()["field"] == field
+    unknown = await client.post(
+        "/v1/imports",
+        headers={**auth, "Content-Type": "text/csv"},
+        params={"encoding": "klingon"},
+        content=b"phone\n5125550101\n",
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["field"] == "encoding"
+    assert (await client.get("/v1/imports", headers=auth)).json()["data"] == []
+
+
+async def test_another_brands_import_is_404(
+    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+) -> None:
+    client, _ = api
+    _, mine = await _key(infra, "imports-mine")
+    _, theirs = await _key(infra, "imports-theirs")
+    started = await client.post(
+        "/v1/imports", headers={**theirs, "Content-Type": "text/csv"}, content=CSV.encode()
+    )
+    url = started.headers["location"]
+    await _finished(client, url, theirs)
+    assert (await client.get(url, headers=mine)).status_code == 404
+    assert (await client.get(f"{url}/rejections", headers=mine)).status_code == 404
