@@ -102,7 +102,13 @@ def via_cli(csv_path: Path, root: Path) -> dict[str, object]:
         time.sleep(0.1)
     elapsed = time.monotonic() - started
     out = (proc.stdout.read() if proc.stdout else "").strip()
-    counts = [int(n) for n in re.findall(r"(\d+) (?:new|were|rows)", out)]
+    counts = dict(
+        zip(
+            ("created", "rejected", "existing"),
+            map(int, re.findall(r"(\d+) (?:new|rows|were)", out)),
+            strict=False,
+        )
+    )
     return {"seconds": elapsed, "peak_rss_mb": round(peak), "output": out, "counts": counts}
 
 

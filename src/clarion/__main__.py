@@ -1,3 +1,6 @@
 from clarion.cli import main
 
-main()
+# Guarded: a worker process started by "spawn" (the import's row checkers) imports the main
+# module again, and must not run the command a second time.
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,14 @@ class InvalidInput(ClarionError):
         self.row = row
         self.reason = message
 
+    def __reduce__(self) -> tuple[object, tuple[str, str | None, int | None]]:
+        # pickled (a row checked in a worker process) as the plain error it says
+        return _invalid_input, (self.reason, self.field, self.row)
+
+
+def _invalid_input(message: str, field: str | None, row: int | None) -> InvalidInput:
+    return InvalidInput(message, field=field, row=row)
+
 
 class InvalidPhoneNumber(InvalidInput):
     """A phone number that `phonenumbers` cannot parse or does not consider valid."""

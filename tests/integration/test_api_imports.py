@@ -13,6 +13,7 @@ from clarion import bootstrap
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.domain.clock import PinnedClock
+from clarion.service.imports import PARALLEL_AFTER
 from clarion.store import api_keys, brands
 from tests.conftest import DAYTIME
 
@@ -45,7 +46,7 @@ async def _key(infra: bootstrap.Infra, slug: str) -> tuple[int, dict[str, str]]:
 
 
 async def _finished(client: httpx.AsyncClient, url: str, auth: dict[str, str]) -> dict[str, object]:
-    for _ in range(200):
+    for _ in range(1200):
         got = (await client.get(url, headers=auth)).json()
         if got["status"] != "running":
             return got
@@ -142,3 +143,38 @@ async def test_another_brands_import_is_404(
     await _finished(client, url, theirs)
     assert (await client.get(url, headers=mine)).status_code == 404
     assert (await client.get(f"{url}/rejections", headers=mine)).status_code == 404
+
+
+async def test_a_big_file_is_checked_in_worker_processes_with_the_same_outcomes(
+    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+) -> None:
+    """Past `PARALLEL_AFTER` rows the rows are checked in a process pool: rejections come
+    back from the workers with their row, field and reason, and repeats across batches are
+    still caught."""
+    client, _ = api
+    brand_id, auth = await _key(infra, "imports-big")
+    n = PARALLEL_AFTER + 5_000
+    lines = ["phone,orders"]
+    for i in range(n):
+        lines.append(f"+1512{200 + i // 10000:03d}{i % 10000:04d},{i}")
+    lines[PARALLEL_AFTER + 100] = "12345,1"  # bad, in a batch the workers check
+    lines.append(lines[2])  # a repeat of row 3, in the last batch
+    started = await client.post(
+        "/v1/imports", headers={**auth, "Content-Type": "text/csv"},
+        content=("\n".join(lines) + "\n").encode(),
+    )  # fmt: skip
+    done = await _finished(client, started.headers["location"], auth)
+    assert done["status"] == "done", done
+    assert (done["rows_read"], done["created"], done["rejected"]) == (n + 1, n - 1, 2)
+    rejections = (
+        await client.get(f"{started.headers['location']}/rejections", headers=auth)
+    ).json()["data"]
+    assert [(r["row"], r["field"]) for r in rejections] == [
+        (PARALLEL_AFTER + 101, "phone"), (n + 2, "phone"),
+    ]  # fmt: skip
+    assert "duplicate of row 3" in rejections[1]["reason"]
+    orders = await infra.pool.fetchval(
+        "SELECT attributes->'orders' FROM subscribers WHERE brand_id = $1 AND phone = $2",
+        brand_id, "+15122020000",
+    )  # fmt: skip
+    assert orders == 20000

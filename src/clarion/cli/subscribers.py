@@ -71,8 +71,8 @@ def subscribers_import(
     if done.status == "failed":
         raise fail(f"import {done.id} failed after {done.rows_read} rows: {done.error}", 70)
     print(
-        f"imported {done.created} new subscribers; {done.existing} were subscribers already;"
-        f" {done.rejected} rows rejected (import {done.id})"
+        f"imported {done.created} new subscribers; {done.rejected} rows rejected;"
+        f" {done.existing} were subscribers already (import {done.id})"
     )
 
 

@@ -46,6 +46,9 @@ class Readable(Protocol):
 
 
 Outcome = NewSubscriber | InvalidInput
+# A data row that is well-formed CSV, before its values are checked: (its row number, its
+# values by column name).
+Record = tuple[int, dict[str, str]]
 
 
 def read_subscribers(
@@ -64,6 +67,21 @@ def read_subscribers(
     empty; blank lines (and lines of empty fields) are skipped, but numbered. Raises
     `InvalidInput` only for the file as a whole: unknown encoding, empty file, a workbook,
     a header without a phone or an email column."""
+    seen = Seen()
+    for item in read_records(source, encoding=encoding, on_fallback=on_fallback):
+        yield seen.first(*check_record(item))
+
+
+def read_records(
+    source: Readable | Iterable[bytes] | bytes,
+    *,
+    encoding: str = AUTO,
+    on_fallback: Callable[[str], None] | None = None,
+) -> Iterator[Record | InvalidInput]:
+    """`read_subscribers` in two steps: per data row, its `Record` (well-formed, values not
+    checked yet) or the `InvalidInput` that says why it is not one. `check_record` then
+    checks a record, and `Seen.first` rejects a phone or email of an earlier row: the
+    checking, which is most of the cost, can run on several cores."""
     if encoding != AUTO:
         encoding = _text_codec(encoding)
     chunks = iter(_chunks(source))
@@ -76,6 +94,37 @@ def read_subscribers(
     decoder = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
     encoding = encoding.removesuffix("-sig")
     yield from _Rows(_Lines(chunks, decoder, encoding), encoding)
+
+
+def check_record(item: Record | InvalidInput) -> tuple[int, Outcome]:
+    """(the row's number, its subscriber or why it is not one); a rejection passes
+    through."""
+    if isinstance(item, InvalidInput):
+        return item.row or 0, item
+    row, values = item
+    try:
+        return row, new_subscriber(values, row_number=row)
+    except InvalidInput as exc:
+        return row, exc
+
+
+def check_records(items: list[Record | InvalidInput]) -> list[tuple[int, Outcome]]:
+    """`check_record` over a chunk (what a worker process is sent)."""
+    return [check_record(item) for item in items]
+
+
+class Seen:
+    """The phones and emails of the rows so far, and the row that brought each."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int] = {}
+
+    def first(self, row: int, outcome: Outcome) -> Outcome:
+        """`outcome`, remembered; or, when an earlier row had its phone or email, the
+        rejection that names that row (the ledger records what the earlier row said)."""
+        if isinstance(outcome, InvalidInput):
+            return outcome
+        return _first_seen(outcome, self._rows, row)
 
 
 class _RowTooLong(Exception):
@@ -151,7 +200,8 @@ class _Lines:
 
 
 class _Rows:
-    """The csv records of `lines`: the header checked, then one outcome per data row."""
+    """The csv records of `lines`: the header checked, then per data row its values by
+    column name, or why they cannot be read."""
 
     def __init__(self, lines: _Lines, encoding: str) -> None:
         self._lines = lines
@@ -159,11 +209,10 @@ class _Rows:
         self._encoding = encoding
         self.row = 0  # the number of the last record read (blank lines count)
 
-    def __iter__(self) -> Iterator[Outcome]:
+    def __iter__(self) -> Iterator[Record | InvalidInput]:
         names = self._header()
         width = len(names)
         unnamed = [i for i, name in enumerate(names) if not name]
-        seen: dict[str, int] = {}  # phone or email -> the row that brought it
         while True:
             try:
                 fields = self._next_record()
@@ -190,12 +239,7 @@ class _Rows:
                     )
                     continue
                 values.pop("", None)
-            try:
-                subscriber = new_subscriber(values, row_number=self.row)
-            except InvalidInput as exc:
-                yield exc
-                continue
-            yield _first_seen(subscriber, seen, self.row)
+            yield self.row, values
 
     def _next_record(self) -> list[str]:
         self._lines.row_chars = 0

@@ -7,12 +7,15 @@ row never stops the good ones."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
+import multiprocessing
+import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from clarion.domain.contacts import NewSubscriber
-from clarion.domain.csv_import import read_subscribers
+from clarion.domain.csv_import import Record, Seen, check_records, read_records
 from clarion.domain.imports import ImportRow, Rejection
 from clarion.errors import InvalidInput
 from clarion.service.context import Services
@@ -25,6 +28,13 @@ BATCH = 10_000  # rows a COPY
 STALE_AFTER_S = 120.0
 
 Outcome = NewSubscriber | InvalidInput
+Item = Record | InvalidInput
+# Rows are checked (phone numbers parsed: most of an import's cost) in worker processes,
+# one per core, once an import is past this many rows; a small one is checked in a thread.
+PARALLEL_AFTER = 2 * BATCH
+# Batches read ahead of the one going in (each in flight at the workers): memory stays
+# bounded by them, whatever the file's size.
+AHEAD = 3
 
 
 def open_csv(
@@ -32,18 +42,48 @@ def open_csv(
     *,
     encoding: str = "auto",
     on_fallback: Callable[[str], None] | None = None,
-) -> Iterator[Outcome]:
+) -> Iterator[Item]:
     """The file's rows, each a subscriber or the reason it is not one. The header is read
     now: a file that cannot be imported at all (no phone or email column, not CSV) raises
     `InvalidInput` here, before any import starts. `on_fallback` hears of a file read as
     cp1252 because it does not start as UTF-8."""
-    rows = iter(read_subscribers(chunks, encoding=encoding, on_fallback=on_fallback))
+    rows = iter(read_records(chunks, encoding=encoding, on_fallback=on_fallback))
     first = list(itertools.islice(rows, 1))
     return itertools.chain(first, rows)
 
 
-def _take(rows: Iterator[Outcome], n: int) -> list[Outcome]:
+def _take(rows: Iterator[Item], n: int) -> list[Item]:
     return list(itertools.islice(rows, n))
+
+
+class _Checker:
+    """Checks batches of records: in a thread at first, then, for a big file, in a pool of
+    worker processes (one per core; each batch split between them)."""
+
+    def __init__(self) -> None:
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._workers = max(1, os.cpu_count() or 1)
+        self._rows = 0
+
+    async def check(self, items: list[Item]) -> list[tuple[int, Outcome]]:
+        self._rows += len(items)
+        if self._rows <= PARALLEL_AFTER or self._workers == 1:
+            return await asyncio.to_thread(check_records, items)
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        loop = asyncio.get_running_loop()
+        size = -(-len(items) // self._workers)
+        parts = [items[i : i + size] for i in range(0, len(items), size)]
+        done = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, check_records, part) for part in parts)
+        )
+        return [outcome for part in done for outcome in part]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def start(svc: Services, brand_id: int, *, source: str) -> int:
@@ -57,19 +97,31 @@ async def run(
     svc: Services,
     import_id: int,
     brand_id: int,
-    rows: Iterator[Outcome],
+    rows: Iterator[Item],
     *,
     source: str,
     on_batch: Callable[[ImportRow], Awaitable[None] | None] | None = None,
     on_rejected: Callable[[InvalidInput], None] | None = None,
 ) -> ImportRow:
-    """Import the rows into the brand, `BATCH` at a time: each batch read and checked in a
-    thread while the one before goes in. Progress is recorded after every batch; an error
-    fails the import (what went in stays: each batch is its own transaction)."""
+    """Import the rows into the brand, `BATCH` at a time: batches are read in a thread and
+    checked (in worker processes, one per core, for a big file) up to `AHEAD` ahead of the
+    one going in. Progress is recorded after every batch; an error fails the import (what
+    went in stays: each batch is its own transaction)."""
+    checker, seen = _Checker(), Seen()
+    ahead: asyncio.Queue[asyncio.Future[list[tuple[int, Outcome]]] | None] = asyncio.Queue(AHEAD)
+
+    async def read_ahead() -> None:
+        """Read batches and hand them to the checker, a few ahead of the COPY."""
+        try:
+            while items := await asyncio.to_thread(_take, rows, BATCH):
+                await ahead.put(asyncio.ensure_future(checker.check(items)))
+        finally:  # an error is raised where the import awaits the reader
+            await ahead.put(None)
+
+    reader = asyncio.ensure_future(read_ahead())
     try:
-        reading = asyncio.ensure_future(asyncio.to_thread(_take, rows, BATCH))
-        while outcomes := await reading:
-            reading = asyncio.ensure_future(asyncio.to_thread(_take, rows, BATCH))
+        while (checking := await ahead.get()) is not None:
+            outcomes = [seen.first(row, o) for row, o in await checking]
             valid = [o for o in outcomes if not isinstance(o, InvalidInput)]
             bad = [o for o in outcomes if isinstance(o, InvalidInput)]
             refused = [Rejection(o.row or 0, o.field, o.reason) for o in bad]
@@ -87,6 +139,7 @@ async def run(
                 shown = on_batch(await imports.get(svc.pool, brand_id, import_id))
                 if shown is not None:
                     await shown
+        await reader  # its errors (a file that breaks off) fail the import
         await brands.analyze_subscribers(svc.pool)
         await imports.finish(svc.pool, import_id)
     except (Exception, asyncio.CancelledError) as exc:
@@ -98,6 +151,9 @@ async def run(
         await asyncio.shield(imports.finish(svc.pool, import_id, error=reason[:1000]))
         if isinstance(exc, asyncio.CancelledError):
             raise
+    finally:
+        reader.cancel()
+        checker.close()
     return await imports.get(svc.pool, brand_id, import_id)
 
 
