@@ -1,8 +1,9 @@
 """Subscriber imports from CSV, the same for the API (`POST /v1/imports`, run in the
 background, its progress at `GET /v1/imports/{id}`) and the CLI (`clarion subscribers
-import`, in the foreground): rows are read and checked a batch at a time off the event loop
-while the batch before goes in by COPY, so memory stays flat in the file's size and a bad
-row never stops the good ones."""
+import`, in the foreground): rows are read a batch at a time off the event loop, checked in
+worker processes while the batch before goes in by COPY, and a row repeating an earlier
+row's phone or email is found through Postgres (`import_keys`), so memory stays flat in the
+file's size (a few batches in flight) and a bad row never stops the good ones."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 from clarion.domain.contacts import NewSubscriber
-from clarion.domain.csv_import import Record, Seen, check_records, read_records
+from clarion.domain.csv_import import Record, check_records, read_records
 from clarion.domain.imports import ImportRow, Rejection
 from clarion.errors import InvalidInput
 from clarion.service.context import Services
@@ -23,7 +24,7 @@ from clarion.store import brands, imports
 
 log = logging.getLogger(__name__)
 
-BATCH = 10_000  # rows a COPY
+BATCH = 20_000  # rows a COPY
 # An import whose process has not moved it for this long is failed as interrupted.
 STALE_AFTER_S = 120.0
 
@@ -34,7 +35,7 @@ Item = Record | InvalidInput
 PARALLEL_AFTER = 2 * BATCH
 # Batches read ahead of the one going in (each in flight at the workers): memory stays
 # bounded by them, whatever the file's size.
-AHEAD = 3
+AHEAD = 2
 
 
 def open_csv(
@@ -86,6 +87,34 @@ class _Checker:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+async def _first_seen(
+    svc: Services, import_id: int, checked: list[tuple[int, Outcome]]
+) -> list[Outcome]:
+    """The batch's outcomes, a row whose phone or email an earlier row had (of this batch,
+    or of an earlier one: the import's keys are kept in Postgres, so memory stays flat in
+    the file's size) rejected as a duplicate of that row, as `Seen.first` does in memory."""
+    keys = {k for _, o in checked if not isinstance(o, InvalidInput) for k in _keys(o)}
+    earlier = await imports.earlier_rows(svc.pool, import_id, sorted(keys))
+    out: list[Outcome] = []
+    accepted: dict[str, int] = {}
+    for row, o in checked:
+        if not isinstance(o, InvalidInput):
+            for field, key in (("phone", o.phone), ("email", o.email)):
+                first = None if key is None else earlier.get(key) or accepted.get(key)
+                if first is not None:
+                    o = InvalidInput(f"duplicate of row {first}", field=field, row=row)
+                    break
+            else:
+                accepted.update((k, row) for k in _keys(o))
+        out.append(o)
+    await imports.remember(svc.pool, import_id, list(accepted), list(accepted.values()))
+    return out
+
+
+def _keys(s: NewSubscriber) -> list[str]:
+    return [k for k in (s.phone, s.email) if k is not None]
+
+
 async def start(svc: Services, brand_id: int, *, source: str) -> int:
     await brands.get_brand(svc.pool, brand_id)  # NotFound before anything is recorded
     if not 0 < len(source) <= 200 or "\x00" in source:
@@ -107,7 +136,7 @@ async def run(
     checked (in worker processes, one per core, for a big file) up to `AHEAD` ahead of the
     one going in. Progress is recorded after every batch; an error fails the import (what
     went in stays: each batch is its own transaction)."""
-    checker, seen = _Checker(), Seen()
+    checker = _Checker()
     ahead: asyncio.Queue[asyncio.Future[list[tuple[int, Outcome]]] | None] = asyncio.Queue(AHEAD)
 
     async def read_ahead() -> None:
@@ -118,27 +147,36 @@ async def run(
         finally:  # an error is raised where the import awaits the reader
             await ahead.put(None)
 
+    async def store(outcomes: list[Outcome]) -> None:
+        valid = [o for o in outcomes if not isinstance(o, InvalidInput)]
+        bad = [o for o in outcomes if isinstance(o, InvalidInput)]
+        refused = [Rejection(o.row or 0, o.field, o.reason) for o in bad]
+        if on_rejected is not None:
+            for o in bad:
+                on_rejected(o)
+        created = await brands.import_subscribers(
+            svc.pool, brand_id, valid, source=source, analyze=False
+        )
+        await imports.progress(
+            svc.pool, import_id, rows_read=len(outcomes), created=created,
+            existing=len(valid) - created, rejections=refused,
+        )  # fmt: skip
+        if on_batch is not None:
+            shown = on_batch(await imports.get(svc.pool, brand_id, import_id))
+            if shown is not None:
+                await shown
+
     reader = asyncio.ensure_future(read_ahead())
+    storing: asyncio.Future[None] | None = None
     try:
         while (checking := await ahead.get()) is not None:
-            outcomes = [seen.first(row, o) for row, o in await checking]
-            valid = [o for o in outcomes if not isinstance(o, InvalidInput)]
-            bad = [o for o in outcomes if isinstance(o, InvalidInput)]
-            refused = [Rejection(o.row or 0, o.field, o.reason) for o in bad]
-            if on_rejected is not None:
-                for o in bad:
-                    on_rejected(o)
-            created = await brands.import_subscribers(
-                svc.pool, brand_id, valid, source=source, analyze=False
-            )
-            await imports.progress(
-                svc.pool, import_id, rows_read=len(outcomes), created=created,
-                existing=len(valid) - created, rejections=refused,
-            )  # fmt: skip
-            if on_batch is not None:
-                shown = on_batch(await imports.get(svc.pool, brand_id, import_id))
-                if shown is not None:
-                    await shown
+            # a batch's duplicates are found while the batch before goes in
+            outcomes = await _first_seen(svc, import_id, await checking)
+            if storing is not None:
+                await storing
+            storing = asyncio.ensure_future(store(outcomes))
+        if storing is not None:
+            await storing
         await reader  # its errors (a file that breaks off) fail the import
         await brands.analyze_subscribers(svc.pool)
         await imports.finish(svc.pool, import_id)
@@ -153,6 +191,8 @@ async def run(
             raise
     finally:
         reader.cancel()
+        if storing is not None:
+            storing.cancel()
         checker.close()
     return await imports.get(svc.pool, brand_id, import_id)
 

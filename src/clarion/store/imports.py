@@ -52,24 +52,51 @@ async def progress(
             )
 
 
-async def finish(pool: Pool, import_id: int, *, error: str | None = None) -> None:
-    await pool.execute(
-        "UPDATE imports SET status = $2, error = $3, finished_at = now(), updated_at = now()"
-        " WHERE id = $1",
-        import_id, "failed" if error else "done", error,
+async def earlier_rows(pool: Pool, import_id: int, keys: Sequence[str]) -> dict[str, int]:
+    """Of these phones and emails, those an earlier batch of the import brought, with the
+    row that brought each."""
+    found = await pool.fetch(
+        "SELECT key, row_number FROM import_keys WHERE import_id = $1 AND key = ANY($2::text[])",
+        import_id, list(keys),
     )  # fmt: skip
+    return {r["key"]: r["row_number"] for r in found}
+
+
+async def remember(pool: Pool, import_id: int, keys: Sequence[str], rows: Sequence[int]) -> None:
+    """The phones and emails of a batch's accepted rows, each with its row."""
+    if keys:
+        await pool.execute(
+            "INSERT INTO import_keys (import_id, key, row_number)"
+            " SELECT $1, k, r FROM unnest($2::text[], $3::bigint[]) AS g(k, r)"
+            " ON CONFLICT DO NOTHING",
+            import_id, list(keys), list(rows),
+        )  # fmt: skip
+
+
+async def finish(pool: Pool, import_id: int, *, error: str | None = None) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE imports SET status = $2, error = $3, finished_at = now(), updated_at = now()"
+            " WHERE id = $1",
+            import_id, "failed" if error else "done", error,
+        )  # fmt: skip
+        await conn.execute("DELETE FROM import_keys WHERE import_id = $1", import_id)
 
 
 async def fail_stale(pool: Pool, older_than_s: float) -> int:
     """Imports still running whose process has not moved them for `older_than_s` (it died):
     failed, as interrupted. Returns how many."""
-    done: str = await pool.execute(
+    stale = await pool.fetch(
         "UPDATE imports SET status = 'failed', error = 'interrupted (its process stopped)',"
         " finished_at = now() WHERE status = 'running'"
-        " AND updated_at < now() - make_interval(secs => $1)",
+        " AND updated_at < now() - make_interval(secs => $1) RETURNING id",
         older_than_s,
     )
-    return int(done.split()[-1])
+    if stale:
+        await pool.execute(
+            "DELETE FROM import_keys WHERE import_id = ANY($1::bigint[])", [r["id"] for r in stale]
+        )
+    return len(stale)
 
 
 async def get(pool: Pool, brand_id: int, import_id: int) -> ImportRow:
