@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from clarion.domain.catalog import product_of
 from clarion.domain.events import event_in
-from clarion.domain.subscribers import subscriber_in, subscriber_patch
+from clarion.domain.subscribers import signup_in, subscriber_in, subscriber_patch
 from clarion.errors import InvalidInput
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -27,6 +27,7 @@ json_values = st.recursive(
 KEYS = [
     "phone", "email", "timezone", "first_name", "attributes", "consent", "id", "type",
     "occurred_at", "subscriber", "value", "items", "name", "price", "categories", "url",
+    "page", "disclosure", "ip", "user_agent",
 ]  # fmt: skip
 objects = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), json_values, max_size=6)
 
@@ -38,6 +39,7 @@ def test_any_json_is_accepted_or_refused_by_field(raw: Any) -> None:
     for check in (
         subscriber_in,
         subscriber_patch,
+        signup_in,
         product_of,
         lambda r: event_in(r, now=NOW),
     ):

@@ -15,6 +15,7 @@ from clarion.api.auth import Auth
 from clarion.api.calls import api_error, call, respond
 from clarion.api.errors import body
 from clarion.domain.keys import ApiKey
+from clarion.domain.ports import Clock
 from clarion.domain.subscribers import (
     MAX_ATTRIBUTES,
     MAX_DISCLOSURE_CHARS,
@@ -62,11 +63,31 @@ class BatchBody(BaseModel):
     )
 
 
+class SignupBody(BaseModel):
+    """A sign-up form's submission, with the evidence of consent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(max_length=64, description="The number to text the confirmation to.")
+    email: str | None = Field(default=None, max_length=MAX_EMAIL_CHARS)
+    page: str = Field(max_length=2000, description="The page the form was on.")
+    disclosure: str = Field(
+        max_length=MAX_DISCLOSURE_CHARS, description="The consent text the visitor was shown."
+    )
+    ip: str = Field(max_length=64, description="The visitor's IP address.")
+    user_agent: str | None = Field(default=None, max_length=1000)
+    first_name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    last_name: str | None = Field(default=None, max_length=MAX_NAME_CHARS)
+    attributes: dict[str, str | int | float | bool | None] | None = Field(
+        default=None, max_length=MAX_ATTRIBUTES
+    )
+
+
 def shown(s: Subscriber) -> Subscriber:
     return s
 
 
-def router(svc: service.Services, auth: Auth) -> APIRouter:
+def router(svc: service.Services, auth: Auth, clock: Clock) -> APIRouter:
     r = APIRouter(tags=["subscribers"])
     Reader = Annotated[ApiKey, Depends(auth.require("read"))]
     Writer = Annotated[ApiKey, Depends(auth.require("write"))]
@@ -99,6 +120,29 @@ def router(svc: service.Services, auth: Auth) -> APIRouter:
             results.append(item)
         created = sum(1 for x in results if x["status"] == "created")
         return respond({"created": created, "rejected": len(results) - created, "results": results})
+
+    @r.post(
+        "/signups",
+        status_code=202,
+        summary="A sign-up form's submission: double opt-in by text",
+        responses={200: {"description": "subscribed already: nothing sent"}},
+    )
+    async def signup(form: SignupBody, key: Writer) -> Response:
+        """The number becomes a subscriber who is not sendable yet, and is texted "Reply Y
+        to confirm…" on the transactional path (once a day at most, whatever the number of
+        sign-ups). The consent ledger records the request with its evidence (page, the
+        disclosure shown, IP address, user agent) and, on the reply Y, the opt-in. A number
+        that texted STOP is a 409: it subscribes again by texting START or JOIN."""
+        raw = form.model_dump(exclude_unset=True)
+        done = await call(
+            service.signups.signup(svc, key.brand_id, raw, key_id=key.id, now=clock.now())
+        )
+        body = {
+            "subscriber_id": done.subscriber_id,
+            "status": done.status,
+            "confirmation_id": done.confirmation_id,
+        }
+        return respond(body, 200 if done.status == "confirmed" else 202)
 
     @r.get("/subscribers", summary="The brand's subscribers, or the one with a phone or email")
     async def list_subscribers(

@@ -148,7 +148,7 @@ class V1:
             return respond(rows)
 
         r.include_router(keys.router(svc, self.auth))
-        r.include_router(subscribers.router(svc, self.auth))
+        r.include_router(subscribers.router(svc, self.auth, self.clock))
         r.include_router(events.router(svc, self.auth, self.clock))
         r.include_router(imports.router(svc, self.auth, self.imports_running))
         return r

@@ -5,6 +5,7 @@ batch is reported by its index while the others go in."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -247,3 +248,66 @@ def subscriber_patch(raw: Any) -> SubscriberPatch:
     return SubscriberPatch(
         set=fields, attributes=attributes, removed=removed, consent=_consent(raw.get("consent"))
     )
+
+
+# --- sign-up forms (double opt-in) ---------------------------------------------------------
+
+MAX_PAGE_CHARS = 2000
+MAX_USER_AGENT_CHARS = 1000
+_PAGE = re.compile(r"https?://\S+", re.IGNORECASE)
+_SIGNUP_FIELDS = frozenset(
+    {"phone", "email", "page", "disclosure", "ip", "user_agent", "first_name", "last_name",
+     "attributes"}
+)  # fmt: skip
+
+
+class SignupIn(msgspec.Struct, frozen=True, kw_only=True):
+    """A sign-up form's submission and its evidence: the page it was on, the words the
+    visitor agreed to, their IP address and user agent."""
+
+    phone: str
+    page: str
+    disclosure: str
+    ip: str
+    user_agent: str | None
+    first_name: str | None
+    last_name: str | None
+    attributes: dict[str, AttributeValue]
+
+    def evidence(self) -> dict[str, str | None]:
+        return {"page": self.page, "ip": self.ip, "user_agent": self.user_agent}
+
+
+def signup_in(raw: Any) -> SignupIn:
+    """A sign-up from the API's JSON, or `InvalidInput` naming the field."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("a sign-up is a JSON object", field="body")
+    if unknown := sorted(str(k) for k in raw if k not in _SIGNUP_FIELDS):
+        raise InvalidInput(f"unknown field {unknown[0][:64]!r}", field=unknown[0][:64] or "body")
+    if raw.get("email") is not None and raw.get("phone") is None:
+        raise InvalidInput(
+            "a sign-up by email alone is not taken yet: give the phone number to text",
+            field="phone",
+        )
+    phone = phone_of(raw.get("phone"))
+    if phone is None:
+        raise InvalidInput("the number to text the confirmation to is required", field="phone")
+    page = _text(raw.get("page"), "page", MAX_PAGE_CHARS)
+    if page is None or not _PAGE.fullmatch(page):
+        raise InvalidInput("the http(s) address of the page the form was on", field="page")
+    disclosure = _text(raw.get("disclosure"), "disclosure", MAX_DISCLOSURE_CHARS)
+    if disclosure is None:
+        raise InvalidInput("the consent text the visitor was shown is required", field="disclosure")
+    ip = _text(raw.get("ip"), "ip", 64)
+    try:
+        ip = str(ipaddress.ip_address(ip or ""))
+    except ValueError:
+        raise InvalidInput("the visitor's IP address (IPv4 or IPv6)", field="ip") from None
+    attributes, _ = _attributes(raw.get("attributes"))
+    return SignupIn(
+        phone=phone, page=page, disclosure=disclosure, ip=ip,
+        user_agent=_text(raw.get("user_agent"), "user_agent", MAX_USER_AGENT_CHARS),
+        first_name=_text(raw.get("first_name"), "first_name", MAX_NAME_CHARS),
+        last_name=_text(raw.get("last_name"), "last_name", MAX_NAME_CHARS),
+        attributes=attributes,
+    )  # fmt: skip

@@ -20,6 +20,7 @@ from clarion.service import (
     keys,
     messages,
     monitoring,
+    signups,
     subscribers,
     webhooks,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "keys",
     "messages",
     "monitoring",
+    "signups",
     "subscribers",
     "webhooks",
 ]

@@ -46,7 +46,7 @@ async def get(pool: Pool | Conn, brand_id: int, subscriber_id: int) -> Subscribe
 
 
 async def find(
-    pool: Pool, brand_id: int, *, phone: str | None = None, email: str | None = None
+    pool: Pool | Conn, brand_id: int, *, phone: str | None = None, email: str | None = None
 ) -> list[Subscriber]:
     """The brand's subscriber with this phone (E.164) or email, if any."""
     rows = await pool.fetch(
@@ -223,3 +223,33 @@ async def erase(pool: Pool, brand_id: int, subscriber_id: int, *, source: str) -
             " WHERE brand_id = $1 AND (subscriber_id = $2 OR from_address = $3)",
             brand_id, subscriber_id, phone or "",
         )  # fmt: skip
+
+
+async def latest_consent(conn: Conn, subscriber_id: int, channel: str) -> tuple[str, float] | None:
+    """(status, age in seconds on the database's clock) of the subscriber's latest consent
+    entry on the channel."""
+    row = await conn.fetchrow(
+        "SELECT status, extract(epoch FROM now() - created_at)::float8 AS age_s FROM consents"
+        " WHERE subscriber_id = $1 AND channel = $2 ORDER BY id DESC LIMIT 1",
+        subscriber_id, channel,
+    )  # fmt: skip
+    return None if row is None else (row["status"], row["age_s"])
+
+
+async def request_consent(
+    conn: Conn,
+    brand_id: int,
+    subscriber_id: int,
+    channel: str,
+    *,
+    source: str,
+    disclosure: str,
+    evidence: Mapping[str, Any],
+) -> int:
+    """Append a `pending` entry (consent asked for, to be confirmed); its id."""
+    entry: int = await conn.fetchval(
+        "INSERT INTO consents (brand_id, subscriber_id, channel, status, source, disclosure,"
+        " evidence) VALUES ($1, $2, $3, 'pending', $4, $5, $6) RETURNING id",
+        brand_id, subscriber_id, channel, source, disclosure, evidence,
+    )  # fmt: skip
+    return entry
