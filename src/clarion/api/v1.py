@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from clarion import service
-from clarion.api import events, imports, keys, subscribers
+from clarion.api import events, imports, keys, segments, subscribers
 from clarion.api.auth import Auth
 from clarion.api.calls import call, respond
 from clarion.api.errors import RESPONSES, ApiError
@@ -151,6 +151,7 @@ class V1:
         r.include_router(subscribers.router(svc, self.auth, self.clock))
         r.include_router(events.router(svc, self.auth, self.clock))
         r.include_router(imports.router(svc, self.auth, self.imports_running))
+        r.include_router(segments.router(svc, self.auth))
         return r
 
 

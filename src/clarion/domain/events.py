@@ -25,7 +25,7 @@ MAX_VALUE = 10**10
 # ahead), and how far back (a backfill of order history).
 FUTURE_SLACK = timedelta(days=1)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-_TYPE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.:-]{0,63}")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _encode = msgspec.json.Encoder().encode
 
@@ -101,7 +101,7 @@ def event_in(raw: Any, *, now: datetime) -> EventIn:
         raise _bad(*explain(exc)) from None
     if not 0 < len(e.id) <= MAX_ID_CHARS or _UNSTORABLE.search(e.id):
         raise _bad(f"1 to {MAX_ID_CHARS} characters, no NUL", "id")
-    if not _TYPE.fullmatch(e.type):
+    if not EVENT_TYPE.fullmatch(e.type):
         raise _bad(
             "a lower-case name: a letter, then letters, digits, _ . : - (64 at most)", "type"
         )
