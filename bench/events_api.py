@@ -16,12 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -33,6 +30,7 @@ from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
 from clarion.harness.seed import synthetic_subscribers
+from clarion.harness.serving import run_server, server_env
 from clarion.store import api_keys, brands
 
 TYPES = ("viewed_product", "viewed_product", "added_to_cart", "started_checkout", "ordered",
@@ -90,27 +88,6 @@ async def load(
     return len(latencies), latencies, time.monotonic() - started, totals
 
 
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    """`clarion run` on `port`, once it answers ready."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "clarion", "run", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"clarion run exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"clarion run not ready in 60 s: {log.read_text()[-2000:]}")
-
-
 async def main(
     subscribers: int, seconds: float, connections: int, rate: float
 ) -> dict[str, object]:
@@ -132,15 +109,8 @@ async def main(
             key = await api_keys.create_key(infra.pool, brand_id, "bench", rate_per_s=rate)
             n_requests = int(seconds * 60) + connections  # more than can be sent
             payloads = await asyncio.to_thread(bodies, phones, n_requests, 1000)
-            env = {
-                **os.environ,
-                "CLARION_DATA_DIR": str(root),
-                "CLARION_DATABASE_URL": infra.database_url,
-                "CLARION_NATS_URL": infra.nats_url,
-                "CLARION_BUS_NAMESPACE": settings.bus_namespace,
-                "CLARION_PUBLIC_URL": url,
-            }
-            proc = await asyncio.to_thread(_start, env, port, root / "clarion.log")
+            env = server_env(infra, port)
+            proc = await asyncio.to_thread(run_server, env, port, root / "clarion.log")
             try:
                 await load(url, key, payloads[:connections], 5, connections)  # warm up
                 requests, latencies, elapsed, totals = await load(

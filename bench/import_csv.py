@@ -29,7 +29,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from clarion.bus.embedded import free_port
 from clarion.harness.seed import AREA_CODES, CITIES, FIRST_NAMES
+from clarion.harness.serving import run_server
 
 
 def write_csv(path: Path, rows: int, seed: int = 11) -> int:
@@ -116,24 +118,10 @@ def via_api(csv_path: Path, root: Path) -> dict[str, object]:
     env = _env(root)
     brand = _clarion("brand", "create", "bench", "Northwind", "+15125550100", env=env)
     key = _clarion("brand", "api-key", brand, env=env)
-    port = 18000 + os.getpid() % 1000
-    server = subprocess.Popen(
-        [sys.executable, "-m", "clarion", "run", "--port", str(port)],
-        env={**env, "CLARION_PUBLIC_URL": f"http://127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
+    server = run_server({**env, "CLARION_PUBLIC_URL": url}, port, root / "clarion.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("clarion run did not get ready")
-            time.sleep(0.2)
         watched = psutil.Process(server.pid)
         base_rss = watched.memory_info().rss / 2**20
         auth = {"Authorization": f"Bearer {key}", "Content-Type": "text/csv"}

@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -32,6 +29,7 @@ import httpx
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
+from clarion.harness.serving import run_server, server_env
 from clarion.store import api_keys, brands
 
 DEFINITION = {
@@ -61,26 +59,6 @@ SELECT $1, 'e' || g, $3::bigint + (hashint4(g) & 2147483647) % $4::int,
        CASE WHEN g % 6 = 0 THEN 42.0 END
 FROM generate_series($2::int, $2::int + $5::int - 1) AS g
 """
-
-
-def _start(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "clarion", "run", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"clarion run exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("clarion run not ready in 60 s")
 
 
 async def main(subscribers: int, events: int, runs: int) -> dict[str, object]:
@@ -113,15 +91,8 @@ async def main(subscribers: int, events: int, runs: int) -> dict[str, object]:
             await pool.execute("VACUUM ANALYZE events", timeout=600)
             seeded_events_s = time.monotonic() - t
             key = await api_keys.create_key(pool, brand_id, "bench", rate_per_s=1000)
-            env = {
-                **os.environ,
-                "CLARION_DATA_DIR": str(root),
-                "CLARION_DATABASE_URL": infra.database_url,
-                "CLARION_NATS_URL": infra.nats_url,
-                "CLARION_BUS_NAMESPACE": settings.bus_namespace,
-                "CLARION_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            }
-            proc = await asyncio.to_thread(_start, env, port, root / "clarion.log")
+            env = server_env(infra, port)
+            proc = await asyncio.to_thread(run_server, env, port, root / "clarion.log")
             try:
                 times, count = [], None
                 async with httpx.AsyncClient(

@@ -3,18 +3,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import httpx
+
 from clarion import bootstrap, service
+from clarion.api.app import create_app
+from clarion.api.v1 import V1
 from clarion.domain.clock import SystemClock
 from clarion.domain.contacts import new_subscriber
+from clarion.domain.ports import Clock
 from clarion.domain.records import OutboundMessage, RenderedBatch
 from clarion.harness.seed import synthetic_rows
 from clarion.pipeline import send
 from clarion.service.progress import Progress
 from clarion.sim.process import SimProcess
-from clarion.store import brands, campaigns, messages
+from clarion.store import api_keys, brands, campaigns, messages
 from clarion.store.db import Pool
 from tests.conftest import DAYTIME, wait_for_campaign
 
@@ -90,3 +96,25 @@ async def stored_batch(infra: bootstrap.Infra, n: int, *, seed: int, key: str) -
     async with infra.pool.acquire() as conn, conn.transaction():
         await messages.persist(conn, send.rows_to_persist(batch, expires_at=None))
     return batch
+
+
+@contextlib.asynccontextmanager
+async def api_client(
+    infra: bootstrap.Infra, *, clock: Clock | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the `/v1` app in this process (keys limited to 1,000 requests a second,
+    so that no test meets the rate limit by accident)."""
+    v1 = V1(infra, clock=clock or SystemClock(), rate_per_s=1000)
+    app = create_app(infra.bus, {}, api=v1)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
+    ) as client:
+        yield client
+
+
+async def brand_key(infra: bootstrap.Infra, slug: str) -> tuple[int, dict[str, str]]:
+    """A new brand and the `Authorization` header of a key with every scope."""
+    brand_id = await brands.create_brand(
+        infra.pool, slug=slug, name="Northwind", sender="+15125550100"
+    )
+    return brand_id, {"Authorization": f"Bearer {await api_keys.create_key(infra.pool, brand_id)}"}

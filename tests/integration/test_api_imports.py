@@ -10,12 +10,10 @@ import httpx
 import pytest
 
 from clarion import bootstrap
-from clarion.api.app import create_app
-from clarion.api.v1 import V1
 from clarion.domain.clock import PinnedClock
 from clarion.service.imports import PARALLEL_AFTER
-from clarion.store import api_keys, brands
 from tests.conftest import DAYTIME
+from tests.integration.helpers import api_client, brand_key
 
 CSV = (
     "phone,email,first_name,sms_consent,orders,vip,since,zip,ltv\n"
@@ -29,20 +27,12 @@ CSV = (
 
 
 @pytest.fixture
-async def api(infra: bootstrap.Infra) -> AsyncIterator[tuple[httpx.AsyncClient, V1]]:
-    v1 = V1(infra, clock=PinnedClock(DAYTIME), rate_per_s=1000)
-    app = create_app(infra.bus, {}, api=v1)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
-    ) as c:
-        yield c, v1
+async def client(infra: bootstrap.Infra) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(infra, clock=PinnedClock(DAYTIME)) as c:
+        yield c
 
 
-async def _key(infra: bootstrap.Infra, slug: str) -> tuple[int, dict[str, str]]:
-    brand_id = await brands.create_brand(
-        infra.pool, slug=slug, name="Northwind", sender="+15125550100"
-    )
-    return brand_id, {"Authorization": f"Bearer {await api_keys.create_key(infra.pool, brand_id)}"}
+_key = brand_key
 
 
 async def _finished(client: httpx.AsyncClient, url: str, auth: dict[str, str]) -> dict[str, object]:
@@ -55,9 +45,8 @@ async def _finished(client: httpx.AsyncClient, url: str, auth: dict[str, str]) -
 
 
 async def test_an_import_runs_in_the_background_and_names_each_rejected_row(
-    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+    infra: bootstrap.Infra, client: httpx.AsyncClient
 ) -> None:
-    client, _ = api
     brand_id, auth = await _key(infra, "imports-one")
     started = await client.post(
         "/v1/imports",
@@ -104,9 +93,8 @@ async def test_an_import_runs_in_the_background_and_names_each_rejected_row(
 
 
 async def test_a_file_that_cannot_be_imported_is_a_422_at_once(
-    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+    infra: bootstrap.Infra, client: httpx.AsyncClient
 ) -> None:
-    client, _ = api
     _, auth = await _key(infra, "imports-bad")
     for body, field in (
         (b"name,city\nAva,Austin\n", "body"),
@@ -131,9 +119,8 @@ async def test_a_file_that_cannot_be_imported_is_a_422_at_once(
 
 
 async def test_another_brands_import_is_404(
-    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+    infra: bootstrap.Infra, client: httpx.AsyncClient
 ) -> None:
-    client, _ = api
     _, mine = await _key(infra, "imports-mine")
     _, theirs = await _key(infra, "imports-theirs")
     started = await client.post(
@@ -146,12 +133,11 @@ async def test_another_brands_import_is_404(
 
 
 async def test_a_big_file_is_checked_in_worker_processes_with_the_same_outcomes(
-    infra: bootstrap.Infra, api: tuple[httpx.AsyncClient, V1]
+    infra: bootstrap.Infra, client: httpx.AsyncClient
 ) -> None:
     """Past `PARALLEL_AFTER` rows the rows are checked in a process pool: rejections come
     back from the workers with their row, field and reason, and repeats across batches are
     still caught."""
-    client, _ = api
     brand_id, auth = await _key(infra, "imports-big")
     n = PARALLEL_AFTER + 5_000
     lines = ["phone,orders"]

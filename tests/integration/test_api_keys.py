@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 from clarion import bootstrap
-from clarion.api.app import create_app
-from clarion.api.v1 import V1
 from clarion.domain.clock import PinnedClock
 from clarion.store import api_keys, brands
 from tests.conftest import DAYTIME
+from tests.integration.helpers import api_client
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -23,14 +22,12 @@ def bearer(secret: str) -> dict[str, str]:
 
 @pytest.fixture
 async def client(infra: bootstrap.Infra) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(infra.bus, {}, api=V1(infra, clock=PinnedClock(DAYTIME), rate_per_s=1000))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
-    ) as c:
+    async with api_client(infra, clock=PinnedClock(DAYTIME)) as c:
         yield c
 
 
 async def _brand(infra: bootstrap.Infra, slug: str) -> int:
+    """A brand without a key yet."""
     return await brands.create_brand(infra.pool, slug=slug, name="Northwind", sender="+15125550100")
 
 

@@ -10,29 +10,21 @@ import httpx
 import pytest
 
 from clarion import bootstrap
-from clarion.api.app import create_app
-from clarion.api.v1 import V1
 from clarion.domain.clock import PinnedClock
-from clarion.store import api_keys, brands
 from tests.conftest import DAYTIME
+from tests.integration.helpers import api_client, brand_key
 
 DISCLOSURE = "Northwind: up to 4 msgs/mo. Msg & data rates may apply. Reply STOP to cancel."
 
 
 @pytest.fixture
 async def client(infra: bootstrap.Infra) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(infra.bus, {}, api=V1(infra, clock=PinnedClock(DAYTIME), rate_per_s=1000))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
-    ) as c:
+    async with api_client(infra, clock=PinnedClock(DAYTIME)) as c:
         yield c
 
 
 async def _key(infra: bootstrap.Infra, slug: str) -> dict[str, str]:
-    brand_id = await brands.create_brand(
-        infra.pool, slug=slug, name="Northwind", sender="+15125550100"
-    )
-    return {"Authorization": f"Bearer {await api_keys.create_key(infra.pool, brand_id)}"}
+    return (await brand_key(infra, slug))[1]
 
 
 async def test_a_subscriber_is_created_found_by_phone_in_any_format_and_changed(

@@ -11,25 +11,17 @@ import httpx
 import pytest
 
 from clarion import bootstrap
-from clarion.api.app import create_app
-from clarion.api.v1 import V1
-from clarion.store import api_keys, brands
+from tests.integration.helpers import api_client, brand_key
 
 
 @pytest.fixture
 async def client(infra: bootstrap.Infra) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(infra.bus, {}, api=V1(infra, rate_per_s=1000))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
-    ) as c:
+    async with api_client(infra) as c:  # the real clock: events are timed from now
         yield c
 
 
 async def _brand(infra: bootstrap.Infra, slug: str) -> dict[str, str]:
-    brand_id = await brands.create_brand(
-        infra.pool, slug=slug, name="Northwind", sender="+15125550100"
-    )
-    return {"Authorization": f"Bearer {await api_keys.create_key(infra.pool, brand_id)}"}
+    return (await brand_key(infra, slug))[1]
 
 
 def _ago(days: float) -> str:
