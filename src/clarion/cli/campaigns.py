@@ -26,9 +26,16 @@ def campaign_create(
     email_body: Annotated[
         str | None, typer.Option(help="Email text (a template; default: BODY).")
     ] = None,
+    segment: Annotated[
+        int | None, typer.Option(help="Send to this segment (default: the whole list).")
+    ] = None,
+    exclude: Annotated[
+        list[int] | None, typer.Option(help="Leave out this segment's subscribers; repeatable.")
+    ] = None,
 ) -> None:
     """Create a draft campaign (texts are Jinja2 templates); prints its id. By SMS, email or
-    both: each subscriber gets it on each channel they consented to."""
+    both: each subscriber gets it on each channel they consented to. Its audience is a
+    segment (less exclusion segments), resolved at the first launch, or the whole list."""
 
     async def go() -> None:
         service.campaigns.check_texts(body, subject, email_body)  # before any server starts
@@ -42,6 +49,8 @@ def campaign_create(
                     channel=channel,
                     subject=subject,
                     email_body=email_body,
+                    segment_id=segment,
+                    exclude_segment_ids=exclude or [],
                 )
             )
 

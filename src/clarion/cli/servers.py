@@ -126,6 +126,13 @@ def bench(
             "do: the receipts side finishes what was handed over first. 0: equal priority."
         ),
     ] = 10,
+    segment: Annotated[
+        bool,
+        typer.Option(
+            help="Send to a segment that takes every subscriber (resolved at the launch, in"
+            " the measured time) instead of the whole list: what targeting costs."
+        ),
+    ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
     ] = False,
@@ -159,7 +166,7 @@ def bench(
         roles=groups, recipients=recipients, workers=workers, every_stage=every_stage,
         lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
-        sql_top=sql_top, data_dir=keep, send_side_nice=send_side_nice,
+        sql_top=sql_top, data_dir=keep, send_side_nice=send_side_nice, segment=segment,
     )  # fmt: skip
     print_report(run_async(run_bench(opts)), json_out)
 

@@ -60,6 +60,9 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     plan: Any  # the last computed send plan, as JSON (None: not planned)
     subject: str | None  # email subject (a template)
     email_body: str | None  # email text (a template; None: body)
+    segment_id: int | None  # its audience (None: the brand's whole list)
+    exclude_segment_ids: list[int]  # less these segments' subscribers
+    audience_resolved_at: datetime | None  # the segment resolved, at the first launch
 
 
 class SubscriberRow(msgspec.Struct, frozen=True, gc=False):

@@ -44,8 +44,12 @@ class AudienceWorker:
             if not open_cursors:
                 await campaigns.finish_audience(pool, cmd.campaign_id, cmd.attempt)
                 return published
-            rows = await brands.audience_range(pool, cmd.brand_id, min(open_cursors), size)
-            pages, after = audience.split_pages(
+            after = min(open_cursors)
+            if c.segment_id is None:
+                rows = await brands.audience_range(pool, cmd.brand_id, after, size)
+            else:  # resolved into campaign_audience at the launch
+                rows = await brands.campaign_audience_range(pool, cmd.campaign_id, after, size)
+            pages, moved = audience.split_pages(
                 rows, cursors, page_size=self.page_size, exhausted=len(rows) < size
             )
             added = 0
@@ -59,10 +63,10 @@ class AudienceWorker:
                 # the audience counts messages: a recipient on both channels counts twice
                 added += audience.messages_for(batch, c.channel)
             await campaigns.advance_audience(
-                pool, cmd.campaign_id, before=cursors, after=after, added=added,
+                pool, cmd.campaign_id, before=cursors, after=moved, added=added,
                 attempt=cmd.attempt,
             )  # fmt: skip
-            cursors = after
+            cursors = moved
             published += added
             if all(x < 0 for x in cursors):
                 await campaigns.finish_audience(pool, cmd.campaign_id, cmd.attempt)

@@ -64,7 +64,11 @@ async def plan_campaign(
     brand_fields = {"name": b.name, "help_text": b.help_text, "sender": b.sender}
     cursor = 0
     while True:
-        rows = await brands.phone_page(pool, brand_id, cursor, page_size)
+        rows = (
+            await brands.phone_page(pool, brand_id, cursor, page_size)
+            if c.segment_id is None  # else resolved into campaign_audience, by the service
+            else await brands.campaign_phone_page(pool, campaign_id, cursor, page_size)
+        )
         if not rows:
             break
         cursor = rows[-1].id

@@ -6,12 +6,14 @@ brand's campaign is `NotFound`. An operator's command (the CLI) passes None.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CampaignRow
-from clarion.errors import CampaignInvalid
+from clarion.domain.segments import parse_definition
+from clarion.errors import CampaignInvalid, InvalidInput
 from clarion.pipeline.campaign import (
     BodyCheck,
     check_sms_body,
@@ -24,7 +26,7 @@ from clarion.pipeline.plan import PlanRow, SendPlan, plan_vs_actual
 from clarion.runtime import planning
 from clarion.service.context import Services
 from clarion.service.progress import Progress, campaign_progress
-from clarion.store import brands, campaigns
+from clarion.store import brands, campaigns, segments
 
 
 def _now() -> datetime:
@@ -48,13 +50,38 @@ async def create(
     channel: str = "sms",
     subject: str | None = None,
     email_body: str | None = None,
+    segment_id: int | None = None,
+    exclude_segment_ids: Sequence[int] = (),
 ) -> int:
     """A draft campaign; its texts are templates, refused now if they cannot compile or are
-    over the sandbox's limits whatever the subscriber."""
+    over the sandbox's limits whatever the subscriber. Its audience is the segment (less the
+    exclusion segments' subscribers), or the brand's whole list; the segments must be the
+    brand's."""
     check_texts(body, subject, email_body)
+    for sid in (*([segment_id] if segment_id is not None else []), *exclude_segment_ids):
+        await segments.get(svc.pool, brand_id, sid)  # NotFound for another brand's
+    if exclude_segment_ids and segment_id is None:
+        raise InvalidInput("exclusions need a segment to exclude from", field="exclude")
     return await campaigns.create_campaign(
         svc.pool, brand_id=brand_id, name=name, body=body, channel=channel,
-        subject=subject, email_body=email_body,
+        subject=subject, email_body=email_body, segment_id=segment_id,
+        exclude_segment_ids=exclude_segment_ids,
+    )  # fmt: skip
+
+
+async def resolve_audience(svc: Services, c: CampaignRow, *, launched: bool) -> int | None:
+    """Write a targeted campaign's audience (its segment, less the exclusion segments, as
+    they are now) for the audience stage and the plan to read; None for a campaign to the
+    whole list. Resolved once at the first launch: a relaunch goes to the same audience."""
+    if c.segment_id is None:
+        return None
+    if launched and c.audience_resolved_at is not None:
+        return None  # resolved at the first launch
+    include = await segments.get(svc.pool, c.brand_id, c.segment_id)
+    exclude = [await segments.get(svc.pool, c.brand_id, x) for x in c.exclude_segment_ids]
+    return await segments.resolve_audience(
+        svc.pool, c.brand_id, c.id, parse_definition(include.definition),
+        [parse_definition(x.definition) for x in exclude], launched=launched,
     )  # fmt: skip
 
 
@@ -88,7 +115,9 @@ async def plan(
 ) -> SendPlan:
     """The send plan of the campaign launched at `at` (default now); stored on the campaign
     for the plan-versus-actual report."""
-    await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    if c.audience_resolved_at is None:
+        await resolve_audience(svc, c, launched=False)
     when = at or _now()
     provider = svc.lookup_provider()
     try:
@@ -125,6 +154,7 @@ async def launch(
     if checked.errors:
         raise CampaignInvalid(campaign_id, list(checked.errors), checked.describe())
     at = at or _now()
+    await resolve_audience(svc, c, launched=True)
     attempt = await campaigns.begin_launch(svc.pool, campaign_id, at)
     cmd = launch_command(brand_id=c.brand_id, campaign_id=campaign_id, attempt=attempt, now=at)
     await svc.bus.publish("launch", cmd, msg_id=cmd.command_id)

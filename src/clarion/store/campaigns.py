@@ -29,21 +29,20 @@ async def create_campaign(
     channel: str = "sms",
     subject: str | None = None,
     email_body: str | None = None,
+    segment_id: int | None = None,
+    exclude_segment_ids: Sequence[int] = (),
 ) -> int:
     """A draft campaign: by SMS (`body`), email (`subject`, `email_body` or else `body`), or
-    both (each subscriber on each channel they consented to)."""
+    both (each subscriber on each channel they consented to); to a segment's subscribers
+    less those of the exclusion segments, or to the brand's whole list."""
     if channel not in ("sms", "email", "both"):
         raise InvalidInput(f"channel must be sms, email or both, not {channel!r}", field="channel")
     campaign_id: int = await pool.fetchval(
-        "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body)"
-        " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        brand_id,
-        name,
-        body,
-        channel,
-        subject,
-        email_body,
-    )
+        "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body,"
+        " segment_id, exclude_segment_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        brand_id, name, body, channel, subject, email_body, segment_id,
+        list(exclude_segment_ids),
+    )  # fmt: skip
     return campaign_id
 
 

@@ -13,6 +13,7 @@ How each condition reads (1M subscribers, 10M events: `bench/segment_count.py`):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +23,13 @@ import msgspec
 from clarion.compliance.area_codes import AREA_CODE_STATE
 from clarion.domain import segments as seg
 from clarion.domain.segments import SegmentRow
-from clarion.errors import ClarionError, NotFound
+from clarion.errors import ClarionError, NotFound, Refused
 from clarion.store.db import Pool
 
 # A count that takes longer is stopped (the definition is too costly for this install).
 COUNT_TIMEOUT_MS = 10_000
+# Resolving a campaign's audience writes it too: a minute at most.
+RESOLVE_TIMEOUT_MS = 60_000
 
 
 @dataclass
@@ -222,6 +225,38 @@ async def count(pool: Pool, brand_id: int, condition: seg.Condition) -> int:
     return n
 
 
+async def resolve_audience(
+    pool: Pool,
+    brand_id: int,
+    campaign_id: int,
+    include: seg.Condition,
+    exclude: Sequence[seg.Condition],
+    *,
+    launched: bool,
+) -> int:
+    """Write the campaign's audience (the subscribers `include` takes, less those any of
+    `exclude` takes) into `campaign_audience`, replacing what was there; `launched` marks
+    it resolved for good (a plan resolves it too, and the launch again). Returns how many."""
+    condition: seg.Condition = include
+    if exclude:
+        condition = seg.All((include, *(seg.Not(e) for e in exclude)))
+    where, params = compile_condition(brand_id, condition)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL statement_timeout = {RESOLVE_TIMEOUT_MS}")
+        await conn.execute("DELETE FROM campaign_audience WHERE campaign_id = $1", campaign_id)
+        n = len(params) + 1
+        done: str = await conn.execute(
+            f"INSERT INTO campaign_audience (campaign_id, subscriber_id)"
+            f" SELECT ${n}, s.id FROM subscribers s WHERE {where}",
+            *params, campaign_id,
+        )  # fmt: skip
+        if launched:
+            await conn.execute(
+                "UPDATE campaigns SET audience_resolved_at = now() WHERE id = $1", campaign_id
+            )
+    return int(done.split()[-1])
+
+
 async def create(pool: Pool, brand_id: int, name: str, definition: Any) -> SegmentRow:
     row = await pool.fetchrow(
         "INSERT INTO segments (brand_id, name, definition) VALUES ($1, $2, $3)"
@@ -253,6 +288,14 @@ async def listed(pool: Pool, brand_id: int, *, after_id: int, limit: int) -> lis
 
 
 async def delete(pool: Pool, brand_id: int, segment_id: int) -> None:
+    used = await pool.fetch(
+        "SELECT id FROM campaigns WHERE brand_id = $1"
+        " AND (segment_id = $2 OR $2 = ANY(exclude_segment_ids)) ORDER BY id LIMIT 5",
+        brand_id, segment_id,
+    )  # fmt: skip
+    if used:
+        ids = ", ".join(str(r["id"]) for r in used)
+        raise Refused(f"segment {segment_id} is the audience of campaign(s) {ids}")
     done = await pool.execute(
         "DELETE FROM segments WHERE brand_id = $1 AND id = $2", brand_id, segment_id
     )

@@ -1,0 +1,80 @@
+"""A campaign whose audience is a segment, less exclusion segments: resolved at the first
+launch and sent in keyset pages like the whole list; the plan counts the same audience."""
+
+from __future__ import annotations
+
+import pytest
+
+from clarion import bootstrap, service
+from clarion.errors import NotFound, Refused
+from clarion.sim.process import SimProcess
+from clarion.store import segments
+from tests.conftest import DAYTIME
+from tests.integration.helpers import BODY, brand_with_subscribers, send_campaign
+
+
+async def test_a_campaign_goes_to_its_segment_less_its_exclusions(
+    infra: bootstrap.Infra, sim: SimProcess
+) -> None:
+    audience = await brand_with_subscribers(infra.pool, 400, seed=341)
+    brand_id = audience.brand_id
+    cities = await segments.create(
+        infra.pool, brand_id, "Austin and Boston",
+        {"attribute": "city", "op": "in", "value": ["Austin", "Boston"]},
+    )  # fmt: skip
+    austin = await segments.create(
+        infra.pool, brand_id, "Austin", {"attribute": "city", "op": "eq", "value": "Austin"}
+    )
+    campaign_id = await service.campaigns.create(
+        infra, brand_id=brand_id, name="Boston only", body=BODY, segment_id=cities.id,
+        exclude_segment_ids=[austin.id],
+    )  # fmt: skip
+    boston = {
+        r["id"]
+        for r in await infra.pool.fetch(
+            "SELECT id FROM subscribers WHERE brand_id = $1 AND attributes->>'city' = 'Boston'",
+            brand_id,
+        )
+    }
+    assert 20 < len(boston) < 200
+    plan = await service.campaigns.plan(infra, campaign_id, at=DAYTIME)
+    assert plan.audience == len(boston)
+
+    progress = await send_campaign(infra, sim, campaign_id)
+    assert progress.audience == len(boston)
+    sent_to = {
+        r["subscriber_id"]
+        for r in await infra.pool.fetch(
+            "SELECT subscriber_id FROM messages WHERE campaign_id = $1 AND sent_at IS NOT NULL",
+            campaign_id,
+        )
+    }
+    consented_boston = {
+        r["id"]
+        for r in await infra.pool.fetch(
+            "SELECT s.id FROM subscribers s JOIN consents c ON c.subscriber_id = s.id"
+            " WHERE s.brand_id = $1 AND s.attributes->>'city' = 'Boston'"
+            " AND c.channel = 'sms' AND c.status = 'opted_in'",
+            brand_id,
+        )
+    }
+    assert sent_to == consented_boston  # every consented Bostonian, nobody else
+
+    with pytest.raises(Refused, match="audience of campaign"):
+        await service.segments.delete(infra, brand_id, austin.id)
+
+
+async def test_a_campaign_cannot_target_another_brands_segment(infra: bootstrap.Infra) -> None:
+    mine = await brand_with_subscribers(infra.pool, 3, seed=342)
+    theirs = await brand_with_subscribers(infra.pool, 3, seed=343)
+    their_segment = await segments.create(infra.pool, theirs.brand_id, "x", {"consent": "sms"})
+    with pytest.raises(NotFound):
+        await service.campaigns.create(
+            infra, brand_id=mine.brand_id, name="x", body=BODY, segment_id=their_segment.id
+        )
+    my_segment = await segments.create(infra.pool, mine.brand_id, "y", {"consent": "sms"})
+    with pytest.raises(NotFound):
+        await service.campaigns.create(
+            infra, brand_id=mine.brand_id, name="x", body=BODY, segment_id=my_segment.id,
+            exclude_segment_ids=[their_segment.id],
+        )  # fmt: skip
