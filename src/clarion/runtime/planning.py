@@ -67,7 +67,7 @@ async def plan_campaign(
         rows = (
             await brands.phone_page(pool, brand_id, cursor, page_size)
             if c.segment_id is None  # else resolved into campaign_audience, by the service
-            else await brands.campaign_phone_page(pool, campaign_id, cursor, page_size)
+            else await brands.campaign_audience_range(pool, campaign_id, cursor, page_size)
         )
         if not rows:
             break
@@ -103,7 +103,7 @@ async def plan_campaign(
                 render_error=errors.get(r.id),
             )
             for r in rows
-            if r.phone is not None  # all of them: `phone_page` reads subscribers with a phone
+            if r.phone is not None  # `phone_page` reads only those; a segment's page, all
         )
     plan = planner.result()
     await campaigns.store_plan(pool, campaign_id, plan)

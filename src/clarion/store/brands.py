@@ -184,22 +184,16 @@ LIMIT $3
 
 
 # A targeted campaign's audience, resolved into `campaign_audience`, read the same way.
+# The page's ids first (a range of the primary key), then their rows one by one: joined
+# whole, Postgres hashed the brand's every subscriber for each page.
 CAMPAIGN_AUDIENCE_RANGE = f"""
 SELECT {_SUBSCRIBER}
-FROM campaign_audience a JOIN subscribers s ON s.id = a.subscriber_id
-WHERE a.campaign_id = $1 AND a.subscriber_id > $2
-ORDER BY a.campaign_id, a.subscriber_id
-LIMIT $3
+FROM (SELECT subscriber_id FROM campaign_audience
+      WHERE campaign_id = $1 AND subscriber_id > $2
+      ORDER BY campaign_id, subscriber_id LIMIT $3) a
+CROSS JOIN LATERAL (SELECT * FROM subscribers WHERE id = a.subscriber_id) s
+ORDER BY a.subscriber_id
 """
-
-_CAMPAIGN_PHONE_PAGE = f"""
-SELECT {_SUBSCRIBER}
-FROM campaign_audience a JOIN subscribers s ON s.id = a.subscriber_id
-WHERE a.campaign_id = $1 AND a.subscriber_id > $2 AND s.phone IS NOT NULL
-ORDER BY a.campaign_id, a.subscriber_id
-LIMIT $3
-"""
-
 
 _PHONE_PAGE = f"""
 SELECT {_SUBSCRIBER}
@@ -224,14 +218,6 @@ async def campaign_audience_range(
 ) -> list[SubscriberRow]:
     """`audience_range` for a campaign whose audience is a segment (resolved)."""
     rows = await pool.fetch(CAMPAIGN_AUDIENCE_RANGE, campaign_id, after_id, limit)
-    return [SubscriberRow(*r) for r in rows]
-
-
-async def campaign_phone_page(
-    pool: Pool, campaign_id: int, after_id: int, limit: int
-) -> list[SubscriberRow]:
-    """`phone_page` for a campaign whose audience is a segment (resolved)."""
-    rows = await pool.fetch(_CAMPAIGN_PHONE_PAGE, campaign_id, after_id, limit)
     return [SubscriberRow(*r) for r in rows]
 
 

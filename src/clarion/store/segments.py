@@ -254,6 +254,7 @@ async def resolve_audience(
             await conn.execute(
                 "UPDATE campaigns SET audience_resolved_at = now() WHERE id = $1", campaign_id
             )
+    await pool.execute("ANALYZE campaign_audience")  # its pages are planned on what it holds
     return int(done.split()[-1])
 
 
