@@ -133,6 +133,20 @@ async def create_many(
     return out
 
 
+async def _lock_live(
+    conn: Conn, brand_id: int, subscriber_id: int
+) -> tuple[str | None, str | None]:
+    """Lock the brand's subscriber (not erased) for a change: its (phone, email)."""
+    row = await conn.fetchrow(
+        "SELECT phone, email FROM subscribers WHERE brand_id = $1 AND id = $2"
+        " AND erased_at IS NULL FOR UPDATE",
+        brand_id, subscriber_id,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("subscriber", subscriber_id)
+    return row["phone"], row["email"]
+
+
 async def update(
     pool: Pool,
     brand_id: int,
@@ -151,15 +165,9 @@ async def update(
     args += [patch.attributes, patch.removed]
     sets.append(f"attributes = (attributes || ${len(args) - 1}::jsonb) - ${len(args)}::text[]")
     async with pool.acquire() as conn, conn.transaction():
-        current = await conn.fetchrow(
-            "SELECT phone, email FROM subscribers WHERE brand_id = $1 AND id = $2"
-            " AND erased_at IS NULL FOR UPDATE",
-            brand_id, subscriber_id,
-        )  # fmt: skip
-        if current is None:
-            raise NotFound("subscriber", subscriber_id)
-        phone = patch.set.get("phone", current["phone"])
-        email = patch.set.get("email", current["email"])
+        current = await _lock_live(conn, brand_id, subscriber_id)
+        phone = patch.set.get("phone", current[0])
+        email = patch.set.get("email", current[1])
         if phone is None and email is None:
             raise Refused("a subscriber needs a phone or an email", field="phone")
         for channel, have in (("sms", phone), ("email", email)):
@@ -188,14 +196,7 @@ async def erase(pool: Pool, brand_id: int, subscriber_id: int, *, source: str) -
     (the legal record), each channel ends opted out, and the row keeps hashes of the phone
     and email. Suppressions stay: a number that said STOP must not be texted again."""
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT phone, email FROM subscribers WHERE brand_id = $1 AND id = $2"
-            " AND erased_at IS NULL FOR UPDATE",
-            brand_id, subscriber_id,
-        )  # fmt: skip
-        if row is None:
-            raise NotFound("subscriber", subscriber_id)
-        phone, email = row["phone"], row["email"]
+        phone, email = await _lock_live(conn, brand_id, subscriber_id)
         ended = {
             channel: Consent(status="opted_out", source=source)
             for channel, address in (("sms", phone), ("email", email))
