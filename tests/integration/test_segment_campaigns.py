@@ -8,7 +8,7 @@ import pytest
 from clarion import bootstrap, service
 from clarion.errors import NotFound, Refused
 from clarion.sim.process import SimProcess
-from clarion.store import segments
+from clarion.store import brands, segments
 from tests.conftest import DAYTIME
 from tests.integration.helpers import BODY, brand_with_subscribers, send_campaign
 
@@ -78,3 +78,47 @@ async def test_a_campaign_cannot_target_another_brands_segment(infra: bootstrap.
             infra, brand_id=mine.brand_id, name="x", body=BODY, segment_id=my_segment.id,
             exclude_segment_ids=[their_segment.id],
         )  # fmt: skip
+
+
+async def test_a_resolved_audience_reads_in_order_across_its_chunks(
+    infra: bootstrap.Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audience is kept in sorted chunks of ids: pages that start inside a chunk, span
+    several and end past the last give every member once, in order, and nobody else."""
+    monkeypatch.setattr(segments, "AUDIENCE_CHUNK", 7)
+    monkeypatch.setattr(brands, "AUDIENCE_CHUNK", 7)
+    audience = await brand_with_subscribers(infra.pool, 120, seed=344)
+    with_city = await segments.create(
+        infra.pool, audience.brand_id, "with a city", {"attribute": "city", "op": "exists"}
+    )
+    campaign_id = await service.campaigns.create(
+        infra, brand_id=audience.brand_id, name="x", body=BODY, segment_id=with_city.id
+    )
+    members = [
+        r["id"]
+        for r in await infra.pool.fetch(
+            "SELECT id FROM subscribers WHERE brand_id = $1 AND attributes ? 'city' ORDER BY id",
+            audience.brand_id,
+        )
+    ]
+    assert len(members) > 30
+    c = await service.campaigns.get(infra, campaign_id)
+    assert await service.campaigns.resolve_audience(infra, c, launched=False) == len(members)
+    chunks = await infra.pool.fetchval(
+        "SELECT count(*) FROM campaign_audience_chunks WHERE campaign_id = $1", campaign_id
+    )
+    assert chunks == -(-len(members) // 7)
+    for limit in (1, 5, 7, 16):
+        read, after = [], members[2] - 1  # begins inside the first chunk
+        while page := await brands.campaign_audience_range(
+            infra.pool, audience.brand_id, campaign_id, after, limit
+        ):
+            assert len(page) <= limit
+            read += [r.id for r in page]
+            after = page[-1].id
+        assert read == members[2:], limit
+    # another brand's id reads nothing, even with the campaign's id
+    other = await brand_with_subscribers(infra.pool, 1, seed=345)
+    assert (
+        await brands.campaign_audience_range(infra.pool, other.brand_id, campaign_id, 0, 50) == []
+    )

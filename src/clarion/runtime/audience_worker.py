@@ -47,8 +47,10 @@ class AudienceWorker:
             after = min(open_cursors)
             if c.segment_id is None:
                 rows = await brands.audience_range(pool, cmd.brand_id, after, size)
-            else:  # resolved into campaign_audience at the launch
-                rows = await brands.campaign_audience_range(pool, cmd.campaign_id, after, size)
+            else:  # resolved at the launch
+                rows = await brands.campaign_audience_range(
+                    pool, cmd.brand_id, cmd.campaign_id, after, size
+                )
             pages, moved = audience.split_pages(
                 rows, cursors, page_size=self.page_size, exhausted=len(rows) < size
             )

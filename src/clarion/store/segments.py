@@ -24,6 +24,7 @@ from clarion.compliance.area_codes import AREA_CODE_STATE
 from clarion.domain import segments as seg
 from clarion.domain.segments import SegmentRow
 from clarion.errors import ClarionError, NotFound, Refused
+from clarion.store.brands import AUDIENCE_CHUNK
 from clarion.store.db import Pool
 
 # A count that takes longer is stopped (the definition is too costly for this install).
@@ -235,27 +236,37 @@ async def resolve_audience(
     launched: bool,
 ) -> int:
     """Write the campaign's audience (the subscribers `include` takes, less those any of
-    `exclude` takes) into `campaign_audience`, replacing what was there; `launched` marks
+    `exclude` takes) into `campaign_audience_chunks`, replacing what was there; `launched` marks
     it resolved for good (a plan resolves it too, and the launch again). Returns how many."""
     condition: seg.Condition = include
     if exclude:
         condition = seg.All((include, *(seg.Not(e) for e in exclude)))
     where, params = compile_condition(brand_id, condition)
+    n = len(params) + 1
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(f"SET LOCAL statement_timeout = {RESOLVE_TIMEOUT_MS}")
-        await conn.execute("DELETE FROM campaign_audience WHERE campaign_id = $1", campaign_id)
-        n = len(params) + 1
-        done: str = await conn.execute(
-            f"INSERT INTO campaign_audience (campaign_id, subscriber_id)"
-            f" SELECT ${n}, s.id FROM subscribers s WHERE {where}",
-            *params, campaign_id,
+        await conn.execute(
+            "DELETE FROM campaign_audience_chunks WHERE campaign_id = $1", campaign_id
+        )
+        # the ids in order, numbered, cut into chunks of AUDIENCE_CHUNK
+        total: int = await conn.fetchval(
+            f"""
+            WITH chunk AS (
+                INSERT INTO campaign_audience_chunks (campaign_id, last_id, ids)
+                SELECT ${n}, max(id), array_agg(id ORDER BY id)
+                FROM (SELECT s.id, (row_number() OVER (ORDER BY s.id) - 1) / ${n + 1} AS k
+                      FROM subscribers s WHERE {where}) x
+                GROUP BY k
+                RETURNING cardinality(ids) AS n)
+            SELECT coalesce(sum(n), 0) FROM chunk
+            """,
+            *params, campaign_id, AUDIENCE_CHUNK,
         )  # fmt: skip
         if launched:
             await conn.execute(
                 "UPDATE campaigns SET audience_resolved_at = now() WHERE id = $1", campaign_id
             )
-    await pool.execute("ANALYZE campaign_audience")  # its pages are planned on what it holds
-    return int(done.split()[-1])
+    return int(total)
 
 
 async def create(pool: Pool, brand_id: int, name: str, definition: Any) -> SegmentRow:
