@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from clarion import bootstrap, service
-from clarion.errors import NotFound, Refused
+from clarion.errors import InvalidInput, NotFound, Refused
 from clarion.sim.process import SimProcess
 from clarion.store import brands, segments
 from tests.conftest import DAYTIME
@@ -122,3 +122,34 @@ async def test_a_resolved_audience_reads_in_order_across_its_chunks(
     assert (
         await brands.campaign_audience_range(infra.pool, other.brand_id, campaign_id, 0, 50) == []
     )
+
+
+async def test_a_campaign_may_target_a_definition_of_its_own(infra: bootstrap.Infra) -> None:
+    audience = await brand_with_subscribers(infra.pool, 60, seed=346)
+    brand_id = audience.brand_id
+    boston = {"attribute": "city", "op": "eq", "value": "Boston"}
+    campaign_id = await service.campaigns.create(
+        infra, brand_id=brand_id, name="Boston", body=BODY, definition=boston
+    )
+    expected = await infra.pool.fetchval(
+        "SELECT count(*) FROM subscribers WHERE brand_id = $1 AND attributes->>'city' = 'Boston'",
+        brand_id,
+    )
+    assert expected > 0
+    c = await service.campaigns.get(infra, campaign_id)
+    assert c.targeted
+    assert c.segment_id is None
+    assert await service.campaigns.resolve_audience(infra, c, launched=False) == expected
+    saved = await segments.create(infra.pool, brand_id, "s", boston)
+    bad = [
+        ({"all": [boston, {"attribute": "city", "op": "like", "value": "B"}]},
+         None, "definition.all[1].op"),
+        (boston, saved.id, "definition"),
+    ]  # fmt: skip
+    for definition, segment_id, field in bad:
+        with pytest.raises(InvalidInput) as caught:
+            await service.campaigns.create(
+                infra, brand_id=brand_id, name="x", body=BODY, definition=definition,
+                segment_id=segment_id,
+            )  # fmt: skip
+        assert caught.value.field == field

@@ -32,6 +32,7 @@ from clarion.email import (
     read_token,
     receipt_from_sendgrid_event,
 )
+from clarion.email.unsubscribe import CONFIRM
 from clarion.errors import ConfigurationError, ForgedWebhook, InvalidInput
 from clarion.providers import sendgrid
 from clarion.providers.sendgrid import SendGridProvider
@@ -226,6 +227,16 @@ def test_malformed_tokens_are_refused(token: str) -> None:
 def test_a_token_made_with_another_secret_is_refused() -> None:
     with pytest.raises(InvalidInput):
         read_token("s3cret", make_token("other", 7, 42))
+
+
+def test_a_token_reads_only_for_the_purpose_it_was_made_for() -> None:
+    """An unsubscribe link's token is no sign-up confirmation, nor the reverse."""
+    confirm = make_token("s3cret", 7, 42, CONFIRM)
+    assert read_token("s3cret", confirm, CONFIRM) == (7, 42)
+    with pytest.raises(InvalidInput):
+        read_token("s3cret", confirm)
+    with pytest.raises(InvalidInput):
+        read_token("s3cret", make_token("s3cret", 7, 42), CONFIRM)
 
 
 # --- the one-click endpoint ---------------------------------------------------------------

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from clarion.api import errors
 from clarion.api.calls import api_error
 from clarion.api.limits import BodyLimit
-from clarion.api.unsubscribe import unsubscribe_routes
+from clarion.api.unsubscribe import confirm_routes, unsubscribe_routes
 from clarion.api.v1 import V1
 from clarion.errors import (
     ClarionError,
@@ -28,7 +28,7 @@ from clarion.errors import (
     TooLarge,
 )
 from clarion.observability import metrics
-from clarion.service import Bus, Provider, admin, subscribers, webhooks
+from clarion.service import Bus, Provider, admin, signups, subscribers, webhooks
 
 # Request bodies, by path prefix (the longest matching prefix wins): webhooks carry batches
 # of receipts (the simulator's 2,000 are about 400 kB); the API's bodies are small, but for
@@ -123,5 +123,9 @@ def create_app(
             async def unsubscribe(brand_id: int, subscriber_id: int, how: str) -> None:
                 await subscribers.unsubscribe_email(svc, brand_id, subscriber_id, how)
 
+            async def confirm(brand_id: int, entry: int, ip: str | None, ua: str | None) -> str:
+                return await signups.confirm_email(svc, brand_id, entry, ip=ip, user_agent=ua)
+
             app.router.routes.extend(unsubscribe_routes(unsubscribe_secret, unsubscribe))
+            app.router.routes.extend(confirm_routes(unsubscribe_secret, confirm))
     return app

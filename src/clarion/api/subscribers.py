@@ -68,8 +68,13 @@ class SignupBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(max_length=64, description="The number to text the confirmation to.")
-    email: str | None = Field(default=None, max_length=MAX_EMAIL_CHARS)
+    phone: str | None = Field(
+        default=None, max_length=64, description="The number to text a confirmation to."
+    )
+    email: str | None = Field(
+        default=None, max_length=MAX_EMAIL_CHARS,
+        description="The address to email a confirmation link to.",
+    )  # fmt: skip
     page: str = Field(max_length=2000, description="The page the form was on.")
     disclosure: str = Field(
         max_length=MAX_DISCLOSURE_CHARS, description="The consent text the visitor was shown."
@@ -124,15 +129,18 @@ def router(svc: service.Services, auth: Auth, clock: Clock) -> APIRouter:
     @r.post(
         "/signups",
         status_code=202,
-        summary="A sign-up form's submission: double opt-in by text",
+        summary="A sign-up form's submission: double opt-in by text and/or email",
         responses={200: {"description": "subscribed already: nothing sent"}},
     )
     async def signup(form: SignupBody, key: Writer) -> Response:
-        """The number becomes a subscriber who is not sendable yet, and is texted "Reply Y
-        to confirm…" on the transactional path (once a day at most, whatever the number of
-        sign-ups). The consent ledger records the request with its evidence (page, the
-        disclosure shown, IP address, user agent) and, on the reply Y, the opt-in. A number
-        that texted STOP is a 409: it subscribes again by texting START or JOIN."""
+        """The number or address becomes a subscriber who is not sendable yet on that
+        channel. A number is texted "Reply Y to confirm…", an address emailed a link to a
+        page whose button confirms, on the transactional path (once a day at most per
+        channel, whatever the number of sign-ups). The consent ledger records the request
+        with its evidence (page, the disclosure shown, IP address, user agent) and, on the
+        reply Y or the button, the opt-in with that answer's evidence. `channels` gives each
+        channel's outcome. A number that texted STOP is a 409: it subscribes again by
+        texting START or JOIN; so is a phone and an email of two different subscribers."""
         raw = form.model_dump(exclude_unset=True)
         done = await call(
             service.signups.signup(svc, key.brand_id, raw, key_id=key.id, now=clock.now())
@@ -141,6 +149,10 @@ def router(svc: service.Services, auth: Auth, clock: Clock) -> APIRouter:
             "subscriber_id": done.subscriber_id,
             "status": done.status,
             "confirmation_id": done.confirmation_id,
+            "channels": {
+                channel: {"status": a.status, "confirmation_id": a.confirmation_id}
+                for channel, a in done.channels.items()
+            },
         }
         return respond(body, 200 if done.status == "confirmed" else 202)
 

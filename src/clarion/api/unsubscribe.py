@@ -1,12 +1,14 @@
-"""The `/u/{token}` endpoint of one-click unsubscribe (RFC 8058) a mail client POSTs to.
+"""The pages links in email lead to: `/u/{token}`, one-click unsubscribe (RFC 8058) a mail
+client POSTs to, and `/confirm/{token}`, a sign-up's double opt-in confirmation.
 
-GET never unsubscribes (link scanners and previewers follow links): it shows a page whose
-button POSTs. Only a POST does, with the RFC 8058 body `List-Unsubscribe=One-Click` (a mail
-client) or the page's own form field.
+GET never acts (link scanners and previewers follow links): it shows a page whose button
+POSTs. Only a POST does: for unsubscribing, with the RFC 8058 body `List-Unsubscribe=One-Click`
+(a mail client) or the page's own form field; for confirming, with the page's field.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 from email import policy
 from email.parser import BytesParser
@@ -16,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from clarion.errors import InvalidInput
+from clarion.errors import InvalidInput, NotFound, Refused
+from clarion.service.signups import read_confirm_token
 from clarion.service.subscribers import read_unsubscribe_token
 
 _MAX_BODY_BYTES = 16_384
@@ -27,6 +30,9 @@ SOURCE_ONE_CLICK = "one-click"
 SOURCE_PAGE = "page"
 
 OnUnsubscribe = Callable[[int, int, str], Awaitable[None]]
+# (brand id, the pending entry's id, the visitor's IP, user agent) → "confirmed" | "already";
+# raises NotFound or Refused
+OnConfirm = Callable[[int, int, str | None, str | None], Awaitable[str]]
 
 
 async def _form_fields(request: Request) -> dict[str, str] | None:
@@ -115,3 +121,45 @@ def unsubscribe_routes(secret: str | bytes, on_unsubscribe: OnUnsubscribe) -> li
         )
 
     return [Route("/u/{token}", endpoint, methods=["GET", "POST"])]
+
+
+_CONFIRM_SIGNUP = """<p>Press the button to confirm that you want email from this sender.</p>
+<form method="post">
+<input type="hidden" name="confirm" value="yes">
+<button type="submit">Confirm my subscription</button>
+</form>"""
+
+
+def confirm_routes(secret: str | bytes, on_confirm: OnConfirm) -> list[Route]:
+    """Routes for `/confirm/{token}` (on the public HTTP app).
+
+    - `GET` → 200, a page with a button that POSTs; never confirms.
+    - `POST` with the page's field `confirm=yes` → `on_confirm(brand, entry, ip, user
+      agent)`, then 200 and a page saying so (again: "already", nothing recorded). Any
+      other body → 400.
+    - A token that does not verify, or names no request → 404; a link a newer request, an
+      unsubscribe or time replaced → 410. Nothing recorded.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            brand_id, entry_id = read_confirm_token(secret, request.path_params["token"])
+        except InvalidInput:
+            return PlainTextResponse("unknown confirmation link", status_code=404, headers=_HEADERS)
+        if request.method != "POST":
+            return _page("Confirm your subscription", _CONFIRM_SIGNUP)
+        fields = await _form_fields(request)
+        if fields is None:
+            return PlainTextResponse("request too large", status_code=413, headers=_HEADERS)
+        if fields.get("confirm") != "yes":
+            return PlainTextResponse("expected confirm=yes", status_code=400, headers=_HEADERS)
+        ip = request.client.host if request.client else None
+        try:
+            await on_confirm(brand_id, entry_id, ip, request.headers.get("user-agent"))
+        except NotFound:
+            return PlainTextResponse("unknown confirmation link", status_code=404, headers=_HEADERS)
+        except Refused as exc:
+            return _page("Link expired", f"<p>{html.escape(str(exc))}.</p>", status_code=410)
+        return _page("Subscribed", "<p>Thank you: your subscription is confirmed.</p>")
+
+    return [Route("/confirm/{token}", endpoint, methods=["GET", "POST"])]

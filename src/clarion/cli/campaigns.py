@@ -14,6 +14,7 @@ from clarion import bootstrap, service
 from clarion.cli._app import campaign_app, err, run_async
 from clarion.cli.tables import plan_tables, plan_vs_actual_table
 from clarion.config import Settings
+from clarion.errors import InvalidInput
 
 
 @campaign_app.command("create")
@@ -32,13 +33,27 @@ def campaign_create(
     exclude: Annotated[
         list[int] | None, typer.Option(help="Leave out this segment's subscribers; repeatable.")
     ] = None,
+    definition: Annotated[
+        str | None,
+        typer.Option(
+            help="Send to the subscribers a segment definition takes (JSON, as for"
+            ' /v1/segments: \'{"attribute": "vip", "op": "eq", "value": true}\').'
+        ),
+    ] = None,
 ) -> None:
     """Create a draft campaign (texts are Jinja2 templates); prints its id. By SMS, email or
     both: each subscriber gets it on each channel they consented to. Its audience is a
-    segment (less exclusion segments), resolved at the first launch, or the whole list."""
+    segment or a definition (less exclusion segments), resolved at the first launch, or the
+    whole list."""
 
     async def go() -> None:
         service.campaigns.check_texts(body, subject, email_body)  # before any server starts
+        parsed = None
+        if definition is not None:
+            try:
+                parsed = msgspec.json.decode(definition)
+            except msgspec.DecodeError as exc:
+                raise InvalidInput(f"not JSON: {exc}", field="--definition") from None
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
             print(
                 await service.campaigns.create(
@@ -51,6 +66,7 @@ def campaign_create(
                     email_body=email_body,
                     segment_id=segment,
                     exclude_segment_ids=exclude or [],
+                    definition=parsed,
                 )
             )
 

@@ -12,3 +12,8 @@ class BrandInfo:
     sender: str
     help_text: str = ""
     support_contact: str = ""
+
+
+def email_sender(name: str, slug: str, email_from: str | None) -> str:
+    """The From of a brand's email: its own, or `<name> <news@<slug>.example>`."""
+    return email_from or f"{name} <news@{slug}.example>"

@@ -63,6 +63,12 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     segment_id: int | None  # its audience (None: the brand's whole list)
     exclude_segment_ids: list[int]  # less these segments' subscribers
     audience_resolved_at: datetime | None  # the segment resolved, at the first launch
+    audience_definition: Any  # a segment definition of its own (JSON) instead of a segment
+
+    @property
+    def targeted(self) -> bool:
+        """To a segment or a definition (resolved at the launch), not the whole list."""
+        return self.segment_id is not None or self.audience_definition is not None
 
 
 class SubscriberRow(msgspec.Struct, frozen=True, gc=False):

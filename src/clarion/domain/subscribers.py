@@ -263,9 +263,11 @@ _SIGNUP_FIELDS = frozenset(
 
 class SignupIn(msgspec.Struct, frozen=True, kw_only=True):
     """A sign-up form's submission and its evidence: the page it was on, the words the
-    visitor agreed to, their IP address and user agent."""
+    visitor agreed to, their IP address and user agent. A phone, an email or both: each is
+    confirmed on its own channel (a text answered Y, a link followed)."""
 
-    phone: str
+    phone: str | None
+    email: str | None
     page: str
     disclosure: str
     ip: str
@@ -284,14 +286,12 @@ def signup_in(raw: Any) -> SignupIn:
         raise InvalidInput("a sign-up is a JSON object", field="body")
     if unknown := sorted(str(k) for k in raw if k not in _SIGNUP_FIELDS):
         raise InvalidInput(f"unknown field {unknown[0][:64]!r}", field=unknown[0][:64] or "body")
-    if raw.get("email") is not None and raw.get("phone") is None:
+    phone, email = phone_of(raw.get("phone")), email_of(raw.get("email"))
+    if phone is None and email is None:
         raise InvalidInput(
-            "a sign-up by email alone is not taken yet: give the phone number to text",
+            "a phone number to text the confirmation to, or an email address to send it to",
             field="phone",
         )
-    phone = phone_of(raw.get("phone"))
-    if phone is None:
-        raise InvalidInput("the number to text the confirmation to is required", field="phone")
     page = _text(raw.get("page"), "page", MAX_PAGE_CHARS)
     if page is None or not _PAGE.fullmatch(page):
         raise InvalidInput("the http(s) address of the page the form was on", field="page")
@@ -305,7 +305,7 @@ def signup_in(raw: Any) -> SignupIn:
         raise InvalidInput("the visitor's IP address (IPv4 or IPv6)", field="ip") from None
     attributes, _ = _attributes(raw.get("attributes"))
     return SignupIn(
-        phone=phone, page=page, disclosure=disclosure, ip=ip,
+        phone=phone, email=email, page=page, disclosure=disclosure, ip=ip,
         user_agent=_text(raw.get("user_agent"), "user_agent", MAX_USER_AGENT_CHARS),
         first_name=_text(raw.get("first_name"), "first_name", MAX_NAME_CHARS),
         last_name=_text(raw.get("last_name"), "last_name", MAX_NAME_CHARS),

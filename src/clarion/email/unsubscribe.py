@@ -1,5 +1,7 @@
 """One-click unsubscribe (RFC 8058): sealed tokens naming a brand's subscriber (the
-`/u/{token}` endpoint a mail client POSTs to is `clarion.api.unsubscribe`).
+`/u/{token}` endpoint a mail client POSTs to is `clarion.api.unsubscribe`). The same tokens,
+sealed for another purpose (`CONFIRM`: a sign-up's confirmation link, naming the brand and
+the ledger entry that asked), cannot stand in for each other.
 
 A token is base64url(version 2 ‖ AES-SIV(brand id ‖ subscriber id)), with a key derived
 from the secret: the endpoint needs no database to know whom it is about, a token cannot be
@@ -31,6 +33,8 @@ _MAC_BYTES = 16
 _TOKEN_BYTES = 1 + _IDS.size + 16  # version, the sealed ids, SIV's tag (v1: ids and a MAC)
 _CONTEXT = b"clarion/unsubscribe/v1\x00"  # keeps these MACs apart from other uses of a secret
 _V2_CONTEXT = b"clarion/unsubscribe/v2"
+UNSUBSCRIBE = b""  # the purpose of unsubscribe links (as made before purposes existed)
+CONFIRM = b"confirm-email-signup"  # a double opt-in link: (brand id, the pending entry's id)
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -47,21 +51,29 @@ def _siv(secret: str | bytes) -> AESSIV:
     return AESSIV(hmac.new(_key(secret), _V2_CONTEXT, hashlib.sha512).digest())
 
 
-def make_token(secret: str | bytes, brand_id: int, subscriber_id: int) -> str:
+def _data(version: bytes, purpose: bytes) -> list[bytes]:
+    """SIV's associated data: the version, and the purpose unless it is unsubscribing."""
+    return [version, purpose] if purpose else [version]
+
+
+def make_token(
+    secret: str | bytes, brand_id: int, subscriber_id: int, purpose: bytes = UNSUBSCRIBE
+) -> str:
     """A URL-safe token (44 characters, no padding) naming `subscriber_id` of `brand_id`
-    without showing either."""
+    without showing either; read back only for the same `purpose`."""
     if not secret:
         raise InvalidInput("an unsubscribe secret is required", field="secret")
     if not (0 <= brand_id < 2**64 and 0 <= subscriber_id < 2**64):
         raise InvalidInput("ids must fit in 64 bits", field="subscriber_id")
     version = bytes([_V2])
-    sealed = _siv(secret).encrypt(_IDS.pack(brand_id, subscriber_id), [version])
+    sealed = _siv(secret).encrypt(_IDS.pack(brand_id, subscriber_id), _data(version, purpose))
     return base64.urlsafe_b64encode(version + sealed).rstrip(b"=").decode()
 
 
-def read_token(secret: str | bytes, token: str) -> tuple[int, int]:
-    """(brand id, subscriber id) of a token `make_token` made with `secret`. Raises
-    `InvalidInput` (field "token") for anything else: malformed, tampered, another secret."""
+def read_token(secret: str | bytes, token: str, purpose: bytes = UNSUBSCRIBE) -> tuple[int, int]:
+    """(brand id, subscriber id) of a token `make_token` made with `secret` for `purpose`.
+    Raises `InvalidInput` (field "token") for anything else: malformed, tampered, another
+    secret or purpose."""
     try:
         raw = base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4))
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
@@ -70,10 +82,13 @@ def read_token(secret: str | bytes, token: str) -> tuple[int, int]:
         raise InvalidInput("malformed unsubscribe token", field="token")
     if raw[0] == _V2:
         try:
-            brand_id, subscriber_id = _IDS.unpack(_siv(secret).decrypt(raw[1:], [raw[:1]]))
+            opened = _siv(secret).decrypt(raw[1:], _data(raw[:1], purpose))
+            brand_id, subscriber_id = _IDS.unpack(opened)
         except InvalidTag:
             raise InvalidInput("unsubscribe token does not verify", field="token") from None
         return brand_id, subscriber_id
+    if purpose != UNSUBSCRIBE:  # version 1 was only ever made for unsubscribing
+        raise InvalidInput("malformed token", field="token")
     ids, mac = raw[: _V1_IDS.size], raw[_V1_IDS.size :]
     if not hmac.compare_digest(mac, _mac(secret, ids)):
         raise InvalidInput("unsubscribe token does not verify", field="token")

@@ -45,7 +45,7 @@ class AudienceWorker:
                 await campaigns.finish_audience(pool, cmd.campaign_id, cmd.attempt)
                 return published
             after = min(open_cursors)
-            if c.segment_id is None:
+            if not c.targeted:
                 rows = await brands.audience_range(pool, cmd.brand_id, after, size)
             else:  # resolved at the launch
                 rows = await brands.campaign_audience_range(

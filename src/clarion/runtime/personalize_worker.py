@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from clarion.domain.brands import email_sender
 from clarion.domain.records import RecipientBatch
 from clarion.email.unsubscribe import make_token
 from clarion.pipeline import personalize
@@ -97,7 +98,7 @@ class PersonalizeWorker:
                 uid=str(c.uid),
                 email=personalize.stored_template(c.email_body or c.body) if email else None,
                 subject=personalize.stored_template(c.subject or c.name) if email else None,
-                email_from=b.email_from or f"{b.name} <news@{b.slug}.example>",
+                email_from=email_sender(b.name, b.slug, b.email_from),
                 max_segments=b.max_segments,
             )
             self._templates[campaign_id] = cached

@@ -66,7 +66,7 @@ async def plan_campaign(
     while True:
         rows = (
             await brands.phone_page(pool, brand_id, cursor, page_size)
-            if c.segment_id is None  # else resolved by the service
+            if not c.targeted  # else resolved by the service
             else await brands.campaign_audience_range(
                 pool, brand_id, campaign_id, cursor, page_size
             )

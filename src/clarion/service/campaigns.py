@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CampaignRow
@@ -52,35 +53,44 @@ async def create(
     email_body: str | None = None,
     segment_id: int | None = None,
     exclude_segment_ids: Sequence[int] = (),
+    definition: Any = None,
 ) -> int:
     """A draft campaign; its texts are templates, refused now if they cannot compile or are
-    over the sandbox's limits whatever the subscriber. Its audience is the segment (less the
-    exclusion segments' subscribers), or the brand's whole list; the segments must be the
-    brand's."""
+    over the sandbox's limits whatever the subscriber. Its audience is the segment or the
+    `definition` of its own (less the exclusion segments' subscribers), or the brand's whole
+    list; the segments must be the brand's."""
     check_texts(body, subject, email_body)
+    if definition is not None:
+        if segment_id is not None:
+            raise InvalidInput("a segment or a definition, not both", field="definition")
+        parse_definition(definition)  # InvalidInput naming the path of the bad part
     for sid in (*([segment_id] if segment_id is not None else []), *exclude_segment_ids):
         await segments.get(svc.pool, brand_id, sid)  # NotFound for another brand's
-    if exclude_segment_ids and segment_id is None:
+    if exclude_segment_ids and segment_id is None and definition is None:
         raise InvalidInput("exclusions need a segment to exclude from", field="exclude")
     return await campaigns.create_campaign(
         svc.pool, brand_id=brand_id, name=name, body=body, channel=channel,
         subject=subject, email_body=email_body, segment_id=segment_id,
-        exclude_segment_ids=exclude_segment_ids,
+        exclude_segment_ids=exclude_segment_ids, definition=definition,
     )  # fmt: skip
 
 
 async def resolve_audience(svc: Services, c: CampaignRow, *, launched: bool) -> int | None:
-    """Write a targeted campaign's audience (its segment, less the exclusion segments, as
-    they are now) for the audience stage and the plan to read; None for a campaign to the
-    whole list. Resolved once at the first launch: a relaunch goes to the same audience."""
-    if c.segment_id is None:
+    """Write a targeted campaign's audience (its segment or definition, less the exclusion
+    segments, as they are now) for the audience stage and the plan to read; None for a
+    campaign to the whole list. Resolved once at the first launch: a relaunch goes to the
+    same audience."""
+    if not c.targeted:
         return None
     if launched and c.audience_resolved_at is not None:
         return None  # resolved at the first launch
-    include = await segments.get(svc.pool, c.brand_id, c.segment_id)
+    if c.segment_id is not None:
+        definition = (await segments.get(svc.pool, c.brand_id, c.segment_id)).definition
+    else:
+        definition = c.audience_definition
     exclude = [await segments.get(svc.pool, c.brand_id, x) for x in c.exclude_segment_ids]
     return await segments.resolve_audience(
-        svc.pool, c.brand_id, c.id, parse_definition(include.definition),
+        svc.pool, c.brand_id, c.id, parse_definition(definition),
         [parse_definition(x.definition) for x in exclude], launched=launched,
     )  # fmt: skip
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from clarion.compliance.encoding import sms_segments
+from clarion.domain.brands import email_sender
 from clarion.domain.contacts import normalize_phone
 from clarion.domain.ids import api_message_id, partition_of
 from clarion.domain.records import OutboundMessage, RenderedBatch
 from clarion.domain.rows import MessageStatusRow
-from clarion.errors import InvalidInput, InvalidPhoneNumber, Refused
+from clarion.email.unsubscribe import make_token
+from clarion.errors import ConfigurationError, InvalidInput, InvalidPhoneNumber, Refused
 from clarion.service.context import Services
 from clarion.store import brands, compliance, messages
 
@@ -69,6 +71,56 @@ async def send_transactional(
     )  # fmt: skip
     await svc.bus.publish("transactional", batch, msg_id=batch.batch_id)
     return Queued(id=mid, segments=segments)
+
+
+async def send_transactional_email(
+    svc: Services,
+    brand_id: int,
+    *,
+    subscriber_id: int,
+    to: str,
+    subject: str,
+    text: str,
+    idempotency_key: str,
+    now: datetime,
+) -> Queued:
+    """Queue one email on the transactional hop (a sign-up's confirmation), from the brand's
+    From, with its one-click unsubscribe link. An address that bounced hard or complained
+    (suppressed) is `Refused`; the same `idempotency_key` sends once."""
+    b = await brands.get_brand(svc.pool, brand_id)
+    async with svc.pool.acquire() as conn:
+        state = await compliance.gate_state(conn, brand_id, [], [to], now, "email")
+    if to.lower() in state.suppressed:
+        raise Refused(f"{to} is suppressed ({state.suppressed[to.lower()]})", field="email")
+    mid = api_message_id(brand_id, idempotency_key)
+    unsubscribe = f"{links_base(svc)}/u/{unsubscribe_token(svc, brand_id, subscriber_id)}"
+    out = OutboundMessage(
+        message_id=mid, subscriber_id=subscriber_id, to=to, body=text, segments=1,
+        subject=subject, unsubscribe_url=unsubscribe,
+    )  # fmt: skip
+    batch = RenderedBatch(
+        batch_id=f"api:{mid}", brand_id=brand_id, campaign_id=None,
+        sender=email_sender(b.name, b.slug, b.email_from), messages=[out],
+        kind="transactional", partition=partition_of(subscriber_id, to), channel="email",
+    )  # fmt: skip
+    await svc.bus.publish("transactional", batch, msg_id=batch.batch_id)
+    return Queued(id=mid, segments=1)
+
+
+def links_base(svc: Services) -> str:
+    """Where links in messages point (the https address subscribers reach)."""
+    return (svc.settings.links_url or svc.settings.public_url).rstrip("/")
+
+
+def unsubscribe_token(svc: Services, brand_id: int, subscriber_id: int) -> str:
+    return make_token(secret(svc), brand_id, subscriber_id)
+
+
+def secret(svc: Services) -> str:
+    secret = svc.settings.unsubscribe_secret
+    if not secret:  # `infrastructure()` sets it
+        raise ConfigurationError("the unsubscribe secret is not set")
+    return secret
 
 
 async def _sender(svc: Services, brand_id: int, asked: str | None, default: str) -> str:

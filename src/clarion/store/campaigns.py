@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -31,17 +31,20 @@ async def create_campaign(
     email_body: str | None = None,
     segment_id: int | None = None,
     exclude_segment_ids: Sequence[int] = (),
+    definition: Any = None,
 ) -> int:
     """A draft campaign: by SMS (`body`), email (`subject`, `email_body` or else `body`), or
-    both (each subscriber on each channel they consented to); to a segment's subscribers
-    less those of the exclusion segments, or to the brand's whole list."""
+    both (each subscriber on each channel they consented to); to a segment's subscribers (or
+    those a `definition` of its own takes) less those of the exclusion segments, or to the
+    brand's whole list."""
     if channel not in ("sms", "email", "both"):
         raise InvalidInput(f"channel must be sms, email or both, not {channel!r}", field="channel")
     campaign_id: int = await pool.fetchval(
         "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body,"
-        " segment_id, exclude_segment_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        " segment_id, exclude_segment_ids, audience_definition)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         brand_id, name, body, channel, subject, email_body, segment_id,
-        list(exclude_segment_ids),
+        list(exclude_segment_ids), definition,
     )  # fmt: skip
     return campaign_id
 

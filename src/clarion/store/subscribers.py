@@ -254,3 +254,66 @@ async def request_consent(
         brand_id, subscriber_id, channel, source, disclosure, evidence,
     )  # fmt: skip
     return entry
+
+
+class AskedConsent(msgspec.Struct, frozen=True):
+    """A `pending` ledger entry (consent asked for), and whether it is still the
+    subscriber's latest on its channel (nothing confirmed, refused or asked since)."""
+
+    subscriber_id: int
+    channel: str
+    disclosure: str | None
+    age_s: float
+    latest: str  # the channel's latest status now
+    is_latest: bool
+
+
+async def asked_consent(conn: Conn, brand_id: int, entry_id: int) -> AskedConsent | None:
+    """The brand's pending entry `entry_id` (None for another brand's, or any other entry),
+    its subscriber's latest entry on the channel locked until the transaction ends."""
+    row = await conn.fetchrow(
+        "SELECT subscriber_id, channel, disclosure,"
+        " extract(epoch FROM now() - created_at)::float8 AS age_s FROM consents"
+        " WHERE id = $1 AND brand_id = $2 AND status = 'pending'",
+        entry_id, brand_id,
+    )  # fmt: skip
+    if row is None:
+        return None
+    latest = await conn.fetchrow(
+        "SELECT id, status FROM consents WHERE subscriber_id = $1 AND channel = $2"
+        " ORDER BY id DESC LIMIT 1 FOR UPDATE",
+        row["subscriber_id"], row["channel"],
+    )  # fmt: skip
+    assert latest is not None  # the entry itself, at least
+    return AskedConsent(
+        row["subscriber_id"], row["channel"], row["disclosure"], row["age_s"],
+        latest["status"], latest["id"] == entry_id,
+    )  # fmt: skip
+
+
+async def confirm_consent(
+    conn: Conn,
+    brand_id: int,
+    subscriber_id: int,
+    channel: str,
+    *,
+    source: str,
+    disclosure: str | None,
+    evidence: Mapping[str, Any],
+) -> int:
+    """Append the `opted_in` entry that confirms a request; its id."""
+    entry: int = await conn.fetchval(
+        "INSERT INTO consents (brand_id, subscriber_id, channel, status, source, disclosure,"
+        " evidence) VALUES ($1, $2, $3, 'opted_in', $4, $5, $6) RETURNING id",
+        brand_id, subscriber_id, channel, source, disclosure, evidence,
+    )  # fmt: skip
+    return entry
+
+
+async def add_email(conn: Conn, brand_id: int, subscriber_id: int, email: str) -> None:
+    """Give a subscriber without an email this one (a sign-up that named both)."""
+    await conn.execute(
+        "UPDATE subscribers SET email = $3, updated_at = now()"
+        " WHERE brand_id = $1 AND id = $2 AND email IS NULL",
+        brand_id, subscriber_id, email,
+    )  # fmt: skip
