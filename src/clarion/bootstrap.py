@@ -213,12 +213,18 @@ async def running(
     if http:
         api = V1(infra, clock=clock, rate_per_s=settings.api_rate_per_s)
         await service.imports.fail_stale(infra)  # those a stopped process left running
+        clicks = service.links.Clicks(infra)
+        workers.tasks.append(asyncio.create_task(clicks.run(workers.stop)))
+        redirects = service.links.Redirects(
+            infra, _resolved(settings.unsubscribe_secret), clicks, clock
+        )
         app = create_app(
             infra.bus,
             core.providers,
             api=api,
             pool=infra.pool,
             unsubscribe_secret=settings.unsubscribe_secret,
+            redirects=redirects,
         )
         config = uvicorn.Config(
             app,
@@ -285,6 +291,8 @@ def _inflight(stage: str, settings: Settings) -> int:
 # The carrier stage's record of counted status batches is pruned hourly to its last day.
 _PRUNE_EVERY_S = 3600.0
 _PROCESSED_KEEP_S = 86_400.0
+# Recent orders are attributed again this often (receipts that came after them).
+_REATTRIBUTE_EVERY_S = 60.0
 
 
 async def _sweep_deferred(
@@ -292,10 +300,11 @@ async def _sweep_deferred(
 ) -> None:
     """Hand deferred messages back to the send stage when their moment comes, fold early
     receipts whose send answer has landed, and now and then reconcile messages whose final
-    receipt never came, and once an hour prune the record of counted status batches.
+    receipt never came, every minute attribute recent orders again, and once an hour prune
+    the record of counted status batches.
     Elected: only the process holding the advisory lock sweeps."""
     clock = core.ctx.clock
-    reconciled_at, pruned_at = clock.monotonic(), -math.inf
+    reconciled_at, pruned_at, attributed_at = clock.monotonic(), -math.inf, clock.monotonic()
     while not stop.is_set():
         try:
             async with core.ctx.pool.acquire() as conn:
@@ -309,6 +318,9 @@ async def _sweep_deferred(
                                 settings.reconcile_after_s,
                                 max_age_s=settings.reconcile_max_age_s,
                             )
+                        if clock.monotonic() - attributed_at >= _REATTRIBUTE_EVERY_S:
+                            attributed_at = clock.monotonic()
+                            await core.sweeps.reattribute()
                         if clock.monotonic() - pruned_at >= _PRUNE_EVERY_S:
                             pruned_at = clock.monotonic()
                             await monitoring.prune_processed(core.ctx.pool, _PROCESSED_KEEP_S)

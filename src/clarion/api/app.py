@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from clarion.api import errors
@@ -28,11 +28,13 @@ from clarion.errors import (
     TooLarge,
 )
 from clarion.observability import metrics
-from clarion.service import Bus, Provider, admin, signups, subscribers, webhooks
+from clarion.service import Bus, Provider, admin, links, signups, subscribers, webhooks
 
 # Request bodies, by path prefix (the longest matching prefix wins): webhooks carry batches
 # of receipts (the simulator's 2,000 are about 400 kB); the API's bodies are small, but for
 # a CSV import (a million subscribers are about 60 MB), which is stored as it streams in.
+# A redirect is not cached (each click counts) and its code is not passed on as a Referer.
+_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 BODY_LIMITS = {"": 64 << 10, "/v1/": 1 << 20, "/v1/imports": 1 << 30, "/webhooks/": 8 << 20}
 
 
@@ -50,6 +52,7 @@ def create_app(
     api: V1 | None = None,
     pool: asyncpg.Pool | None = None,
     unsubscribe_secret: str | None = None,
+    redirects: links.Redirects | None = None,
 ) -> Starlette:
     """The HTTP app. `pool` (default: the API's) is what `/readyz` checks besides the bus."""
     pool = pool if pool is not None or api is None else api.svc.pool
@@ -92,6 +95,18 @@ def create_app(
         body = {"status": "ready" if ok else "not ready", "checks": checks}
         return JSONResponse(body, 200 if ok else 503)
 
+    async def follow(request: Request) -> Response:
+        """A tracked short link: 302 to its URL, the click recorded (HEAD requests and
+        bots as such); 404 for a code that names nothing here."""
+        assert redirects is not None
+        url = await redirects.follow(
+            request.path_params["code"], request.headers.get("host", ""), request.method,
+            request.headers.get("user-agent"),
+        )  # fmt: skip
+        if url is None:
+            return PlainTextResponse("unknown link", status_code=404, headers=_NO_STORE)
+        return Response(status_code=302, headers={"Location": url, **_NO_STORE})
+
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -115,6 +130,8 @@ def create_app(
         ("/metrics", prometheus, ["GET"]),
     ):
         app.router.routes.append(Route(path, endpoint, methods=methods))
+    if redirects is not None:
+        app.router.routes.append(Route("/l/{code}", follow, methods=["GET", "HEAD"]))
     if api is not None:
         app.include_router(api.router())
         if unsubscribe_secret:  # one-click unsubscribe links (RFC 8058) at /u/{token}

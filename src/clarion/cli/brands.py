@@ -134,3 +134,63 @@ def brand_revoke_key(brand_id: int, key_id: int) -> None:
             print(f"key {key_id} revoked")
 
     run_async(go())
+
+
+@brand_app.command("macros")
+def brand_macros(
+    brand_id: int,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="NAME=TEXT: a `{{ brand.NAME }}` value; repeatable."),
+    ] = None,
+    clear: Annotated[bool, typer.Option(help="Remove every macro first.")] = False,
+) -> None:
+    """A brand's global macros (`{{ brand.NAME }}` in every campaign), changed with --set
+    (and --clear); prints them."""
+
+    async def go() -> dict[str, str]:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            current = {} if clear else await service.brands.macros(infra, brand_id)
+            if set_ or clear:
+                pairs = dict(p.partition("=")[::2] for p in set_ or [])
+                current = await service.brands.set_macros(infra, brand_id, current | pairs)
+            return current
+
+    for name, value in run_async(go()).items():
+        print(f"brand.{name} = {value}")
+
+
+@brand_app.command("link-domain")
+def brand_link_domain(
+    brand_id: int,
+    domain: Annotated[
+        str | None, typer.Argument(help="A host name pointed at Clarion; none: the install's.")
+    ] = None,
+) -> None:
+    """Serve the brand's tracked short links (`https://DOMAIN/l/…`) on its own domain."""
+
+    async def go() -> str | None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await service.links.set_link_domain(infra, brand_id, domain)
+
+    host = run_async(go())
+    print(f"brand {brand_id} links: https://{host}/l/…" if host else "the install's links URL")
+
+
+@brand_app.command("attribution")
+def brand_attribution(
+    brand_id: int,
+    click_hours: Annotated[float, typer.Option(help="An order within this long of a click.")] = 120,
+    view_hours: Annotated[float, typer.Option(help="Else within this long of a delivery.")] = 24,
+) -> None:
+    """How long after a click, or else a delivery, an order is attributed to the message."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            await service.brands.set_attribution_windows(infra, brand_id, click_hours, view_hours)
+
+    run_async(go())
+    print(
+        f"brand {brand_id}: orders within {click_hours:g} h of a click, else {view_hours:g} h"
+        " of a delivery"
+    )

@@ -133,6 +133,13 @@ def bench(
             " the measured time) instead of the whole list: what targeting costs."
         ),
     ] = False,
+    links: Annotated[
+        str,
+        typer.Option(
+            help="none: the body has no link; on: it has one, tracked (a short link per"
+            " recipient); off: it has one, sent as it is. What link tracking costs."
+        ),
+    ] = "none",
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
     ] = False,
@@ -152,6 +159,8 @@ def bench(
     when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
     if workers < 1 or recipients < 1:
         raise fail("--workers and --recipients must be at least 1")
+    if links not in ("none", "on", "off"):
+        raise fail("--links is none, on or off")
     groups = [[s.strip() for s in g.split(",") if s.strip()] for g in (roles or "").split(";")]
     groups = [g for g in groups if g]
     missing = set(bootstrap.STAGES) - {s for g in groups for s in g}
@@ -167,6 +176,7 @@ def bench(
         lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
         sql_top=sql_top, data_dir=keep, send_side_nice=send_side_nice, segment=segment,
+        links=links,
     )  # fmt: skip
     print_report(run_async(run_bench(opts)), json_out)
 

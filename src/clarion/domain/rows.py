@@ -34,6 +34,8 @@ class BrandRow(msgspec.Struct, frozen=True, kw_only=True):
     smart_sending_h: float  # 0 turns smart sending off
     support_contact: str
     email_from: str | None  # From of the brand's email (None: `<name> <news@<slug>.example>`)
+    link_domain: str | None = None  # where its short links are served (None: the install's)
+    macros: dict[str, str] = {}  # its own `{{ brand.* }}` values
     max_segments: int  # the most SMS parts a message of the brand may take (1 to 10)
 
 
@@ -64,6 +66,7 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     exclude_segment_ids: list[int]  # less these segments' subscribers
     audience_resolved_at: datetime | None  # the segment resolved, at the first launch
     audience_definition: Any  # a segment definition of its own (JSON) instead of a segment
+    track_links: bool = True  # its URLs become tracked short links
 
     @property
     def targeted(self) -> bool:

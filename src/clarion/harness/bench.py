@@ -63,6 +63,7 @@ BODY = (
     "{{ brand.name }}: Hi {{ first_name | default('there') }}, Black Friday starts now - "
     "40% off everything in {{ city | default('your city') }}. Reply STOP to opt out."
 )
+LINK = "https://northwind.example/bf"
 CARRIERS = ("AT&T", "T-Mobile", "Verizon", "US Cellular", "unknown")
 _SEED_CHUNK = 50_000
 
@@ -94,6 +95,9 @@ class BenchOptions:
     # launch, inside the measured time) instead of the brand's whole list: what targeting
     # costs, at the same number of messages.
     segment: bool = False
+    # The body carries a link: "on" tracked (a short link per recipient), "off" sent as it
+    # is; "none": no link (the body of the figures before links).
+    links: str = "none"
 
     def groups(self) -> list[list[str]]:
         if self.roles:
@@ -191,9 +195,11 @@ async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
     if opts.segment:  # every synthetic subscriber has a city
         every = {"attribute": "city", "op": "exists"}
         segment_id = (await segments.create(pool, brand_id, "Everyone", every)).id
+    body = BODY if opts.links == "none" else BODY.replace(" Reply STOP", f" {LINK} Reply STOP")
     campaign_id = await campaigns.create_campaign(
-        pool, brand_id=brand_id, name="Black Friday", body=BODY, segment_id=segment_id
-    )
+        pool, brand_id=brand_id, name="Black Friday", body=body, segment_id=segment_id,
+        track_links=opts.links == "on",
+    )  # fmt: skip
     return brand_id, campaign_id
 
 
@@ -380,6 +386,7 @@ async def _bench(
         "duration_s": round(duration_s, 3),
         "throughput_mps": round(p.delivered / duration_s, 1) if duration_s > 0 else 0.0,
         "audience": "segment" if opts.segment else "list",
+        "links": opts.links,
         "first_message_s": round(first_s, 3) if first_s is not None else None,
         # launch → the first message stored by the send stage (paged and rendered): the rest
         # of first_message_s is the send stage's gate, claim and lease

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+import msgspec
 from jinja2 import nodes
 
 from clarion.compliance.encoding import MAX_SEGMENTS, sms_segments
@@ -26,6 +27,7 @@ from clarion.domain.records import (
 )
 from clarion.errors import TemplateError
 from clarion.pipeline import sandbox
+from clarion.pipeline.links import Rewriter, find_urls
 
 _ENV = sandbox.BoundedSandbox(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
@@ -182,11 +184,12 @@ def render_batch(
     brand: Mapping[str, Any],
     sender: str,
     max_segments: int = MAX_SEGMENTS,
+    links: Rewriter | None = None,
 ) -> RenderedBatch:
-    """Render each recipient; a recipient whose render fails, or whose message is longer
-    than `max_segments` (the brand's), becomes a `RenderFailure` with the reason, and the
-    rest of the batch goes on."""
-    messages: list[OutboundMessage] = []
+    """Render each recipient (their tracked URLs become their short `links`); a recipient
+    whose render fails, or whose message is longer than `max_segments` (the brand's),
+    becomes a `RenderFailure` with the reason, and the rest of the batch goes on."""
+    rendered: list[tuple[Recipient, str, str]] = []
     failures: list[RenderFailure] = []
     for r in batch.recipients:
         if not r.phone:
@@ -194,14 +197,18 @@ def render_batch(
         message_id = campaign_message_id(campaign_uid, VARIANT, r.subscriber_id)
         context = {**r.fields, "phone": r.phone, "brand": brand}
         try:
-            body = template.render(context).strip()
+            rendered.append((r, message_id, template.render(context).strip()))
         except jinja2.UndefinedError as exc:
             reason = f"template_error: unknown field ({exc.message})"
             failures.append(_failure(r, message_id, r.phone, reason))
-            continue
         except Exception as exc:  # any render failure is the recipient's, not the batch's
             failures.append(_failure(r, message_id, r.phone, _reason(exc)))
-            continue
+    bodies = [body for _, _, body in rendered]
+    if links is not None:
+        bodies = links.apply(bodies, [r.subscriber_id for r, _, _ in rendered])
+    messages: list[OutboundMessage] = []
+    for (r, message_id, _), body in zip(rendered, bodies, strict=True):
+        assert r.phone is not None
         segments = sms_segments(body).segments
         if segments > max_segments:
             reason = f"template_error: {segments} segments; the brand's limit is {max_segments}"
@@ -241,10 +248,12 @@ def render_email_batch(
     brand: Mapping[str, Any],
     from_addr: str,
     unsubscribe_url: Callable[[int], str],
+    links: Rewriter | None = None,
 ) -> RenderedBatch:
     """The email of each recipient who has an address: subject and text rendered like an SMS
-    body (a recipient whose render fails fails alone, with the reason), the one-click
-    unsubscribe link per subscriber. Message ids differ from the SMS ones (variant)."""
+    body (a recipient whose render fails fails alone, with the reason; tracked URLs become
+    their short `links`), the one-click unsubscribe link per subscriber. Message ids differ
+    from the SMS ones (variant)."""
     messages: list[OutboundMessage] = []
     failures: list[RenderFailure] = []
     for r in batch.recipients:
@@ -271,6 +280,11 @@ def render_email_batch(
                 unsubscribe_url=unsubscribe_url(r.subscriber_id),
             )
         )
+    if links is not None and messages:
+        texts = links.apply([m.body for m in messages], [m.subscriber_id or 0 for m in messages])
+        messages = [
+            msgspec.structs.replace(m, body=t) for m, t in zip(messages, texts, strict=True)
+        ]
     return RenderedBatch(
         batch_id=f"{batch.batch_id}:email",
         brand_id=batch.brand_id,
@@ -281,6 +295,42 @@ def render_email_batch(
         partition=batch.partition,
         channel="email",
     )
+
+
+def brand_names_used(body: str) -> set[str]:
+    """The `brand.NAME`s a template reads (empty for a template that does not compile)."""
+    try:
+        tree = sandbox.parse(_ENV, body)
+    except Exception:
+        return set()
+    return {
+        n.attr
+        for n in tree.find_all(nodes.Getattr)
+        if isinstance(n.node, nodes.Name) and n.node.name == "brand"
+    }
+
+
+class _Marked(jinja2.ChainableUndefined):
+    """A subscriber's field in `constant_urls`: renders as a mark no URL has."""
+
+    def __str__(self) -> str:
+        return _MARK
+
+
+_MARK = "\ue000"  # a private-use character
+_MARKED_ENV = sandbox.BoundedSandbox(undefined=_Marked, autoescape=False)
+
+
+def constant_urls(body: str, *, brand: Mapping[str, Any]) -> list[str]:
+    """The URLs of `body` that are the same for every recipient (brand macros filled in; a
+    field's `default()` counts as a constant): a render in which each subscriber field is a
+    mark, less the URLs the mark is in. A template that does not render has none."""
+    try:
+        text = sandbox.render(sandbox.build(_MARKED_ENV, sandbox.parse(_MARKED_ENV, body)),
+                              {"brand": brand})  # fmt: skip
+    except Exception:
+        return []
+    return [u for u in find_urls(text) if _MARK not in u]
 
 
 def render_sample(body: str, fields: Mapping[str, Any], *, brand: Mapping[str, Any]) -> str:

@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from clarion.domain.brands import email_sender
+from clarion.domain.brands import brand_fields, email_sender
 from clarion.domain.records import RecipientBatch
+from clarion.domain.rows import BrandRow
 from clarion.email.unsubscribe import make_token
-from clarion.pipeline import personalize
+from clarion.pipeline import links, personalize
+from clarion.pipeline.links import links_base
 from clarion.runtime.context import WorkerContext
 from clarion.store import brands, campaigns
+from clarion.store import links as store_links
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ class CampaignTemplates:
     subject: personalize.Template | None
     email_from: str
     max_segments: int  # the brand's: a longer SMS fails for its recipient
+    sms_links: links.Rewriter | None = None  # None: links not tracked
+    email_links: links.Rewriter | None = None
 
 
 @dataclass
@@ -57,6 +62,7 @@ class PersonalizeWorker:
                     brand=t.brand,
                     sender=t.sender,
                     max_segments=t.max_segments,
+                    links=t.sms_links,
                 )
             )
         if t.email is not None and t.subject is not None:
@@ -69,6 +75,7 @@ class PersonalizeWorker:
                     brand=t.brand,
                     from_addr=t.email_from,
                     unsubscribe_url=partial(self._unsubscribe_url, batch.brand_id),
+                    links=t.email_links,
                 )
             )
         for rendered in outputs:
@@ -88,23 +95,46 @@ class PersonalizeWorker:
             pool = self.ctx.pool
             c = await campaigns.get_campaign(pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(pool, brand_id)
-            brand_fields = {"name": b.name, "help_text": b.help_text, "sender": b.sender}
+            shown = brand_fields(b.name, b.help_text, b.sender, b.macros)
             email = c.channel in ("email", "both")
+            email_text = c.email_body or c.body
+            tracked = c.track_links
             cached = CampaignTemplates(
                 channel=c.channel,
                 sms=personalize.stored_template(c.body),
-                brand=brand_fields,
+                brand=shown,
                 sender=b.sender,
                 uid=str(c.uid),
-                email=personalize.stored_template(c.email_body or c.body) if email else None,
+                email=personalize.stored_template(email_text) if email else None,
                 subject=personalize.stored_template(c.subject or c.name) if email else None,
                 email_from=email_sender(b.name, b.slug, b.email_from),
                 max_segments=b.max_segments,
-            )
+                sms_links=(
+                    await self._links(b, c.id, personalize.VARIANT, c.body, shown)
+                    if tracked and c.channel in ("sms", "both") else None
+                ),
+                email_links=(
+                    await self._links(
+                        b, c.id, personalize.EMAIL_VARIANT, email_text, shown
+                    )
+                    if tracked and email else None
+                ),
+            )  # fmt: skip
             self._templates[campaign_id] = cached
             while len(self._templates) > _TEMPLATES_KEPT:
                 self._templates.popitem(last=False)
         return cached
+
+    async def _links(
+        self, b: BrandRow, campaign_id: int, variant: str, body: str, brand: dict[str, Any]
+    ) -> links.Rewriter:
+        """The variant's tracked links: the URLs its text has whatever the subscriber,
+        registered (once, by whichever process renders first)."""
+        urls = personalize.constant_urls(body, brand=brand)
+        ids = await store_links.register(self.ctx.pool, b.id, campaign_id, variant, urls)
+        return links.Rewriter(
+            links_base(b.link_domain, self.public_url), ids, self.unsubscribe_secret
+        )
 
     def _unsubscribe_url(self, brand_id: int, subscriber_id: int) -> str:
         token = make_token(self.unsubscribe_secret, brand_id, subscriber_id)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+from clarion.domain.brands import brand_fields
 from clarion.domain.ports import Provider
 from clarion.domain.rows import SubscriberRow
 from clarion.errors import InvalidInput, ProviderError
-from clarion.pipeline import audience, personalize
+from clarion.pipeline import audience, links, personalize
 from clarion.pipeline.lanes import pacific_day
 from clarion.pipeline.plan import Actual, PlanContext, Planner, PlanRecipient, SendPlan
 from clarion.store import brands, campaigns, compliance, messages
@@ -31,6 +32,7 @@ async def plan_campaign(
     *,
     at: datetime,
     platform_rate_mps: float,
+    links_url: str = "http://127.0.0.1:8080",
     page_size: int = 2000,
 ) -> SendPlan:
     """What launching the campaign at `at` would do, computed over its whole audience with
@@ -61,7 +63,12 @@ async def plan_campaign(
     )
     planner = Planner(ctx)
     template = personalize.compile_template(c.body)
-    brand_fields = {"name": b.name, "help_text": b.help_text, "sender": b.sender}
+    shown = brand_fields(b.name, b.help_text, b.sender, b.macros)
+    short = None  # tracked links, as long as they will be (a sample code each)
+    if c.track_links:
+        urls = personalize.constant_urls(c.body, brand=shown)
+        base = links.links_base(b.link_domain, links_url)
+        short = links.Rewriter(base, dict.fromkeys(urls, 1), "preview")
     cursor = 0
     while True:
         rows = (
@@ -87,8 +94,8 @@ async def plan_campaign(
             brand_id=brand_id, campaign_id=campaign_id, attempt=0, rows=rows
         )
         rendered = personalize.render_batch(
-            template, batch, campaign_uid=str(c.uid), brand=brand_fields, sender=b.sender,
-            max_segments=b.max_segments,
+            template, batch, campaign_uid=str(c.uid), brand=shown, sender=b.sender,
+            max_segments=b.max_segments, links=short,
         )  # fmt: skip
         segments = {m.subscriber_id: m.segments for m in rendered.messages}
         errors = {f.subscriber_id: f.error for f in rendered.failures}

@@ -13,7 +13,7 @@ from clarion.domain.messages import DueMessage
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
 from clarion.errors import ProviderError
 from clarion.runtime.context import WorkerContext
-from clarion.store import compliance, messages
+from clarion.store import attribution, compliance, messages
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,22 @@ log = logging.getLogger(__name__)
 _DEFERRED_PER_BATCH = 1000
 
 
+# Orders recorded this recently are attributed again (a delivery receipt that came after the
+# order may change it); receipts come within seconds or minutes of the send.
+REATTRIBUTE_WITHIN_S = 3600.0
+
+
 @dataclass
 class Sweeps:
     ctx: WorkerContext
+
+    async def reattribute(self, within_s: float = REATTRIBUTE_WITHIN_S) -> int:
+        """Attribute the recent orders again; how many attributions were made or changed."""
+        after, changed = 0, 0
+        while ids := await attribution.recent_orders(self.ctx.pool, within_s, after, 5000):
+            changed += await attribution.attribute(self.ctx.pool, ids)
+            after = ids[-1]
+        return changed
 
     async def deferred(self, limit: int = 5000) -> int:
         """Republish deferred messages whose moment has come, oldest first, to their

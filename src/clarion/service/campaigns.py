@@ -6,15 +6,18 @@ brand's campaign is `NotFound`. An operator's command (the CLI) passes None.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from clarion.domain.brands import brand_fields
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CampaignRow
 from clarion.domain.segments import parse_definition
 from clarion.errors import CampaignInvalid, InvalidInput
+from clarion.pipeline import links
 from clarion.pipeline.campaign import (
     BodyCheck,
     check_sms_body,
@@ -22,7 +25,12 @@ from clarion.pipeline.campaign import (
     sample_fields,
     validate_launch,
 )
-from clarion.pipeline.personalize import check_template, render_sample
+from clarion.pipeline.personalize import (
+    brand_names_used,
+    check_template,
+    constant_urls,
+    render_sample,
+)
 from clarion.pipeline.plan import PlanRow, SendPlan, plan_vs_actual
 from clarion.runtime import planning
 from clarion.service.context import Services
@@ -95,6 +103,17 @@ async def resolve_audience(svc: Services, c: CampaignRow, *, launched: bool) -> 
     )  # fmt: skip
 
 
+def preview_links(
+    svc: Services, link_domain: str | None, body: str, brand: dict[str, str], rendered: str
+) -> str:
+    """`rendered` with each URL that will be tracked as a short link of the length it will
+    have (a sample code)."""
+    urls = constant_urls(body, brand=brand)
+    base = links.links_base(link_domain, svc.settings.links_url or svc.settings.public_url)
+    rewriter = links.Rewriter(base, dict.fromkeys(urls, 1), "preview")
+    return rewriter.apply([rendered], [1])[0]
+
+
 async def get(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> CampaignRow:
     return await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
 
@@ -105,15 +124,21 @@ async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None)
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
     b = await brands.get_brand(svc.pool, c.brand_id)
     sample, first_contact = await campaigns.sample_and_first_contact(svc.pool, c.brand_id)
-    rendered = render_sample(
-        c.body,
-        sample_fields(sample),
-        brand={"name": b.name, "help_text": b.help_text, "sender": b.sender},
-    )
-    return check_sms_body(
+    brand = brand_fields(b.name, b.help_text, b.sender, b.macros)
+    rendered = render_sample(c.body, sample_fields(sample), brand=brand)
+    if c.track_links:  # counted as sent: each tracked URL as its short link
+        rendered = preview_links(svc, b.link_domain, c.body, brand, rendered)
+    checked = check_sms_body(
         rendered, brand_name=b.name, first_contact=first_contact,
         max_segments=b.max_segments,
     )  # fmt: skip
+    texts = [c.body, c.subject or "", c.email_body or ""]
+    unknown = sorted({n for t in texts for n in brand_names_used(t)} - brand.keys())
+    if unknown:  # every recipient's render would fail on it
+        known = ", ".join(sorted(brand)) or "none"
+        missing = [f"unknown macro brand.{n} (the brand's: {known})" for n in unknown]
+        return dataclasses.replace(checked, errors=(*checked.errors, *missing))
+    return checked
 
 
 async def plan(
@@ -135,6 +160,7 @@ async def plan(
             svc.pool, provider, campaign_id,
             at=when if when.tzinfo else when.replace(tzinfo=UTC),
             platform_rate_mps=svc.settings.platform_rate_mps,
+            links_url=svc.settings.links_url or svc.settings.public_url,
         )  # fmt: skip
     finally:
         await provider.aclose()

@@ -13,7 +13,7 @@ from clarion.domain.events import MAX_BATCH, Event, EventIn, event_in
 from clarion.domain.subscribers import email_of, phone_of
 from clarion.errors import ClarionError, InvalidInput
 from clarion.service.context import Services
-from clarion.store import events
+from clarion.store import attribution, events
 
 # An E.164 number is looked up as it is; any other format is parsed first (phonenumbers
 # costs ~40 µs a number: a batch of a shop's events carries E.164 numbers).
@@ -82,6 +82,9 @@ async def ingest(
             )
         )  # fmt: skip
     stored = await events.append(svc.pool, brand_id, ready)
+    orders = [stored[e.client_id] for e in ready if e.type == "ordered" and e.client_id in stored]
+    if orders:  # attributed as they arrive (and looked at again as receipts come in)
+        await attribution.attribute(svc.pool, orders)
     out.stored = len(stored)
     out.duplicates = len(ready) - out.stored
     out.rejected.sort(key=lambda r: r[0])

@@ -45,6 +45,23 @@ async def get_brand(pool: Pool, brand_id: int) -> BrandRow:
     return msgspec.convert(dict(row), BrandRow)
 
 
+async def set_macros(pool: Pool, brand_id: int, macros: dict[str, str]) -> None:
+    done = await pool.execute("UPDATE brands SET macros = $2 WHERE id = $1", brand_id, macros)
+    if done == "UPDATE 0":
+        raise NotFound("brand", brand_id)
+
+
+async def set_attribution_windows(
+    pool: Pool, brand_id: int, click_window_h: float, view_window_h: float
+) -> None:
+    done = await pool.execute(
+        "UPDATE brands SET click_window_h = $2, view_window_h = $3 WHERE id = $1",
+        brand_id, click_window_h, view_window_h,
+    )  # fmt: skip
+    if done == "UPDATE 0":
+        raise NotFound("brand", brand_id)
+
+
 async def senders_of(pool: Pool, brand_id: int) -> set[str]:
     """The numbers (and short codes) a brand may send from: its default sender and the
     senders configured for it."""

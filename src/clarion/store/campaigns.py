@@ -32,6 +32,7 @@ async def create_campaign(
     segment_id: int | None = None,
     exclude_segment_ids: Sequence[int] = (),
     definition: Any = None,
+    track_links: bool = True,
 ) -> int:
     """A draft campaign: by SMS (`body`), email (`subject`, `email_body` or else `body`), or
     both (each subscriber on each channel they consented to); to a segment's subscribers (or
@@ -41,10 +42,10 @@ async def create_campaign(
         raise InvalidInput(f"channel must be sms, email or both, not {channel!r}", field="channel")
     campaign_id: int = await pool.fetchval(
         "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body,"
-        " segment_id, exclude_segment_ids, audience_definition)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        " segment_id, exclude_segment_ids, audience_definition, track_links)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         brand_id, name, body, channel, subject, email_body, segment_id,
-        list(exclude_segment_ids), definition,
+        list(exclude_segment_ids), definition, track_links,
     )  # fmt: skip
     return campaign_id
 

@@ -31,11 +31,11 @@ async def subscriber_ids(
     )
 
 
-async def append(pool: Pool, brand_id: int, events: Sequence[Event]) -> set[str]:
-    """Store the events; returns the client ids stored now (the others were stored before,
-    or twice in this batch: the first is kept)."""
+async def append(pool: Pool, brand_id: int, events: Sequence[Event]) -> dict[str, int]:
+    """Store the events; returns the id of each stored now, by client id (the others were
+    stored before, or twice in this batch: the first is kept)."""
     if not events:
-        return set()
+        return {}
     rows = await pool.fetch(
         """
         INSERT INTO events
@@ -46,7 +46,7 @@ async def append(pool: Pool, brand_id: int, events: Sequence[Event]) -> set[str]
                     $7::text[], $8::text[])
             AS e(client_id, subscriber_id, type, occurred_at, value, properties, items)
         ON CONFLICT (brand_id, client_id) DO NOTHING
-        RETURNING client_id
+        RETURNING client_id, id
         """,
         brand_id,
         [e.client_id for e in events],
@@ -58,4 +58,4 @@ async def append(pool: Pool, brand_id: int, events: Sequence[Event]) -> set[str]
         [None if e.properties is None else _json(e.properties).decode() for e in events],
         [None if e.items is None else _json(e.items).decode() for e in events],
     )
-    return {r["client_id"] for r in rows}
+    return {r["client_id"]: r["id"] for r in rows}
