@@ -300,7 +300,8 @@ async def _sweep_deferred(
 ) -> None:
     """Hand deferred messages back to the send stage when their moment comes, fold early
     receipts whose send answer has landed, and now and then reconcile messages whose final
-    receipt never came, every minute attribute recent orders again, and once an hour prune
+    receipt never came, decide A/B tests whose wait is over (and launch their winners),
+    every minute attribute recent orders again, and once an hour prune
     the record of counted status batches.
     Elected: only the process holding the advisory lock sweeps."""
     clock = core.ctx.clock
@@ -312,6 +313,7 @@ async def _sweep_deferred(
                     try:
                         await core.sweeps.deferred()
                         await core.sweeps.early_receipts()
+                        await core.sweeps.decide_tests()
                         if clock.monotonic() - reconciled_at >= settings.reconcile_every_s:
                             reconciled_at = clock.monotonic()
                             await core.sweeps.reconcile(

@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from clarion import bootstrap, service
 from clarion.cli._app import campaign_app, err, run_async
@@ -174,3 +175,56 @@ def campaign_plan(
     console = Console()
     for table in plan_tables(plan):
         console.print(table)
+
+
+_REPORT_COLUMNS = (
+    ("recipients", "recipients"), ("sent", "sent"), ("delivered", "delivered"),
+    ("failed", "failed"), ("suppressed", "suppressed"), ("unique_clicks", "clicked"),
+    ("click_rate", "click rate"), ("opt_outs", "opt-outs"), ("orders", "orders"),
+    ("revenue", "revenue"), ("revenue_per_message", "rev/msg"), ("segments", "segments"),
+)  # fmt: skip
+
+
+@campaign_app.command("report")
+def campaign_report(
+    campaign_id: int,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """What a campaign did and earned: recipients, sent, delivered, failures by error,
+    suppressions by reason, people's clicks, opt-outs, orders and attributed revenue, cost
+    in segments — in all, per variant (with the A/B test's decision), per carrier, per
+    minute (in --json)."""
+
+    async def go() -> service.campaigns.Performance:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            return await service.campaigns.report(infra, campaign_id)
+
+    r = run_async(go())
+    if json_out:
+        sys.stdout.write(msgspec.json.encode(r).decode() + "\n")
+        return
+    console = Console()
+    table = Table(title=f"campaign {r.campaign_id} {r.name!r} ({r.status})")
+    table.add_column("")
+    for _, title in _REPORT_COLUMNS:
+        table.add_column(title, justify="right")
+    rows = [("all", r.totals)] + [(f"{v.key} {v.name}", v.figures) for v in r.variants]
+    rows += [(f"carrier {k}", v) for k, v in r.carriers.items()]
+    for label, figures in rows:
+        table.add_row(label, *(f"{figures[k]:g}" if isinstance(figures[k], float) else
+                               str(figures[k]) for k, _ in _REPORT_COLUMNS))  # fmt: skip
+    console.print(table)
+    reasons = {
+        "suppressed": r.suppressed_by_reason, "failed": r.failed_by_error,
+        "deferred": r.deferred_by_reason,
+    }  # fmt: skip
+    for what, counts in reasons.items():
+        if counts:
+            console.print(f"{what}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
+    if r.ab is not None:
+        decision = r.ab.get("decision") or {}
+        console.print(
+            f"A/B ({r.ab['mode']}, {r.ab['metric']}): "
+            + (f"winner {r.ab['winner']}: {decision.get('reason', '')}" if r.ab.get("winner")
+               else "not decided yet")
+        )  # fmt: skip

@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from clarion.domain.variants import AbTest, Variant
+
 
 class BrandRow(msgspec.Struct, frozen=True, kw_only=True):
     """A row of `brands`."""
@@ -67,6 +69,22 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     audience_resolved_at: datetime | None  # the segment resolved, at the first launch
     audience_definition: Any  # a segment definition of its own (JSON) instead of a segment
     track_links: bool = True  # its URLs become tracked short links
+    variants: Any = None  # [Variant as JSON] (None: one, the texts above)
+    ab: Any = None  # AbTest as JSON (None: no test)
+    ab_winner: str | None = None  # a test's winner, once decided
+    ab_decision: Any = None  # the Decision as JSON
+    ab_decided_at: datetime | None = None
+    ab_attempt: int | None = None  # the launch attempt that sends the winner to the rest
+
+    def variant_list(self) -> list[Variant]:
+        """Its variants (one, its own texts, when it has none)."""
+        if self.variants:
+            return msgspec.convert(self.variants, list[Variant])
+        return [Variant(key="a", name="A", weight=100.0, body=self.body, subject=self.subject,
+                        email_body=self.email_body)]  # fmt: skip
+
+    def ab_test(self) -> AbTest | None:
+        return None if self.ab is None else msgspec.convert(self.ab, AbTest)
 
     @property
     def targeted(self) -> bool:

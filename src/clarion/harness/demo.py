@@ -31,6 +31,16 @@ DEMO_BODY = (
     "{{ brand.name }}: Hi {{ first_name | default('there') }}, Black Friday starts now - "
     "40% off everything in {{ city | default('your city') }}. Reply STOP to opt out."
 )
+# The demo's A/B split: two variants with the shop's link; the simulator's people like the
+# second's offer twice as much (`SHOPPERS`), and Clarion finds out from their clicks.
+SHOP = "https://northwind.example/black-friday"
+VARIANTS = [
+    {"name": "40% off", "body": DEMO_BODY.replace(" Reply STOP", f" {SHOP} Reply STOP")},
+    {"name": "Free gift", "body": (
+        "{{ brand.name }}: Hi {{ first_name | default('there') }}, Black Friday: 40% off and a"
+        f" free gift with every order today. {SHOP} Reply STOP to opt out.")},
+]  # fmt: skip
+SHOPPERS = {"click_rate": 0.08, "order_rate": 0.25, "boosts": {"free gift": 2.0}, "seed": 7}
 
 
 async def run_demo(
@@ -94,8 +104,14 @@ async def _campaign(
         subs = await asyncio.to_thread(synthetic_subscribers, recipients)
         await brands.import_subscribers(pool, brand_id, subs, source="demo-import")
         counts = await brands.count_subscribers(pool, brand_id)
-        campaign_id = await campaigns.create_campaign(
-            pool, brand_id=brand_id, name="Black Friday", body=DEMO_BODY
+        campaign_id = await service.campaigns.create(
+            infra, brand_id=brand_id, name="Black Friday", body="", variants=VARIANTS,
+            ab={"mode": "split"},
+        )  # fmt: skip
+        _, key = await service.keys.create(infra, brand_id, "demo shop", ["write"], rate_per_s=1e4)
+        public = infra.settings.public_url
+        await asyncio.to_thread(
+            sim.shoppers, {**SHOPPERS, "events_url": f"{public}/v1/events", "api_key": key}
         )
     started = time.perf_counter()
     await service.campaigns.launch(infra, campaign_id, at=at)
@@ -127,6 +143,9 @@ async def _campaign(
                 raise TimeoutError(f"campaign {campaign_id} did not finish in {timeout_s} s")
             await asyncio.sleep(0.25)
     duration_s = time.perf_counter() - started
+    with console.status("The simulator's people click and buy…"):
+        await _quiet(sim)
+    earned = await service.campaigns.report(infra, campaign_id)
     c = await campaigns.get_campaign(pool, campaign_id)
     stats = await asyncio.to_thread(sim.stats)
     report = {
@@ -154,12 +173,37 @@ async def _campaign(
             r.carrier: {"delivered": r.delivered, "undelivered": r.undelivered, "failed": r.failed}
             for r in p.carriers
         },
+        "variants": {
+            v.name: {
+                k: v.figures[k]
+                for k in (
+                    "delivered",
+                    "unique_clicks",
+                    "click_rate",
+                    "orders",
+                    "revenue",
+                    "revenue_per_message",
+                )
+            }
+            for v in earned.variants
+        },
     }
     if as_json:
         print(json.dumps(report))
     else:
         _print_report(console, report)
     return report
+
+
+async def _quiet(sim: SimProcess, within_s: float = 30.0) -> None:
+    """Until the simulator's people stop clicking and buying (or `within_s`)."""
+    deadline, last, still = time.monotonic() + within_s, None, 0
+    while still < 8 and time.monotonic() < deadline:
+        seen = await asyncio.to_thread(sim.shoppers)
+        now = (seen.get("clicks"), seen.get("orders"))
+        still = still + 1 if now == last else 0
+        last = now
+        await asyncio.sleep(0.25)
 
 
 def _print_report(console: Console, r: dict[str, Any]) -> None:
@@ -195,6 +239,23 @@ def _print_report(console: Console, r: dict[str, Any]) -> None:
         )
     if r["errors"]:
         console.print("Error codes: " + ", ".join(f"{k} × {v}" for k, v in r["errors"].items()))
+    variants = Table(title="A/B split: what each variant earned (clicks, attributed orders)")
+    for col in (
+        "variant",
+        "delivered",
+        "clicked",
+        "click rate",
+        "orders",
+        "revenue",
+        "per message",
+    ):
+        variants.add_column(col)
+    for name, v in r["variants"].items():
+        variants.add_row(
+            name, f"{v['delivered']:,}", f"{v['unique_clicks']:,}", f"{v['click_rate']:.1%}",
+            f"{v['orders']:,}", f"${v['revenue']:,.2f}", f"${v['revenue_per_message']:.3f}",
+        )  # fmt: skip
+    console.print(variants)
     carriers = Table(title="By carrier")
     for col in ("carrier", "delivered", "undelivered", "failed"):
         carriers.add_column(col)

@@ -185,6 +185,7 @@ def render_batch(
     sender: str,
     max_segments: int = MAX_SEGMENTS,
     links: Rewriter | None = None,
+    variant: str = VARIANT,
 ) -> RenderedBatch:
     """Render each recipient (their tracked URLs become their short `links`); a recipient
     whose render fails, or whose message is longer than `max_segments` (the brand's),
@@ -194,7 +195,7 @@ def render_batch(
     for r in batch.recipients:
         if not r.phone:
             continue  # no number: nothing to send on this channel
-        message_id = campaign_message_id(campaign_uid, VARIANT, r.subscriber_id)
+        message_id = campaign_message_id(campaign_uid, variant, r.subscriber_id)
         context = {**r.fields, "phone": r.phone, "brand": brand}
         try:
             rendered.append((r, message_id, template.render(context).strip()))
@@ -249,6 +250,7 @@ def render_email_batch(
     from_addr: str,
     unsubscribe_url: Callable[[int], str],
     links: Rewriter | None = None,
+    variant: str = EMAIL_VARIANT,
 ) -> RenderedBatch:
     """The email of each recipient who has an address: subject and text rendered like an SMS
     body (a recipient whose render fails fails alone, with the reason; tracked URLs become
@@ -260,7 +262,7 @@ def render_email_batch(
         email = r.fields.get("email")
         if not isinstance(email, str) or "@" not in email:
             continue
-        message_id = campaign_message_id(campaign_uid, EMAIL_VARIANT, r.subscriber_id)
+        message_id = campaign_message_id(campaign_uid, variant, r.subscriber_id)
         context = {**r.fields, "phone": r.phone, "brand": brand}
         try:
             text = body.render(context).strip()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from clarion.domain.ids import PARTITIONS
 from clarion.domain.records import LaunchCampaign
+from clarion.domain.variants import in_sample
 from clarion.errors import Held
 from clarion.pipeline import audience
 from clarion.runtime.context import WorkerContext
@@ -34,6 +35,12 @@ class AudienceWorker:
         # from it (`audience.split_pages`).
         cursors, published = list(c.audience_cursors), 0
         size = PARTITIONS * self.page_size
+        # A test-then-winner campaign goes out twice: its sample first, then (the launch
+        # that sends the winner) everyone else. The first launch and the winner's count.
+        ab, uid = c.ab_test(), str(c.uid)
+        testing = ab is not None and ab.mode == "test"
+        rest = testing and c.ab_attempt == cmd.attempt
+        counted = cmd.attempt == 1 or rest
         for _ in range(READS_PER_TURN):
             status = await campaigns.status_of(pool, cmd.campaign_id)
             if status == "paused":  # redelivered later; the cursors are in Postgres
@@ -56,6 +63,8 @@ class AudienceWorker:
             )
             added = 0
             for part, page in pages:
+                if testing:  # the sample, or the rest
+                    page = [r for r in page if in_sample(uid, r.id, ab) != rest]
                 batch = audience.recipient_batch(
                     brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt,
                     rows=page, partition=part, channel=c.channel,
@@ -66,7 +75,7 @@ class AudienceWorker:
                 added += audience.messages_for(batch, c.channel)
             await campaigns.advance_audience(
                 pool, cmd.campaign_id, before=cursors, after=moved, added=added,
-                attempt=cmd.attempt,
+                attempt=cmd.attempt, counted=counted,
             )  # fmt: skip
             cursors = moved
             published += added

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from clarion.domain.brands import brand_fields, email_sender
-from clarion.domain.records import RecipientBatch
+from clarion.domain.records import Recipient, RecipientBatch, RenderedBatch
 from clarion.domain.rows import BrandRow
+from clarion.domain.variants import AbTest, Variant, assign, in_sample, message_variant
 from clarion.email.unsubscribe import make_token
 from clarion.pipeline import links, personalize
 from clarion.pipeline.links import links_base
@@ -25,21 +28,32 @@ log = logging.getLogger(__name__)
 _TEMPLATES_KEPT = 256
 
 
+@dataclass(frozen=True, eq=False)  # one per variant: known by identity
+class VariantTemplates:
+    """One variant's compiled texts and tracked links."""
+
+    key: str
+    sms: personalize.Template
+    email: personalize.Template | None
+    subject: personalize.Template | None
+    sms_links: links.Rewriter | None = None  # None: links not tracked
+    email_links: links.Rewriter | None = None
+
+
 @dataclass(frozen=True)
 class CampaignTemplates:
     """A campaign's compiled templates and what rendering needs, read once per campaign."""
 
     channel: str
-    sms: personalize.Template
     brand: dict[str, Any]
     sender: str
     uid: str
-    email: personalize.Template | None
-    subject: personalize.Template | None
     email_from: str
     max_segments: int  # the brand's: a longer SMS fails for its recipient
-    sms_links: links.Rewriter | None = None  # None: links not tracked
-    email_links: links.Rewriter | None = None
+    variants: tuple[VariantTemplates, ...]
+    weights: tuple[Variant, ...]
+    ab: AbTest | None = None
+    winner: str | None = None  # a test's, once decided
 
 
 @dataclass
@@ -52,33 +66,37 @@ class PersonalizeWorker:
 
     async def __call__(self, batch: RecipientBatch) -> int:
         t = await self._template(batch.brand_id, batch.campaign_id)
-        outputs = []
-        if t.channel in ("sms", "both"):
-            outputs.append(
-                personalize.render_batch(
-                    t.sms,
-                    batch,
-                    campaign_uid=t.uid,
-                    brand=t.brand,
-                    sender=t.sender,
-                    max_segments=t.max_segments,
-                    links=t.sms_links,
-                )
-            )
-        if t.email is not None and t.subject is not None:
-            outputs.append(
-                personalize.render_email_batch(
-                    t.email,
-                    t.subject,
-                    batch,
-                    campaign_uid=t.uid,
-                    brand=t.brand,
-                    from_addr=t.email_from,
-                    unsubscribe_url=partial(self._unsubscribe_url, batch.brand_id),
-                    links=t.email_links,
-                )
-            )
-        for rendered in outputs:
+        groups = self._by_variant(t, batch)
+        if groups is None:  # someone is due the winner this process has not heard of
+            self._templates.pop(batch.campaign_id, None)
+            t = await self._template(batch.brand_id, batch.campaign_id)
+            groups = self._by_variant(t, batch) or {}
+        sms: list[RenderedBatch] = []
+        email: list[RenderedBatch] = []
+        for v, recipients in groups.items():
+            part = batch if len(groups) == 1 else msgspec.structs.replace(
+                batch, recipients=recipients
+            )  # fmt: skip
+            if t.channel in ("sms", "both"):
+                sms.append(
+                    personalize.render_batch(
+                        v.sms, part, campaign_uid=t.uid, brand=t.brand, sender=t.sender,
+                        max_segments=t.max_segments, links=v.sms_links,
+                        variant=message_variant("sms", v.key),
+                    )
+                )  # fmt: skip
+            if v.email is not None and v.subject is not None:
+                email.append(
+                    personalize.render_email_batch(
+                        v.email, v.subject, part, campaign_uid=t.uid, brand=t.brand,
+                        from_addr=t.email_from,
+                        unsubscribe_url=partial(self._unsubscribe_url, batch.brand_id),
+                        links=v.email_links, variant=message_variant("email", v.key),
+                    )
+                )  # fmt: skip
+        for rendered in (_joined(sms), _joined(email)):
+            if rendered is None:
+                continue
             if rendered.failures:  # one line per batch: each reason is on its message row
                 first = rendered.failures[0]
                 log.warning(
@@ -89,6 +107,25 @@ class PersonalizeWorker:
             await self.ctx.bus.publish("rendered", rendered, msg_id=rendered.batch_id)
         return len(batch.recipients)
 
+    def _by_variant(
+        self, t: CampaignTemplates, batch: RecipientBatch
+    ) -> dict[VariantTemplates, list[Recipient]] | None:
+        """The batch's recipients by their variant; None when one is due a test's winner
+        that `t` does not know yet."""
+        if len(t.variants) == 1 and t.ab is None:
+            return {t.variants[0]: batch.recipients}
+        by_key = {v.key: v for v in t.variants}
+        groups: dict[VariantTemplates, list[Recipient]] = {}
+        for r in batch.recipients:
+            if in_sample(t.uid, r.subscriber_id, t.ab):
+                key = assign(t.uid, r.subscriber_id, t.weights).key
+            elif t.winner is None:
+                return None
+            else:
+                key = t.winner
+            groups.setdefault(by_key[key], []).append(r)
+        return groups
+
     async def _template(self, brand_id: int, campaign_id: int) -> CampaignTemplates:
         cached = self._templates.get(campaign_id)
         if cached is None:
@@ -97,28 +134,37 @@ class PersonalizeWorker:
             b = await brands.get_brand(pool, brand_id)
             shown = brand_fields(b.name, b.help_text, b.sender, b.macros)
             email = c.channel in ("email", "both")
-            email_text = c.email_body or c.body
+            sms = c.channel in ("sms", "both")
             tracked = c.track_links
-            cached = CampaignTemplates(
-                channel=c.channel,
-                sms=personalize.stored_template(c.body),
-                brand=shown,
-                sender=b.sender,
-                uid=str(c.uid),
-                email=personalize.stored_template(email_text) if email else None,
-                subject=personalize.stored_template(c.subject or c.name) if email else None,
-                email_from=email_sender(b.name, b.slug, b.email_from),
-                max_segments=b.max_segments,
-                sms_links=(
-                    await self._links(b, c.id, personalize.VARIANT, c.body, shown)
-                    if tracked and c.channel in ("sms", "both") else None
-                ),
-                email_links=(
-                    await self._links(
-                        b, c.id, personalize.EMAIL_VARIANT, email_text, shown
+            variants = c.variant_list()
+            compiled = []
+            for v in variants:
+                email_text = v.email_body or v.body
+                compiled.append(
+                    VariantTemplates(
+                        key=v.key,
+                        sms=personalize.stored_template(v.body),
+                        email=personalize.stored_template(email_text) if email else None,
+                        subject=(
+                            personalize.stored_template(v.subject or c.name) if email else None
+                        ),
+                        sms_links=(
+                            await self._links(b, c.id, message_variant("sms", v.key), v.body, shown)
+                            if tracked and sms else None
+                        ),
+                        email_links=(
+                            await self._links(
+                                b, c.id, message_variant("email", v.key), email_text, shown
+                            )
+                            if tracked and email else None
+                        ),
                     )
-                    if tracked and email else None
-                ),
+                )  # fmt: skip
+            cached = CampaignTemplates(
+                channel=c.channel, brand=shown, sender=b.sender, uid=str(c.uid),
+                email_from=email_sender(b.name, b.slug, b.email_from),
+                max_segments=b.max_segments, variants=tuple(compiled),
+                weights=tuple(variants), ab=c.ab_test(), winner=c.ab_winner,
             )  # fmt: skip
             self._templates[campaign_id] = cached
             while len(self._templates) > _TEMPLATES_KEPT:
@@ -139,3 +185,16 @@ class PersonalizeWorker:
     def _unsubscribe_url(self, brand_id: int, subscriber_id: int) -> str:
         token = make_token(self.unsubscribe_secret, brand_id, subscriber_id)
         return f"{self.public_url}/u/{token}"
+
+
+def _joined(parts: list[RenderedBatch]) -> RenderedBatch | None:
+    """One channel's renders of a batch's variants as one batch (its id the first's)."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return msgspec.structs.replace(
+        parts[0],
+        messages=[m for p in parts for m in p.messages],
+        failures=[f for p in parts for f in p.failures],
+    )

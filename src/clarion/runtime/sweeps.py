@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
 
 from clarion.config import RECONCILE_MAX_AGE_S
-from clarion.domain.ids import batch_id, partition_of
+from clarion.domain.ids import batch_id, campaign_message_id, partition_of
 from clarion.domain.messages import DueMessage
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
+from clarion.domain.variants import ArmStats, decide, message_variant
 from clarion.errors import ProviderError
+from clarion.pipeline.campaign import launch_command
 from clarion.runtime.context import WorkerContext
-from clarion.store import attribution, compliance, messages
+from clarion.store import abtests, attribution, compliance, messages
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,47 @@ REATTRIBUTE_WITHIN_S = 3600.0
 @dataclass
 class Sweeps:
     ctx: WorkerContext
+
+    async def decide_tests(self) -> int:
+        """Decide the test-then-winner campaigns whose wait is over and launch each winner
+        to the rest of its audience; how many were decided. Once per campaign: the decision
+        is recorded with the launch it counts, and only one process's record takes."""
+        pool, now = self.ctx.pool, self.ctx.clock.now()
+        decided = 0
+        for c in await abtests.tests_due(pool):
+            ab = c.ab_test()
+            assert ab is not None
+            variants = c.variant_list()
+            uid = str(c.uid)
+            channels = ["sms", "email"] if c.channel == "both" else [c.channel]
+            prefixes, names = {}, {}
+            for v in variants:
+                for ch in channels:
+                    mv = message_variant(ch, v.key)
+                    prefixes[campaign_message_id(uid, mv, 0)[:19]] = v.key
+                    names[mv] = v.key
+            got = await abtests.arms(pool, c.id, prefixes, names)
+            arms = [
+                ArmStats(v.key, a.delivered, a.clickers, a.revenue, a.revenue_sq)
+                for v in variants
+                for a in [got.get(v.key, abtests.Arm())]
+            ]
+            decision = decide(arms, ab)
+            attempt = await abtests.decide(
+                pool, c.id, decision.winner, msgspec.to_builtins(decision)
+            )
+            if attempt is None:
+                continue  # decided by another process
+            log.info("campaign %s: test decided: %s", c.id, decision.reason)
+            await self._launch(c.brand_id, c.id, attempt, now)
+            decided += 1
+        for c in await abtests.undelivered_decisions(pool, 60.0):
+            await self._launch(c.brand_id, c.id, c.launch_count, now)
+        return decided
+
+    async def _launch(self, brand_id: int, campaign_id: int, attempt: int, now: datetime) -> None:
+        cmd = launch_command(brand_id=brand_id, campaign_id=campaign_id, attempt=attempt, now=now)
+        await self.ctx.bus.publish("launch", cmd, msg_id=cmd.command_id)
 
     async def reattribute(self, within_s: float = REATTRIBUTE_WITHIN_S) -> int:
         """Attribute the recent orders again; how many attributions were made or changed."""

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from clarion.domain.brands import brand_fields
+from clarion.domain.ids import campaign_message_id
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CampaignRow
 from clarion.domain.segments import parse_definition
+from clarion.domain.variants import ab_in, message_variant, variants_in
 from clarion.errors import CampaignInvalid, InvalidInput
 from clarion.pipeline import links
 from clarion.pipeline.campaign import (
@@ -35,7 +39,7 @@ from clarion.pipeline.plan import PlanRow, SendPlan, plan_vs_actual
 from clarion.runtime import planning
 from clarion.service.context import Services
 from clarion.service.progress import Progress, campaign_progress
-from clarion.store import brands, campaigns, segments
+from clarion.store import brands, campaigns, performance, segments
 
 
 def _now() -> datetime:
@@ -62,11 +66,29 @@ async def create(
     segment_id: int | None = None,
     exclude_segment_ids: Sequence[int] = (),
     definition: Any = None,
+    variants: Any = None,
+    ab: Any = None,
+    track_links: bool = True,
 ) -> int:
     """A draft campaign; its texts are templates, refused now if they cannot compile or are
     over the sandbox's limits whatever the subscriber. Its audience is the segment or the
     `definition` of its own (less the exclusion segments' subscribers), or the brand's whole
     list; the segments must be the brand's."""
+    stored_variants = stored_ab = None
+    if variants is not None:  # the first variant is the campaign's own texts
+        parsed = variants_in(variants)
+        for i, v in enumerate(parsed):
+            try:
+                check_texts(v.body, v.subject, v.email_body)
+            except InvalidInput as exc:
+                raise InvalidInput(str(exc), field=f"variants[{i}]") from None
+        body, subject, email_body = parsed[0].body, parsed[0].subject, parsed[0].email_body
+        stored_variants = msgspec.to_builtins(parsed)
+    if ab is not None:
+        test = ab_in(ab)
+        if variants is None or len(stored_variants or []) < 2:
+            raise InvalidInput("an A/B test needs two variants or more", field="ab")
+        stored_ab = msgspec.to_builtins(test)
     check_texts(body, subject, email_body)
     if definition is not None:
         if segment_id is not None:
@@ -80,6 +102,7 @@ async def create(
         svc.pool, brand_id=brand_id, name=name, body=body, channel=channel,
         subject=subject, email_body=email_body, segment_id=segment_id,
         exclude_segment_ids=exclude_segment_ids, definition=definition,
+        variants=stored_variants, ab=stored_ab, track_links=track_links,
     )  # fmt: skip
 
 
@@ -240,3 +263,72 @@ async def status(svc: Services, campaign_id: int, *, brand_id: int | None = None
     if planned is not None:
         rows = plan_vs_actual(planned, await planning.actual(svc.pool, campaign_id))
     return Status(campaign=c, progress=progress, plan_vs_actual=rows)
+
+
+class VariantFigures(msgspec.Struct, frozen=True, kw_only=True):
+    key: str
+    name: str
+    figures: dict[str, Any]
+
+
+class Performance(msgspec.Struct, frozen=True, kw_only=True):
+    """What a campaign did and earned: the whole, per variant, per carrier, per minute, and
+    its A/B test's decision."""
+
+    campaign_id: int
+    name: str
+    status: str
+    totals: dict[str, Any]
+    suppressed_by_reason: dict[str, int]
+    deferred_by_reason: dict[str, int]
+    failed_by_error: dict[str, int]
+    variants: list[VariantFigures]
+    carriers: dict[str, dict[str, Any]]
+    per_minute: list[dict[str, Any]]
+    ab: dict[str, Any] | None
+
+
+def _figures(s: performance.Slice) -> dict[str, Any]:
+    return {
+        **msgspec.to_builtins(s), "click_rate": s.click_rate,
+        "revenue_per_message": s.revenue_per_message,
+    }  # fmt: skip
+
+
+async def report(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> Performance:
+    """The campaign's report (`clarion campaign report`, `GET /v1/campaigns/{id}/report`):
+    recipients, eligible, suppressed by reason, deferred, sent, delivered, failed by error
+    code, people's clicks, click rate, opt-outs, orders, attributed revenue, revenue per
+    message, cost in segments — for the whole, each variant, each carrier, each minute."""
+    c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    r = await campaigns.campaign_report(svc.pool, campaign_id)
+    variants = c.variant_list()
+    uid = str(c.uid)
+    prefixes = {
+        campaign_message_id(uid, message_variant(ch, v.key), 0)[:19]: v.key
+        for v in variants
+        for ch in ("sms", "email")
+    }
+    total, by_variant, by_carrier = await performance.slices(svc.pool, campaign_id, prefixes)
+    minutes = await performance.per_minute(svc.pool, campaign_id)
+    eligible = r.persisted - sum(r.suppressed_by_reason.values())
+    ab = None
+    if c.ab is not None:
+        ab = {**c.ab, "winner": c.ab_winner, "decided_at": c.ab_decided_at,
+              "decision": c.ab_decision}  # fmt: skip
+    return Performance(
+        campaign_id=c.id, name=c.name, status=c.status,
+        totals={**_figures(total), "eligible": eligible},
+        suppressed_by_reason=r.suppressed_by_reason, deferred_by_reason=r.deferred_by_reason,
+        failed_by_error=r.errors,
+        variants=[
+            VariantFigures(
+                key=v.key, name=v.name,
+                figures=_figures(by_variant.get(v.key) or performance.Slice()),
+            )
+            for v in variants
+        ],
+        carriers={k: _figures(v) for k, v in sorted(by_carrier.items())},
+        per_minute=[msgspec.to_builtins(m) for m in minutes],
+        ab=ab,
+    )  # fmt: skip

@@ -44,9 +44,10 @@ def create_app(config: SimConfig) -> Starlette:
             state.channels["sim"] = batch_api.channel(state, client)
             state.channels["twilio"] = twilio_api.channel(state, client)
             task = asyncio.create_task(dispatch_receipts(state, stop))
+            people = asyncio.create_task(_shoppers(state, client, stop))
             yield
             stop.set()
-            await task
+            await asyncio.gather(task, people)
 
     app = Starlette(
         routes=[
@@ -59,3 +60,20 @@ def create_app(config: SimConfig) -> Starlette:
     )
     app.state.sim = state
     return app
+
+
+async def _shoppers(state: SimState, client: AsyncClient, stop: asyncio.Event) -> None:
+    """The people's clicks and orders, once configured (replaced when configured again)."""
+    while not stop.is_set():
+        people = state.shoppers
+        if people is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+            continue
+        done = asyncio.Event()
+        runner = asyncio.create_task(people.run(client, done))
+        while not stop.is_set() and state.shoppers is people:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+        done.set()
+        await runner

@@ -4,6 +4,7 @@ them; a real provider has nothing like them."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from clarion.sim.shoppers import ShopConfig, Shoppers
 from clarion.sim.state import SimState
 from clarion.sim.wire import ReplyRequest, SimInbound
 
@@ -65,6 +67,19 @@ def routes(state: SimState) -> list[Route]:
         # message delivered since it was last asked, work a sampler would do in the run)
         return JSONResponse({"receipts_pending": state.pending + state.posting})
 
+    async def shoppers(request: Request) -> Response:
+        """POST: the people start following links and buying, as configured (a
+        `ShopConfig`; posted again, replaced: their counts start over). GET: what they did."""
+        if request.method == "POST":
+            try:
+                config = msgspec.json.decode(await request.body(), type=ShopConfig)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
+            state.shoppers = Shoppers(config, random.Random(config.seed))
+        if state.shoppers is None:
+            return JSONResponse({"enabled": False})
+        return JSONResponse({"enabled": True, **state.shoppers.counts})
+
     async def handsets(request: Request) -> Response:
         return JSONResponse({n: len(v) for n, v in state.inbox.items()})
 
@@ -75,4 +90,5 @@ def routes(state: SimState) -> list[Route]:
         Route("/stats", stats),
         Route("/stats/backlog", backlog),
         Route("/admin/outage", outage, methods=["POST"]),
+        Route("/admin/shoppers", shoppers, methods=["GET", "POST"]),
     ]

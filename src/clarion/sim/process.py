@@ -101,6 +101,15 @@ class SimProcess:
         ).json()["messages"]
         return messages
 
+    def shoppers(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the people did (their clicks and orders); with `config`, they start over as
+        configured (`sim.shoppers.ShopConfig`)."""
+        url = f"{self.url}/admin/shoppers"
+        r = httpx.post(url, json=config, timeout=10) if config else httpx.get(url, timeout=10)
+        r.raise_for_status()
+        result: dict[str, Any] = r.json()
+        return result
+
     def handsets(self) -> dict[str, int]:
         counts: dict[str, int] = httpx.get(f"{self.url}/handsets", timeout=30).json()
         return counts

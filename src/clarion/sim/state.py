@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from clarion.sim import network
+from clarion.sim.shoppers import Shoppers
 from clarion.sim.wire import SendRequest, SimInbound, SimReceipt, SimResult
 
 TICK_S = 0.005  # the receipt schedule's resolution
@@ -160,6 +161,8 @@ class SimState:
     inbound_urls: dict[str, tuple[str, str]] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
     down: bool = False  # an outage: the API refuses new messages (503)
+    # the people behind the handsets, once configured: they follow links and buy
+    shoppers: Shoppers | None = None
 
     @property
     def inbox(self) -> dict[str, list[tuple[str, str, str, datetime]]]:
@@ -318,6 +321,8 @@ class SimState:
                 if final and fate.delivered:
                     delivered_log.append((fate, at))
                     delivered += 1
+                    if self.shoppers is not None:
+                        self.shoppers.delivered(fate.to, fate.body)
                 if lossy and self.rng.random() < lossy:
                     lost += 1
                     continue  # the network happened; the report of it is lost

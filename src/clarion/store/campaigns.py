@@ -33,6 +33,8 @@ async def create_campaign(
     exclude_segment_ids: Sequence[int] = (),
     definition: Any = None,
     track_links: bool = True,
+    variants: Any = None,
+    ab: Any = None,
 ) -> int:
     """A draft campaign: by SMS (`body`), email (`subject`, `email_body` or else `body`), or
     both (each subscriber on each channel they consented to); to a segment's subscribers (or
@@ -42,10 +44,10 @@ async def create_campaign(
         raise InvalidInput(f"channel must be sms, email or both, not {channel!r}", field="channel")
     campaign_id: int = await pool.fetchval(
         "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body,"
-        " segment_id, exclude_segment_ids, audience_definition, track_links)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        " segment_id, exclude_segment_ids, audience_definition, track_links, variants, ab)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
         brand_id, name, body, channel, subject, email_body, segment_id,
-        list(exclude_segment_ids), definition, track_links,
+        list(exclude_segment_ids), definition, track_links, variants, ab,
     )  # fmt: skip
     return campaign_id
 
@@ -88,16 +90,18 @@ async def advance_audience(
     after: Sequence[int],
     added: int,
     attempt: int,
+    counted: bool | None = None,
 ) -> bool:
     """Move the partitions' audience cursors from `before` to `after` once their pages are
     published (-1: a partition is done). False when a newer launch attempt owns the campaign
     (this read's attempt is stale) or the cursors moved already (a replay): nothing is
-    counted twice."""
+    counted twice. `counted`: whether this launch's messages add to the audience (default:
+    the first launch's only; a test's winner launch, sent to the rest, too)."""
     result: str = await pool.execute(
         """
         UPDATE campaigns SET audience_cursors = $3::bigint[],
                audience_cursor = greatest(audience_cursor, (SELECT max(c) FROM unnest($3) c)),
-               audience_count = CASE WHEN $5 = 1 THEN audience_count + $4 ELSE audience_count END
+               audience_count = CASE WHEN $6 THEN audience_count + $4 ELSE audience_count END
         WHERE id = $1 AND launch_count = $5 AND audience_cursors = $2::bigint[]
         """,
         campaign_id,
@@ -105,6 +109,7 @@ async def advance_audience(
         list(after),
         added,
         attempt,
+        attempt == 1 if counted is None else counted,
     )
     return result.endswith(" 1")
 
