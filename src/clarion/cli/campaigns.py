@@ -47,7 +47,8 @@ def campaign_create(
     whole list."""
 
     async def go() -> None:
-        service.campaigns.check_texts(body, subject, email_body)  # before any server starts
+        # before any server starts
+        service.campaigns.check_texts(body=body, subject=subject, email_body=email_body)
         parsed = None
         if definition is not None:
             try:

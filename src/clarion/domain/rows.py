@@ -74,6 +74,26 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
         return self.segment_id is not None or self.audience_definition is not None
 
 
+# What `campaigns.status` may be: a draft until its first launch, then sending or paused,
+# and cancelled for good (a campaign whose messages are all final stays `sending`).
+CAMPAIGN_STATUSES = ("draft", "sending", "paused", "cancelled")
+
+
+class CampaignSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A campaign in a list: what it is and to whom, without its texts or plan."""
+
+    id: int
+    brand_id: int
+    name: str
+    channel: str
+    status: str
+    created_at: datetime
+    launched_at: datetime | None
+    segment_id: int | None
+    exclude_segment_ids: list[int]
+    audience_definition: Any
+
+
 class SubscriberRow(msgspec.Struct, frozen=True, gc=False):
     """A subscriber as the audience and the send plan read them (positional: built as
     `SubscriberRow(*record)` from a query selecting `SUBSCRIBER_COLUMNS`)."""
