@@ -61,9 +61,9 @@ class InvalidPhoneNumber(InvalidInput):
 class TemplateError(InvalidInput):
     """A campaign template that does not compile, or fails to render for one recipient."""
 
-    def __init__(self, message: str, *, line: int | None = None) -> None:
+    def __init__(self, message: str, *, line: int | None = None, field: str = "body") -> None:
         at = f" (line {line})" if line is not None else ""
-        super().__init__(f"template error{at}: {message}", field="body")
+        super().__init__(f"template error{at}: {message}", field=field)
         self.line = line
         self.message = message
 

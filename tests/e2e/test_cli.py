@@ -167,6 +167,44 @@ def test_template_errors_are_one_line_errors_at_create_and_validate(tmp_path: Pa
     ]
 
 
+def test_a_draft_is_listed_edited_and_deleted_and_a_launched_one_is_not(tmp_path: Path) -> None:
+    env = {**os.environ, "CLARION_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "300"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(clarion(*args), capture_output=True, text=True, env=env, timeout=120)
+
+    brand = run("brand", "create", "acme", "Acme", "+15125550100").stdout.strip()
+    body = "Acme: hi! Reply STOP to opt out."
+    first, second = (
+        run("campaign", "create", brand, name, body).stdout.strip() for name in ("Spring", "Fall")
+    )
+    edited = run(
+        "campaign", "edit", first, "--name", "Summer", "--definition",
+        '{"attribute": "vip", "op": "eq", "value": true}',
+    )  # fmt: skip
+    assert edited.returncode == 0, edited.stderr
+    assert "changed: definition, exclude_segment_ids, name, segment_id" in edited.stdout
+    listed = run("campaign", "list", brand).stdout.splitlines()
+    assert [line.split()[0] for line in listed] == [first, second]
+    assert "draft" in listed[0]
+    assert listed[0].endswith("Summer")
+    assert "a definition" in listed[0]
+    assert "whole list" in listed[1]
+
+    bad = run("campaign", "edit", first, "--subject", "{{ x")
+    assert bad.returncode == 65
+    assert bad.stderr.startswith("error: field 'subject': template error (line 1)")
+    assert run("campaign", "edit", first).returncode == 64  # nothing to change
+
+    assert run("campaign", "launch", second).returncode == 0
+    refused = run("campaign", "delete", second)
+    assert refused.returncode == 1
+    assert "only a draft (never launched) can be deleted" in refused.stderr
+    assert run("campaign", "delete", first).returncode == 0
+    assert run("campaign", "list", "--status", "draft").stdout.strip() == ""
+    assert [line.split()[0] for line in run("campaign", "list").stdout.splitlines()] == [second]
+
+
 def test_importing_an_excel_csv_names_every_bad_row_and_a_file_without_phones_fails(
     tmp_path: Path,
 ) -> None:

@@ -52,8 +52,8 @@ async def brand_with_subscribers(
     return Audience(brand_id, consented, others)
 
 
-async def campaign(pool: Pool, brand_id: int, body: str = BODY) -> int:
-    return await campaigns.create_campaign(pool, brand_id=brand_id, name="Test", body=body)
+async def campaign(pool: Pool, brand_id: int, body: str = BODY, *, name: str = "Test") -> int:
+    return await campaigns.create_campaign(pool, brand_id=brand_id, name=name, body=body)
 
 
 async def send_campaign(infra: bootstrap.Infra, sim: SimProcess, campaign_id: int) -> Progress:

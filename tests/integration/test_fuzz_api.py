@@ -5,8 +5,9 @@ brand's key, without a key, and with another brand's key (which must never see a
 Clarion runs as operators run it, `clarion run` in its own process (its asyncpg pool belongs
 to its own event loop, so it is not called in-process through a sync test client), against a
 fresh database seeded with two brands, subscribers, a campaign with a stored plan and a
-sent message, so that generated ids sometimes name records that exist. Its log (`--verbose`)
-is attached to a failure: a 5xx comes with the server's traceback."""
+sent message, and drafts a case may delete, so that generated ids sometimes name records that
+exist. Its log (`--verbose`) is attached to a failure: a 5xx comes with the server's
+traceback."""
 
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ class RunningApi:
     fuzzers: frozenset[int]  # the ids of the two keys above: never revoked by a case
     spare_key_ids: list[int]  # brand A's keys a case may revoke or rotate
     subscriber_id: int  # brand A's (not the one `subscriber_phone` names: a case may erase it)
+    spare_campaign_ids: list[int]  # brand A's drafts a case may delete (never `campaign_id`)
 
     def log_tail(self, n_chars: int = 6000) -> str:
         return "clarion run's log (tail):\n" + self.log.read_text(errors="replace")[-n_chars:]
@@ -82,10 +84,11 @@ class RunningApi:
 
 async def _seed(
     database_url: str,
-) -> tuple[int, tuple[ApiKey, str], tuple[ApiKey, str], str, list[int], int]:
-    """Brand A (subscribers, a campaign, spare keys) and brand B (subscribers only), a key
-    each: (A's campaign id, A's key and its secret, B's, a phone number of A's consented
-    subscribers, the ids of A's spare keys, one of A's subscribers)."""
+) -> tuple[int, tuple[ApiKey, str], tuple[ApiKey, str], str, list[int], int, list[int]]:
+    """Brand A (subscribers, a campaign, spare keys and drafts) and brand B (subscribers
+    only), a key each: (A's campaign id, A's key and its secret, B's, a phone number of A's
+    consented subscribers, the ids of A's spare keys, one of A's subscribers, the ids of A's
+    spare drafts)."""
     await migrate(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
@@ -103,6 +106,8 @@ async def _seed(
         spare = [
             (await api_keys.create(pool, a.brand_id, f"spare {i}", ["read"]))[0] for i in range(3)
         ]
+        # drafts of brand A's that the fuzzer may delete (never the campaign above)
+        drafts = [await campaign(pool, a.brand_id, name=f"spare {i}") for i in range(3)]
         return (
             campaign_id,
             key,
@@ -110,6 +115,7 @@ async def _seed(
             a.consented[0],
             [k.id for k in spare],
             subscriber_id,
+            drafts,
         )
     finally:
         await pool.close()
@@ -121,9 +127,8 @@ def running_api(
 ) -> Iterator[RunningApi]:
     database_url, nats_url = servers
     database_url = asyncio.run(fresh_database(database_url))
-    campaign_id, (key, secret), (other, other_secret), phone, spare, subscriber_id = asyncio.run(
-        _seed(database_url)
-    )
+    seeded = asyncio.run(_seed(database_url))
+    campaign_id, (key, secret), (other, other_secret), phone, spare, subscriber_id, drafts = seeded
     tmp = tmp_path_factory.mktemp("fuzz-api")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -160,7 +165,7 @@ def running_api(
         yield RunningApi(
             url, secret, other_secret, campaign_id, message_id, phone, log,
             fuzzers=frozenset({key.id, other.id}), spare_key_ids=spare,
-            subscriber_id=subscriber_id,
+            subscriber_id=subscriber_id, spare_campaign_ids=drafts,
         )  # fmt: skip
     finally:
         proc.send_signal(signal.SIGINT)
@@ -198,14 +203,21 @@ def _seeded(case: schemathesis.Case, api: RunningApi) -> None:
     would be reached). Which half is decided by the case itself, so a replayed case is the
     same request (drawing it with `@schema.given` would turn schemathesis' coverage phase,
     the boundary cases, off). A case never names the keys the test calls with (revoking
-    them would leave every later case a 401): it names one of A's spare keys instead."""
+    them would leave every later case a 401): it names one of A's spare keys instead. Nor
+    does a DELETE name the seeded campaign (the later cases would find none): it names one of
+    A's spare drafts."""
     params = case.path_parameters or {}
     if "key_id" in params and _as_number(params["key_id"]) in api.fuzzers:
         case.path_parameters = {**params, "key_id": api.spare_key_ids[0]}
+    deleting = case.method.upper() == "DELETE"
+    if deleting and _as_number(params.get("campaign_id")) == api.campaign_id:
+        case.path_parameters = {**params, "campaign_id": api.spare_campaign_ids[0]}
     if zlib.crc32(repr((case.path_parameters, case.query, case.body)).encode()) % 2:
         return
+    drafts = api.spare_campaign_ids
+    spare_draft = drafts[zlib.crc32(repr(case.path_parameters).encode()) % len(drafts)]
     known = {
-        "campaign_id": api.campaign_id,
+        "campaign_id": spare_draft if deleting else api.campaign_id,
         "message_id": api.message_id,
         "subscriber_id": api.subscriber_id,
         "product_id": PRODUCT,

@@ -19,9 +19,12 @@ from clarion.store import api_keys, brands
 from tests.conftest import DAYTIME
 from tests.integration.helpers import brand_with_subscribers, campaign, daytime
 
-MARKERS = ("Secret Mug", "A-only VIPs", "a-only@example.com")
+MARKERS = ("Secret Mug", "A-only VIPs", "a-only@example.com", "A-only Winter Sale")
 # A body for the routes that need one to get past validation to the record's look-up.
-BODIES = {("PATCH", "/v1/subscribers/{subscriber_id}"): {"first_name": "Mallory"}}
+BODIES = {
+    ("PATCH", "/v1/subscribers/{subscriber_id}"): {"first_name": "Mallory"},
+    ("PATCH", "/v1/campaigns/{campaign_id}"): {"name": "Mallory"},
+}
 
 
 async def test_another_brands_key_gets_404_for_every_record_and_none_in_any_list(
@@ -33,7 +36,7 @@ async def test_another_brands_key_gets_404_for_every_record_and_none_in_any_list
     key_b = await api_keys.create_key(infra.pool, b_id, "b")
     auth_a, auth_b = ({"Authorization": f"Bearer {k}"} for k in (key_a, key_b))
     app = create_app(infra.bus, {}, api=V1(infra, clock=PinnedClock(DAYTIME), rate_per_s=1000))
-    campaign_id = await campaign(infra.pool, a.brand_id)
+    campaign_id = await campaign(infra.pool, a.brand_id, name=MARKERS[3])
     async with (
         bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c,
@@ -100,4 +103,4 @@ async def test_another_brands_key_gets_404_for_every_record_and_none_in_any_list
         assert (await c.get(f"/v1/keys/{spare_key}", headers=auth_a)).json()["revoked_at"] is None
         assert (await c.get(f"/v1/segments/{ids['segment_id']}", headers=auth_a)).status_code == 200
     status = await service.campaigns.status(infra, campaign_id, brand_id=a.brand_id)
-    assert status.campaign.status == "draft"
+    assert (status.campaign.status, status.campaign.name) == ("draft", MARKERS[3])

@@ -7,25 +7,22 @@ one brand and sees only that brand's records (another brand's campaign is a 404)
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from clarion import service
-from clarion.api import events, imports, keys, segments, subscribers
+from clarion.api import brand, campaigns, events, imports, keys, segments, subscribers
 from clarion.api.auth import Auth
 from clarion.api.calls import call, respond
-from clarion.api.errors import RESPONSES, ApiError
+from clarion.api.errors import RESPONSES
 from clarion.compliance.encoding import MAX_SMS_CHARS
 from clarion.domain.clock import SystemClock
 from clarion.domain.keys import ApiKey
 from clarion.domain.ports import Clock
 
-# Ids are Postgres bigints: a larger number is no id of anything (422, not an overflow).
-CampaignId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 # The carrier report looks back at most 31 days.
 MAX_REPORT_MINUTES = 31 * 24 * 60
 
@@ -49,55 +46,8 @@ class V1:
     def router(self) -> APIRouter:
         r = APIRouter(prefix="/v1", responses=RESPONSES)
         Reader = Annotated[ApiKey, Depends(self.auth.require("read"))]
-        Writer = Annotated[ApiKey, Depends(self.auth.require("write"))]
         Sender = Annotated[ApiKey, Depends(self.auth.require("send"))]
         svc = self.svc
-
-        @r.post("/campaigns/{campaign_id}/plan", summary="Compute a campaign's send plan")
-        async def compute_plan(
-            campaign_id: CampaignId,
-            key: Writer,
-            at: Annotated[
-                datetime | None, Query(description="Plan a launch at this time (default now).")
-            ] = None,
-        ) -> Response:
-            """Before launch: recipients per lane and carrier, quiet hours and when they go,
-            daily caps that will be hit, cost in segments, the estimated finish time. The
-            plan is stored for the plan-versus-actual report."""
-            when = at or self.clock.now()
-            plan = await call(
-                service.campaigns.plan(svc, campaign_id, at=when, brand_id=key.brand_id)
-            )
-            return respond(plan)
-
-        @r.get("/campaigns/{campaign_id}/plan", summary="The campaign's last computed plan")
-        async def get_plan(campaign_id: CampaignId, key: Reader) -> Response:
-            plan = await call(
-                service.campaigns.stored_plan(svc, campaign_id, brand_id=key.brand_id)
-            )
-            if plan is None:
-                raise ApiError(404, f"campaign {campaign_id} has no plan yet")
-            return respond(plan)
-
-        @r.get("/campaigns/{campaign_id}", summary="A campaign, its progress and plan vs actual")
-        async def get_campaign(campaign_id: CampaignId, key: Reader) -> Response:
-            st = await call(service.campaigns.status(svc, campaign_id, brand_id=key.brand_id))
-            c, p = st.campaign, st.progress
-            return respond(
-                {
-                    "id": c.id,
-                    "name": c.name,
-                    "status": c.status,
-                    "launched_at": c.launched_at,
-                    "audience": p.audience,
-                    "eligible": p.eligible,
-                    "by_status": p.by_status,
-                    "suppressed_by_reason": p.suppressed_by_reason,
-                    "deferred_by_reason": p.deferred_by_reason,
-                    "complete": p.complete,
-                    "plan_vs_actual": st.plan_vs_actual,
-                }
-            )
 
         @r.post(
             "/messages",
@@ -147,7 +97,9 @@ class V1:
             )
             return respond(rows)
 
+        r.include_router(campaigns.router(svc, self.auth, self.clock))
         r.include_router(keys.router(svc, self.auth))
+        r.include_router(brand.router(svc, self.auth))
         r.include_router(subscribers.router(svc, self.auth, self.clock))
         r.include_router(events.router(svc, self.auth, self.clock))
         r.include_router(imports.router(svc, self.auth, self.imports_running))

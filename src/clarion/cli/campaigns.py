@@ -1,10 +1,11 @@
-"""Campaigns: author, check, plan, launch, pause, resume, cancel, follow."""
+"""Campaigns: author (create, list, edit and delete drafts), check, plan, launch, pause,
+resume, cancel, follow."""
 
 from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import typer
@@ -12,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from clarion import bootstrap, service
-from clarion.cli._app import campaign_app, err, run_async
+from clarion.cli._app import campaign_app, err, fail, run_async
 from clarion.cli.tables import plan_tables, plan_vs_actual_table
 from clarion.config import Settings
+from clarion.domain.rows import CampaignSummary
 from clarion.errors import InvalidInput
 
 
@@ -48,13 +50,9 @@ def campaign_create(
     whole list."""
 
     async def go() -> None:
-        service.campaigns.check_texts(body, subject, email_body)  # before any server starts
-        parsed = None
-        if definition is not None:
-            try:
-                parsed = msgspec.json.decode(definition)
-            except msgspec.DecodeError as exc:
-                raise InvalidInput(f"not JSON: {exc}", field="--definition") from None
+        # before any server starts
+        service.campaigns.check_texts(body=body, subject=subject, email_body=email_body)
+        parsed = _json_option(definition)
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
             print(
                 await service.campaigns.create(
@@ -70,6 +68,113 @@ def campaign_create(
                     definition=parsed,
                 )
             )
+
+    run_async(go())
+
+
+def _json_option(text: str | None) -> Any:
+    """`--definition`'s JSON (None: not given)."""
+    if text is None:
+        return None
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"not JSON: {exc}", field="--definition") from None
+
+
+def _audience(c: CampaignSummary) -> str:
+    if c.segment_id is None and c.audience_definition is None:
+        return "whole list"
+    to = f"segment {c.segment_id}" if c.segment_id is not None else "a definition"
+    less = ", ".join(str(x) for x in c.exclude_segment_ids)
+    return f"{to} less {less}" if less else to
+
+
+@campaign_app.command("list")
+def campaign_list(
+    brand_id: Annotated[int | None, typer.Argument(help="Only this brand's.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only those in this status: draft, sending, paused, cancelled."),
+    ] = None,
+) -> None:
+    """Campaigns, oldest first: id, brand, status, channel, created, launched, audience,
+    name."""
+
+    async def go() -> list[CampaignSummary]:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            found, after_id = [], 0
+            while page := await service.campaigns.listed(
+                infra, brand_id, status=status, after_id=after_id, limit=1000
+            ):
+                found += page
+                after_id = page[-1].id
+            return found
+
+    for c in run_async(go()):
+        launched = f"{c.launched_at:%Y-%m-%d %H:%M}" if c.launched_at else "never launched"
+        print(
+            f"{c.id:<6} brand {c.brand_id:<4} {c.status:<9} {c.channel:<5}"
+            f" {c.created_at:%Y-%m-%d %H:%M}  {launched:<16} {_audience(c):<24} {c.name}"
+        )
+
+
+@campaign_app.command("edit")
+def campaign_edit(
+    campaign_id: int,
+    name: Annotated[str | None, typer.Option(help="A new name.")] = None,
+    body: Annotated[str | None, typer.Option(help="A new SMS text (a template).")] = None,
+    channel: Annotated[str | None, typer.Option(help="sms, email or both.")] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="A new email subject; '' for none (the name).")
+    ] = None,
+    email_body: Annotated[
+        str | None, typer.Option(help="A new email text; '' for none (the SMS text).")
+    ] = None,
+    segment: Annotated[int | None, typer.Option(help="Send to this segment instead.")] = None,
+    exclude: Annotated[
+        list[int] | None, typer.Option(help="Leave out this segment's subscribers; repeatable.")
+    ] = None,
+    definition: Annotated[
+        str | None, typer.Option(help="Send to the subscribers this definition takes (JSON).")
+    ] = None,
+    whole_list: Annotated[bool, typer.Option(help="Send to the brand's whole list.")] = False,
+) -> None:
+    """Change a draft (a campaign never launched): only the options given change. Any of
+    --segment, --definition, --exclude, --whole-list replaces the audience whole."""
+    changes: dict[str, Any] = {
+        k: v for k, v in {"name": name, "body": body, "channel": channel}.items() if v is not None
+    }
+    for field, text in (("subject", subject), ("email_body", email_body)):
+        if text is not None:
+            changes[field] = text or None
+    new_audience = whole_list or segment is not None or bool(exclude) or definition is not None
+    if not changes and not new_audience:
+        raise fail("nothing to change: give --name, --body, … (see --help)")
+
+    async def go() -> None:
+        if new_audience:
+            changes.update(
+                segment_id=segment,
+                definition=_json_option(definition),
+                exclude_segment_ids=exclude or [],
+            )
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            await service.campaigns.update_draft(infra, campaign_id, changes)
+            print(f"campaign {campaign_id} changed: {', '.join(sorted(changes))}")
+
+    run_async(go())
+
+
+@campaign_app.command("delete")
+def campaign_delete(campaign_id: int) -> None:
+    """Delete a draft (a campaign never launched); one that was launched is cancelled
+    instead (`campaign cancel`)."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            await service.campaigns.delete_draft(infra, campaign_id)
+            print(f"campaign {campaign_id} deleted")
 
     run_async(go())
 

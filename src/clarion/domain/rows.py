@@ -38,6 +38,8 @@ class BrandRow(msgspec.Struct, frozen=True, kw_only=True):
     email_from: str | None  # From of the brand's email (None: `<name> <news@<slug>.example>`)
     link_domain: str | None = None  # where its short links are served (None: the install's)
     macros: dict[str, str] = {}  # its own `{{ brand.* }}` values
+    click_window_h: float = 120.0  # an order this long after a click is the message's doing
+    view_window_h: float = 24.0  # else this long after a delivery
     max_segments: int  # the most SMS parts a message of the brand may take (1 to 10)
 
 
@@ -90,6 +92,26 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     def targeted(self) -> bool:
         """To a segment or a definition (resolved at the launch), not the whole list."""
         return self.segment_id is not None or self.audience_definition is not None
+
+
+# What `campaigns.status` may be: a draft until its first launch, then sending or paused,
+# and cancelled for good (a campaign whose messages are all final stays `sending`).
+CAMPAIGN_STATUSES = ("draft", "sending", "paused", "cancelled")
+
+
+class CampaignSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A campaign in a list: what it is and to whom, without its texts or plan."""
+
+    id: int
+    brand_id: int
+    name: str
+    channel: str
+    status: str
+    created_at: datetime
+    launched_at: datetime | None
+    segment_id: int | None
+    exclude_segment_ids: list[int]
+    audience_definition: Any
 
 
 class SubscriberRow(msgspec.Struct, frozen=True, gc=False):

@@ -28,6 +28,15 @@ def validate_launch(*, campaign_id: int, body: str, status: str, relaunch: bool)
         )
 
 
+def require_draft(*, campaign_id: int, status: str, verb: str) -> None:
+    """Refuse to change (`verb`: "changed", "deleted") a campaign that has been launched:
+    what it sent, and its report, are of the campaign as it was."""
+    if status != "draft":
+        raise CampaignStateError(
+            f"campaign {campaign_id} is {status}; only a draft (never launched) can be {verb}"
+        )
+
+
 def launch_command(
     *, brand_id: int, campaign_id: int, attempt: int, now: datetime
 ) -> LaunchCampaign:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clarion.domain.brands import macros_in
-from clarion.domain.rows import AccountRow
+from clarion.domain.rows import AccountRow, BrandRow
 from clarion.errors import InvalidInput
 from clarion.service.context import Services
 from clarion.store import accounts, brands, lanes
@@ -40,6 +40,10 @@ async def add_provider(svc: Services, name: str, kind: str, settings: dict[str, 
 async def providers(svc: Services) -> list[AccountRow]:
     """Provider accounts with their settings (references, never secret values)."""
     return await accounts.list_accounts(svc.pool)
+
+
+async def get(svc: Services, brand_id: int) -> BrandRow:
+    return await brands.get_brand(svc.pool, brand_id)
 
 
 async def macros(svc: Services, brand_id: int) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Campaign use cases: author, check, plan, launch, pause, resume, cancel, report.
+"""Campaign use cases: author (create, list, change or delete a draft), check, plan, launch,
+pause, resume, cancel, report.
 
 `brand_id`, where a function takes it, scopes the campaign to a brand (an API key's): another
 brand's campaign is `NotFound`. An operator's command (the CLI) passes None.
@@ -6,9 +7,9 @@ brand's campaign is `NotFound`. An operator's command (the CLI) passes None.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,15 +18,16 @@ import msgspec
 from clarion.domain.brands import brand_fields
 from clarion.domain.ids import campaign_message_id
 from clarion.domain.records import LaunchCampaign
-from clarion.domain.rows import CampaignRow
+from clarion.domain.rows import CAMPAIGN_STATUSES, CampaignRow, CampaignSummary
 from clarion.domain.segments import parse_definition
 from clarion.domain.variants import ab_in, message_variant, variants_in
-from clarion.errors import CampaignInvalid, InvalidInput
-from clarion.pipeline import links
+from clarion.errors import CampaignInvalid, InvalidInput, TemplateError
+from clarion.pipeline import links, sandbox
 from clarion.pipeline.campaign import (
     BodyCheck,
     check_sms_body,
     launch_command,
+    require_draft,
     sample_fields,
     validate_launch,
 )
@@ -46,12 +48,100 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def check_texts(*texts: str | None) -> None:
-    """Refuse (`TemplateError`, naming the line) a campaign text that cannot compile or is
-    over the sandbox's limits whatever the subscriber; needs no server."""
-    for text in texts:
-        if text is not None:
+CHANNELS = ("sms", "email", "both")
+MAX_NAME_CHARS = 200
+MAX_TEMPLATE_CHARS = sandbox.MAX_TEXT_CHARS  # a text: the most the sandbox takes
+MAX_EXCLUSIONS = 100  # exclusion segments of one campaign
+# Postgres text holds no NUL, and UTF-8 no unpaired surrogate.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_texts(**texts: str | None) -> None:
+    """Refuse (`TemplateError`, naming the text's field and the line) a campaign text that
+    cannot compile or is over the sandbox's limits whatever the subscriber; needs no
+    server."""
+    for field, text in texts.items():
+        if text is None:
+            continue
+        if len(text) > MAX_TEMPLATE_CHARS:
+            raise InvalidInput(f"at most {MAX_TEMPLATE_CHARS:,} characters", field=field)
+        if _UNSTORABLE.search(text):
+            raise InvalidInput("contains a NUL or an unpaired surrogate", field=field)
+        try:
             check_template(text)
+        except TemplateError as exc:
+            raise TemplateError(exc.message, line=exc.line, field=field) from None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A campaign as authored: its name, channel, texts (templates) and audience (a segment
+    or a `definition` of its own, less the exclusion segments; neither: the whole list)."""
+
+    name: str
+    body: str
+    channel: str = "sms"
+    subject: str | None = None
+    email_body: str | None = None
+    segment_id: int | None = None
+    exclude_segment_ids: tuple[int, ...] = ()
+    definition: Any = None
+    # [{"name", "weight", "body", "subject", "email_body"}] (None: one, the texts above; the
+    # first variant's texts are the campaign's), and the A/B test (`domain.variants`)
+    variants: Any = None
+    ab: Any = None
+    track_links: bool = True
+
+    @classmethod
+    def of(cls, c: CampaignRow) -> Draft:
+        return cls(
+            name=c.name, body=c.body, channel=c.channel, subject=c.subject,
+            email_body=c.email_body, segment_id=c.segment_id,
+            exclude_segment_ids=tuple(c.exclude_segment_ids), definition=c.audience_definition,
+            variants=c.variants, ab=c.ab, track_links=c.track_links,
+        )  # fmt: skip
+
+
+DRAFT_FIELDS = frozenset(f.name for f in fields(Draft))
+
+
+async def _checked(svc: Services, brand_id: int, d: Draft) -> Draft:
+    """The draft, its name stripped, once every part of it is acceptable: `InvalidInput`
+    naming the field, `TemplateError` naming the text and line, `NotFound` for a segment
+    that is not the brand's."""
+    if not d.name.strip() or len(d.name) > MAX_NAME_CHARS:
+        raise InvalidInput(f"1 to {MAX_NAME_CHARS} characters", field="name")
+    if _UNSTORABLE.search(d.name):
+        raise InvalidInput("contains a NUL or an unpaired surrogate", field="name")
+    if d.channel not in CHANNELS:
+        raise InvalidInput(f"one of sms, email or both, not {d.channel!r}", field="channel")
+    if d.variants is not None:  # the first variant's texts are the campaign's
+        parsed = variants_in(d.variants)
+        for i, v in enumerate(parsed):
+            check_texts(**{
+                f"variants[{i}].body": v.body, f"variants[{i}].subject": v.subject,
+                f"variants[{i}].email_body": v.email_body,
+            })  # fmt: skip
+        first = parsed[0]
+        d = replace(d, body=first.body, subject=first.subject, email_body=first.email_body,
+                    variants=msgspec.to_builtins(parsed))  # fmt: skip
+    if d.ab is not None:
+        test = ab_in(d.ab)
+        if d.variants is None or len(d.variants) < 2:
+            raise InvalidInput("an A/B test needs two variants or more", field="ab")
+        d = replace(d, ab=msgspec.to_builtins(test))
+    check_texts(body=d.body, subject=d.subject, email_body=d.email_body)
+    if d.definition is not None:
+        if d.segment_id is not None:
+            raise InvalidInput("a segment or a definition, not both", field="definition")
+        parse_definition(d.definition)  # InvalidInput naming the path of the bad part
+    if len(d.exclude_segment_ids) > MAX_EXCLUSIONS:
+        raise InvalidInput(f"at most {MAX_EXCLUSIONS} exclusion segments", field="exclude")
+    for sid in (*([d.segment_id] if d.segment_id is not None else []), *d.exclude_segment_ids):
+        await segments.get(svc.pool, brand_id, sid)  # NotFound for another brand's
+    if d.exclude_segment_ids and d.segment_id is None and d.definition is None:
+        raise InvalidInput("exclusions need a segment to exclude from", field="exclude")
+    return replace(d, name=d.name.strip())
 
 
 async def create(
@@ -74,36 +164,71 @@ async def create(
     over the sandbox's limits whatever the subscriber. Its audience is the segment or the
     `definition` of its own (less the exclusion segments' subscribers), or the brand's whole
     list; the segments must be the brand's."""
-    stored_variants = stored_ab = None
-    if variants is not None:  # the first variant is the campaign's own texts
-        parsed = variants_in(variants)
-        for i, v in enumerate(parsed):
-            try:
-                check_texts(v.body, v.subject, v.email_body)
-            except InvalidInput as exc:
-                raise InvalidInput(str(exc), field=f"variants[{i}]") from None
-        body, subject, email_body = parsed[0].body, parsed[0].subject, parsed[0].email_body
-        stored_variants = msgspec.to_builtins(parsed)
-    if ab is not None:
-        test = ab_in(ab)
-        if variants is None or len(stored_variants or []) < 2:
-            raise InvalidInput("an A/B test needs two variants or more", field="ab")
-        stored_ab = msgspec.to_builtins(test)
-    check_texts(body, subject, email_body)
-    if definition is not None:
-        if segment_id is not None:
-            raise InvalidInput("a segment or a definition, not both", field="definition")
-        parse_definition(definition)  # InvalidInput naming the path of the bad part
-    for sid in (*([segment_id] if segment_id is not None else []), *exclude_segment_ids):
-        await segments.get(svc.pool, brand_id, sid)  # NotFound for another brand's
-    if exclude_segment_ids and segment_id is None and definition is None:
-        raise InvalidInput("exclusions need a segment to exclude from", field="exclude")
-    return await campaigns.create_campaign(
-        svc.pool, brand_id=brand_id, name=name, body=body, channel=channel,
-        subject=subject, email_body=email_body, segment_id=segment_id,
-        exclude_segment_ids=exclude_segment_ids, definition=definition,
-        variants=stored_variants, ab=stored_ab, track_links=track_links,
+    draft = Draft(
+        name=name, body=body, channel=channel, subject=subject, email_body=email_body,
+        segment_id=segment_id, exclude_segment_ids=tuple(exclude_segment_ids),
+        definition=definition, variants=variants, ab=ab, track_links=track_links,
     )  # fmt: skip
+    d = await _checked(svc, brand_id, draft)
+    return await campaigns.create_campaign(
+        svc.pool, brand_id=brand_id, name=d.name, body=d.body, channel=d.channel,
+        subject=d.subject, email_body=d.email_body, segment_id=d.segment_id,
+        exclude_segment_ids=d.exclude_segment_ids, definition=d.definition,
+        variants=d.variants, ab=d.ab, track_links=d.track_links,
+    )  # fmt: skip
+
+
+async def update_draft(
+    svc: Services, campaign_id: int, changes: Mapping[str, Any], *, brand_id: int | None = None
+) -> CampaignRow:
+    """Change a draft: the fields of `changes` (named as `Draft`'s) take their new values,
+    checked as at create; the others keep theirs. A change to anything but the name drops
+    the stored plan (it was for the campaign as it was). `CampaignStateError` once the
+    campaign has been launched."""
+    unknown = sorted(set(changes) - DRAFT_FIELDS)
+    if unknown:
+        raise InvalidInput("not a field of a campaign", field=unknown[0])
+    c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    # refused before the checks (the answer is no, whatever the changes), and again under
+    # the row's lock (a launch may come between)
+    require_draft(campaign_id=campaign_id, status=c.status, verb="changed")
+    edited = dict(changes)
+    texts = sorted({"body", "subject", "email_body"} & set(edited))
+    if c.variants is not None and texts and "variants" not in edited:
+        raise InvalidInput(
+            "the campaign has variants: change its texts through `variants`", field=texts[0]
+        )
+    if "exclude_segment_ids" in edited:
+        edited["exclude_segment_ids"] = tuple(edited["exclude_segment_ids"] or ())
+    d = await _checked(svc, c.brand_id, replace(Draft.of(c), **edited))
+    return await campaigns.update_draft(
+        svc.pool, campaign_id, brand_id=brand_id, name=d.name, body=d.body, channel=d.channel,
+        subject=d.subject, email_body=d.email_body, segment_id=d.segment_id,
+        exclude_segment_ids=d.exclude_segment_ids, definition=d.definition,
+        forget_plan=bool(set(changes) - {"name"}), variants=d.variants, ab=d.ab,
+        track_links=d.track_links,
+    )  # fmt: skip
+
+
+async def delete_draft(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> None:
+    """Delete a campaign that was never launched (and the audience a plan resolved for it);
+    `CampaignStateError` for one that was: cancel it instead."""
+    await campaigns.delete_draft(svc.pool, campaign_id, brand_id=brand_id)
+
+
+async def listed(
+    svc: Services,
+    brand_id: int | None,
+    *,
+    status: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[CampaignSummary]:
+    """The brand's campaigns (every brand's: None), oldest first, after `after_id`; only
+    those in `status` when it is given."""
+    if status is not None and status not in CAMPAIGN_STATUSES:
+        raise InvalidInput(f"one of {', '.join(CAMPAIGN_STATUSES)}", field="status")
+    return await campaigns.listed(svc.pool, brand_id, status=status, after_id=after_id, limit=limit)
 
 
 async def resolve_audience(svc: Services, c: CampaignRow, *, launched: bool) -> int | None:
@@ -160,7 +285,7 @@ async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None)
     if unknown:  # every recipient's render would fail on it
         known = ", ".join(sorted(brand)) or "none"
         missing = [f"unknown macro brand.{n} (the brand's: {known})" for n in unknown]
-        return dataclasses.replace(checked, errors=(*checked.errors, *missing))
+        return replace(checked, errors=(*checked.errors, *missing))
     return checked
 
 
@@ -220,10 +345,11 @@ async def launch(
     return cmd
 
 
-async def pause(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> None:
-    """Stop new provider calls for a sending campaign (within one batch); resumable."""
+async def pause(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> str:
+    """Stop new provider calls for a sending campaign (within one batch); resumable.
+    Returns its status (paused); `CampaignStateError` unless it was sending."""
     await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
-    await campaigns.set_paused(svc.pool, campaign_id, True)
+    return await campaigns.set_paused(svc.pool, campaign_id, True)
 
 
 async def resume(
@@ -232,11 +358,12 @@ async def resume(
     *,
     at: datetime | None = None,
     brand_id: int | None = None,
-) -> None:
-    """Continue a paused campaign where it stopped. `at`: now on the send stage's clock
-    (default: the database's), when the messages the pause held are due."""
+) -> str:
+    """Continue a paused campaign where it stopped; returns its status (sending). `at`: now
+    on the send stage's clock (default: the database's), when the messages the pause held
+    are due. `CampaignStateError` unless it was paused."""
     await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
-    await campaigns.set_paused(svc.pool, campaign_id, False, now=at)
+    return await campaigns.set_paused(svc.pool, campaign_id, False, now=at)
 
 
 async def cancel(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> int:

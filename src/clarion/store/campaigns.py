@@ -11,8 +11,14 @@ import asyncpg
 import msgspec
 
 from clarion.domain.reports import ActualCounts, CampaignReport, CarrierOutcomes
-from clarion.domain.rows import SUBSCRIBER_COLUMNS, CampaignRow, SubscriberRow
-from clarion.errors import CampaignStateError, InvalidInput, NotFound
+from clarion.domain.rows import (
+    SUBSCRIBER_COLUMNS,
+    CampaignRow,
+    CampaignSummary,
+    SubscriberRow,
+)
+from clarion.errors import CampaignStateError, NotFound
+from clarion.pipeline.campaign import require_draft
 from clarion.pipeline.plan import SendPlan
 from clarion.store.db import Pool
 
@@ -40,8 +46,6 @@ async def create_campaign(
     both (each subscriber on each channel they consented to); to a segment's subscribers (or
     those a `definition` of its own takes) less those of the exclusion segments, or to the
     brand's whole list."""
-    if channel not in ("sms", "email", "both"):
-        raise InvalidInput(f"channel must be sms, email or both, not {channel!r}", field="channel")
     campaign_id: int = await pool.fetchval(
         "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body,"
         " segment_id, exclude_segment_ids, audience_definition, track_links, variants, ab)"
@@ -64,10 +68,92 @@ async def get_campaign(pool: Pool, campaign_id: int, *, brand_id: int | None = N
     return msgspec.convert(dict(row), CampaignRow)
 
 
+async def listed(
+    pool: Pool, brand_id: int | None, *, status: str | None, after_id: int, limit: int
+) -> list[CampaignSummary]:
+    """The campaigns (of the brand, when `brand_id` is given; in `status`, when given) after
+    `after_id`, by id: oldest first."""
+    rows = await pool.fetch(
+        "SELECT id, brand_id, name, channel, status, created_at, launched_at, segment_id,"
+        " exclude_segment_ids, audience_definition FROM campaigns"
+        " WHERE ($1::bigint IS NULL OR brand_id = $1) AND ($2::text IS NULL OR status = $2)"
+        " AND id > $3 ORDER BY id LIMIT $4",
+        brand_id, status, after_id, limit,
+    )  # fmt: skip
+    return [msgspec.convert(dict(r), CampaignSummary) for r in rows]
+
+
+async def _lock_draft(conn: Conn, campaign_id: int, brand_id: int | None, verb: str) -> None:
+    """In a transaction: lock the campaign's row until it ends (a launch waits, and then
+    finds what this transaction left); `NotFound`, or `CampaignStateError` unless it is a
+    draft."""
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM campaigns WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2)"
+        " FOR UPDATE",
+        campaign_id,
+        brand_id,
+    )
+    if status is None:
+        raise NotFound("campaign", campaign_id)
+    require_draft(campaign_id=campaign_id, status=status, verb=verb)
+
+
+async def update_draft(
+    pool: Pool,
+    campaign_id: int,
+    *,
+    brand_id: int | None,
+    name: str,
+    body: str,
+    channel: str,
+    subject: str | None,
+    email_body: str | None,
+    segment_id: int | None,
+    exclude_segment_ids: Sequence[int],
+    definition: Any,
+    forget_plan: bool,
+    variants: Any = None,
+    ab: Any = None,
+    track_links: bool = True,
+) -> CampaignRow:
+    """Rewrite a draft (name, texts, channel, audience); `forget_plan` drops its stored plan
+    and the audience the plan resolved (they were for the campaign as it was).
+    `CampaignStateError` once it has been launched."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _lock_draft(conn, campaign_id, brand_id, "changed")
+        if forget_plan:
+            await conn.execute(
+                "DELETE FROM campaign_audience_chunks WHERE campaign_id = $1", campaign_id
+            )
+        row = await conn.fetchrow(
+            "UPDATE campaigns SET name = $2, body = $3, channel = $4, subject = $5,"
+            " email_body = $6, segment_id = $7, exclude_segment_ids = $8,"
+            " audience_definition = $9, plan = CASE WHEN $10 THEN NULL ELSE plan END,"
+            " variants = $11, ab = $12, track_links = $13"
+            " WHERE id = $1 RETURNING *",
+            campaign_id, name, body, channel, subject, email_body, segment_id,
+            list(exclude_segment_ids), definition, forget_plan, variants, ab, track_links,
+        )  # fmt: skip
+    assert row is not None  # locked above
+    return msgspec.convert(dict(row), CampaignRow)
+
+
+async def delete_draft(pool: Pool, campaign_id: int, *, brand_id: int | None) -> None:
+    """Delete a draft and the audience its plan resolved. `CampaignStateError` once it has
+    been launched: a launched campaign's messages name it (they have no foreign key: the
+    hottest insert pays for none)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _lock_draft(conn, campaign_id, brand_id, "deleted")
+        await conn.execute(
+            "DELETE FROM campaign_audience_chunks WHERE campaign_id = $1", campaign_id
+        )
+        await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
+
+
 async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
     """Count a launch; returns the attempt number (1 for the first launch). The campaign's
     messages expire `expiry_h` after `at` (the gate's clock at the first launch)."""
-    attempt: int = await pool.fetchval(
+    attempt: int | None = await pool.fetchval(
         """
         UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
                launched_at = coalesce(launched_at, now()),
@@ -79,6 +165,8 @@ async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
         campaign_id,
         at,
     )
+    if attempt is None:  # deleted (a draft) since the launch read it
+        raise NotFound("campaign", campaign_id)
     return attempt
 
 
