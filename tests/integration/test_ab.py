@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 from clarion import bootstrap, service
 from clarion.domain.variants import assign, in_sample
@@ -61,6 +62,7 @@ async def test_a_test_sends_the_winner_the_people_prefer_to_the_rest(
             "events_url": f"{infra.settings.public_url}/v1/events", "api_key": key,
             "click_rate": 0.12, "boosts": {"BOOST": 5.0}, "order_rate": 0.3,
             "click_delay_s": [0.01, 0.1], "order_delay_s": [0.01, 0.1], "seed": 11,
+            "clock_offset_s": (daytime.now() - datetime.now(UTC)).total_seconds(),
         },
     )  # fmt: skip
     campaign_id = await service.campaigns.create(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -26,7 +27,8 @@ async def test_people_click_and_buy_and_clarion_attributes_what_they_bought(
     key = await api_keys.create_key(infra.pool, brand_id)
     public = infra.settings.public_url
     config = {
-        "events_url": f"{public}/v1/events", "api_key": key, "click_rate": 1.0,
+        "events_url": f"{public}/v1/events", "api_key": key, "click_rate": 100.0,
+        "clock_offset_s": (daytime.now() - datetime.now(UTC)).total_seconds(),
         "order_rate": 0.5, "click_delay_s": [0.01, 0.1], "order_delay_s": [0.01, 0.1],
         "seed": 5,
     }  # fmt: skip

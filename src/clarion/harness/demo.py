@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +110,13 @@ async def _campaign(
         )  # fmt: skip
         _, key = await service.keys.create(infra, brand_id, "demo shop", ["write"], rate_per_s=1e4)
         public = infra.settings.public_url
+        pinned = at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+        offset = 0.0 if pinned is None else (pinned - datetime.now(UTC)).total_seconds()
         await asyncio.to_thread(
-            sim.shoppers, {**SHOPPERS, "events_url": f"{public}/v1/events", "api_key": key}
-        )
+            sim.shoppers,
+            {**SHOPPERS, "events_url": f"{public}/v1/events", "api_key": key,
+             "clock_offset_s": offset},
+        )  # fmt: skip
     started = time.perf_counter()
     await service.campaigns.launch(infra, campaign_id, at=at)
     bars = Progress(

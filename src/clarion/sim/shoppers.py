@@ -24,7 +24,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
@@ -57,6 +57,9 @@ class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
     order_delay_s: tuple[float, float] = (0.05, 0.5)
     boosts: dict[str, float] = {}  # a text a message contains → its click rate's factor
     spread: float = 0.5  # the log-normal sigma of people's propensity
+    # the shop's clock against the simulator's (an order's `occurred_at`): a Clarion run "as
+    # if at" another time is told orders in its time
+    clock_offset_s: float = 0.0
     seed: int = 0
 
 
@@ -152,7 +155,9 @@ class Shoppers:
             {
                 "id": f"sim-{uuid.uuid4().hex}",
                 "type": "ordered",
-                "occurred_at": datetime.now(UTC).isoformat(),
+                "occurred_at": (
+                    datetime.now(UTC) + timedelta(seconds=self.config.clock_offset_s)
+                ).isoformat(),
                 "subscriber": {"phone": number},
                 "value": value,
             }
