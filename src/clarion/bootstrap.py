@@ -300,7 +300,8 @@ async def _sweep_deferred(
 ) -> None:
     """Hand deferred messages back to the send stage when their moment comes, fold early
     receipts whose send answer has landed, and now and then reconcile messages whose final
-    receipt never came, decide A/B tests whose wait is over (and launch their winners),
+    receipt never came, launch scheduled campaigns whose moment has come, decide A/B tests
+    whose wait is over (and launch their winners),
     every minute attribute recent orders again, and once an hour prune
     the record of counted status batches.
     Elected: only the process holding the advisory lock sweeps."""
@@ -313,6 +314,7 @@ async def _sweep_deferred(
                     try:
                         await core.sweeps.deferred()
                         await core.sweeps.early_receipts()
+                        await core.sweeps.launch_scheduled()
                         await core.sweeps.decide_tests()
                         if clock.monotonic() - reconciled_at >= settings.reconcile_every_s:
                             reconciled_at = clock.monotonic()

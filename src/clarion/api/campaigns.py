@@ -5,6 +5,7 @@ and cancelled; planned before launch and followed after."""
 
 import re
 from collections.abc import Awaitable
+from datetime import date as date_
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -28,7 +29,7 @@ MAX_ID = 2**63 - 1  # ids are Postgres bigints: a larger number is no id of anyt
 CampaignId = Annotated[int, Path(ge=1, le=MAX_ID)]
 SegmentId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Channel = Literal["sms", "email", "both"]
-Status = Literal["draft", "sending", "paused", "cancelled"]  # domain.rows.CAMPAIGN_STATUSES
+Status = Literal["draft", "scheduled", "sending", "paused", "cancelled"]  # CAMPAIGN_STATUSES
 _TEMPLATE = "a Jinja2 template ({{ first_name }}, {{ brand.name }}, filters, conditions)"
 
 
@@ -122,6 +123,19 @@ class CampaignChanges(BaseModel):
         return value
 
 
+class ScheduleBody(BaseModel):
+    """`at` a time; or `local_time` (HH:MM) on `date` (default today) on each subscriber's
+    clock, sent in waves by zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime | None = Field(default=None, description="When to launch (with its offset).")
+    local_time: str | None = Field(
+        default=None, min_length=5, max_length=5, description="HH:MM on each subscriber's clock."
+    )
+    date: date_ | None = Field(default=None, description="The day of a local-time send.")
+
+
 class LaunchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -144,6 +158,7 @@ def summary(c: CampaignSummary | CampaignRow) -> dict[str, Any]:
         "channel": c.channel,
         "created_at": c.created_at,
         "launched_at": c.launched_at,
+        "scheduled_at": c.scheduled_at,
         "targeting": targeting(c.segment_id, c.exclude_segment_ids, c.audience_definition),
     }
 
@@ -276,6 +291,29 @@ def router(svc: service.Services, auth: Auth, clock: Clock) -> APIRouter:
             )
         )
         return respond({"id": campaign_id, "status": "sending", "attempt": cmd.attempt}, 202)
+
+    @r.post("/campaigns/{campaign_id}/schedule", summary="Schedule a draft campaign")
+    async def schedule_campaign(
+        campaign_id: CampaignId, when: ScheduleBody, key: Sender
+    ) -> Response:
+        """It launches itself at `at` (within a second, once, whichever worker is up), or
+        with `local_time` at that time on each subscriber's clock on `date`, in waves by
+        zone (`waves`: when each zone's go). The compliance window still governs every
+        message. Checked as a launch is (422); a time in the past is a 422; a campaign that
+        is not a draft is a 409."""
+        done = await call(
+            service.campaigns.schedule(
+                svc, campaign_id, now=clock.now(), at=when.at, local_time=when.local_time,
+                day=when.date, brand_id=key.brand_id,
+            )
+        )  # fmt: skip
+        return respond(done)
+
+    @r.delete("/campaigns/{campaign_id}/schedule", summary="Unschedule a campaign")
+    async def unschedule_campaign(campaign_id: CampaignId, key: Sender) -> Response:
+        """Back to a draft; 409 unless it is scheduled."""
+        await call(service.campaigns.unschedule(svc, campaign_id, brand_id=key.brand_id))
+        return respond({"id": campaign_id, "status": "draft"})
 
     @r.post("/campaigns/{campaign_id}/pause", summary="Pause a sending campaign")
     async def pause_campaign(campaign_id: CampaignId, key: Sender) -> Response:

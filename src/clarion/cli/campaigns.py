@@ -191,6 +191,41 @@ def campaign_launch(campaign_id: int, relaunch: bool = False) -> None:
     run_async(go())
 
 
+@campaign_app.command("schedule")
+def campaign_schedule(
+    campaign_id: int,
+    at: Annotated[
+        datetime | None, typer.Option(help="Launch at this time (UTC unless it says).")
+    ] = None,
+    local_time: Annotated[
+        str | None, typer.Option(help="HH:MM on each subscriber's clock, in waves by zone.")
+    ] = None,
+    day: Annotated[
+        datetime | None, typer.Option(help="The day of a --local-time send (default today).")
+    ] = None,
+    cancel: Annotated[bool, typer.Option(help="Unschedule: back to a draft.")] = False,
+) -> None:
+    """Schedule a draft: the workers launch it on time, once; with --local-time, each
+    subscriber gets it at that time on their clock (the compliance window still governs)."""
+
+    async def go() -> None:
+        async with bootstrap.infrastructure(Settings.from_env()) as infra:
+            if cancel:
+                await service.campaigns.unschedule(infra, campaign_id)
+                print(f"campaign {campaign_id}: a draft again")
+                return
+            when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+            done = await service.campaigns.schedule(
+                infra, campaign_id, now=datetime.now(UTC), at=when, local_time=local_time,
+                day=day.date() if day is not None else None,
+            )  # fmt: skip
+            print(f"campaign {campaign_id} launches at {done.scheduled_at.isoformat()}")
+            for w in done.waves:
+                print(f"  {w.at.isoformat()}  {w.timezone}: {w.subscribers:,} subscribers")
+
+    run_async(go())
+
+
 def _campaign_command(verb: str, campaign_id: int) -> None:
     async def go() -> None:
         async with bootstrap.infrastructure(Settings.from_env()) as infra:

@@ -16,11 +16,12 @@ fields, so the two cannot drift apart. The rest are built by name, and checked.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
 
+from clarion.domain.schedule import LocalWave, local_time_in
 from clarion.domain.variants import AbTest, Variant
 
 
@@ -77,6 +78,15 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     ab_decision: Any = None  # the Decision as JSON
     ab_decided_at: datetime | None = None
     ab_attempt: int | None = None  # the launch attempt that sends the winner to the rest
+    scheduled_at: datetime | None = None  # a scheduled campaign launches itself then
+    local_day: date | None = None  # a local-time send: on this day ...
+    local_time: str | None = None  # ... at this HH:MM on each subscriber's clock
+
+    def local_wave(self) -> LocalWave | None:
+        if self.local_day is None or self.local_time is None:
+            return None
+        hour, minute = local_time_in(self.local_time)
+        return LocalWave(self.local_day, hour, minute)
 
     def variant_list(self) -> list[Variant]:
         """Its variants (one, its own texts, when it has none)."""
@@ -96,7 +106,7 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
 
 # What `campaigns.status` may be: a draft until its first launch, then sending or paused,
 # and cancelled for good (a campaign whose messages are all final stays `sending`).
-CAMPAIGN_STATUSES = ("draft", "sending", "paused", "cancelled")
+CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "paused", "cancelled")
 
 
 class CampaignSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,6 +122,7 @@ class CampaignSummary(msgspec.Struct, frozen=True, kw_only=True):
     segment_id: int | None
     exclude_segment_ids: list[int]
     audience_definition: Any
+    scheduled_at: datetime | None = None
 
 
 class SubscriberRow(msgspec.Struct, frozen=True, gc=False):

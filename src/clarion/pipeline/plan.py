@@ -136,6 +136,14 @@ class SendPlan(msgspec.Struct, frozen=True, kw_only=True):
     finish_at: datetime | None  # an estimate (see the module docstring)
     duration_s: float | None  # finish_at - first_send_at
     bottleneck: str | None  # "kind:key" of the busiest lane
+    # a local-time send's waves: when it reaches each zone, and how many subscribers
+    waves: list[Wave] = []
+
+
+class Wave(msgspec.Struct, frozen=True):
+    at: datetime
+    timezone: str
+    subscribers: int
 
 
 # (release moment from the gate, carrier, lanes, segments): recipients alike for the plan.

@@ -17,6 +17,7 @@ import msgspec
 from clarion.domain.lanes import Lane
 from clarion.domain.messages import SendResult, Waiting
 from clarion.domain.records import OutboundMessage
+from clarion.domain.schedule import LocalWave
 from clarion.pipeline import send
 from clarion.pipeline.lanes import Admission, next_pacific_midnight
 from clarion.pipeline.send import GateOutcome
@@ -49,6 +50,7 @@ class SendState(msgspec.Struct, frozen=True, kw_only=True):
     recent_sends: Mapping[int, Sequence[datetime]] = msgspec.field(default_factory=dict)
     waiting: Sequence[Waiting] = ()
     interrupted: Collection[str] = frozenset()
+    local_wave: LocalWave | None = None  # a local-time send: each waits for their moment
 
 
 class SendDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +110,9 @@ def decide(
             recent_sends=state.recent_sends, expires_at=state.expires_at,
             smart_sending_h=state.smart_sending_h,
         )  # fmt: skip
+    local: list[Deferral] = []
+    if state.local_wave is not None:  # the gate says yes: but is it their moment yet?
+        outcome, local = _local_wave(outcome, state.local_wave, at)
     if new:
         waiting = [*state.waiting, *send.unwritten(outcome.send)]
         drops, quiet, unknown = outcome.drops, outcome.defers, []
@@ -125,11 +130,31 @@ def decide(
         go=[m for m in outcome.send if m.message_id not in holds] if holds else outcome.send,
         drops=drops,
         quiet=quiet,
-        waits=[(mid, t, send.SEQUENCE_WAIT, None) for mid, t in holds.items()],
+        waits=local + [(mid, t, send.SEQUENCE_WAIT, None) for mid, t in holds.items()],
         unknown=unknown,
         gate=outcome,
         held=len(holds),
     )
+
+
+LOCAL_TIME = "local_time"  # a local-time send's message waits for its wave
+
+
+def _local_wave(
+    outcome: GateOutcome, wave: LocalWave, at: datetime
+) -> tuple[GateOutcome, list[Deferral]]:
+    """The gate's `send` less those whose wave has not reached them (deferred to it)."""
+    go: list[OutboundMessage] = []
+    later: list[Deferral] = []
+    for m in outcome.send:
+        due = wave.due(m.timezone)
+        if due is not None and due > at:
+            later.append((m.message_id, due, LOCAL_TIME, None))
+        else:
+            go.append(m)
+    if not later:
+        return outcome, []
+    return msgspec.structs.replace(outcome, send=go), later
 
 
 def senders_and_lanes(

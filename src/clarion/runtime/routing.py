@@ -16,6 +16,7 @@ import msgspec
 from clarion.domain.lanes import Lane, LaneLimit
 from clarion.domain.ports import Provider
 from clarion.domain.records import OutboundMessage, RenderedBatch
+from clarion.domain.schedule import LocalWave
 from clarion.pipeline.breaker import Breaker
 from clarion.pipeline.lanes import Admission, admit, demand, pacific_day, resolve_limit
 from clarion.pipeline.send_decision import senders_and_lanes
@@ -34,7 +35,7 @@ class Routing:
     ctx: WorkerContext
     new_breaker: Callable[[], Breaker] = Breaker
     # (expires_at, smart sending hours) per campaign
-    _send_context: OrderedDict[int, tuple[datetime | None, float]] = field(
+    _send_context: OrderedDict[int, tuple[datetime | None, float, LocalWave | None]] = field(
         default_factory=OrderedDict
     )
     # each brand's route per channel: provider names in order of preference
@@ -49,16 +50,23 @@ class Routing:
     async def campaign_send_context(
         self, brand_id: int, campaign_id: int
     ) -> tuple[datetime | None, float]:
-        """(expires_at, smart sending hours) of a campaign, read once per campaign."""
+        """(expires_at, smart sending hours) of a campaign, read once per campaign (and its
+        local-time wave: `local_wave`)."""
         cached = self._send_context.get(campaign_id)
         if cached is None:
             c = await campaigns.get_campaign(self.ctx.pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(self.ctx.pool, brand_id)
-            cached = (c.expires_at, b.smart_sending_h)
+            cached = (c.expires_at, b.smart_sending_h, c.local_wave())
             self._send_context[campaign_id] = cached
             while len(self._send_context) > _CONTEXTS_KEPT:
                 self._send_context.popitem(last=False)
-        return cached
+        return cached[0], cached[1]
+
+    def local_wave(self, campaign_id: int | None) -> LocalWave | None:
+        """The day and local time a campaign goes out at in each subscriber's zone (None:
+        at once), once `campaign_send_context` has read it."""
+        cached = self._send_context.get(campaign_id) if campaign_id is not None else None
+        return None if cached is None else cached[2]
 
     async def refresh_limits(self, every_s: float = 5.0) -> None:
         """Lane limits and sender pools are data: re-read them every few seconds."""

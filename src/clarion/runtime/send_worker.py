@@ -208,6 +208,7 @@ class SendWorker:
             at=at, status=status, expires_at=expires_at, smart_sending_h=smart_h,
             consent=gate.consent, suppressed=gate.suppressed, recent_sends=recent,
             waiting=waiting, interrupted=interrupted,
+            local_wave=self.routing.local_wave(batch.campaign_id),
         )  # fmt: skip
 
     @staticmethod

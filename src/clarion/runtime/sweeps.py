@@ -18,7 +18,7 @@ from clarion.domain.variants import ArmStats, decide, message_variant
 from clarion.errors import ProviderError
 from clarion.pipeline.campaign import launch_command
 from clarion.runtime.context import WorkerContext
-from clarion.store import abtests, attribution, compliance, messages
+from clarion.store import abtests, attribution, campaigns, compliance, messages, segments
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,25 @@ REATTRIBUTE_WITHIN_S = 3600.0
 @dataclass
 class Sweeps:
     ctx: WorkerContext
+
+    async def launch_scheduled(self) -> int:
+        """Launch the scheduled campaigns whose moment has come; how many. Once each: the
+        launch is counted only while the campaign is still scheduled, by one process; a
+        launch counted but never published (a process stopped between) is published again
+        half a minute later (the bus drops a repeat of the command)."""
+        pool, now = self.ctx.pool, self.ctx.clock.now()
+        launched = 0
+        for c in await campaigns.due_schedules(pool, now):
+            await segments.resolve_campaign(pool, c, launched=True)
+            attempt = await campaigns.launch_scheduled(pool, c.id, now)
+            if attempt is None:
+                continue  # launched by another process, or unscheduled meanwhile
+            await self._launch(c.brand_id, c.id, attempt, now)
+            launched += 1
+        for c in await campaigns.stalled_launches(pool, 30.0):
+            await segments.resolve_campaign(pool, c, launched=True)
+            await self._launch(c.brand_id, c.id, c.launch_count, now)
+        return launched
 
     async def decide_tests(self) -> int:
         """Decide the test-then-winner campaigns whose wait is over and launch each winner

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
@@ -19,6 +19,7 @@ from clarion.domain.brands import brand_fields
 from clarion.domain.ids import campaign_message_id
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CAMPAIGN_STATUSES, CampaignRow, CampaignSummary
+from clarion.domain.schedule import LocalWave, check_at, local_time_in
 from clarion.domain.segments import parse_definition
 from clarion.domain.variants import ab_in, message_variant, variants_in
 from clarion.errors import CampaignInvalid, InvalidInput, TemplateError
@@ -37,7 +38,7 @@ from clarion.pipeline.personalize import (
     constant_urls,
     render_sample,
 )
-from clarion.pipeline.plan import PlanRow, SendPlan, plan_vs_actual
+from clarion.pipeline.plan import PlanRow, SendPlan, Wave, plan_vs_actual
 from clarion.runtime import planning
 from clarion.service.context import Services
 from clarion.service.progress import Progress, campaign_progress
@@ -236,19 +237,7 @@ async def resolve_audience(svc: Services, c: CampaignRow, *, launched: bool) -> 
     segments, as they are now) for the audience stage and the plan to read; None for a
     campaign to the whole list. Resolved once at the first launch: a relaunch goes to the
     same audience."""
-    if not c.targeted:
-        return None
-    if launched and c.audience_resolved_at is not None:
-        return None  # resolved at the first launch
-    if c.segment_id is not None:
-        definition = (await segments.get(svc.pool, c.brand_id, c.segment_id)).definition
-    else:
-        definition = c.audience_definition
-    exclude = [await segments.get(svc.pool, c.brand_id, x) for x in c.exclude_segment_ids]
-    return await segments.resolve_audience(
-        svc.pool, c.brand_id, c.id, parse_definition(definition),
-        [parse_definition(x.definition) for x in exclude], launched=launched,
-    )  # fmt: skip
+    return await segments.resolve_campaign(svc.pool, c, launched=launched)
 
 
 def preview_links(
@@ -301,10 +290,10 @@ async def plan(
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
     if c.audience_resolved_at is None:
         await resolve_audience(svc, c, launched=False)
-    when = at or _now()
+    when = at or c.scheduled_at or _now()
     provider = svc.lookup_provider()
     try:
-        return await planning.plan_campaign(
+        computed = await planning.plan_campaign(
             svc.pool, provider, campaign_id,
             at=when if when.tzinfo else when.replace(tzinfo=UTC),
             platform_rate_mps=svc.settings.platform_rate_mps,
@@ -312,6 +301,87 @@ async def plan(
         )  # fmt: skip
     finally:
         await provider.aclose()
+    wave = c.local_wave()
+    if wave is None:
+        return computed
+    computed = msgspec.structs.replace(computed, waves=await waves(svc, c, wave))
+    await campaigns.store_plan(svc.pool, campaign_id, computed)
+    return computed
+
+
+async def waves(svc: Services, c: CampaignRow, wave: LocalWave) -> list[Wave]:
+    """When a local-time send reaches each zone of the audience, earliest first."""
+    zones = await campaigns.audience_zones(svc.pool, c)
+    found = [(wave.due(z), z, n) for z, n in zones.items()]
+    return sorted(
+        (Wave(at, z, n) for at, z, n in found if at is not None), key=lambda w: (w.at, w.timezone)
+    )
+
+
+class Scheduled(msgspec.Struct, frozen=True, kw_only=True):
+    campaign_id: int
+    status: str
+    scheduled_at: datetime
+    local_time: str | None
+    local_day: date | None
+    waves: list[Wave]
+
+
+async def schedule(
+    svc: Services,
+    campaign_id: int,
+    *,
+    now: datetime,
+    at: datetime | None = None,
+    local_time: str | None = None,
+    day: date | None = None,
+    brand_id: int | None = None,
+) -> Scheduled:
+    """Schedule a draft: launched by the workers at `at`, or — with `local_time` (HH:MM) on
+    `day` — in waves, each subscriber's message at that time on their clock (the launch is
+    the first wave; a subscriber whose zone is not known goes with it). The compliance
+    window governs each message still. Checked as a launch is (`CampaignInvalid`); a time
+    in the past is refused."""
+    c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
+    require_draft(campaign_id=campaign_id, status=c.status, verb="scheduled")
+    checked = await check(svc, campaign_id)
+    if checked.errors:
+        raise CampaignInvalid(campaign_id, list(checked.errors), checked.describe())
+    found: list[Wave] = []
+    if local_time is not None:
+        if at is not None:
+            raise InvalidInput("a time or a local time, not both", field="at")
+        hour, minute = local_time_in(local_time)
+        wave = LocalWave(day or now.date(), hour, minute)
+        await resolve_audience(svc, c, launched=False)  # the zones of the audience as it is
+        found = await waves(svc, c, wave)
+        first = found[0].at if found else datetime.combine(
+            wave.day, time(hour, minute), tzinfo=UTC
+        )  # fmt: skip
+        if first < now - timedelta(seconds=1):
+            raise InvalidInput(
+                f"{wave.day} {local_time} has passed in the audience's first zone",
+                field="local_time",
+            )
+        when = check_at(max(first, now), now)
+        local_day: date | None = wave.day
+        local_hhmm: str | None = f"{hour:02d}:{minute:02d}"
+    else:
+        when = check_at(at or now, now)
+        local_day, local_hhmm = None, None
+    await campaigns.schedule(
+        svc.pool, campaign_id, brand_id=brand_id, at=when, local_day=local_day,
+        local_time=local_hhmm,
+    )  # fmt: skip
+    return Scheduled(
+        campaign_id=campaign_id, status="scheduled", scheduled_at=when, local_time=local_hhmm,
+        local_day=local_day, waves=found,
+    )  # fmt: skip
+
+
+async def unschedule(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> None:
+    """A scheduled campaign back to a draft (it will not launch itself)."""
+    await campaigns.unschedule(svc.pool, campaign_id, brand_id=brand_id)
 
 
 async def stored_plan(

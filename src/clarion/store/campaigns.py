@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -75,7 +75,7 @@ async def listed(
     `after_id`, by id: oldest first."""
     rows = await pool.fetch(
         "SELECT id, brand_id, name, channel, status, created_at, launched_at, segment_id,"
-        " exclude_segment_ids, audience_definition FROM campaigns"
+        " exclude_segment_ids, audience_definition, scheduled_at FROM campaigns"
         " WHERE ($1::bigint IS NULL OR brand_id = $1) AND ($2::text IS NULL OR status = $2)"
         " AND id > $3 ORDER BY id LIMIT $4",
         brand_id, status, after_id, limit,
@@ -431,3 +431,101 @@ async def actual_counts(pool: Pool, campaign_id: int) -> ActualCounts:
     )
     by_carrier = {x["carrier"]: x["n"] for x in carriers}
     return msgspec.convert({**dict(r), "carriers": by_carrier}, ActualCounts)
+
+
+async def schedule(
+    pool: Pool,
+    campaign_id: int,
+    *,
+    brand_id: int | None,
+    at: datetime,
+    local_day: date | None,
+    local_time: str | None,
+) -> None:
+    """A draft becomes `scheduled`: launched by the sweeper at `at` (with a local-time wave
+    when `local_day` and `local_time` are given). `CampaignStateError` unless a draft."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _lock_draft(conn, campaign_id, brand_id, "scheduled")
+        await conn.execute(
+            "UPDATE campaigns SET status = 'scheduled', scheduled_at = $2, local_day = $3,"
+            " local_time = $4 WHERE id = $1",
+            campaign_id, at, local_day, local_time,
+        )  # fmt: skip
+
+
+async def unschedule(pool: Pool, campaign_id: int, *, brand_id: int | None) -> None:
+    """A scheduled campaign back to a draft (`CampaignStateError` unless scheduled)."""
+    done = await pool.execute(
+        "UPDATE campaigns SET status = 'draft', scheduled_at = NULL, local_day = NULL,"
+        " local_time = NULL WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2)"
+        " AND status = 'scheduled'",
+        campaign_id, brand_id,
+    )  # fmt: skip
+    if done == "UPDATE 0":
+        status = (await get_campaign(pool, campaign_id, brand_id=brand_id)).status
+        raise CampaignStateError(f"campaign {campaign_id} is {status}, not scheduled")
+
+
+async def due_schedules(pool: Pool, now: datetime) -> list[CampaignRow]:
+    """Scheduled campaigns whose moment has come by `now` (the workers' clock, the one the
+    API checked the schedule with)."""
+    rows = await pool.fetch(
+        "SELECT * FROM campaigns WHERE status = 'scheduled' AND scheduled_at <= $1"
+        " ORDER BY scheduled_at LIMIT 100",
+        now,
+    )
+    return [msgspec.convert(dict(r), CampaignRow) for r in rows]
+
+
+async def launch_scheduled(pool: Pool, campaign_id: int, at: datetime) -> int | None:
+    """Count a scheduled campaign's launch (`begin_launch`, its moment the schedule's); its
+    attempt, or None when it is no longer scheduled (another process launched it, or it was
+    unscheduled): one launch, whoever asks."""
+    attempt: int | None = await pool.fetchval(
+        """
+        UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
+               launched_at = coalesce(launched_at, now()),
+               expires_at = coalesce(expires_at, $2::timestamptz + expiry_h * interval '1 hour'),
+               audience_cursor = 0, audience_done = false,
+               audience_cursors = array_fill(0::bigint, ARRAY[8])
+        WHERE id = $1 AND status = 'scheduled' RETURNING launch_count
+        """,
+        campaign_id,
+        at,
+    )
+    return attempt
+
+
+async def stalled_launches(pool: Pool, older_than_s: float) -> list[CampaignRow]:
+    """Campaigns launched by the sweeper at least `older_than_s` ago whose audience has not
+    begun (a process stopped between counting the launch and publishing its command)."""
+    rows = await pool.fetch(
+        """
+        SELECT * FROM campaigns
+        WHERE status = 'sending' AND scheduled_at IS NOT NULL AND NOT audience_done
+          AND audience_cursors = array_fill(0::bigint, ARRAY[8]) AND audience_count = 0
+          AND launched_at < now() - make_interval(secs => $1)
+        LIMIT 100
+        """,
+        older_than_s,
+    )
+    return [msgspec.convert(dict(r), CampaignRow) for r in rows]
+
+
+async def audience_zones(pool: Pool, campaign: CampaignRow) -> dict[str, int]:
+    """The time zones of the campaign's audience (resolved, or the whole list) and how many
+    subscribers each has."""
+    if campaign.targeted:
+        rows = await pool.fetch(
+            "SELECT s.timezone, count(*) AS n FROM campaign_audience_chunks c,"
+            " unnest(c.ids) AS u(id) JOIN subscribers s ON s.id = u.id"
+            " WHERE c.campaign_id = $1 AND s.timezone IS NOT NULL GROUP BY 1",
+            campaign.id,
+        )
+    else:
+        rows = await pool.fetch(
+            "SELECT timezone, count(*) AS n FROM subscribers WHERE brand_id = $1"
+            " AND erased_at IS NULL AND timezone IS NOT NULL GROUP BY 1",
+            campaign.brand_id,
+        )
+    return {r[0]: r[1] for r in rows}

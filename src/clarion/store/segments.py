@@ -22,6 +22,7 @@ import msgspec
 
 from clarion.compliance.area_codes import AREA_CODE_STATE
 from clarion.domain import segments as seg
+from clarion.domain.rows import CampaignRow
 from clarion.domain.segments import SegmentRow
 from clarion.errors import ClarionError, NotFound, Refused
 from clarion.store.brands import AUDIENCE_CHUNK
@@ -313,3 +314,22 @@ async def delete(pool: Pool, brand_id: int, segment_id: int) -> None:
     )
     if done.endswith(" 0"):
         raise NotFound("segment", segment_id)
+
+
+async def resolve_campaign(pool: Pool, c: CampaignRow, *, launched: bool) -> int | None:
+    """Write a targeted campaign's audience (its segment or definition, less the exclusion
+    segments, as they are now); None for a campaign to the whole list, or one resolved at
+    its first launch already (a relaunch goes to the same audience)."""
+    if not c.targeted:
+        return None
+    if launched and c.audience_resolved_at is not None:
+        return None
+    if c.segment_id is not None:
+        definition = (await get(pool, c.brand_id, c.segment_id)).definition
+    else:
+        definition = c.audience_definition
+    exclude = [await get(pool, c.brand_id, x) for x in c.exclude_segment_ids]
+    return await resolve_audience(
+        pool, c.brand_id, c.id, seg.parse_definition(definition),
+        [seg.parse_definition(x.definition) for x in exclude], launched=launched,
+    )  # fmt: skip
