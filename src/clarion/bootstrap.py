@@ -23,10 +23,12 @@ from clarion.domain.clock import SystemClock
 from clarion.domain.ids import PARTITIONS
 from clarion.domain.ports import Clock, Provider
 from clarion.errors import ConfigurationError
+from clarion.httpclient import AsyncClient
 from clarion.pipeline.breaker import Breaker
 from clarion.providers import accounts
 from clarion.providers.sim import SimProvider
 from clarion.runtime.consumer import consume, consume_holding
+from clarion.runtime.hooks_worker import HooksWorker
 from clarion.runtime.stages import (
     RECEIPTS_PER_FETCH,
     SERIAL_STAGES,
@@ -209,6 +211,8 @@ async def running(
         workers.tasks.append(
             asyncio.create_task(_sweep_deferred(core, workers.stop, settings=settings))
         )
+    if "aggregate" in stages:  # the receipts side posts the brands' webhooks
+        workers.tasks.append(asyncio.create_task(_post_webhooks(core, workers.stop)))
     api = None
     if http:
         api = V1(infra, clock=clock, rate_per_s=settings.api_rate_per_s)
@@ -334,6 +338,28 @@ async def _sweep_deferred(
             log.warning("deferred sweep failed: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
+
+
+_HOOKS_LOCK = 0x0C1A_0003
+
+
+async def _post_webhooks(core: Stages, stop: asyncio.Event, interval_s: float = 0.5) -> None:
+    """Post the brands' outbound webhooks as they come due. Elected: one process posts."""
+    worker = HooksWorker(core.ctx)
+    async with AsyncClient(timeout=10) as client:
+        while not stop.is_set():
+            try:
+                async with core.ctx.pool.acquire() as conn:
+                    if await try_session_lock(conn, _HOOKS_LOCK):
+                        try:
+                            while await worker.dispatch(client) and not stop.is_set():
+                                pass  # more may be due at once
+                        finally:
+                            await release_session_lock(conn, _HOOKS_LOCK)
+            except Exception as exc:  # the next pass tries again
+                log.warning("posting webhooks failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
 
 
 async def _serve(server: uvicorn.Server, stop: asyncio.Event) -> None:

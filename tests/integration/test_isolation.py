@@ -24,6 +24,7 @@ MARKERS = ("Secret Mug", "A-only VIPs", "a-only@example.com", "A-only Winter Sal
 BODIES = {
     ("PATCH", "/v1/subscribers/{subscriber_id}"): {"first_name": "Mallory"},
     ("PATCH", "/v1/campaigns/{campaign_id}"): {"name": "Mallory"},
+    ("POST", "/v1/campaigns/{campaign_id}/schedule"): {"at": "2030-01-01T10:00:00Z"},
 }
 
 
@@ -62,11 +63,15 @@ async def test_another_brands_key_gets_404_for_every_record_and_none_in_any_list
             content=b"phone\n+13125550777\n",
         )  # fmt: skip
         spare_key = (await c.post("/v1/keys", headers=auth_a, json={"name": "spare"})).json()["id"]
+        hook = await c.post(
+            "/v1/webhooks", headers=auth_a,
+            json={"url": "https://hooks.a.example/clarion", "event_types": ["message.clicked"]},
+        )  # fmt: skip
         ids = {
             "campaign_id": campaign_id, "message_id": message_id,
             "subscriber_id": subscriber.json()["id"], "product_id": "mug",
             "segment_id": segment.json()["id"], "import_id": started.json()["id"],
-            "key_id": spare_key,
+            "key_id": spare_key, "endpoint_id": hook.json()["id"],
         }  # fmt: skip
         deadline = time.monotonic() + 20
         while (await c.get(f"/v1/messages/{message_id}", headers=auth_a)).status_code != 200:
@@ -102,5 +107,7 @@ async def test_another_brands_key_gets_404_for_every_record_and_none_in_any_list
         assert mine.json()["first_name"] is None
         assert (await c.get(f"/v1/keys/{spare_key}", headers=auth_a)).json()["revoked_at"] is None
         assert (await c.get(f"/v1/segments/{ids['segment_id']}", headers=auth_a)).status_code == 200
+        hook_a = await c.get(f"/v1/webhooks/{ids['endpoint_id']}", headers=auth_a)
+        assert hook_a.json()["enabled"] is True
     status = await service.campaigns.status(infra, campaign_id, brand_id=a.brand_id)
     assert (status.campaign.status, status.campaign.name) == ("draft", MARKERS[3])

@@ -29,7 +29,7 @@ async def test_people_click_and_buy_and_clarion_attributes_what_they_bought(
     config = {
         "events_url": f"{public}/v1/events", "api_key": key, "click_rate": 100.0,
         "clock_offset_s": (daytime.now() - datetime.now(UTC)).total_seconds(),
-        "order_rate": 0.5, "click_delay_s": [0.01, 0.1], "order_delay_s": [0.01, 0.1],
+        "order_rate": 0.5, "click_delay_s": [0.01, 0.1], "order_delay_s": [1.0, 1.5],
         "seed": 5,
     }  # fmt: skip
     await asyncio.to_thread(sim.shoppers, config)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from clarion import service
-from clarion.api import brand, campaigns, events, imports, keys, segments, subscribers
+from clarion.api import brand, campaigns, events, hooks, imports, keys, segments, subscribers
 from clarion.api.auth import Auth
 from clarion.api.calls import call, respond
 from clarion.api.errors import RESPONSES
@@ -100,6 +100,7 @@ class V1:
         r.include_router(campaigns.router(svc, self.auth, self.clock))
         r.include_router(keys.router(svc, self.auth))
         r.include_router(brand.router(svc, self.auth))
+        r.include_router(hooks.router(svc, self.auth))
         r.include_router(subscribers.router(svc, self.auth, self.clock))
         r.include_router(events.router(svc, self.auth, self.clock))
         r.include_router(imports.router(svc, self.auth, self.imports_running))

@@ -202,7 +202,7 @@ async def _campaign(
 async def _quiet(sim: SimProcess, within_s: float = 30.0) -> None:
     """Until the simulator's people stop clicking and buying (or `within_s`)."""
     deadline, last, still = time.monotonic() + within_s, None, 0
-    while still < 8 and time.monotonic() < deadline:
+    while still < 12 and time.monotonic() < deadline:
         seen = await asyncio.to_thread(sim.shoppers)
         now = (seen.get("clicks"), seen.get("orders"))
         still = still + 1 if now == last else 0
@@ -243,26 +243,24 @@ def _print_report(console: Console, r: dict[str, Any]) -> None:
         )
     if r["errors"]:
         console.print("Error codes: " + ", ".join(f"{k} × {v}" for k, v in r["errors"].items()))
-    variants = Table(title="A/B split: what each variant earned (clicks, attributed orders)")
-    for col in (
-        "variant",
-        "delivered",
-        "clicked",
-        "click rate",
-        "orders",
-        "revenue",
-        "per message",
-    ):
-        variants.add_column(col)
-    for name, v in r["variants"].items():
-        variants.add_row(
-            name, f"{v['delivered']:,}", f"{v['unique_clicks']:,}", f"{v['click_rate']:.1%}",
-            f"{v['orders']:,}", f"${v['revenue']:,.2f}", f"${v['revenue_per_message']:.3f}",
-        )  # fmt: skip
-    console.print(variants)
+    if r.get("variants"):
+        _print_variants(console, r["variants"])
     carriers = Table(title="By carrier")
     for col in ("carrier", "delivered", "undelivered", "failed"):
         carriers.add_column(col)
     for name, n in r["carriers"].items():
         carriers.add_row(name, str(n["delivered"]), str(n["undelivered"]), str(n["failed"]))
     console.print(carriers)
+
+
+def _print_variants(console: Console, variants: dict[str, dict[str, Any]]) -> None:
+    table = Table(title="A/B split: what each variant earned (clicks, attributed orders)")
+    for col in ("variant", "delivered", "clicked", "click rate", "orders", "revenue",
+                "per message"):  # fmt: skip
+        table.add_column(col)
+    for name, v in variants.items():
+        table.add_row(
+            name, f"{v['delivered']:,}", f"{v['unique_clicks']:,}", f"{v['click_rate']:.1%}",
+            f"{v['orders']:,}", f"${v['revenue']:,.2f}", f"${v['revenue_per_message']:.3f}",
+        )  # fmt: skip
+    console.print(table)

@@ -54,7 +54,7 @@ class ShopConfig(msgspec.Struct, frozen=True, kw_only=True):
     order_value: tuple[float, float] = (20.0, 150.0)  # uniform, in the shop's currency
     # seconds from delivery to the click, and from the click to the order (uniform)
     click_delay_s: tuple[float, float] = (0.05, 0.5)
-    order_delay_s: tuple[float, float] = (0.05, 0.5)
+    order_delay_s: tuple[float, float] = (0.5, 2.0)
     boosts: dict[str, float] = {}  # a text a message contains → its click rate's factor
     spread: float = 0.5  # the log-normal sigma of people's propensity
     # the shop's clock against the simulator's (an order's `occurred_at`): a Clarion run "as

@@ -7,7 +7,9 @@ by what happened before it, whenever it is recorded; a delivery receipt that arr
 the order is taken into account by the next look (`reattribute_recent`).
 
 A click is known by its first and last time per link (`clicks`): the click taken for an
-order is the last one at or before it if that is known, else the first.
+order is the last one at or before it if that is known, else the first. A delivery is known
+by its message's row: delivered, at the time its final receipt was folded (`updated_at`;
+the receipt log is not read on this path).
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ WITH o AS (
            AND k.last_at >= o.occurred_at - o.click_window
          ORDER BY 4 DESC LIMIT 1)
         UNION ALL
-        (SELECT m.id, m.campaign_id, 'view', ev.occurred_at, 2
-         FROM messages m JOIN message_events ev ON ev.message_id = m.id
+        (SELECT m.id, m.campaign_id, 'view', m.updated_at, 2
+         FROM messages m
          WHERE m.subscriber_id = o.subscriber_id AND m.brand_id = o.brand_id
-           AND m.campaign_id IS NOT NULL AND ev.status = 'delivered'
-           AND ev.occurred_at <= o.occurred_at AND ev.occurred_at >= o.occurred_at - o.view_window
-         ORDER BY ev.occurred_at DESC LIMIT 1)
+           AND m.campaign_id IS NOT NULL AND m.status = 'delivered'
+           AND m.updated_at <= o.occurred_at AND m.updated_at >= o.occurred_at - o.view_window
+         ORDER BY m.updated_at DESC LIMIT 1)
         ORDER BY rank LIMIT 1
     ) t
     WHERE t.touched_at >= o.occurred_at - CASE WHEN t.how = 'click' THEN o.click_window

@@ -117,9 +117,8 @@ async def per_minute(pool: Pool, campaign_id: int, limit: int = 10_080) -> list[
         """
         WITH s AS (SELECT date_trunc('minute', sent_at) AS t, count(*) AS n FROM messages
                    WHERE campaign_id = $1 AND sent_at IS NOT NULL GROUP BY 1),
-             d AS (SELECT date_trunc('minute', ev.occurred_at) AS t, count(*) AS n
-                   FROM messages m JOIN message_events ev ON ev.message_id = m.id
-                   WHERE m.campaign_id = $1 AND ev.status = 'delivered' GROUP BY 1),
+             d AS (SELECT date_trunc('minute', updated_at) AS t, count(*) AS n
+                   FROM messages WHERE campaign_id = $1 AND status = 'delivered' GROUP BY 1),
              k AS (SELECT date_trunc('minute', first_at) AS t, count(*) AS n FROM clicks
                    WHERE campaign_id = $1 AND kind = 'human' GROUP BY 1),
              o AS (SELECT date_trunc('minute', ordered_at) AS t, count(*) AS n,
