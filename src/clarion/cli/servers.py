@@ -140,6 +140,13 @@ def bench(
             " recipient); off: it has one, sent as it is. What link tracking costs."
         ),
     ] = "none",
+    dead_webhook: Annotated[
+        bool,
+        typer.Option(
+            help="The brand has a webhook endpoint for every event that never answers:"
+            " what a dead endpoint costs."
+        ),
+    ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
     ] = False,
@@ -176,7 +183,7 @@ def bench(
         lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
         sql_top=sql_top, data_dir=keep, send_side_nice=send_side_nice, segment=segment,
-        links=links,
+        links=links, dead_webhook=dead_webhook,
     )  # fmt: skip
     print_report(run_async(run_bench(opts)), json_out)
 

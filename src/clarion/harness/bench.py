@@ -51,10 +51,11 @@ from clarion.harness.measure import (
     stage_latencies,
 )
 from clarion.harness.seed import synthetic_rows
+from clarion.pipeline.hooks import EVENT_TYPES, new_secret
 from clarion.runtime.stages import STAGE_HOPS, STAGES
 from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
-from clarion.store import brands, campaigns, measure, messages, segments
+from clarion.store import brands, campaigns, hooks, measure, messages, segments
 from clarion.store.db import Pool
 from clarion.store.lanes import add_sender, set_lane_limit
 
@@ -98,6 +99,9 @@ class BenchOptions:
     # The body carries a link: "on" tracked (a short link per recipient), "off" sent as it
     # is; "none": no link (the body of the figures before links).
     links: str = "none"
+    # An outbound webhook endpoint of the brand for every event type that never answers
+    # (a closed port): what a dead endpoint costs the pipeline.
+    dead_webhook: bool = False
 
     def groups(self) -> list[list[str]]:
         if self.roles:
@@ -195,6 +199,10 @@ async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
     if opts.segment:  # every synthetic subscriber has a city
         every = {"attribute": "city", "op": "exists"}
         segment_id = (await segments.create(pool, brand_id, "Everyone", every)).id
+    if opts.dead_webhook:
+        await hooks.create(
+            pool, brand_id, "http://127.0.0.1:9/dead", list(EVENT_TYPES), new_secret()
+        )
     body = BODY if opts.links == "none" else BODY.replace(" Reply STOP", f" {LINK} Reply STOP")
     campaign_id = await campaigns.create_campaign(
         pool, brand_id=brand_id, name="Black Friday", body=body, segment_id=segment_id,
@@ -387,6 +395,7 @@ async def _bench(
         "throughput_mps": round(p.delivered / duration_s, 1) if duration_s > 0 else 0.0,
         "audience": "segment" if opts.segment else "list",
         "links": opts.links,
+        "dead_webhook": opts.dead_webhook,
         "first_message_s": round(first_s, 3) if first_s is not None else None,
         # launch → the first message stored by the send stage (paged and rendered): the rest
         # of first_message_s is the send stage's gate, claim and lease
