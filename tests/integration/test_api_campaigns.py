@@ -157,7 +157,8 @@ async def test_the_list_pages_by_id_oldest_first_and_filters_by_status(
     assert [c["status"] for c in seen] == ["draft", "sending", "draft", "cancelled", "draft"]
     assert seen[1]["launched_at"] is not None
     assert set(seen[0]) == {
-        "id", "name", "status", "channel", "created_at", "launched_at", "targeting"
+        "id", "name", "status", "channel", "created_at", "launched_at", "scheduled_at",
+        "targeting",
     }  # fmt: skip
 
     drafts = await client.get("/v1/campaigns", headers=auth, params={"status": "draft"})
