@@ -25,6 +25,9 @@ EVENT_TYPES = (
     "message.delivered", "message.failed", "message.clicked", "subscriber.opted_out",
     "subscriber.opted_in", "order.attributed",
 )  # fmt: skip
+# Read from the receipt log by each endpoint's cursor (the others come from the outbox).
+RECEIPT_TYPES = {"delivered": "message.delivered", "undelivered": "message.failed",
+                 "failed": "message.failed"}  # fmt: skip
 FIRST_RETRY_S = 5.0
 MAX_RETRY_S = 3600.0
 DISABLE_AFTER = timedelta(days=1)
@@ -48,7 +51,7 @@ def signed_headers(secret: str, msg_id: str, at: datetime, body: bytes) -> dict[
 
 
 class Event(msgspec.Struct, frozen=True):
-    id: int
+    id: str  # evt_…: stable for the fact it tells
     type: str
     created_at: datetime
     payload: Any
@@ -62,7 +65,7 @@ def request_of(events: Sequence[Event]) -> tuple[str, bytes]:
     body = msgspec.json.encode({
         "type": "batch",
         "data": [
-            {"id": f"evt_{e.id}", "type": e.type, "timestamp": e.created_at, "data": e.payload}
+            {"id": e.id, "type": e.type, "timestamp": e.created_at, "data": e.payload}
             for e in events
         ],
     })  # fmt: skip

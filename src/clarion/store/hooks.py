@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from clarion.errors import NotFound
 from clarion.pipeline.hooks import Event
 from clarion.store.db import Pool
+
+if TYPE_CHECKING:
+    from clarion.store.db import Conn
 
 
 class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -23,13 +27,15 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     disabled_at: datetime | None
     disabled_reason: str | None
     created_at: datetime
-    pending: int = 0  # events not yet delivered
+    pending: int = 0  # events not yet delivered (of the outbox's types)
     delivered: int = 0
+    receipts_after: int = 0  # message.* events: the receipt log read and posted up to here
+    receipts_next_at: datetime | None = None
 
 
 _COLUMNS = (
     "e.id, e.brand_id, e.url, e.event_types, e.enabled, e.failing_since, e.disabled_at,"
-    " e.disabled_reason, e.created_at,"
+    " e.disabled_reason, e.created_at, e.receipts_after, e.receipts_next_at,"
     " (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id"
     "  AND d.status = 'pending') AS pending,"
     " (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id"
@@ -41,8 +47,9 @@ async def create(
     pool: Pool, brand_id: int, url: str, event_types: Sequence[str], secret: str
 ) -> Endpoint:
     row = await pool.fetchrow(
-        "INSERT INTO webhook_endpoints (brand_id, url, event_types, secret)"
-        " VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO webhook_endpoints (brand_id, url, event_types, secret, receipts_after)"
+        " VALUES ($1, $2, $3, $4, (SELECT coalesce(max(id), 0) FROM receipt_log))"
+        " RETURNING id",
         brand_id, url, list(event_types), secret,
     )  # fmt: skip
     assert row is not None
@@ -91,6 +98,11 @@ async def enable(pool: Pool, brand_id: int, endpoint_id: int) -> None:
             " WHERE endpoint_id = $1 AND status = 'pending'",
             endpoint_id,
         )
+        await conn.execute(
+            "UPDATE webhook_endpoints SET receipts_next_at = now(), receipts_attempts = 0"
+            " WHERE id = $1",
+            endpoint_id,
+        )
 
 
 class Due(msgspec.Struct, frozen=True):
@@ -135,7 +147,8 @@ async def due(pool: Pool, per_request: int, endpoints: int = 16) -> list[Due]:
                 Due(
                     r0["endpoint_id"], r0["brand_id"], r0["url"], r0["secret"],
                     r0["failing_since"], max(r["attempts"] for r in rows),
-                    [Event(r["id"], r["type"], r["created_at"], r["payload"]) for r in rows],
+                    [Event(f"evt_{r['id']}", r["type"], r["created_at"], r["payload"])
+                     for r in rows],
                 )
             )  # fmt: skip
     return out
@@ -174,28 +187,34 @@ async def failed(
             " WHERE endpoint_id = $1 AND event_id = ANY($2::bigint[])",
             endpoint_id, list(event_ids), code, error[:500], retry_after_s,
         )  # fmt: skip
-        row = await conn.fetchrow(
-            "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now())"
-            " WHERE id = $1 RETURNING failing_since, brand_id, url,"
-            " failing_since < now() - make_interval(secs => $2) AS too_long",
-            endpoint_id, disable_after_s,
-        )  # fmt: skip
-        assert row is not None
-        if not row["too_long"]:
-            return False
-        reason = f"failing since {row['failing_since'].isoformat()}: {error[:200]}"
-        await conn.execute(
-            "UPDATE webhook_endpoints SET enabled = false, disabled_at = now(),"
-            " disabled_reason = $2 WHERE id = $1",
-            endpoint_id, reason,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO alerts (brand_id, kind, subject, message) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT DO NOTHING",
-            row["brand_id"], "webhook_endpoint_disabled", str(endpoint_id),
-            f"webhook endpoint {endpoint_id} ({row['url']}) was disabled: {reason}",
-        )  # fmt: skip
-        return True
+        return await _fail(conn, endpoint_id, error, disable_after_s)
+
+
+async def _fail(conn: Conn, endpoint_id: int, error: str, disable_after_s: float) -> bool:
+    """The endpoint failed now: failing since when? Disabled (with an alert) once failing
+    for `disable_after_s`; True if disabled now."""
+    row = await conn.fetchrow(
+        "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, now())"
+        " WHERE id = $1 RETURNING failing_since, brand_id, url,"
+        " failing_since < now() - make_interval(secs => $2) AS too_long",
+        endpoint_id, disable_after_s,
+    )  # fmt: skip
+    assert row is not None
+    if not row["too_long"]:
+        return False
+    reason = f"failing since {row['failing_since'].isoformat()}: {error[:200]}"
+    await conn.execute(
+        "UPDATE webhook_endpoints SET enabled = false, disabled_at = now(),"
+        " disabled_reason = $2 WHERE id = $1",
+        endpoint_id, reason,
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO alerts (brand_id, kind, subject, message) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT DO NOTHING",
+        row["brand_id"], "webhook_endpoint_disabled", str(endpoint_id),
+        f"webhook endpoint {endpoint_id} ({row['url']}) was disabled: {reason}",
+    )  # fmt: skip
+    return True
 
 
 class Attempt(msgspec.Struct, frozen=True):
@@ -220,3 +239,82 @@ async def recent(pool: Pool, brand_id: int, endpoint_id: int, limit: int = 50) -
         endpoint_id, limit,
     )  # fmt: skip
     return [Attempt(*r) for r in rows]
+
+
+# --- message.delivered and message.failed: read from the receipt log -----------------------
+
+
+class ReceiptStream(msgspec.Struct, frozen=True):
+    """An endpoint that asked for message events, due to read on from `after`."""
+
+    endpoint_id: int
+    brand_id: int
+    url: str
+    secret: str
+    event_types: list[str]
+    after: int
+    attempts: int
+
+
+async def receipt_streams(pool: Pool, types: Sequence[str]) -> list[ReceiptStream]:
+    """Enabled endpoints that asked for any of `types`, due now, with log rows to read."""
+    rows = await pool.fetch(
+        """
+        SELECT id, brand_id, url, secret, event_types, receipts_after, receipts_attempts
+        FROM webhook_endpoints
+        WHERE enabled AND event_types && $1::text[] AND receipts_next_at <= now()
+          AND receipts_after < (SELECT coalesce(max(id), 0) FROM receipt_log)
+        ORDER BY id LIMIT 16
+        """,
+        list(types),
+    )
+    return [ReceiptStream(*r) for r in rows]
+
+
+async def receipt_events(
+    pool: Pool, stream: ReceiptStream, statuses: Sequence[str], log_rows: int
+) -> tuple[list[dict[str, object]], int]:
+    """The brand's final receipts in the next `log_rows` rows of the log (one per fold),
+    first report of each (message, status) kept; and the last row read."""
+    last: int | None = await pool.fetchval(
+        "SELECT max(id) FROM (SELECT id FROM receipt_log WHERE id > $1 ORDER BY id LIMIT $2) x",
+        stream.after, log_rows,
+    )  # fmt: skip
+    if last is None:
+        return [], stream.after
+    rows = await pool.fetch(
+        """
+        SELECT DISTINCT ON (m.id, e->>'status')
+               m.id::text AS message_id, e->>'status' AS status, e->>'error_code' AS error_code,
+               e->>'carrier' AS carrier, e->>'occurred_at' AS occurred_at,
+               m.campaign_id, m.subscriber_id, m.channel, l.recorded_at
+        FROM receipt_log l CROSS JOIN LATERAL json_array_elements(l.events) AS e
+        JOIN messages m ON m.id = clarion_uuid_or_null(e->>'message_id')
+        WHERE l.id > $1 AND l.id <= $2 AND m.brand_id = $3 AND e->>'status' = ANY($4::text[])
+        ORDER BY m.id, e->>'status', l.id
+        """,
+        stream.after, last, stream.brand_id, list(statuses),
+    )  # fmt: skip
+    return [dict(r) for r in rows], last
+
+
+async def receipts_posted(pool: Pool, endpoint_id: int, up_to: int) -> None:
+    await pool.execute(
+        "UPDATE webhook_endpoints SET receipts_after = greatest(receipts_after, $2),"
+        " receipts_attempts = 0, failing_since = NULL WHERE id = $1",
+        endpoint_id, up_to,
+    )  # fmt: skip
+
+
+async def receipts_failed(
+    pool: Pool, endpoint_id: int, *, error: str, retry_after_s: float, disable_after_s: float
+) -> bool:
+    """A failed post of message events: tried again after `retry_after_s`; the endpoint is
+    disabled (with an alert) once failing for `disable_after_s`. True if disabled now."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE webhook_endpoints SET receipts_attempts = receipts_attempts + 1,"
+            " receipts_next_at = now() + make_interval(secs => $2) WHERE id = $1",
+            endpoint_id, retry_after_s,
+        )  # fmt: skip
+        return await _fail(conn, endpoint_id, error, disable_after_s)
