@@ -49,6 +49,10 @@ async def test_a_campaign_by_sms_and_email_follows_each_channels_consent(
         body="{{ brand.name }}: Hi {{ first_name | default('there') }}. Reply STOP to opt out.",
         subject="Spring sale, {{ first_name | default('friend') }}",
         email_body="Hi {{ first_name | default('there') }}, 20% off this week.",
+        email_html=(
+            '<p>Hi {{ first_name | default("there") }},'
+            ' <a href="https://northwind.example/spring">20% off</a> this week.</p>'
+        ),
     )  # fmt: skip
     server = SmtpServer(RecordingHandler(), free_port())
     server.start()
@@ -91,9 +95,12 @@ async def test_a_campaign_by_sms_and_email_follows_each_channels_consent(
     assert first["Subject"] == "Spring sale, P0"
     assert first["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert f"<{LINKS}/u/" in first["List-Unsubscribe"]
-    text = first.get_body(preferencelist=("plain",)) if first.is_multipart() else first
-    assert text is not None
-    assert "Hi P0, 20% off" in text.get_payload(decode=True).decode()
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in first.walk()
+             if not p.is_multipart()}  # fmt: skip
+    assert "Hi P0, 20% off" in parts["text/plain"]
+    markup = parts["text/html"]
+    assert '<p>Hi P0, <a href="https://clarion.example/l/' in markup  # its link tracked
+    assert "northwind.example/spring" not in markup
     suppressed = await infra.pool.fetch(
         "SELECT channel, address, reason FROM suppressions WHERE address LIKE '%@%'"
     )

@@ -163,3 +163,11 @@ def test_a_stored_template_that_no_longer_compiles_fails_each_recipient_not_the_
     assert all(f.error.startswith("template_error") for f in out.failures)
     assert "include" in out.failures[0].error
     assert stored_template("Hi {{ first_name }}").render({"first_name": "Ann"}) == "Hi Ann"
+
+
+def test_an_emails_html_escapes_the_subscribers_fields() -> None:
+    from clarion.pipeline.personalize import stored_html_template
+
+    html = stored_html_template('<p>Hi {{ first_name }}, <a href="{{ brand.shop }}">shop</a></p>')
+    out = html.render({"first_name": "<b>Eve</b>", "brand": {"shop": "https://s.example/?a=1"}})
+    assert out == ('<p>Hi &lt;b&gt;Eve&lt;/b&gt;, <a href="https://s.example/?a=1">shop</a></p>')

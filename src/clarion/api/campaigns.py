@@ -56,6 +56,7 @@ class VariantBody(BaseModel):
     body: str = Field(min_length=1, max_length=MAX_TEMPLATE_CHARS, description="The SMS text.")
     subject: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     email_body: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    email_html: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
 
 
 class AbBody(BaseModel):
@@ -95,6 +96,10 @@ class NewCampaign(BaseModel):
     email_body: str | None = Field(
         default=None, max_length=MAX_TEMPLATE_CHARS, description="Email text (default: body)."
     )
+    email_html: str | None = Field(
+        default=None, max_length=MAX_TEMPLATE_CHARS,
+        description="Email HTML (a template; fields are escaped; its links tracked).",
+    )  # fmt: skip
     audience: AudienceBody | None = None
 
 
@@ -109,6 +114,7 @@ class CampaignChanges(BaseModel):
     body: str | None = Field(default=None, min_length=1, max_length=MAX_TEMPLATE_CHARS)
     subject: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     email_body: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    email_html: str | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     audience: AudienceBody | None = None
     variants: list[VariantBody] | None = Field(default=None, min_length=1, max_length=5)
     ab: AbBody | None = None
@@ -166,6 +172,7 @@ def summary(c: CampaignSummary | CampaignRow) -> dict[str, Any]:
 def shown(c: CampaignRow) -> dict[str, Any]:
     return {
         **summary(c), "body": c.body, "subject": c.subject, "email_body": c.email_body,
+        "email_html": c.email_html,
         "variants": c.variants, "ab": c.ab, "ab_winner": c.ab_winner,
         "ab_decision": c.ab_decision, "track_links": c.track_links,
     }  # fmt: skip

@@ -56,6 +56,7 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     carrier: str | None = None
     subject: str | None = None  # email: the rendered subject
     unsubscribe_url: str | None = None  # email: the one-click unsubscribe link
+    html: str | None = None  # email: the rendered HTML part (None: text only)
 
 
 class RenderFailure(msgspec.Struct, frozen=True, kw_only=True, gc=False):

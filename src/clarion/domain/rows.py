@@ -81,6 +81,7 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     scheduled_at: datetime | None = None  # a scheduled campaign launches itself then
     local_day: date | None = None  # a local-time send: on this day ...
     local_time: str | None = None  # ... at this HH:MM on each subscriber's clock
+    email_html: str | None = None  # email HTML (a template; None: text only)
 
     def local_wave(self) -> LocalWave | None:
         if self.local_day is None or self.local_time is None:
@@ -93,7 +94,7 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
         if self.variants:
             return msgspec.convert(self.variants, list[Variant])
         return [Variant(key="a", name="A", weight=100.0, body=self.body, subject=self.subject,
-                        email_body=self.email_body)]  # fmt: skip
+                        email_body=self.email_body, email_html=self.email_html)]  # fmt: skip
 
     def ab_test(self) -> AbTest | None:
         return None if self.ab is None else msgspec.convert(self.ab, AbTest)

@@ -42,6 +42,7 @@ class Variant(msgspec.Struct, frozen=True, kw_only=True):
     body: str  # the SMS text (a template)
     subject: str | None = None  # email
     email_body: str | None = None  # email text (None: `body`)
+    email_html: str | None = None  # email HTML (None: text only)
 
 
 class AbTest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -70,7 +71,7 @@ def variants_in(raw: Any) -> list[Variant]:
         where = f"variants[{i}]"
         if not isinstance(v, Mapping):
             raise InvalidInput("a variant is a JSON object", field=where)
-        unknown = sorted(set(v) - {"name", "weight", "body", "subject", "email_body"})
+        unknown = sorted(set(v) - {"name", "weight", "body", "subject", "email_body", "email_html"})
         if unknown:
             raise InvalidInput(
                 f"unknown field {unknown[0][:40]!r}", field=f"{where}.{unknown[0][:40]}"
@@ -83,7 +84,7 @@ def variants_in(raw: Any) -> list[Variant]:
         name = v.get("name", f"Variant {KEYS[i].upper()}")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise InvalidInput("1 to 100 characters", field=f"{where}.name")
-        texts = {k: v.get(k) for k in ("subject", "email_body")}
+        texts = {k: v.get(k) for k in ("subject", "email_body", "email_html")}
         for k, t in texts.items():
             if t is not None and not isinstance(t, str):
                 raise InvalidInput("text", field=f"{where}.{k}")

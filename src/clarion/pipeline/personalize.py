@@ -32,6 +32,10 @@ from clarion.pipeline.links import Rewriter, find_urls
 _ENV = sandbox.BoundedSandbox(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
 )
+# An email's HTML part: the subscriber's fields are escaped (a name is text, not markup).
+_HTML_ENV = sandbox.BoundedSandbox(
+    undefined=jinja2.StrictUndefined, autoescape=True, keep_trailing_newline=False
+)
 # Campaign validation renders one sample leniently: a field a sample lacks renders empty (and
 # so do its attributes: `brand.name` with no brand).
 _LENIENT_ENV = sandbox.BoundedSandbox(undefined=jinja2.ChainableUndefined, autoescape=False)
@@ -137,6 +141,15 @@ def compile_template(body: str) -> Template:
         return Template(sandbox.build(_ENV, tree), _pieces(tree))
     except Exception as exc:
         raise sandbox.template_error(exc) from exc
+
+
+def stored_html_template(html: str) -> Template:
+    """`stored_template` for an email's HTML part: rendered by Jinja with autoescape (no
+    fill-in fast path: it does not escape)."""
+    try:
+        return Template(sandbox.build(_HTML_ENV, sandbox.parse(_HTML_ENV, html)), None)
+    except Exception as exc:
+        return Template(_ENV.from_string(""), None, error=sandbox.template_error(exc))
 
 
 def stored_template(body: str) -> Template:
@@ -251,6 +264,7 @@ def render_email_batch(
     unsubscribe_url: Callable[[int], str],
     links: Rewriter | None = None,
     variant: str = EMAIL_VARIANT,
+    html: Template | None = None,
 ) -> RenderedBatch:
     """The email of each recipient who has an address: subject and text rendered like an SMS
     body (a recipient whose render fails fails alone, with the reason; tracked URLs become
@@ -267,6 +281,7 @@ def render_email_batch(
         try:
             text = body.render(context).strip()
             title = " ".join(subject.render(context).split())
+            markup = html.render(context) if html is not None else None
         except Exception as exc:  # any render failure is the recipient's, not the batch's
             failures.append(_failure(r, message_id, email, _reason(exc)))
             continue
@@ -280,12 +295,16 @@ def render_email_batch(
                 timezone=r.timezone,
                 subject=title,
                 unsubscribe_url=unsubscribe_url(r.subscriber_id),
+                html=markup,
             )
         )
     if links is not None and messages:
-        texts = links.apply([m.body for m in messages], [m.subscriber_id or 0 for m in messages])
+        ids = [m.subscriber_id or 0 for m in messages]
+        texts = links.apply([m.body for m in messages], ids)
+        marked = links.apply([m.html or "" for m in messages], ids) if html is not None else None
         messages = [
-            msgspec.structs.replace(m, body=t) for m, t in zip(messages, texts, strict=True)
+            msgspec.structs.replace(m, body=t, html=m.html if marked is None else marked[i])
+            for i, (m, t) in enumerate(zip(messages, texts, strict=True))
         ]
     return RenderedBatch(
         batch_id=f"{batch.batch_id}:email",

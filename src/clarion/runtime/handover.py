@@ -44,6 +44,7 @@ def _emails(from_addr: str, chunk: list[OutboundMessage]) -> list[OutboundEmail]
             from_addr=from_addr,
             subject=m.subject or "",
             text=m.body,
+            html=m.html,
             unsubscribe_url=m.unsubscribe_url or "",
             subscriber_id=m.subscriber_id,
         )

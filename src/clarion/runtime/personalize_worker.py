@@ -36,6 +36,7 @@ class VariantTemplates:
     sms: personalize.Template
     email: personalize.Template | None
     subject: personalize.Template | None
+    html: personalize.Template | None = None  # the email's HTML part (None: text only)
     sms_links: links.Rewriter | None = None  # None: links not tracked
     email_links: links.Rewriter | None = None
 
@@ -92,6 +93,7 @@ class PersonalizeWorker:
                         from_addr=t.email_from,
                         unsubscribe_url=partial(self._unsubscribe_url, batch.brand_id),
                         links=v.email_links, variant=message_variant("email", v.key),
+                        html=v.html,
                     )
                 )  # fmt: skip
         for rendered in (_joined(sms), _joined(email)):
@@ -148,13 +150,18 @@ class PersonalizeWorker:
                         subject=(
                             personalize.stored_template(v.subject or c.name) if email else None
                         ),
+                        html=(
+                            personalize.stored_html_template(v.email_html)
+                            if email and v.email_html else None
+                        ),
                         sms_links=(
                             await self._links(b, c.id, message_variant("sms", v.key), v.body, shown)
                             if tracked and sms else None
                         ),
                         email_links=(
                             await self._links(
-                                b, c.id, message_variant("email", v.key), email_text, shown
+                                b, c.id, message_variant("email", v.key),
+                                email_text + "\n" + (v.email_html or ""), shown,
                             )
                             if tracked and email else None
                         ),

@@ -84,11 +84,13 @@ class Draft:
     channel: str = "sms"
     subject: str | None = None
     email_body: str | None = None
+    email_html: str | None = None
     segment_id: int | None = None
     exclude_segment_ids: tuple[int, ...] = ()
     definition: Any = None
-    # [{"name", "weight", "body", "subject", "email_body"}] (None: one, the texts above; the
-    # first variant's texts are the campaign's), and the A/B test (`domain.variants`)
+    # [{"name", "weight", "body", "subject", "email_body", "email_html"}] (None: one, the
+    # texts above; the first variant's texts are the campaign's), and the A/B test
+    # (`domain.variants`)
     variants: Any = None
     ab: Any = None
     track_links: bool = True
@@ -97,7 +99,7 @@ class Draft:
     def of(cls, c: CampaignRow) -> Draft:
         return cls(
             name=c.name, body=c.body, channel=c.channel, subject=c.subject,
-            email_body=c.email_body, segment_id=c.segment_id,
+            email_body=c.email_body, email_html=c.email_html, segment_id=c.segment_id,
             exclude_segment_ids=tuple(c.exclude_segment_ids), definition=c.audience_definition,
             variants=c.variants, ab=c.ab, track_links=c.track_links,
         )  # fmt: skip
@@ -122,16 +124,18 @@ async def _checked(svc: Services, brand_id: int, d: Draft) -> Draft:
             check_texts(**{
                 f"variants[{i}].body": v.body, f"variants[{i}].subject": v.subject,
                 f"variants[{i}].email_body": v.email_body,
+                f"variants[{i}].email_html": v.email_html,
             })  # fmt: skip
         first = parsed[0]
         d = replace(d, body=first.body, subject=first.subject, email_body=first.email_body,
+                    email_html=first.email_html,
                     variants=msgspec.to_builtins(parsed))  # fmt: skip
     if d.ab is not None:
         test = ab_in(d.ab)
         if d.variants is None or len(d.variants) < 2:
             raise InvalidInput("an A/B test needs two variants or more", field="ab")
         d = replace(d, ab=msgspec.to_builtins(test))
-    check_texts(body=d.body, subject=d.subject, email_body=d.email_body)
+    check_texts(body=d.body, subject=d.subject, email_body=d.email_body, email_html=d.email_html)
     if d.definition is not None:
         if d.segment_id is not None:
             raise InvalidInput("a segment or a definition, not both", field="definition")
@@ -157,6 +161,7 @@ async def create(
     segment_id: int | None = None,
     exclude_segment_ids: Sequence[int] = (),
     definition: Any = None,
+    email_html: str | None = None,
     variants: Any = None,
     ab: Any = None,
     track_links: bool = True,
@@ -167,6 +172,7 @@ async def create(
     list; the segments must be the brand's."""
     draft = Draft(
         name=name, body=body, channel=channel, subject=subject, email_body=email_body,
+        email_html=email_html,
         segment_id=segment_id, exclude_segment_ids=tuple(exclude_segment_ids),
         definition=definition, variants=variants, ab=ab, track_links=track_links,
     )  # fmt: skip
@@ -175,7 +181,7 @@ async def create(
         svc.pool, brand_id=brand_id, name=d.name, body=d.body, channel=d.channel,
         subject=d.subject, email_body=d.email_body, segment_id=d.segment_id,
         exclude_segment_ids=d.exclude_segment_ids, definition=d.definition,
-        variants=d.variants, ab=d.ab, track_links=d.track_links,
+        variants=d.variants, ab=d.ab, track_links=d.track_links, email_html=d.email_html,
     )  # fmt: skip
 
 
@@ -194,7 +200,7 @@ async def update_draft(
     # the row's lock (a launch may come between)
     require_draft(campaign_id=campaign_id, status=c.status, verb="changed")
     edited = dict(changes)
-    texts = sorted({"body", "subject", "email_body"} & set(edited))
+    texts = sorted({"body", "subject", "email_body", "email_html"} & set(edited))
     if c.variants is not None and texts and "variants" not in edited:
         raise InvalidInput(
             "the campaign has variants: change its texts through `variants`", field=texts[0]
@@ -207,7 +213,7 @@ async def update_draft(
         subject=d.subject, email_body=d.email_body, segment_id=d.segment_id,
         exclude_segment_ids=d.exclude_segment_ids, definition=d.definition,
         forget_plan=bool(set(changes) - {"name"}), variants=d.variants, ab=d.ab,
-        track_links=d.track_links,
+        track_links=d.track_links, email_html=d.email_html,
     )  # fmt: skip
 
 
@@ -269,7 +275,7 @@ async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None)
         rendered, brand_name=b.name, first_contact=first_contact,
         max_segments=b.max_segments,
     )  # fmt: skip
-    texts = [c.body, c.subject or "", c.email_body or ""]
+    texts = [c.body, c.subject or "", c.email_body or "", c.email_html or ""]
     unknown = sorted({n for t in texts for n in brand_names_used(t)} - brand.keys())
     if unknown:  # every recipient's render would fail on it
         known = ", ".join(sorted(brand)) or "none"

@@ -41,6 +41,7 @@ async def create_campaign(
     track_links: bool = True,
     variants: Any = None,
     ab: Any = None,
+    email_html: str | None = None,
 ) -> int:
     """A draft campaign: by SMS (`body`), email (`subject`, `email_body` or else `body`), or
     both (each subscriber on each channel they consented to); to a segment's subscribers (or
@@ -48,10 +49,11 @@ async def create_campaign(
     brand's whole list."""
     campaign_id: int = await pool.fetchval(
         "INSERT INTO campaigns (brand_id, name, body, channel, subject, email_body,"
-        " segment_id, exclude_segment_ids, audience_definition, track_links, variants, ab)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        " segment_id, exclude_segment_ids, audience_definition, track_links, variants, ab,"
+        " email_html) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " RETURNING id",
         brand_id, name, body, channel, subject, email_body, segment_id,
-        list(exclude_segment_ids), definition, track_links, variants, ab,
+        list(exclude_segment_ids), definition, track_links, variants, ab, email_html,
     )  # fmt: skip
     return campaign_id
 
@@ -115,6 +117,7 @@ async def update_draft(
     variants: Any = None,
     ab: Any = None,
     track_links: bool = True,
+    email_html: str | None = None,
 ) -> CampaignRow:
     """Rewrite a draft (name, texts, channel, audience); `forget_plan` drops its stored plan
     and the audience the plan resolved (they were for the campaign as it was).
@@ -129,10 +132,11 @@ async def update_draft(
             "UPDATE campaigns SET name = $2, body = $3, channel = $4, subject = $5,"
             " email_body = $6, segment_id = $7, exclude_segment_ids = $8,"
             " audience_definition = $9, plan = CASE WHEN $10 THEN NULL ELSE plan END,"
-            " variants = $11, ab = $12, track_links = $13"
+            " variants = $11, ab = $12, track_links = $13, email_html = $14"
             " WHERE id = $1 RETURNING *",
             campaign_id, name, body, channel, subject, email_body, segment_id,
             list(exclude_segment_ids), definition, forget_plan, variants, ab, track_links,
+            email_html,
         )  # fmt: skip
     assert row is not None  # locked above
     return msgspec.convert(dict(row), CampaignRow)
