@@ -335,10 +335,11 @@ def _text_codec(encoding: str) -> str:
     """The codec's canonical name, or `InvalidInput` when it is not a text encoding."""
     try:
         b"x".decode(encoding)  # b"" would not do: decoding nothing skips the codec's checks
-    except LookupError:  # unknown, or bytes-to-bytes (base64) or str-to-str (rot13)
+    except (LookupError, ValueError) as exc:
+        if isinstance(exc, UnicodeError):
+            return codecs.lookup(encoding).name  # one byte does not satisfy it (utf-16)
+        # unknown, bytes-to-bytes (base64), str-to-str (rot13), or a name with a NUL in it
         raise InvalidInput(f"unknown text encoding {encoding!r}", field="encoding") from None
-    except UnicodeError:
-        pass  # a text encoding that one byte does not satisfy (utf-16)
     return codecs.lookup(encoding).name
 
 
