@@ -154,21 +154,23 @@ async def delete_draft(pool: Pool, campaign_id: int, *, brand_id: int | None) ->
         await conn.execute("DELETE FROM campaigns WHERE id = $1", campaign_id)
 
 
+# Count a launch: the campaign sends, its audience read again from the start; its messages
+# expire `expiry_h` after $2 (the gate's clock at the first launch). $3: only from this
+# status (NULL: any).
+_BEGIN_LAUNCH = """
+UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
+       launched_at = coalesce(launched_at, now()),
+       expires_at = coalesce(expires_at, $2::timestamptz + expiry_h * interval '1 hour'),
+       audience_cursor = 0, audience_done = false,
+       audience_cursors = array_fill(0::bigint, ARRAY[8])
+WHERE id = $1 AND ($3::text IS NULL OR status = $3) RETURNING launch_count
+"""
+
+
 async def begin_launch(pool: Pool, campaign_id: int, at: datetime) -> int:
     """Count a launch; returns the attempt number (1 for the first launch). The campaign's
     messages expire `expiry_h` after `at` (the gate's clock at the first launch)."""
-    attempt: int | None = await pool.fetchval(
-        """
-        UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
-               launched_at = coalesce(launched_at, now()),
-               expires_at = coalesce(expires_at, $2::timestamptz + expiry_h * interval '1 hour'),
-               audience_cursor = 0, audience_done = false,
-               audience_cursors = array_fill(0::bigint, ARRAY[8])
-        WHERE id = $1 RETURNING launch_count
-        """,
-        campaign_id,
-        at,
-    )
+    attempt: int | None = await pool.fetchval(_BEGIN_LAUNCH, campaign_id, at, None)
     if attempt is None:  # deleted (a draft) since the launch read it
         raise NotFound("campaign", campaign_id)
     return attempt
@@ -485,18 +487,7 @@ async def launch_scheduled(pool: Pool, campaign_id: int, at: datetime) -> int | 
     """Count a scheduled campaign's launch (`begin_launch`, its moment the schedule's); its
     attempt, or None when it is no longer scheduled (another process launched it, or it was
     unscheduled): one launch, whoever asks."""
-    attempt: int | None = await pool.fetchval(
-        """
-        UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
-               launched_at = coalesce(launched_at, now()),
-               expires_at = coalesce(expires_at, $2::timestamptz + expiry_h * interval '1 hour'),
-               audience_cursor = 0, audience_done = false,
-               audience_cursors = array_fill(0::bigint, ARRAY[8])
-        WHERE id = $1 AND status = 'scheduled' RETURNING launch_count
-        """,
-        campaign_id,
-        at,
-    )
+    attempt: int | None = await pool.fetchval(_BEGIN_LAUNCH, campaign_id, at, "scheduled")
     return attempt
 
 
