@@ -21,16 +21,14 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
-from clarion.config import Settings
 from clarion.harness.seed import synthetic_subscribers
-from clarion.harness.serving import run_server, server_env
+from clarion.harness.serving import run_server, server_env, server_settings
 from clarion.store import api_keys, brands
 
 TYPES = ("viewed_product", "viewed_product", "added_to_cart", "started_checkout", "ordered",
@@ -93,10 +91,7 @@ async def main(
 ) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="clarion-events-"))
     port = free_port()
-    settings = replace(
-        Settings.from_env(), data_dir=root, http_port=port,
-        public_url=f"http://127.0.0.1:{port}", bus_namespace=f"ev{port}",
-    )  # fmt: skip
+    settings = server_settings(root, port, "ev")
     url = f"http://127.0.0.1:{port}"
     try:
         async with bootstrap.infrastructure(settings) as infra:

@@ -24,13 +24,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
-from clarion.config import Settings
-from clarion.harness.serving import run_server, server_env
+from clarion.harness.serving import run_server, server_env, server_settings
 from clarion.pipeline import links
 from clarion.store import brands, campaigns
 from clarion.store import links as store_links
@@ -74,10 +72,7 @@ async def main(recipients: int, seconds: int, connections: int) -> dict[str, obj
     wrk = _wrk()
     root = Path(tempfile.mkdtemp(prefix="clarion-redirect-"))
     port = free_port()
-    settings = replace(
-        Settings.from_env(), data_dir=root, http_port=port,
-        public_url=f"http://127.0.0.1:{port}", bus_namespace=f"red{port}",
-    )  # fmt: skip
+    settings = server_settings(root, port, "red")
     try:
         async with bootstrap.infrastructure(settings) as infra:
             pool = infra.pool

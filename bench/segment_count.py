@@ -21,15 +21,13 @@ import shutil
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
-from clarion.config import Settings
-from clarion.harness.serving import run_server, server_env
+from clarion.harness.serving import run_server, server_env, server_settings
 from clarion.store import api_keys, brands
 
 DEFINITION = {
@@ -64,10 +62,7 @@ FROM generate_series($2::int, $2::int + $5::int - 1) AS g
 async def main(subscribers: int, events: int, runs: int) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="clarion-segments-"))
     port = free_port()
-    settings = replace(
-        Settings.from_env(), data_dir=root, http_port=port,
-        public_url=f"http://127.0.0.1:{port}", bus_namespace=f"seg{port}",
-    )  # fmt: skip
+    settings = server_settings(root, port, "seg")
     try:
         async with bootstrap.infrastructure(settings) as infra:
             pool = infra.pool

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import uvicorn
@@ -299,45 +299,63 @@ _PROCESSED_KEEP_S = 86_400.0
 _REATTRIBUTE_EVERY_S = 60.0
 
 
+async def _elected(
+    pool: Pool,
+    lock: int,
+    stop: asyncio.Event,
+    interval_s: float,
+    what: str,
+    turn: Callable[[], Awaitable[None]],
+) -> None:
+    """Every `interval_s` until `stop`, `turn` — in the one process that holds the advisory
+    `lock` for it; a failed turn is logged and the next one tries again."""
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn:
+                if await try_session_lock(conn, lock):
+                    try:
+                        await turn()
+                    finally:
+                        await release_session_lock(conn, lock)
+        except Exception as exc:  # the next turn tries again
+            log.warning("%s failed: %s", what, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
 async def _sweep_deferred(
     core: Stages, stop: asyncio.Event, *, settings: Settings, interval_s: float = 0.25
 ) -> None:
     """Hand deferred messages back to the send stage when their moment comes, fold early
-    receipts whose send answer has landed, and now and then reconcile messages whose final
-    receipt never came, launch scheduled campaigns whose moment has come, decide A/B tests
-    whose wait is over (and launch their winners),
-    every minute attribute recent orders again, and once an hour prune
-    the record of counted status batches.
-    Elected: only the process holding the advisory lock sweeps."""
+    receipts whose send answer has landed, launch scheduled campaigns whose moment has come,
+    decide A/B tests whose wait is over (and launch their winners), now and then reconcile
+    messages whose final receipt never came, every minute attribute recent orders again,
+    and once an hour prune the record of counted status batches. Elected: only the process
+    holding the advisory lock sweeps."""
     clock = core.ctx.clock
-    reconciled_at, pruned_at, attributed_at = clock.monotonic(), -math.inf, clock.monotonic()
-    while not stop.is_set():
-        try:
-            async with core.ctx.pool.acquire() as conn:
-                if await try_session_lock(conn, _SWEEPER_LOCK):
-                    try:
-                        await core.sweeps.deferred()
-                        await core.sweeps.early_receipts()
-                        await core.sweeps.launch_scheduled()
-                        await core.sweeps.decide_tests()
-                        if clock.monotonic() - reconciled_at >= settings.reconcile_every_s:
-                            reconciled_at = clock.monotonic()
-                            await core.sweeps.reconcile(
-                                settings.reconcile_after_s,
-                                max_age_s=settings.reconcile_max_age_s,
-                            )
-                        if clock.monotonic() - attributed_at >= _REATTRIBUTE_EVERY_S:
-                            attributed_at = clock.monotonic()
-                            await core.sweeps.reattribute()
-                        if clock.monotonic() - pruned_at >= _PRUNE_EVERY_S:
-                            pruned_at = clock.monotonic()
-                            await monitoring.prune_processed(core.ctx.pool, _PROCESSED_KEEP_S)
-                    finally:
-                        await release_session_lock(conn, _SWEEPER_LOCK)
-        except Exception as exc:  # the next sweep tries again
-            log.warning("deferred sweep failed: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+    last = {"reconciled": clock.monotonic(), "pruned": -math.inf, "attributed": clock.monotonic()}
+
+    def due(what: str, every_s: float) -> bool:
+        if clock.monotonic() - last[what] < every_s:
+            return False
+        last[what] = clock.monotonic()
+        return True
+
+    async def turn() -> None:
+        await core.sweeps.deferred()
+        await core.sweeps.early_receipts()
+        await core.sweeps.launch_scheduled()
+        await core.sweeps.decide_tests()
+        if due("reconciled", settings.reconcile_every_s):
+            await core.sweeps.reconcile(
+                settings.reconcile_after_s, max_age_s=settings.reconcile_max_age_s
+            )
+        if due("attributed", _REATTRIBUTE_EVERY_S):
+            await core.sweeps.reattribute()
+        if due("pruned", _PRUNE_EVERY_S):
+            await monitoring.prune_processed(core.ctx.pool, _PROCESSED_KEEP_S)
+
+    await _elected(core.ctx.pool, _SWEEPER_LOCK, stop, interval_s, "deferred sweep", turn)
 
 
 _HOOKS_LOCK = 0x0C1A_0003
@@ -347,19 +365,12 @@ async def _post_webhooks(core: Stages, stop: asyncio.Event, interval_s: float = 
     """Post the brands' outbound webhooks as they come due. Elected: one process posts."""
     worker = HooksWorker(core.ctx)
     async with AsyncClient(timeout=10) as client:
-        while not stop.is_set():
-            try:
-                async with core.ctx.pool.acquire() as conn:
-                    if await try_session_lock(conn, _HOOKS_LOCK):
-                        try:
-                            while await worker.dispatch(client) and not stop.is_set():
-                                pass  # more may be due at once
-                        finally:
-                            await release_session_lock(conn, _HOOKS_LOCK)
-            except Exception as exc:  # the next pass tries again
-                log.warning("posting webhooks failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
+
+        async def turn() -> None:
+            while await worker.dispatch(client) and not stop.is_set():
+                pass  # more may be due at once
+
+        await _elected(core.ctx.pool, _HOOKS_LOCK, stop, interval_s, "posting webhooks", turn)
 
 
 async def _serve(server: uvicorn.Server, stop: asyncio.Event) -> None:

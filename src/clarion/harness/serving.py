@@ -7,11 +7,22 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from clarion import bootstrap
+from clarion.config import Settings
+
+
+def server_settings(root: Path, port: int, namespace: str) -> Settings:
+    """The settings of a bench script's servers and of the `clarion run` it starts on them:
+    data in `root`, HTTP on `port`, its own bus namespace."""
+    return replace(
+        Settings.from_env(), data_dir=root, http_port=port,
+        public_url=f"http://127.0.0.1:{port}", bus_namespace=f"{namespace}{port}",
+    )  # fmt: skip
 
 
 def server_env(infra: bootstrap.Infra, port: int) -> dict[str, str]:
