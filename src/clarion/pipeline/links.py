@@ -37,6 +37,9 @@ _CONTEXT = b"clarion/short-links/v1"
 # or an angle bracket; trailing punctuation that ends the sentence is not part of it.
 _URL = re.compile(r"""https?://[^\s<>"'{}|\\^`]+""", re.IGNORECASE)
 _TRAILING = ".,;:!?)]"
+# what may follow a URL that the URL pattern would not take in (so the URL ends there)
+_ENDS = frozenset(" \t\r\n<>\"'{}|\\^`")
+_PAD = b"\0\0"
 
 
 def links_base(link_domain: str | None, links_url: str) -> str:
@@ -67,23 +70,23 @@ def _cipher(secret: str) -> Cipher[modes.ECB]:
     return Cipher(algorithms.AES(_key(secret)), modes.ECB())
 
 
-def _block(link_id: int, subscriber_id: int) -> bytes:
-    if not (0 < link_id < _MAX_ID and 0 < subscriber_id < _MAX_ID):
-        raise ValueError(f"ids out of range for a short link: {link_id}, {subscriber_id}")
-    return _BLOCK.pack(
-        link_id >> 32, link_id & 0xFFFFFFFF, subscriber_id >> 32, subscriber_id & 0xFFFFFFFF, 0
-    )
-
-
 def make_codes(secret: str, pairs: Sequence[tuple[int, int]]) -> list[str]:
     """The codes of (link id, subscriber id) pairs, in one pass of the cipher."""
     if not pairs:
         return []
+    for link, sub in pairs:
+        if not (0 < link < _MAX_ID and 0 < sub < _MAX_ID):
+            raise ValueError(f"ids out of range for a short link: {link}, {sub}")
     enc = _cipher(secret).encryptor()
-    sealed = enc.update(b"".join(_block(link, sub) for link, sub in pairs)) + enc.finalize()
-    # base64 of a block is 22 characters and "==": each block on its own
-    encode = base64.urlsafe_b64encode
-    return [encode(sealed[i : i + 16])[:CODE_CHARS].decode() for i in range(0, len(sealed), 16)]
+    # a block is link id (48 bits), subscriber id (48 bits), 32 zero check bits
+    plain = b"".join((link << 80 | sub << 32).to_bytes(16, "big") for link, sub in pairs)
+    sealed = enc.update(plain) + enc.finalize()
+    # base64 of a block is 22 characters and "==". Two zero bytes after each block make it
+    # 18 bytes, 24 characters, so one encoding of them all gives each block's 22 first
+    # (the 22nd character's low bits are the padding's zeros either way)
+    padded = _PAD.join([sealed[i : i + 16] for i in range(0, len(sealed), 16)]) + _PAD
+    text = base64.urlsafe_b64encode(padded).decode("ascii")
+    return [text[i : i + CODE_CHARS] for i in range(0, len(text), 24)]
 
 
 def read_code(secret: str, code: str) -> tuple[int, int] | None:
@@ -127,12 +130,15 @@ class Rewriter:
             for _, _, link in found
         ]  # fmt: skip
         codes = iter(make_codes(self.secret, pairs))
-        out = []
+        base, out = self.base, []
         for text, found in zip(texts, spans, strict=True):
-            if found:
+            if len(found) == 1:  # the common case, without building a list
+                start, end, _ = found[0]
+                text = text[:start] + base + next(codes) + text[end:]
+            elif found:
                 parts, at = [], 0
                 for start, end, _ in found:
-                    parts += [text[at:start], self.base, next(codes)]
+                    parts += [text[at:start], base, next(codes)]
                     at = end
                 parts.append(text[at:])
                 text = "".join(parts)
@@ -147,13 +153,20 @@ class Rewriter:
         for url, link in self.links.items():
             start = text.find(url)
             while start >= 0:
-                m = _URL.match(text, start)
-                if m is not None and _clean(m.group(0)) == url:
-                    found.append((start, start + len(url), link))
-                start = text.find(url, start + len(url))
+                end = start + len(url)
+                if end == len(text) or text[end] in _ENDS or self._whole(text, start, url):
+                    found.append((start, end, link))
+                start = text.find(url, end)
         if len(found) > 1:
             found.sort()
         return found
+
+    @staticmethod
+    def _whole(text: str, start: int, url: str) -> bool:
+        """Whether the URL at `start` is `url` whole (what follows it is the sentence's
+        punctuation, not more of the URL)."""
+        m = _URL.match(text, start)
+        return m is not None and _clean(m.group(0)) == url
 
 
 def _clean(match: str) -> str:
