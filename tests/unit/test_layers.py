@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "clarion"
-PURE_PACKAGES = ("domain", "pipeline", "compliance")
+PURE_PACKAGES = ("domain", "pipeline", "compliance", "intelligence")
 FORBIDDEN = frozenset({"asyncpg", "nats", "httpx", "starlette", "uvicorn", "socket", "subprocess"})
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from clarion.cli import brands, campaigns, reports, servers, subscribers
+from clarion.cli import brands, campaigns, experiments, reports, servers, subscribers
 from clarion.cli._app import app
 
-__all__ = ["app", "brands", "campaigns", "main", "reports", "servers", "subscribers"]
+__all__ = ["app", "brands", "campaigns", "experiments", "main", "reports", "servers", "subscribers"]
 
 
 def main() -> None:

@@ -1,0 +1,31 @@
+"""`clarion experiment sto|recs|ab`: measure what the intelligence features earn, against
+the simulator's world (one JSON object as the last line with --json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from clarion.cli._app import app, run_async
+
+experiment_app = typer.Typer(
+    help="Measure send-time optimisation, recommendations and adaptive A/B against the "
+    "simulator's world.",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
+out = Console()
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object (last line).")]
+Seed = Annotated[int, typer.Option(help="The world's seed (the same seed, the same world).")]
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, separators=(",", ":")))
+        return
+    for key, value in result.items():
+        out.print(f"[bold]{key}[/bold]: {value}")
