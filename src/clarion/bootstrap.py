@@ -50,6 +50,10 @@ from clarion.store.db import (
 )
 from clarion.store.embedded import EmbeddedPostgres
 
+# What a process may run: the pipeline's stages, and the models' training (elected).
+INTELLIGENCE = "intelligence"
+ROLES = (*STAGES, INTELLIGENCE)
+
 log = logging.getLogger(__name__)
 
 
@@ -213,6 +217,10 @@ async def running(
         )
     if "aggregate" in stages:  # the receipts side posts the brands' webhooks
         workers.tasks.append(asyncio.create_task(_post_webhooks(core, workers.stop)))
+    if INTELLIGENCE in stages:
+        workers.tasks.append(
+            asyncio.create_task(_train_models(infra.pool, workers.stop, clock=clock))
+        )
     api = None
     if http:
         api = V1(infra, clock=clock, rate_per_s=settings.api_rate_per_s)
@@ -241,6 +249,8 @@ async def running(
         server = uvicorn.Server(config)
         workers.tasks.append(asyncio.create_task(_serve(server, workers.stop)))
     for stage in stages:
+        if stage == INTELLIGENCE:
+            continue  # not a consumer of the bus (above)
         if stage == "aggregate":
             workers.tasks.append(
                 asyncio.create_task(
@@ -371,6 +381,22 @@ async def _post_webhooks(core: Stages, stop: asyncio.Event, interval_s: float = 
                 pass  # more may be due at once
 
         await _elected(core.ctx.pool, _HOOKS_LOCK, stop, interval_s, "posting webhooks", turn)
+
+
+_MODELS_LOCK = 0x0C1A_0004
+
+
+async def _train_models(
+    pool: Pool, stop: asyncio.Event, *, clock: Clock, interval_s: float = 60.0
+) -> None:
+    """Fit new versions of the brands' models when they have learnt from something new and
+    the last is older than `service.intelligence.RETRAIN_AFTER`. Elected: one process
+    trains (a fit is CPU work: run this role on a worker of its own at scale)."""
+
+    async def turn() -> None:
+        await service.intelligence.train_due(pool, now=clock.now(), stop=stop)
+
+    await _elected(pool, _MODELS_LOCK, stop, interval_s, "training models", turn)
 
 
 async def _serve(server: uvicorn.Server, stop: asyncio.Event) -> None:

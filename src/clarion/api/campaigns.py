@@ -131,7 +131,8 @@ class CampaignChanges(BaseModel):
 
 class ScheduleBody(BaseModel):
     """`at` a time; or `local_time` (HH:MM) on `date` (default today) on each subscriber's
-    clock, sent in waves by zone."""
+    clock, sent in waves by zone; or `best_time_h`: each subscriber at their best time
+    within that many hours of `at` (default now)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -140,6 +141,11 @@ class ScheduleBody(BaseModel):
         default=None, min_length=5, max_length=5, description="HH:MM on each subscriber's clock."
     )
     date: date_ | None = Field(default=None, description="The day of a local-time send.")
+    best_time_h: int | None = Field(
+        default=None, ge=1, le=72,
+        description="Each subscriber at their best hour within this many hours of `at` (the "
+        "brand's send-time model; the compliance window still governs).",
+    )  # fmt: skip
 
 
 class LaunchBody(BaseModel):
@@ -305,13 +311,15 @@ def router(svc: service.Services, auth: Auth, clock: Clock) -> APIRouter:
     ) -> Response:
         """It launches itself at `at` (within a second, once, whichever worker is up), or
         with `local_time` at that time on each subscriber's clock on `date`, in waves by
-        zone (`waves`: when each zone's go). The compliance window still governs every
+        zone (`waves`: when each zone's go), or with `best_time_h` each subscriber at their
+        best hour within that window (`sto_model_version`: the send-time model it would use
+        now; the launch records the one it uses). The compliance window still governs every
         message. Checked as a launch is (422); a time in the past is a 422; a campaign that
         is not a draft is a 409."""
         done = await call(
             service.campaigns.schedule(
                 svc, campaign_id, now=clock.now(), at=when.at, local_time=when.local_time,
-                day=when.date, brand_id=key.brand_id,
+                day=when.date, best_time_h=when.best_time_h, brand_id=key.brand_id,
             )
         )  # fmt: skip
         return respond(done)

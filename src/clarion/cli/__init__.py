@@ -5,10 +5,21 @@ from __future__ import annotations
 
 import sys
 
-from clarion.cli import brands, campaigns, experiments, reports, servers, subscribers
+from clarion.cli import (
+    brands,
+    campaigns,
+    experiments,
+    intelligence,
+    reports,
+    servers,
+    subscribers,
+)
 from clarion.cli._app import app
 
-__all__ = ["app", "brands", "campaigns", "experiments", "main", "reports", "servers", "subscribers"]
+__all__ = [
+    "app", "brands", "campaigns", "experiments", "intelligence", "main", "reports", "servers",
+    "subscribers",
+]  # fmt: skip
 
 
 def main() -> None:

@@ -203,10 +203,15 @@ def campaign_schedule(
     day: Annotated[
         datetime | None, typer.Option(help="The day of a --local-time send (default today).")
     ] = None,
+    best_time_within: Annotated[
+        int | None,
+        typer.Option(help="Each subscriber at their best hour within this many hours (1-72)."),
+    ] = None,
     cancel: Annotated[bool, typer.Option(help="Unschedule: back to a draft.")] = False,
 ) -> None:
     """Schedule a draft: the workers launch it on time, once; with --local-time, each
-    subscriber gets it at that time on their clock (the compliance window still governs)."""
+    subscriber gets it at that time on their clock; with --best-time-within, at their best
+    hour as the brand's send-time model says (the compliance window still governs)."""
 
     async def go() -> None:
         async with bootstrap.infrastructure(Settings.from_env()) as infra:
@@ -217,9 +222,16 @@ def campaign_schedule(
             when = at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
             done = await service.campaigns.schedule(
                 infra, campaign_id, now=datetime.now(UTC), at=when, local_time=local_time,
-                day=day.date() if day is not None else None,
+                day=day.date() if day is not None else None, best_time_h=best_time_within,
             )  # fmt: skip
             print(f"campaign {campaign_id} launches at {done.scheduled_at.isoformat()}")
+            if done.best_time_h is not None:
+                model = (
+                    "no send-time model yet: everyone at the launch"
+                    if done.sto_model_version is None
+                    else f"send-time model v{done.sto_model_version}"
+                )
+                print(f"  each subscriber at their best hour within {done.best_time_h} h ({model})")
             for w in done.waves:
                 print(f"  {w.at.isoformat()}  {w.timezone}: {w.subscribers:,} subscribers")
 

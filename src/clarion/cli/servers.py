@@ -320,7 +320,7 @@ def run(
 ) -> None:
     """Run the HTTP API and every stage in this process until Ctrl-C."""
 
-    _serve(list(bootstrap.STAGES), True, verbose, port=port)
+    _serve(list(bootstrap.ROLES), True, verbose, port=port)
 
 
 @app.command()
@@ -341,8 +341,8 @@ def worker(
 ) -> None:
     """Run some stages as a worker process (several processes share the work)."""
 
-    chosen = list(bootstrap.STAGES) if stages == "all" else [s.strip() for s in stages.split(",")]
-    unknown = [s for s in chosen if s not in bootstrap.STAGES]
+    chosen = list(bootstrap.ROLES) if stages == "all" else [s.strip() for s in stages.split(",")]
+    unknown = [s for s in chosen if s not in bootstrap.ROLES]
     if unknown:
-        raise fail(f"unknown stage(s) {unknown}; choose from {list(bootstrap.STAGES)}")
+        raise fail(f"unknown stage(s) {unknown}; choose from {list(bootstrap.ROLES)}")
     _serve(chosen, http, verbose, port=port, clock_offset_s=clock_offset)

@@ -57,6 +57,8 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     subject: str | None = None  # email: the rendered subject
     unsubscribe_url: str | None = None  # email: the one-click unsubscribe link
     html: str | None = None  # email: the rendered HTML part (None: text only)
+    # a best-time campaign's: the moment its subscriber is sent to (None: at once)
+    not_before: datetime | None = None
 
 
 class RenderFailure(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -82,6 +82,9 @@ class CampaignRow(msgspec.Struct, frozen=True, kw_only=True):
     local_day: date | None = None  # a local-time send: on this day ...
     local_time: str | None = None  # ... at this HH:MM on each subscriber's clock
     email_html: str | None = None  # email HTML (a template; None: text only)
+    best_time_h: int | None = None  # a best-time send: each at their best hour within this
+    sto_model_id: int | None = None  # the send-time model that chose the times (at launch)
+    recs_model_id: int | None = None  # the recommendations model that chose the products
 
     def local_wave(self) -> LocalWave | None:
         if self.local_day is None or self.local_time is None:

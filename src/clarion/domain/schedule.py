@@ -28,10 +28,15 @@ class LocalWave(msgspec.Struct, frozen=True):
     def due(self, timezone: str | None) -> datetime | None:
         """When the wave reaches a subscriber in `timezone`; None for a subscriber whose
         zone is not known (a number spanning several): they go with the first wave."""
-        zone = _zone(timezone) if timezone else None
+        zone = zone_of(timezone)
         if zone is None:
             return None
         return datetime.combine(self.day, time(self.hour, self.minute), tzinfo=zone)
+
+
+def zone_of(name: str | None) -> ZoneInfo | None:
+    """The zone of an IANA name; None for none or a name no zone has."""
+    return _zone(name) if name else None
 
 
 @functools.lru_cache(maxsize=512)

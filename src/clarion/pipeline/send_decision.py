@@ -51,6 +51,7 @@ class SendState(msgspec.Struct, frozen=True, kw_only=True):
     waiting: Sequence[Waiting] = ()
     interrupted: Collection[str] = frozenset()
     local_wave: LocalWave | None = None  # a local-time send: each waits for their moment
+    best_time: bool = False  # a best-time send: each waits for their `not_before`
 
 
 class SendDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,8 +112,8 @@ def decide(
             smart_sending_h=state.smart_sending_h,
         )  # fmt: skip
     local: list[Deferral] = []
-    if state.local_wave is not None:  # the gate says yes: but is it their moment yet?
-        outcome, local = _local_wave(outcome, state.local_wave, at)
+    if state.local_wave is not None or state.best_time:  # the gate says yes: their moment?
+        outcome, local = _their_moment(outcome, state.local_wave, at)
     if new:
         waiting = [*state.waiting, *send.unwritten(outcome.send)]
         drops, quiet, unknown = outcome.drops, outcome.defers, []
@@ -138,17 +139,20 @@ def decide(
 
 
 LOCAL_TIME = "local_time"  # a local-time send's message waits for its wave
+BEST_TIME = "best_time"  # a best-time send's message waits for its subscriber's best hour
 
 
-def _local_wave(
-    outcome: GateOutcome, wave: LocalWave, at: datetime
+def _their_moment(
+    outcome: GateOutcome, wave: LocalWave | None, at: datetime
 ) -> tuple[GateOutcome, list[Deferral]]:
-    """The gate's `send` less those whose wave has not reached them (deferred to it)."""
+    """The gate's `send` less those whose moment has not come (deferred to it): a local-time
+    send's wave in their zone, a best-time send's `not_before`."""
     go: list[OutboundMessage] = []
     later: list[Deferral] = []
     for m in outcome.send:
-        due = wave.due(m.timezone)
-        if due is not None and due > at:
+        if m.not_before is not None and m.not_before > at:
+            later.append((m.message_id, m.not_before, BEST_TIME, None))
+        elif wave is not None and (due := wave.due(m.timezone)) is not None and due > at:
             later.append((m.message_id, due, LOCAL_TIME, None))
         else:
             go.append(m)

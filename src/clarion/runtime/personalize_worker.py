@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -13,13 +14,15 @@ import msgspec
 
 from clarion.domain.brands import brand_fields, email_sender
 from clarion.domain.records import Recipient, RecipientBatch, RenderedBatch
-from clarion.domain.rows import BrandRow
+from clarion.domain.rows import BrandRow, CampaignRow
+from clarion.domain.schedule import zone_of
 from clarion.domain.variants import AbTest, Variant, assign, in_sample, message_variant
 from clarion.email.unsubscribe import make_token
+from clarion.intelligence import sto
 from clarion.pipeline import links, personalize
 from clarion.pipeline.links import links_base
 from clarion.runtime.context import WorkerContext
-from clarion.store import brands, campaigns
+from clarion.store import brands, campaigns, models, send_hours
 from clarion.store import links as store_links
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,18 @@ class CampaignTemplates:
     weights: tuple[Variant, ...]
     ab: AbTest | None = None
     winner: str | None = None  # a test's, once decided
+    best_time: BestTime | None = None  # a best-time send's window and model
+
+
+@dataclass(frozen=True)
+class BestTime:
+    """A best-time send: each subscriber at their best hour within `window_h` of `start`, by
+    the send-time model `model_id` (None: none was trained; all at `start`)."""
+
+    start: datetime
+    window_h: float
+    model_id: int | None
+    brand_hours: list[int]
 
 
 @dataclass
@@ -99,6 +114,8 @@ class PersonalizeWorker:
         for rendered in (_joined(sms), _joined(email)):
             if rendered is None:
                 continue
+            if t.best_time is not None:
+                rendered = await self._at_best_times(t.best_time, rendered, batch)
             if rendered.failures:  # one line per batch: each reason is on its message row
                 first = rendered.failures[0]
                 log.warning(
@@ -172,11 +189,48 @@ class PersonalizeWorker:
                 email_from=email_sender(b.name, b.slug, b.email_from),
                 max_segments=b.max_segments, variants=tuple(compiled),
                 weights=tuple(variants), ab=c.ab_test(), winner=c.ab_winner,
+                best_time=await self._best_time(c),
             )  # fmt: skip
             self._templates[campaign_id] = cached
             while len(self._templates) > _TEMPLATES_KEPT:
                 self._templates.popitem(last=False)
         return cached
+
+    async def _at_best_times(
+        self, best: BestTime, rendered: RenderedBatch, batch: RecipientBatch
+    ) -> RenderedBatch:
+        """Each message stamped with its subscriber's moment (one read of the batch's hours)."""
+        if best.model_id is None:
+            known: dict[int, list[int]] = {}
+        else:
+            ids = [r.subscriber_id for r in batch.recipients]
+            known = await send_hours.read(self.ctx.pool, best.model_id, ids)
+        at = sto.moments(
+            known, best.brand_hours,
+            [(r.subscriber_id, zone_of(r.timezone)) for r in batch.recipients],
+            start=best.start, window_h=best.window_h,
+        )  # fmt: skip
+        return msgspec.structs.replace(
+            rendered,
+            messages=[
+                msgspec.structs.replace(m, not_before=at.get(m.subscriber_id or 0, best.start))
+                for m in rendered.messages
+            ],
+        )
+
+    async def _best_time(self, c: CampaignRow) -> BestTime | None:
+        if c.best_time_h is None:
+            return None
+        start = c.scheduled_at or c.launched_at or self.ctx.clock.now()
+        model = (
+            None if c.sto_model_id is None
+            else await models.get_model(self.ctx.pool, c.sto_model_id, brand_id=c.brand_id)
+        )  # fmt: skip
+        return BestTime(
+            start=start, window_h=float(c.best_time_h),
+            model_id=None if model is None else model.id,
+            brand_hours=[] if model is None else sto.brand_hours(model.summary),
+        )  # fmt: skip
 
     async def _links(
         self, b: BrandRow, campaign_id: int, variant: str, body: str, brand: dict[str, Any]

@@ -34,8 +34,8 @@ class Routing:
 
     ctx: WorkerContext
     new_breaker: Callable[[], Breaker] = Breaker
-    # (expires_at, smart sending hours) per campaign
-    _send_context: OrderedDict[int, tuple[datetime | None, float, LocalWave | None]] = field(
+    # (expires_at, smart sending hours, local-time wave, best time) per campaign
+    _send_context: OrderedDict[int, tuple[datetime | None, float, LocalWave | None, bool]] = field(
         default_factory=OrderedDict
     )
     # each brand's route per channel: provider names in order of preference
@@ -56,7 +56,7 @@ class Routing:
         if cached is None:
             c = await campaigns.get_campaign(self.ctx.pool, campaign_id, brand_id=brand_id)
             b = await brands.get_brand(self.ctx.pool, brand_id)
-            cached = (c.expires_at, b.smart_sending_h, c.local_wave())
+            cached = (c.expires_at, b.smart_sending_h, c.local_wave(), c.best_time_h is not None)
             self._send_context[campaign_id] = cached
             while len(self._send_context) > _CONTEXTS_KEPT:
                 self._send_context.popitem(last=False)
@@ -67,6 +67,12 @@ class Routing:
         at once), once `campaign_send_context` has read it."""
         cached = self._send_context.get(campaign_id) if campaign_id is not None else None
         return None if cached is None else cached[2]
+
+    def best_time(self, campaign_id: int | None) -> bool:
+        """Whether a campaign sends each subscriber at their best time (each message then
+        carries its moment), once `campaign_send_context` has read it."""
+        cached = self._send_context.get(campaign_id) if campaign_id is not None else None
+        return cached is not None and cached[3]
 
     async def refresh_limits(self, every_s: float = 5.0) -> None:
         """Lane limits and sender pools are data: re-read them every few seconds."""

@@ -209,6 +209,7 @@ class SendWorker:
             consent=gate.consent, suppressed=gate.suppressed, recent_sends=recent,
             waiting=waiting, interrupted=interrupted,
             local_wave=self.routing.local_wave(batch.campaign_id),
+            best_time=self.routing.best_time(batch.campaign_id),
         )  # fmt: skip
 
     @staticmethod

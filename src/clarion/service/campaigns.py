@@ -42,7 +42,7 @@ from clarion.pipeline.plan import PlanRow, SendPlan, Wave, plan_vs_actual
 from clarion.runtime import planning
 from clarion.service.context import Services
 from clarion.service.progress import Progress, campaign_progress
-from clarion.store import brands, campaigns, performance, segments
+from clarion.store import brands, campaigns, models, performance, segments
 
 
 def _now() -> datetime:
@@ -324,6 +324,10 @@ async def waves(svc: Services, c: CampaignRow, wave: LocalWave) -> list[Wave]:
     )
 
 
+# A best-time send's window: at most three days from its launch.
+MAX_BEST_TIME_H = 72
+
+
 class Scheduled(msgspec.Struct, frozen=True, kw_only=True):
     campaign_id: int
     status: str
@@ -331,6 +335,10 @@ class Scheduled(msgspec.Struct, frozen=True, kw_only=True):
     local_time: str | None
     local_day: date | None
     waves: list[Wave]
+    best_time_h: int | None = None
+    # a best-time send: the send-time model it will use, as things stand (None: none
+    # trained yet; everyone then goes at the launch)
+    sto_model_version: int | None = None
 
 
 async def schedule(
@@ -341,13 +349,20 @@ async def schedule(
     at: datetime | None = None,
     local_time: str | None = None,
     day: date | None = None,
+    best_time_h: int | None = None,
     brand_id: int | None = None,
 ) -> Scheduled:
     """Schedule a draft: launched by the workers at `at`, or — with `local_time` (HH:MM) on
     `day` — in waves, each subscriber's message at that time on their clock (the launch is
-    the first wave; a subscriber whose zone is not known goes with it). The compliance
-    window governs each message still. Checked as a launch is (`CampaignInvalid`); a time
-    in the past is refused."""
+    the first wave; a subscriber whose zone is not known goes with it), or — with
+    `best_time_h` — each subscriber at their best hour within that many hours of `at`, as
+    the brand's newest send-time model says at the launch. The compliance window governs
+    each message still. Checked as a launch is (`CampaignInvalid`); a time in the past is
+    refused."""
+    if best_time_h is not None and not 1 <= best_time_h <= MAX_BEST_TIME_H:
+        raise InvalidInput(f"a window of 1 to {MAX_BEST_TIME_H} hours", field="best_time_h")
+    if best_time_h is not None and local_time is not None:
+        raise InvalidInput("a local time or a best time, not both", field="best_time_h")
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
     require_draft(campaign_id=campaign_id, status=c.status, verb="scheduled")
     checked = await check(svc, campaign_id)
@@ -377,11 +392,13 @@ async def schedule(
         local_day, local_hhmm = None, None
     await campaigns.schedule(
         svc.pool, campaign_id, brand_id=brand_id, at=when, local_day=local_day,
-        local_time=local_hhmm,
+        local_time=local_hhmm, best_time_h=best_time_h,
     )  # fmt: skip
+    model = None if best_time_h is None else await models.latest(svc.pool, c.brand_id, "sto")
     return Scheduled(
         campaign_id=campaign_id, status="scheduled", scheduled_at=when, local_time=local_hhmm,
-        local_day=local_day, waves=found,
+        local_day=local_day, waves=found, best_time_h=best_time_h,
+        sto_model_version=None if model is None else model.version,
     )  # fmt: skip
 
 

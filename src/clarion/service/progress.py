@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from clarion.domain.reports import CarrierOutcomes
 from clarion.pipeline.send import CARRIER_DAILY_CAP, PAUSED
-from clarion.pipeline.send_decision import LOCAL_TIME
+from clarion.pipeline.send_decision import BEST_TIME, LOCAL_TIME
 from clarion.store.campaigns import campaign_report
 from clarion.store.db import Pool
 
 _HANDED_OVER = ("accepted", "sent", "delivered", "undelivered")
 _FINAL = ("delivered", "undelivered", "failed", "expired", "suppressed")
-_LONG_WAITS = frozenset({"quiet_hours_deferred", CARRIER_DAILY_CAP, PAUSED, LOCAL_TIME})
+_LONG_WAITS = frozenset({"quiet_hours_deferred", CARRIER_DAILY_CAP, PAUSED, LOCAL_TIME, BEST_TIME})
 
 
 @dataclass(frozen=True)

@@ -125,9 +125,7 @@ class World:
         p = self.config.click_rate * self.person(key).propensity * boost
         return min(1.0, p * self.engagement(key, local_hour))
 
-    def clicks(
-        self, key: str, local_hour: float, rng: random.Random, boost: float = 1.0
-    ) -> bool:
+    def clicks(self, key: str, local_hour: float, rng: random.Random, boost: float = 1.0) -> bool:
         return rng.random() < self.click_probability(key, local_hour, boost)
 
     # --- the shop -------------------------------------------------------------------------

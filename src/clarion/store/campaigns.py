@@ -162,7 +162,15 @@ UPDATE campaigns SET launch_count = launch_count + 1, status = 'sending',
        launched_at = coalesce(launched_at, now()),
        expires_at = coalesce(expires_at, $2::timestamptz + expiry_h * interval '1 hour'),
        audience_cursor = 0, audience_done = false,
-       audience_cursors = array_fill(0::bigint, ARRAY[8])
+       audience_cursors = array_fill(0::bigint, ARRAY[8]),
+       -- the models in force at the first launch: what chose its times and products
+       sto_model_id = CASE WHEN best_time_h IS NULL THEN NULL
+                           ELSE coalesce(sto_model_id, (SELECT id FROM models m
+                               WHERE m.brand_id = campaigns.brand_id AND m.kind = 'sto'
+                               AND m.pruned_at IS NULL ORDER BY m.version DESC LIMIT 1)) END,
+       recs_model_id = coalesce(recs_model_id, (SELECT id FROM models m
+                           WHERE m.brand_id = campaigns.brand_id AND m.kind = 'recs'
+                           AND m.pruned_at IS NULL ORDER BY m.version DESC LIMIT 1))
 WHERE id = $1 AND ($3::text IS NULL OR status = $3) RETURNING launch_count
 """
 
@@ -447,15 +455,17 @@ async def schedule(
     at: datetime,
     local_day: date | None,
     local_time: str | None,
+    best_time_h: int | None = None,
 ) -> None:
     """A draft becomes `scheduled`: launched by the sweeper at `at` (with a local-time wave
-    when `local_day` and `local_time` are given). `CampaignStateError` unless a draft."""
+    when `local_day` and `local_time` are given; each subscriber at their best time within
+    `best_time_h` hours of `at` when that is). `CampaignStateError` unless a draft."""
     async with pool.acquire() as conn, conn.transaction():
         await _lock_draft(conn, campaign_id, brand_id, "scheduled")
         await conn.execute(
             "UPDATE campaigns SET status = 'scheduled', scheduled_at = $2, local_day = $3,"
-            " local_time = $4 WHERE id = $1",
-            campaign_id, at, local_day, local_time,
+            " local_time = $4, best_time_h = $5 WHERE id = $1",
+            campaign_id, at, local_day, local_time, best_time_h,
         )  # fmt: skip
 
 
@@ -463,8 +473,8 @@ async def unschedule(pool: Pool, campaign_id: int, *, brand_id: int | None) -> N
     """A scheduled campaign back to a draft (`CampaignStateError` unless scheduled)."""
     done = await pool.execute(
         "UPDATE campaigns SET status = 'draft', scheduled_at = NULL, local_day = NULL,"
-        " local_time = NULL WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2)"
-        " AND status = 'scheduled'",
+        " local_time = NULL, best_time_h = NULL"
+        " WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2) AND status = 'scheduled''",
         campaign_id, brand_id,
     )  # fmt: skip
     if done == "UPDATE 0":

@@ -88,3 +88,25 @@ async def mark_pruned(conn: Conn | Pool, model_id: int) -> None:
 
 def _row(row: Any) -> ModelRow:
     return msgspec.convert(dict(row), ModelRow)
+
+
+async def due(pool: Pool, kind: str, trained_before: datetime) -> list[int]:
+    """Brands whose model of a kind is due a new version: none yet, or the newest trained
+    before `trained_before`, and something new since its data (for send times, a campaign
+    launched within a week before it — clicks come for days; for recommendations, a shop
+    event)."""
+    fresh = (
+        "EXISTS (SELECT 1 FROM campaigns k WHERE k.brand_id = b.id AND k.launched_at >"
+        " coalesce(m.data_until - interval '7 days', '-infinity'))"
+        if kind == "sto"
+        else "EXISTS (SELECT 1 FROM events e WHERE e.brand_id = b.id AND e.type IN"
+        " ('viewed_product', 'added_to_cart', 'started_checkout', 'ordered')"
+        " AND e.occurred_at > coalesce(m.data_until, '-infinity'))"
+    )
+    rows = await pool.fetch(
+        "SELECT b.id FROM brands b LEFT JOIN LATERAL (SELECT trained_at, data_until FROM models"
+        "   WHERE brand_id = b.id AND kind = $1 ORDER BY version DESC LIMIT 1) m ON true"
+        f" WHERE (m.trained_at IS NULL OR m.trained_at < $2) AND {fresh} ORDER BY b.id",
+        kind, trained_before,
+    )  # fmt: skip
+    return [r["id"] for r in rows]
