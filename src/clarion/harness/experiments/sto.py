@@ -168,11 +168,11 @@ async def _experiment(
             outside_window += not ALLOWED_HOURS.start <= local < ALLOWED_HOURS.stop
             arm = outcome[arms[p.id]]
             arm[0] += 1
-            clicked = int(world.clicks(p.phone, local, draw))
-            arm[1] += clicked
+            hit = int(world.clicks(p.phone, local, draw))
+            arm[1] += hit
             mine = tally[p.id]
             mine[0 if arms[p.id] else 2] += 1
-            mine[1 if arms[p.id] else 3] += clicked
+            mine[1 if arms[p.id] else 3] += hit
             expected["best_time" if arms[p.id] else "fixed"] += world.click_probability(
                 p.phone, local
             )
