@@ -25,10 +25,7 @@ def test_experiment_ab_prints_one_json_object_last() -> None:
     assert got["ci_low"] <= got["lift"] <= got["ci_high"]
     assert 0 < got["baseline"] < 1
     assert 0 <= got["treatment"] < 1
-    assert (
-        got["lift"] == round(1 - got["treatment"] / got["baseline"], 4)
-        or abs(got["lift"] - (1 - got["treatment"] / got["baseline"])) < 0.01
-    )
+    assert abs(got["lift"] - (1 - got["treatment"] / got["baseline"])) < 0.01
     for mode in ("test_then_winner", "adaptive"):
         assert 0 <= got[mode]["winner_accuracy"] <= 1
 

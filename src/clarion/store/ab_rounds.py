@@ -131,7 +131,8 @@ async def release(
             UPDATE campaigns SET launch_count = launch_count + 1, ab_attempt = launch_count + 1,
                    audience_cursor = 0, audience_done = false,
                    audience_cursors = array_fill(0::bigint, ARRAY[8]),
-                   ab_winner = $3, ab_decision = CASE WHEN $3::text IS NULL THEN NULL ELSE $4 END,
+                   ab_winner = $3,
+                   ab_decision = CASE WHEN $3::text IS NULL THEN NULL ELSE $4::jsonb END,
                    ab_decided_at = CASE WHEN $3::text IS NULL THEN NULL ELSE now() END
             WHERE id = $1 AND launch_count = $2 AND ab_winner IS NULL AND status = 'sending'
             RETURNING launch_count
