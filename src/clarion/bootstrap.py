@@ -338,9 +338,10 @@ async def _sweep_deferred(
 ) -> None:
     """Hand deferred messages back to the send stage when their moment comes, fold early
     receipts whose send answer has landed, launch scheduled campaigns whose moment has come,
-    decide A/B tests whose wait is over (and launch their winners), now and then reconcile
-    messages whose final receipt never came, every minute attribute recent orders again,
-    and once an hour prune the record of counted status batches. Elected: only the process
+    decide A/B tests whose wait is over (and launch their winners), release adaptive tests'
+    next rounds, now and then reconcile messages whose final receipt never came, every
+    minute attribute recent orders again, and once an hour prune the record of counted
+    status batches. Elected: only the process
     holding the advisory lock sweeps."""
     clock = core.ctx.clock
     last = {"reconciled": clock.monotonic(), "pruned": -math.inf, "attributed": clock.monotonic()}
@@ -356,6 +357,7 @@ async def _sweep_deferred(
         await core.sweeps.early_receipts()
         await core.sweeps.launch_scheduled()
         await core.sweeps.decide_tests()
+        await core.sweeps.adapt_tests()
         if due("reconciled", settings.reconcile_every_s):
             await core.sweeps.reconcile(
                 settings.reconcile_after_s, max_age_s=settings.reconcile_max_age_s

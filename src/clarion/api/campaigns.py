@@ -61,16 +61,27 @@ class VariantBody(BaseModel):
 
 class AbBody(BaseModel):
     """`split`: each subscriber gets a variant by the weights. `test`: a `sample` of the
-    audience does; after `wait_minutes` the winner by `metric` goes to the rest."""
+    audience does; after `wait_minutes` the winner by `metric` goes to the rest.
+    `adaptive`: the audience goes out in `rounds` (each but the last `round_share` of it)
+    `wait_minutes` apart, each split by the variants' chance of being the best so far (at
+    least `floor` each), until one is the best with P >= `confidence`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["split", "test"] = "split"
+    mode: Literal["split", "test", "adaptive"] = "split"
     sample: float = Field(default=0.2, ge=0.01, le=0.9)
     wait_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     metric: Literal["click_rate", "revenue_per_recipient"] = "click_rate"
     alpha: float = Field(default=0.05, ge=0.001, le=0.2)
     fallback: Literal["leader", "first"] = "leader"
+    rounds: int = Field(default=5, ge=2, le=20)
+    round_share: float = Field(default=0.1, ge=0.01, le=0.5)
+    floor: float = Field(default=0.05, ge=0, le=0.2)
+    confidence: float = Field(default=0.95, ge=0.5, le=0.999)
+    click_delay_minutes: float = Field(
+        default=15.0, ge=0, le=24 * 60,
+        description="Half of a message's clicks come within this (0: count them all at once).",
+    )  # fmt: skip
 
 
 class NewCampaign(BaseModel):

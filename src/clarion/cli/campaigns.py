@@ -380,3 +380,25 @@ def campaign_report(
             + (f"winner {r.ab['winner']}: {decision.get('reason', '')}" if r.ab.get("winner")
                else "not decided yet")
         )  # fmt: skip
+        if r.ab.get("rounds"):
+            console.print(_rounds_table(r.ab["rounds"]))
+
+
+def _rounds_table(rounds: list[dict[str, Any]]) -> Table:
+    """An adaptive test's allocation over time, a row per release."""
+    table = Table(title="allocation over time (delivered / clicks before each round)")
+    for title in ("round", "audience", "weights", "delivered", "clicks", "P(best)", "why"):
+        table.add_column(title)
+    for r in rounds:
+        first, last = r["round"], r["last_round"]
+        span = str(first) if first == last else f"{first}-{last}"
+        table.add_row(
+            span, f"{r['audience_share']:.0%}", _per_key(r["weights"], "{:.0%}"),
+            _per_key(r["delivered"], "{}"), _per_key(r["clicks"], "{}"),
+            _per_key(r["p_best"], "{:.3f}"), r["reason"],
+        )  # fmt: skip
+    return table
+
+
+def _per_key(values: dict[str, Any], fmt: str) -> str:
+    return " ".join(f"{k} {fmt.format(v)}" for k, v in sorted(values.items())) or "-"

@@ -13,6 +13,14 @@ observed) is significant when a one-sided test against every other variant gives
 rates, Welch's z-test (normal approximation: samples of a campaign's size) for revenue per
 recipient. When it is not, the fallback is sent — the leader (`fallback: "leader"`, the
 default) or the first variant (`"first"`, a control) — and the decision says so.
+
+**Adaptive** (`mode: "adaptive"`). The audience is sent in `rounds`: a third number from
+the hash places each subscriber in one (each round but the last takes `round_share` of the
+audience, the last the rest). The first round is split by the variants' weights; every
+`wait_minutes` after a round is released, the next round's weights are decided from the
+clicks so far (`clarion.intelligence.adaptive`), and a subscriber's variant in a round is
+picked by that round's weights with the same second number. Once a variant is the best
+with P >= `confidence`, all the rounds left go to it at once.
 """
 
 from __future__ import annotations
@@ -45,10 +53,17 @@ class Variant(msgspec.Struct, frozen=True, kw_only=True):
     email_html: str | None = None  # email HTML (None: text only)
 
 
+MODES = ("split", "test", "adaptive")
+
+
 class AbTest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """`split`: every subscriber gets a variant by the weights. `test`: a `sample` of the
     audience is split by the weights; `wait_minutes` after the launch the winner by
-    `metric` is sent to the rest."""
+    `metric` is sent to the rest. `adaptive`: the audience goes out in `rounds`, each but
+    the last `round_share` of it, `wait_minutes` apart, each split by P(best) so far (at
+    least `floor` each) until one is best with P >= `confidence`; clicks are counted
+    against messages as their share of clicks come by their age (half of them within
+    `click_delay_minutes`)."""
 
     mode: str = "split"
     sample: float = 0.2
@@ -56,6 +71,16 @@ class AbTest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     metric: str = "click_rate"
     alpha: float = 0.05
     fallback: str = "leader"
+    rounds: int = 5
+    round_share: float = 0.1
+    floor: float = 0.05
+    confidence: float = 0.95
+    click_delay_minutes: float = 15.0
+
+    def round_shares(self) -> list[float]:
+        """Each round's share of the audience (adaptive)."""
+        early = [self.round_share] * (self.rounds - 1)
+        return [*early, max(0.0, 1.0 - sum(early))]
 
 
 def variants_in(raw: Any) -> list[Variant]:
@@ -103,8 +128,8 @@ def ab_in(raw: Any) -> AbTest:
         path = text.rsplit("at `$.", 1)
         field = "ab." + path[1].rstrip("`") if len(path) == 2 else "ab"
         raise InvalidInput(text.split(" - at ")[0], field=field) from None
-    if ab.mode not in ("split", "test"):
-        raise InvalidInput("split or test", field="ab.mode")
+    if ab.mode not in MODES:
+        raise InvalidInput("split, test or adaptive", field="ab.mode")
     if not 0.01 <= ab.sample <= 0.9:
         raise InvalidInput("a share of the audience from 0.01 to 0.9", field="ab.sample")
     if not 1 <= ab.wait_minutes <= 7 * 24 * 60:
@@ -115,7 +140,39 @@ def ab_in(raw: Any) -> AbTest:
         raise InvalidInput("from 0.001 to 0.2", field="ab.alpha")
     if ab.fallback not in ("leader", "first"):
         raise InvalidInput("leader or first", field="ab.fallback")
+    if ab.mode == "adaptive":
+        _check_adaptive(ab)
     return ab
+
+
+def _check_adaptive(ab: AbTest) -> None:
+    if ab.metric != "click_rate":
+        raise InvalidInput("an adaptive test learns from click_rate", field="ab.metric")
+    if not 2 <= ab.rounds <= 20:
+        raise InvalidInput("2 to 20 rounds", field="ab.rounds")
+    if not 0.01 <= ab.round_share <= 0.5:
+        raise InvalidInput("a share of the audience from 0.01 to 0.5", field="ab.round_share")
+    if (ab.rounds - 1) * ab.round_share > 0.9:
+        raise InvalidInput(
+            f"{ab.rounds - 1} rounds of {ab.round_share:g} leave the last round less than"
+            " 0.1 of the audience",
+            field="ab.round_share",
+        )
+    if not 0 <= ab.floor <= 0.2:
+        raise InvalidInput("a share from 0 to 0.2", field="ab.floor")
+    if not 0.5 <= ab.confidence <= 0.999:
+        raise InvalidInput("a probability from 0.5 to 0.999", field="ab.confidence")
+    if not 0 <= ab.click_delay_minutes <= 24 * 60:
+        raise InvalidInput("0 to 1440 minutes", field="ab.click_delay_minutes")
+
+
+def check_floor(ab: AbTest, variants: int) -> None:
+    """Refuse an adaptive test whose floor, given to every variant, is all the traffic."""
+    if ab.mode == "adaptive" and ab.floor * variants >= 1:
+        raise InvalidInput(
+            f"a floor of {ab.floor:g} for each of {variants} variants leaves nothing to adapt",
+            field="ab.floor",
+        )
 
 
 def _unit(campaign_uid: str, subscriber_id: int, salt: str) -> float:
@@ -140,6 +197,29 @@ def assign(campaign_uid: str, subscriber_id: int, variants: Sequence[Variant]) -
         if u < 0:
             return v
     return variants[-1]
+
+
+def round_of(campaign_uid: str, subscriber_id: int, ab: AbTest) -> int:
+    """The round of an adaptive test the subscriber is sent in (0 first)."""
+    u = _unit(campaign_uid, subscriber_id, "round")
+    shares = ab.round_shares()
+    for r, share in enumerate(shares):
+        u -= share
+        if u < 0:
+            return r
+    return len(shares) - 1
+
+
+def assign_by(campaign_uid: str, subscriber_id: int, weights: Mapping[str, float]) -> str:
+    """The subscriber's variant key by a round's `weights` (key → share; a variant with
+    none is never picked), from the same number `assign` uses."""
+    picked = [(k, w) for k, w in weights.items() if w > 0]
+    u = _unit(campaign_uid, subscriber_id, "variant") * sum(w for _, w in picked)
+    for key, w in picked:
+        u -= w
+        if u < 0:
+            return key
+    return picked[-1][0]
 
 
 def message_variant(channel: str, key: str) -> str:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from clarion.domain.ids import PARTITIONS
 from clarion.domain.records import LaunchCampaign
-from clarion.domain.variants import in_sample
+from clarion.domain.rows import CampaignRow
+from clarion.domain.variants import in_sample, round_of
 from clarion.errors import Held
 from clarion.pipeline import audience
 from clarion.runtime.context import WorkerContext
-from clarion.store import brands, campaigns
+from clarion.store import ab_rounds, brands, campaigns
 
 # Reads (a page per partition each) one audience turn publishes before yielding to other
 # campaigns (a continuation command carries the rest; the cursors are in Postgres).
@@ -41,6 +42,11 @@ class AudienceWorker:
         testing = ab is not None and ab.mode == "test"
         rest = testing and c.ab_attempt == cmd.attempt
         counted = cmd.attempt == 1 or rest
+        # An adaptive campaign goes out in rounds, each release its own launch (counted);
+        # a relaunch sends again (not counted) every round released so far.
+        rounds: tuple[int, int] | None = None
+        if ab is not None and ab.mode == "adaptive":
+            rounds, counted = await self._rounds(c, cmd.attempt)
         for _ in range(READS_PER_TURN):
             status = await campaigns.status_of(pool, cmd.campaign_id)
             if status == "paused":  # redelivered later; the cursors are in Postgres
@@ -65,6 +71,9 @@ class AudienceWorker:
             for part, page in pages:
                 if testing:  # the sample, or the rest
                     page = [r for r in page if in_sample(uid, r.id, ab) != rest]
+                elif rounds is not None and ab is not None:  # this release's rounds
+                    lo, hi = rounds
+                    page = [r for r in page if lo <= round_of(uid, r.id, ab) <= hi]
                 batch = audience.recipient_batch(
                     brand_id=cmd.brand_id, campaign_id=cmd.campaign_id, attempt=cmd.attempt,
                     rows=page, partition=part, channel=c.channel,
@@ -85,3 +94,16 @@ class AudienceWorker:
         turn = ":".join(map(str, cursors))
         await bus.publish("launch", cmd, msg_id=f"{cmd.command_id}:{turn}")
         return published
+
+    async def _rounds(self, c: CampaignRow, attempt: int) -> tuple[tuple[int, int], bool]:
+        """The subscriber rounds (first, last) an adaptive campaign's launch `attempt`
+        sends, and whether it is a release (its messages counted). The first release is
+        recorded by the first launch's first turn: round 0, by the variants' weights."""
+        released = await ab_rounds.releases(self.ctx.pool, c.id)
+        if not released and attempt == 1:
+            weights = {v.key: v.weight / 100 for v in c.variant_list()}
+            released = await ab_rounds.open_first(self.ctx.pool, c.id, weights, attempt)
+        for r in released:
+            if r.attempt == attempt:
+                return (r.round, r.last_round), True
+        return (0, max((r.last_round for r in released), default=-1)), False

@@ -16,13 +16,21 @@ from clarion.domain.brands import brand_fields, email_sender
 from clarion.domain.records import Recipient, RecipientBatch, RenderedBatch
 from clarion.domain.rows import BrandRow, CampaignRow
 from clarion.domain.schedule import zone_of
-from clarion.domain.variants import AbTest, Variant, assign, in_sample, message_variant
+from clarion.domain.variants import (
+    AbTest,
+    Variant,
+    assign,
+    assign_by,
+    in_sample,
+    message_variant,
+    round_of,
+)
 from clarion.email.unsubscribe import make_token
 from clarion.intelligence import sto
 from clarion.pipeline import links, personalize
 from clarion.pipeline.links import links_base
 from clarion.runtime.context import WorkerContext
-from clarion.store import brands, campaigns, models, send_hours
+from clarion.store import ab_rounds, brands, campaigns, models, send_hours
 from clarion.store import links as store_links
 
 log = logging.getLogger(__name__)
@@ -58,6 +66,8 @@ class CampaignTemplates:
     weights: tuple[Variant, ...]
     ab: AbTest | None = None
     winner: str | None = None  # a test's, once decided
+    # an adaptive test's releases so far: (first round, last round, weights)
+    releases: tuple[tuple[int, int, dict[str, float]], ...] = ()
     best_time: BestTime | None = None  # a best-time send's window and model
 
 
@@ -135,6 +145,8 @@ class PersonalizeWorker:
             return {t.variants[0]: batch.recipients}
         by_key = {v.key: v for v in t.variants}
         groups: dict[VariantTemplates, list[Recipient]] = {}
+        if t.ab is not None and t.ab.mode == "adaptive":
+            return _by_round(t, batch, by_key)
         for r in batch.recipients:
             if in_sample(t.uid, r.subscriber_id, t.ab):
                 key = assign(t.uid, r.subscriber_id, t.weights).key
@@ -190,6 +202,10 @@ class PersonalizeWorker:
                 max_segments=b.max_segments, variants=tuple(compiled),
                 weights=tuple(variants), ab=c.ab_test(), winner=c.ab_winner,
                 best_time=await self._best_time(c),
+                releases=tuple(
+                    (r.round, r.last_round, r.weights)
+                    for r in await ab_rounds.releases(pool, campaign_id)
+                ),
             )  # fmt: skip
             self._templates[campaign_id] = cached
             while len(self._templates) > _TEMPLATES_KEPT:
@@ -246,6 +262,23 @@ class PersonalizeWorker:
     def _unsubscribe_url(self, brand_id: int, subscriber_id: int) -> str:
         token = make_token(self.unsubscribe_secret, brand_id, subscriber_id)
         return f"{self.public_url}/u/{token}"
+
+
+def _by_round(
+    t: CampaignTemplates, batch: RecipientBatch, by_key: dict[str, VariantTemplates]
+) -> dict[VariantTemplates, list[Recipient]] | None:
+    """An adaptive test's recipients by their variant: each by the weights of the release
+    that sends their round; None when one's round is in a release `t` does not know yet."""
+    assert t.ab is not None
+    groups: dict[VariantTemplates, list[Recipient]] = {}
+    for r in batch.recipients:
+        n = round_of(t.uid, r.subscriber_id, t.ab)
+        weights = next((w for lo, hi, w in t.releases if lo <= n <= hi), None)
+        if weights is None:
+            return None
+        key = assign_by(t.uid, r.subscriber_id, weights)
+        groups.setdefault(by_key[key], []).append(r)
+    return groups
 
 
 def _joined(parts: list[RenderedBatch]) -> RenderedBatch | None:

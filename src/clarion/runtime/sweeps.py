@@ -14,11 +14,13 @@ from clarion.config import RECONCILE_MAX_AGE_S
 from clarion.domain.ids import batch_id, campaign_message_id, partition_of
 from clarion.domain.messages import DueMessage
 from clarion.domain.records import OutboundMessage, Receipt, RenderedBatch
+from clarion.domain.rows import CampaignRow
 from clarion.domain.variants import ArmStats, decide, message_variant
 from clarion.errors import ProviderError
+from clarion.intelligence.adaptive import ArmData, allocate, exposures, round_seed
 from clarion.pipeline.campaign import launch_command
 from clarion.runtime.context import WorkerContext
-from clarion.store import abtests, attribution, campaigns, compliance, messages, segments
+from clarion.store import ab_rounds, abtests, attribution, campaigns, compliance, messages, segments
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +66,7 @@ class Sweeps:
             ab = c.ab_test()
             assert ab is not None
             variants = c.variant_list()
-            uid = str(c.uid)
-            channels = ["sms", "email"] if c.channel == "both" else [c.channel]
-            prefixes, names = {}, {}
-            for v in variants:
-                for ch in channels:
-                    mv = message_variant(ch, v.key)
-                    prefixes[campaign_message_id(uid, mv, 0)[:19]] = v.key
-                    names[mv] = v.key
+            prefixes, names = _variant_ids(c)
             got = await abtests.arms(pool, c.id, prefixes, names)
             arms = [
                 ArmStats(v.key, a.delivered, a.clickers, a.revenue, a.revenue_sq)
@@ -90,6 +85,54 @@ class Sweeps:
         for c in await abtests.undelivered_decisions(pool, 60.0):
             await self._launch(c.brand_id, c.id, c.launch_count, now)
         return decided
+
+    async def adapt_tests(self) -> int:
+        """Release the next round of each adaptive campaign whose wait is over, split by
+        what its rounds so far did (`intelligence.adaptive`), and launch it; how many were
+        released. Once per round: the release is recorded with the launch it counts, and
+        only one process's record takes."""
+        pool, now = self.ctx.pool, self.ctx.clock.now()
+        released = 0
+        for c in await ab_rounds.rounds_due(pool):
+            ab = c.ab_test()
+            assert ab is not None
+            done = await ab_rounds.releases(pool, c.id)
+            if not done or done[-1].last_round >= ab.rounds - 1:
+                continue  # every round is out
+            prefixes, names = _variant_ids(c)
+            got = await abtests.arms(pool, c.id, prefixes, names)
+            ages = await ab_rounds.delivered_ages(pool, c.id, prefixes)
+            delay = ab.click_delay_minutes
+            arms = [
+                ArmData(v.key, a.delivered, a.clickers, exposures(ages.get(v.key, []), delay))
+                for v in c.variant_list()
+                for a in [got.get(v.key, abtests.Arm())]
+            ]
+            nxt = done[-1].last_round + 1
+            a = allocate(
+                arms, floor=ab.floor, confidence=ab.confidence, last=nxt == ab.rounds - 1,
+                seed=round_seed(str(c.uid), nxt),
+            )  # fmt: skip
+            decision = {"winner": a.leader, "metric": ab.metric, **msgspec.to_builtins(a)}
+            row = ab_rounds.NextRound(
+                round=nxt, last_round=ab.rounds - 1 if a.final else nxt, weights=a.weights,
+                delivered={x.key: x.delivered for x in arms},
+                clicks={x.key: x.clicks for x in arms},
+                exposures={x.key: round(x.exposures, 2) for x in arms},
+                p_best=a.p_best, decision=decision,
+            )  # fmt: skip
+            attempt = await ab_rounds.release(
+                pool, c.id, after_attempt=c.launch_count, row=row,
+                winner=a.leader if a.final else None,
+            )  # fmt: skip
+            if attempt is None:
+                continue  # released by another process, or the campaign moved on
+            log.info("campaign %s: round %d released: %s", c.id, nxt, a.reason)
+            await self._launch(c.brand_id, c.id, attempt, now)
+            released += 1
+        for c in await ab_rounds.undelivered_releases(pool, 60.0):
+            await self._launch(c.brand_id, c.id, c.launch_count, now)
+        return released
 
     async def _launch(self, brand_id: int, campaign_id: int, attempt: int, now: datetime) -> None:
         cmd = launch_command(brand_id=brand_id, campaign_id=campaign_id, attempt=attempt, now=now)
@@ -190,3 +233,17 @@ class Sweeps:
                 await self.ctx.publish_receipts("reconcile", name, receipts)
                 found += len(receipts)
         return found
+
+
+def _variant_ids(c: CampaignRow) -> tuple[dict[str, str], dict[str, str]]:
+    """How a campaign's variants are known: the first 19 characters of a variant's message
+    ids → its key, and a link's variant → its key."""
+    uid = str(c.uid)
+    channels = ["sms", "email"] if c.channel == "both" else [c.channel]
+    prefixes, names = {}, {}
+    for v in c.variant_list():
+        for ch in channels:
+            mv = message_variant(ch, v.key)
+            prefixes[campaign_message_id(uid, mv, 0)[:19]] = v.key
+            names[mv] = v.key
+    return prefixes, names

@@ -21,7 +21,7 @@ from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CAMPAIGN_STATUSES, CampaignRow, CampaignSummary
 from clarion.domain.schedule import LocalWave, check_at, local_time_in
 from clarion.domain.segments import parse_definition
-from clarion.domain.variants import ab_in, message_variant, variants_in
+from clarion.domain.variants import AbTest, ab_in, check_floor, message_variant, variants_in
 from clarion.errors import CampaignInvalid, InvalidInput, TemplateError
 from clarion.pipeline import links, sandbox
 from clarion.pipeline.campaign import (
@@ -42,7 +42,7 @@ from clarion.pipeline.plan import PlanRow, SendPlan, Wave, plan_vs_actual
 from clarion.runtime import planning
 from clarion.service.context import Services
 from clarion.service.progress import Progress, campaign_progress
-from clarion.store import brands, campaigns, models, performance, segments
+from clarion.store import ab_rounds, brands, campaigns, models, performance, segments
 
 
 def _now() -> datetime:
@@ -134,6 +134,7 @@ async def _checked(svc: Services, brand_id: int, d: Draft) -> Draft:
         test = ab_in(d.ab)
         if d.variants is None or len(d.variants) < 2:
             raise InvalidInput("an A/B test needs two variants or more", field="ab")
+        check_floor(test, len(d.variants))
         d = replace(d, ab=msgspec.to_builtins(test))
     check_texts(body=d.body, subject=d.subject, email_body=d.email_body, email_html=d.email_html)
     if d.definition is not None:
@@ -515,6 +516,26 @@ def _figures(s: performance.Slice) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_FIRST_ROUND = "first round: split by the variants' weights"
+
+
+def _rounds(test: AbTest, releases: Sequence[ab_rounds.AbRound]) -> list[dict[str, Any]]:
+    """An adaptive test's allocation over time: each release, the share of the audience it
+    sends, its split, and what that was decided from (delivered, clicks and exposures per
+    variant over the rounds before it, each variant's P(best), the reason)."""
+    shares = test.round_shares()
+    return [
+        {
+            "round": r.round, "last_round": r.last_round, "decided_at": r.decided_at,
+            "audience_share": round(sum(shares[r.round : r.last_round + 1]), 4),
+            "weights": r.weights, "delivered": r.delivered, "clicks": r.clicks,
+            "exposures": r.exposures, "p_best": r.p_best,
+            "reason": (r.decision or {}).get("reason", _FIRST_ROUND),
+        }
+        for r in releases
+    ]  # fmt: skip
+
+
 async def report(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> Performance:
     """The campaign's report (`clarion campaign report`, `GET /v1/campaigns/{id}/report`):
     recipients, eligible, suppressed by reason, deferred, sent, delivered, failed by error
@@ -536,6 +557,9 @@ async def report(svc: Services, campaign_id: int, *, brand_id: int | None = None
     if c.ab is not None:
         ab = {**c.ab, "winner": c.ab_winner, "decided_at": c.ab_decided_at,
               "decision": c.ab_decision}  # fmt: skip
+        test = c.ab_test()
+        if test is not None and test.mode == "adaptive":
+            ab["rounds"] = _rounds(test, await ab_rounds.releases(svc.pool, campaign_id))
     return Performance(
         campaign_id=c.id, name=c.name, status=c.status,
         totals={**_figures(total), "eligible": eligible},

@@ -474,7 +474,7 @@ async def unschedule(pool: Pool, campaign_id: int, *, brand_id: int | None) -> N
     done = await pool.execute(
         "UPDATE campaigns SET status = 'draft', scheduled_at = NULL, local_day = NULL,"
         " local_time = NULL, best_time_h = NULL"
-        " WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2) AND status = 'scheduled''",
+        " WHERE id = $1 AND ($2::bigint IS NULL OR brand_id = $2) AND status = 'scheduled'",
         campaign_id, brand_id,
     )  # fmt: skip
     if done == "UPDATE 0":
