@@ -136,6 +136,10 @@ async def test_a_best_time_campaign_holds_each_message_for_its_hour(
         await wait_for_campaign(infra.pool, planned, sim)
     c = await campaigns.get_campaign(infra.pool, planned)
     assert c.sto_model_id == trained.id  # the version that chose the times
+    report = await service.campaigns.report(infra, planned)
+    assert report.models["sto"] is not None
+    assert report.models["sto"]["version"] == trained.version
+    assert report.models["recs"] is None
     rows = await infra.pool.fetch(
         "SELECT subscriber_id, status, error_code, not_before FROM messages"
         " WHERE campaign_id = $1 AND status <> 'suppressed'",

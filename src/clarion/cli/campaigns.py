@@ -382,6 +382,10 @@ def campaign_report(
         )  # fmt: skip
         if r.ab.get("rounds"):
             console.print(_rounds_table(r.ab["rounds"]))
+    for kind, label in (("sto", "send times"), ("recs", "recommendations")):
+        model = r.models.get(kind)
+        if model is not None:
+            console.print(f"{label}: model v{model['version']} (id {model['id']})")
 
 
 def _rounds_table(rounds: list[dict[str, Any]]) -> Table:

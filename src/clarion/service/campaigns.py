@@ -507,6 +507,9 @@ class Performance(msgspec.Struct, frozen=True, kw_only=True):
     carriers: dict[str, dict[str, Any]]
     per_minute: list[dict[str, Any]]
     ab: dict[str, Any] | None
+    # the learned models in force at its launch: send times (a best-time send) and
+    # recommendations — {"id", "version", "trained_at"} each, or None
+    models: dict[str, dict[str, Any] | None] = msgspec.field(default_factory=dict)
 
 
 def _figures(s: performance.Slice) -> dict[str, Any]:
@@ -575,4 +578,13 @@ async def report(svc: Services, campaign_id: int, *, brand_id: int | None = None
         carriers={k: _figures(v) for k, v in sorted(by_carrier.items())},
         per_minute=[msgspec.to_builtins(m) for m in minutes],
         ab=ab,
+        models={
+            "sto": await _model(svc, c.sto_model_id, c.brand_id),
+            "recs": await _model(svc, c.recs_model_id, c.brand_id),
+        },
     )  # fmt: skip
+
+
+async def _model(svc: Services, model_id: int | None, brand_id: int) -> dict[str, Any] | None:
+    m = None if model_id is None else await models.get_model(svc.pool, model_id, brand_id=brand_id)
+    return None if m is None else {"id": m.id, "version": m.version, "trained_at": m.trained_at}
