@@ -54,7 +54,7 @@ Campaigns = Annotated[int, typer.Option(help="Simulated campaigns (each run both
 @experiment_app.command("ab")
 def ab(
     recipients: Recipients = 20_000,
-    campaigns: Campaigns = 200,
+    campaigns: Campaigns = 600,
     seed: Seed = 2026,
     json_out: JsonFlag = False,
 ) -> None:

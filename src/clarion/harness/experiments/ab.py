@@ -52,7 +52,7 @@ BOOTSTRAP = 2000
 @dataclass(frozen=True)
 class AbExperiment:
     recipients: int = 20_000
-    campaigns: int = 200
+    campaigns: int = 600
     seed: int = 2026
     test: AbTest = field(default_factory=lambda: AbTest(mode="test", sample=0.2))
     adaptive: AbTest = field(default_factory=lambda: AbTest(mode="adaptive"))
