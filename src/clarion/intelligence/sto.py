@@ -141,7 +141,7 @@ def _em(s: Array, c: Array, prior: Array) -> tuple[Array, Array, Array]:
     posterior = np.broadcast_to(peaks, (n, HOURS)).copy()
     for _ in range(ITERATIONS if n else 0):
         rates = np.clip(curve[_DISTANCE], 1e-6, 1 - 1e-6)  # [peak, hour]
-        log_like = c @ np.log(rates).T + (s - c) @ np.log1p(-rates).T + np.log(peaks)
+        log_like = c @ np.log(rates).T + (s - c) @ np.log1p(-rates).T + np.log(peaks + 1e-12)
         log_like -= log_like.max(axis=1, keepdims=True)
         posterior = np.exp(log_like)
         posterior /= posterior.sum(axis=1, keepdims=True)
