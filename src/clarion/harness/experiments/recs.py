@@ -23,9 +23,8 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -35,17 +34,14 @@ import numpy as np
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
-from clarion.domain.catalog import Product
 from clarion.domain.contacts import new_subscriber
+from clarion.harness import shop
 from clarion.harness.seed import synthetic_rows
 from clarion.service import recs as service_recs
-from clarion.sim.world import ShopEvent, World, WorldConfig
-from clarion.store import brands, catalog, events
+from clarion.sim.world import World, WorldConfig
+from clarion.store import brands
 from clarion.store.db import Pool
-from clarion.store.events import EventCopy
 
-START = datetime(2026, 5, 1, tzinfo=UTC)  # the histories' first day
-DAYS = 180.0
 TOP = 5  # hit-rate@5
 _CHUNK = 50_000  # people written at a time (flat memory in N)
 # what the model's summary says of its training, reported
@@ -85,23 +81,22 @@ async def _experiment(pool: Pool, opts: RecsExperiment) -> dict[str, Any]:
     brand_id = await brands.create_brand(
         pool, slug=f"recs-{int(time.time() * 1000)}", name="Northwind", sender="+15125550100"
     )
-    await _write_catalog(pool, brand_id, world)
+    await shop.write_catalog(pool, brand_id, world)
     held: dict[int, str] = {}  # subscriber id → the product of their held-out order
     written = 0
     rows = synthetic_rows(opts.subscribers, seed=opts.seed)
     while chunk := list(islice(rows, _CHUNK)):
         subs = await asyncio.to_thread(lambda c=chunk: [new_subscriber(r) for r in c])
         await brands.import_subscribers(pool, brand_id, subs, source="experiment", analyze=False)
-        ids = await _ids(pool, brand_id, [s.phone for s in subs if s.phone])
-        copies, chunk_held = await asyncio.to_thread(_histories, world, ids, opts.holdout)
-        for k in range(0, len(copies), _CHUNK):
-            written += await events.copy_events(pool, brand_id, copies[k : k + _CHUNK])
+        ids = await shop.people(pool, brand_id, [s.phone for s in subs if s.phone])
+        n, chunk_held = await shop.write_histories(pool, brand_id, world, ids, holdout=opts.holdout)
+        written += n
         held.update(chunk_held)
     await pool.execute("ANALYZE subscribers; ANALYZE events")
     seed_s = time.perf_counter() - seeding
 
     training = time.perf_counter()
-    model = await service_recs.train(pool, brand_id, now=START + timedelta(days=DAYS + 1))
+    model = await service_recs.train(pool, brand_id, now=shop.START + timedelta(days=shop.DAYS + 1))
     fit_s = time.perf_counter() - training
     if model is None:
         raise RuntimeError("no model: the world wrote no shop events")
@@ -135,68 +130,6 @@ async def _experiment(pool: Pool, opts: RecsExperiment) -> dict[str, Any]:
         "seed_s": round(seed_s, 1),
         "world_seed": opts.seed,
     }
-
-
-async def _write_catalog(pool: Pool, brand_id: int, world: World) -> None:
-    products = [
-        Product(id=p.id, name=p.name, url=p.url, price=p.price, categories=[p.category])
-        for p in world.catalog
-    ]
-    for k in range(0, len(products), 1000):
-        await catalog.upsert(pool, brand_id, products[k : k + 1000])
-
-
-async def _ids(pool: Pool, brand_id: int, phones: Sequence[str]) -> dict[int, str]:
-    rows = await pool.fetch(
-        "SELECT id, phone FROM subscribers WHERE brand_id = $1 AND phone = ANY($2::text[])",
-        brand_id, list(phones),
-    )  # fmt: skip
-    return {r["id"]: r["phone"] for r in rows}
-
-
-def _histories(
-    world: World, people: dict[int, str], holdout: str
-) -> tuple[list[EventCopy], dict[int, str]]:
-    """Each person's events to write, and the product of their held-out order."""
-    copies: list[EventCopy] = []
-    held: dict[int, str] = {}
-    for sid, phone in people.items():
-        history = world.history(phone, start=START, days=DAYS)
-        kept = history
-        last = _last_order(history)
-        if last is not None:
-            held[sid] = history[last].product.id
-            cut = _session_start(history, last) if holdout == "session" else last
-            kept = history[:cut] + ([] if holdout == "session" else history[last + 1 :])
-        for i, e in enumerate(kept):
-            copies.append(_copy(sid, i, e))
-    return copies, held
-
-
-def _last_order(history: Sequence[ShopEvent]) -> int | None:
-    for i in range(len(history) - 1, -1, -1):
-        if history[i].type == "ordered":
-            return i
-    return None
-
-
-def _session_start(history: Sequence[ShopEvent], order: int) -> int:
-    """Where the session of the order at `order` began: its product's view before its cart
-    (the world's sessions are view → cart → order of one product). Everything from there
-    on is after the moment the recommendations would have been sent."""
-    product, wanted = history[order].product.id, ["added_to_cart", "viewed_product"]
-    for i in range(order - 1, -1, -1):
-        if history[i].product.id == product and history[i].type == wanted[0]:
-            wanted.pop(0)
-            if not wanted:
-                return i
-    return order
-
-
-def _copy(sid: int, i: int, e: ShopEvent) -> EventCopy:
-    item = {"product_id": e.product.id, "quantity": 1, "price": e.product.price}
-    value = e.product.price if e.type == "ordered" else None
-    return (f"w{sid}-{i}", sid, e.type, e.at, value, [item])
 
 
 async def _lists(pool: Pool, model_id: int) -> dict[int, list[str]]:
