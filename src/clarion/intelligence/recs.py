@@ -108,13 +108,14 @@ def fit(interactions: Interactions, params: Params = Params()) -> Recommendation
     weights.sum_duplicates()
     confidence = weights.copy()
     confidence.data = 1.0 + params.alpha * confidence.data
-    model = AlternatingLeastSquares(
-        factors=params.factors, regularization=params.regularization, alpha=1.0,
-        iterations=params.iterations, num_threads=params.threads, random_state=params.seed,
-        calculate_training_loss=False,
-    )  # fmt: skip
-    # implicit's own threads do the work; BLAS's would only compete with them
+    # implicit's own threads do the work; BLAS's would only compete with them (implicit
+    # checks, and warns, when the model is made)
     with threadpool_limits(limits=1, user_api="blas"):
+        model = AlternatingLeastSquares(
+            factors=params.factors, regularization=params.regularization, alpha=1.0,
+            iterations=params.iterations, num_threads=params.threads,
+            random_state=params.seed, calculate_training_loss=False,
+        )  # fmt: skip
         model.fit(confidence, show_progress=False)
     fitted_s = time.perf_counter() - started
     lists = _ranked(

@@ -34,7 +34,7 @@ import numpy as np
 from clarion import bootstrap
 from clarion.bus.embedded import free_port
 from clarion.config import Settings
-from clarion.domain.contacts import new_subscriber
+from clarion.domain.contacts import NewSubscriber, new_subscriber
 from clarion.harness import shop
 from clarion.harness.seed import synthetic_rows
 from clarion.service import recs as service_recs
@@ -83,15 +83,17 @@ async def _experiment(pool: Pool, opts: RecsExperiment) -> dict[str, Any]:
     )
     await shop.write_catalog(pool, brand_id, world)
     held: dict[int, str] = {}  # subscriber id → the product of their held-out order
+    phones: dict[int, str] = {}  # subscriber id → the person's key
     written = 0
     rows = synthetic_rows(opts.subscribers, seed=opts.seed)
     while chunk := list(islice(rows, _CHUNK)):
-        subs = await asyncio.to_thread(lambda c=chunk: [new_subscriber(r) for r in c])
+        subs = await asyncio.to_thread(_normalised, chunk)
         await brands.import_subscribers(pool, brand_id, subs, source="experiment", analyze=False)
         ids = await shop.people(pool, brand_id, [s.phone for s in subs if s.phone])
         n, chunk_held = await shop.write_histories(pool, brand_id, world, ids, holdout=opts.holdout)
         written += n
         held.update(chunk_held)
+        phones.update(ids)
     await pool.execute("ANALYZE subscribers; ANALYZE events")
     seed_s = time.perf_counter() - seeding
 
@@ -107,6 +109,7 @@ async def _experiment(pool: Pool, opts: RecsExperiment) -> dict[str, Any]:
     baseline = np.array([held[s] in popular for s in people], dtype=float)
     known = np.array([s in lists for s in people])
     low, high = paired_lift_interval(treated, baseline, opts.resamples, seed=opts.seed)
+    ceiling = await asyncio.to_thread(_ceiling, world, phones, held)
     b, t = baseline.mean(), treated.mean()
     summary = model.summary
     return {
@@ -122,6 +125,10 @@ async def _experiment(pool: Pool, opts: RecsExperiment) -> dict[str, Any]:
         "subscribers": opts.subscribers,
         "events": written,
         # people with a held-out order whom the model knew (the others got popularity)
+        # the world's truth (each person's true odds of each product, which Clarion never
+        # reads): the hit-rate@5 of the best any model could do, and its lift
+        "ceiling": round(ceiling, 4),
+        "ceiling_lift": round(ceiling / b - 1, 4) if b else None,
         "n_known": int(known.sum()),
         "treatment_known": round(float(treated[known].mean()), 4) if known.any() else None,
         "baseline_known": round(float(baseline[known].mean()), 4) if known.any() else None,
@@ -130,6 +137,22 @@ async def _experiment(pool: Pool, opts: RecsExperiment) -> dict[str, Any]:
         "seed_s": round(seed_s, 1),
         "world_seed": opts.seed,
     }
+
+
+def _ceiling(world: World, phones: dict[int, str], held: dict[int, str]) -> float:
+    """The hit-rate@5 of each person's own five likeliest products (their true odds)."""
+    if not held:
+        return 0.0
+    ids = [p.id for p in world.catalog]
+    hits = 0
+    for sid, product in held.items():
+        odds = np.asarray(world.product_odds(phones[sid]))
+        hits += product in {ids[i] for i in np.argpartition(-odds, TOP)[:TOP]}
+    return hits / len(held)
+
+
+def _normalised(rows: list[dict[str, str]]) -> list[NewSubscriber]:
+    return [new_subscriber(r) for r in rows]
 
 
 async def _lists(pool: Pool, model_id: int) -> dict[int, list[str]]:
