@@ -24,9 +24,7 @@ from tests.integration.helpers import brand_with_subscribers, campaign, send_cam
 
 pytest.importorskip("implicit")  # the model's library (pinned in pyproject)
 
-BODY = (
-    "Hi! For you: {{ recommendations[0].name }} {{ recommendations[0].url }} Reply STOP to opt out."
-)
+BODY = "{{ brand.name }}: {{ recommendations[0].name }} {{ recommendations[0].url }} Reply STOP"
 SHORT = re.compile(r"(http://[^ ]+/l/)([A-Za-z0-9_-]{22})")
 KINDS = 8  # products with fans; a ninth sells out; fans of none are newcomers
 
@@ -81,7 +79,7 @@ async def test_each_subscriber_is_sent_their_own_product_with_a_short_link_to_it
             sid, body = row["subscriber_id"], row["body"]
             k = fans.get(sid)
             name = f"Lamp {k}" if k is not None else popular_name
-            assert f"For you: {name} " in body, (sid, body)
+            assert f"Northwind: {name} " in body, (sid, body)
             assert "Gone" not in body
             found = SHORT.search(body)
             assert found is not None, body
