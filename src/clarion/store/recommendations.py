@@ -64,6 +64,10 @@ async def interactions(pool: Pool, brand_id: int, *, until: datetime) -> Interac
         )  # fmt: skip
     raw = buffer.getbuffer()[_HEADER : len(buffer.getbuffer()) - _TRAILER]
     rows = np.frombuffer(raw, dtype=_ROW)
+    if len(rows) and not (
+        (rows["fields"] == 3).all() and (rows["n1"] == 8).all() and (rows["n2"] == 4).all()
+    ):
+        raise RuntimeError("COPY's binary rows are not (bigint, integer, real)")
     return Interactions(
         subscribers=rows["subscriber"].astype(np.int64),
         products=rows["product"].astype(np.int64),
