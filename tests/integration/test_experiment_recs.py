@@ -9,10 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("implicit")  # the model's library (pinned in pyproject)
-
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 

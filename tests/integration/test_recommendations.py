@@ -9,7 +9,6 @@ import re
 from datetime import timedelta
 
 import httpx
-import pytest
 
 from clarion import bootstrap
 from clarion.api.app import create_app
@@ -21,8 +20,6 @@ from clarion.sim.process import SimProcess
 from clarion.store import catalog, events
 from tests.conftest import DAYTIME
 from tests.integration.helpers import brand_with_subscribers, campaign, send_campaign
-
-pytest.importorskip("implicit")  # the model's library (pinned in pyproject)
 
 BODY = "{{ brand.name }}: {{ recommendations[0].name }} {{ recommendations[0].url }} Reply STOP"
 SHORT = re.compile(r"(http://[^ ]+/l/)([A-Za-z0-9_-]{22})")

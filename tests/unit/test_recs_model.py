@@ -5,13 +5,10 @@ people it never saw to the popularity list."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from clarion.harness import shop
 from clarion.intelligence import recs
 from clarion.sim.world import World, WorldConfig
-
-pytest.importorskip("implicit")  # the model's library (pinned in pyproject)
 
 # A world whose people keep to one or two categories and browse often: a model that learns
 # tastes can beat popularity by far (the default world's ceiling is +32 %: see
