@@ -147,6 +147,14 @@ def bench(
             " what a dead endpoint costs."
         ),
     ] = False,
+    recs: Annotated[
+        bool,
+        typer.Option(
+            help="The subscribers have shop histories and a trained recommendations model, and"
+            " the body shows each one's first recommended product and its link (tracked unless"
+            " --links off): what recommendations cost."
+        ),
+    ] = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the report as one JSON line (last line).")
     ] = False,
@@ -183,7 +191,7 @@ def bench(
         lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
         sql_top=sql_top, data_dir=keep, send_side_nice=send_side_nice, segment=segment,
-        links=links, dead_webhook=dead_webhook,
+        links=links, dead_webhook=dead_webhook, recs=recs,
     )  # fmt: skip
     print_report(run_async(run_bench(opts)), json_out)
 

@@ -42,6 +42,7 @@ from clarion.bus.embedded import free_port
 from clarion.compliance.windows import us_federal_holidays
 from clarion.config import Settings
 from clarion.domain.contacts import NewSubscriber, new_subscriber
+from clarion.harness import shop
 from clarion.harness.measure import (
     Backlog,
     Processes,
@@ -53,8 +54,10 @@ from clarion.harness.measure import (
 from clarion.harness.seed import synthetic_rows
 from clarion.pipeline.hooks import EVENT_TYPES, new_secret
 from clarion.runtime.stages import STAGE_HOPS, STAGES
+from clarion.service import recs as service_recs
 from clarion.service.progress import campaign_progress
 from clarion.sim.process import SimProcess
+from clarion.sim.world import World
 from clarion.store import brands, campaigns, hooks, measure, messages, segments
 from clarion.store.db import Pool
 from clarion.store.lanes import add_sender, set_lane_limit
@@ -65,6 +68,10 @@ BODY = (
     "40% off everything in {{ city | default('your city') }}. Reply STOP to opt out."
 )
 LINK = "https://northwind.example/bf"
+RECS_BODY = (
+    "{{ brand.name }}: Hi {{ first_name | default('there') }}, picked for you: "
+    "{{ recommendations[0].name }} {{ recommendations[0].url }} Reply STOP to opt out."
+)
 CARRIERS = ("AT&T", "T-Mobile", "Verizon", "US Cellular", "unknown")
 _SEED_CHUNK = 50_000
 
@@ -102,6 +109,10 @@ class BenchOptions:
     # An outbound webhook endpoint of the brand for every event type that never answers
     # (a closed port): what a dead endpoint costs the pipeline.
     dead_webhook: bool = False
+    # The subscribers have the simulator's world's shop histories as events and a trained
+    # recommendations model (before the clock starts); the body is `RECS_BODY`: each
+    # recipient's first recommended product and its link, tracked unless `links` is "off".
+    recs: bool = False
 
     def groups(self) -> list[list[str]]:
         if self.roles:
@@ -204,11 +215,29 @@ async def _seed(infra: bootstrap.Infra, opts: BenchOptions) -> tuple[int, int]:
             pool, brand_id, "http://127.0.0.1:9/dead", list(EVENT_TYPES), new_secret()
         )
     body = BODY if opts.links == "none" else BODY.replace(" Reply STOP", f" {LINK} Reply STOP")
+    if opts.recs:
+        await _shop(pool, brand_id)
+        body = RECS_BODY
     campaign_id = await campaigns.create_campaign(
         pool, brand_id=brand_id, name="Black Friday", body=body, segment_id=segment_id,
-        track_links=opts.links == "on",
+        track_links=opts.links == "on" or (opts.recs and opts.links != "off"),
     )  # fmt: skip
     return brand_id, campaign_id
+
+
+async def _shop(pool: Pool, brand_id: int) -> None:
+    """The world's catalog, every subscriber's shop history as events, and a recommendations
+    model trained on them: what a brand that sells has before its campaign."""
+    world = World()
+    await shop.write_catalog(pool, brand_id, world)
+    after = 0
+    while rows := await measure.phones_after(pool, brand_id, after):
+        after = rows[-1].id
+        await shop.write_histories(
+            pool, brand_id, world, {r.id: r.phone for r in rows}, holdout=None
+        )
+    await pool.execute("ANALYZE events")
+    await service_recs.train(pool, brand_id, now=shop.START + timedelta(days=shop.DAYS + 1))
 
 
 async def _look_up_carriers(infra: bootstrap.Infra, brand_id: int) -> None:
@@ -396,6 +425,7 @@ async def _bench(
         "audience": "segment" if opts.segment else "list",
         "links": opts.links,
         "dead_webhook": opts.dead_webhook,
+        "recs": opts.recs,
         "first_message_s": round(first_s, 3) if first_s is not None else None,
         # launch → the first message stored by the send stage (paged and rendered): the rest
         # of first_message_s is the send stage's gate, claim and lease

@@ -28,6 +28,8 @@ from clarion.domain.records import (
 from clarion.errors import TemplateError
 from clarion.pipeline import sandbox
 from clarion.pipeline.links import Rewriter, find_urls
+from clarion.pipeline.recommendations import FIELDS as RECOMMENDATION_FIELDS
+from clarion.pipeline.recommendations import NAME, NONE_REASON, Recommendation
 
 _ENV = sandbox.BoundedSandbox(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
@@ -43,7 +45,8 @@ VARIANT = "a"
 
 
 # A piece of a template that only fills in fields: literal text, a field, an attribute of a
-# field (`brand.name`), or a field with a constant default (`first_name | default('there')`).
+# field (`brand.name`), a field with a constant default (`first_name | default('there')`), or
+# a field of a recommended product (`recommendations[0].name`).
 _Piece = tuple[str, str, Any]
 
 
@@ -92,7 +95,15 @@ def _fill(pieces: tuple[_Piece, ...], context: Mapping[str, Any]) -> str:
             out.append(str(extra))
             continue
         value = context[name]
-        if kind == "attr":
+        if kind == "item":  # `recommendations[0].name`: a product's field
+            index, attr = extra
+            if type(value) is not list or index >= len(value):
+                raise _Fallback
+            item = value[index]
+            if type(item) is not Recommendation or attr not in RECOMMENDATION_FIELDS:
+                raise _Fallback
+            value = getattr(item, attr)
+        elif kind == "attr":
             # the sandbox's getattr: a dict's key, unless the dict has an attribute so named
             if type(value) is not dict or extra not in value or hasattr(dict, extra):
                 raise _Fallback
@@ -118,6 +129,16 @@ def _pieces(tree: nodes.Template) -> tuple[_Piece, ...] | None:
                 and n.node.ctx == "load"
             ):
                 pieces.append(("attr", n.node.name, n.attr))
+            elif (
+                isinstance(n, nodes.Getattr)
+                and isinstance(n.node, nodes.Getitem)
+                and isinstance(n.node.node, nodes.Name)
+                and n.node.node.ctx == "load"
+                and isinstance(n.node.arg, nodes.Const)
+                and type(n.node.arg.value) is int
+                and n.node.arg.value >= 0
+            ):
+                pieces.append(("item", n.node.node.name, (n.node.arg.value, n.attr)))
             elif (
                 isinstance(n, nodes.Filter)
                 and n.name == "default"
@@ -182,6 +203,14 @@ def _failure(r: Recipient, message_id: str, to: str, reason: str) -> RenderFailu
     return RenderFailure(message_id=message_id, subscriber_id=r.subscriber_id, to=to, error=reason)
 
 
+def _undefined_reason(exc: jinja2.UndefinedError, context: Mapping[str, Any]) -> str:
+    """Why a render met an undefined value: no recommendations to show, or a field the
+    subscriber lacks."""
+    if context.get(NAME) == []:
+        return NONE_REASON
+    return f"template_error: unknown field ({exc.message})"
+
+
 def _reason(exc: Exception) -> str:
     """A render failure's stored reason: `template_error (line N): what`."""
     error = sandbox.template_error(exc)
@@ -199,10 +228,12 @@ def render_batch(
     max_segments: int = MAX_SEGMENTS,
     links: Rewriter | None = None,
     variant: str = VARIANT,
+    recommendations: Mapping[int, list[Recommendation]] | None = None,
 ) -> RenderedBatch:
-    """Render each recipient (their tracked URLs become their short `links`); a recipient
-    whose render fails, or whose message is longer than `max_segments` (the brand's),
-    becomes a `RenderFailure` with the reason, and the rest of the batch goes on."""
+    """Render each recipient (their tracked URLs become their short `links`; their
+    `recommendations`, by subscriber id, are theirs to show); a recipient whose render
+    fails, or whose message is longer than `max_segments` (the brand's), becomes a
+    `RenderFailure` with the reason, and the rest of the batch goes on."""
     rendered: list[tuple[Recipient, str, str]] = []
     failures: list[RenderFailure] = []
     for r in batch.recipients:
@@ -210,10 +241,12 @@ def render_batch(
             continue  # no number: nothing to send on this channel
         message_id = campaign_message_id(campaign_uid, variant, r.subscriber_id)
         context = {**r.fields, "phone": r.phone, "brand": brand}
+        if recommendations is not None:
+            context[NAME] = recommendations.get(r.subscriber_id, [])
         try:
             rendered.append((r, message_id, template.render(context).strip()))
         except jinja2.UndefinedError as exc:
-            reason = f"template_error: unknown field ({exc.message})"
+            reason = _undefined_reason(exc, context)
             failures.append(_failure(r, message_id, r.phone, reason))
         except Exception as exc:  # any render failure is the recipient's, not the batch's
             failures.append(_failure(r, message_id, r.phone, _reason(exc)))
@@ -265,6 +298,7 @@ def render_email_batch(
     links: Rewriter | None = None,
     variant: str = EMAIL_VARIANT,
     html: Template | None = None,
+    recommendations: Mapping[int, list[Recommendation]] | None = None,
 ) -> RenderedBatch:
     """The email of each recipient who has an address: subject and text rendered like an SMS
     body (a recipient whose render fails fails alone, with the reason; tracked URLs become
@@ -278,12 +312,15 @@ def render_email_batch(
             continue
         message_id = campaign_message_id(campaign_uid, variant, r.subscriber_id)
         context = {**r.fields, "phone": r.phone, "brand": brand}
+        if recommendations is not None:
+            context[NAME] = recommendations.get(r.subscriber_id, [])
         try:
             text = body.render(context).strip()
             title = " ".join(subject.render(context).split())
             markup = html.render(context) if html is not None else None
         except Exception as exc:  # any render failure is the recipient's, not the batch's
-            failures.append(_failure(r, message_id, email, _reason(exc)))
+            none = isinstance(exc, jinja2.UndefinedError) and context.get(NAME) == []
+            failures.append(_failure(r, message_id, email, NONE_REASON if none else _reason(exc)))
             continue
         messages.append(
             OutboundMessage(

@@ -27,9 +27,10 @@ from clarion.domain.variants import (
 )
 from clarion.email.unsubscribe import make_token
 from clarion.intelligence import sto
-from clarion.pipeline import links, personalize
+from clarion.pipeline import links, personalize, recommendations
 from clarion.pipeline.links import links_base
 from clarion.runtime.context import WorkerContext
+from clarion.runtime.recommending import CampaignRecs
 from clarion.store import ab_rounds, brands, campaigns, models, send_hours
 from clarion.store import links as store_links
 
@@ -50,6 +51,9 @@ class VariantTemplates:
     html: personalize.Template | None = None  # the email's HTML part (None: text only)
     sms_links: links.Rewriter | None = None  # None: links not tracked
     email_links: links.Rewriter | None = None
+    # How the texts read `recommendations` (None: they do not)
+    sms_recs: recommendations.Use | None = None
+    email_recs: recommendations.Use | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class CampaignTemplates:
     # an adaptive test's releases so far: (first round, last round, weights)
     releases: tuple[tuple[int, int, dict[str, float]], ...] = ()
     best_time: BestTime | None = None  # a best-time send's window and model
+    recs: CampaignRecs | None = None  # when a variant reads `recommendations`
+    links_base: str | None = None  # where its short links point (None: links not tracked)
 
 
 @dataclass(frozen=True)
@@ -99,26 +105,31 @@ class PersonalizeWorker:
             groups = self._by_variant(t, batch) or {}
         sms: list[RenderedBatch] = []
         email: list[RenderedBatch] = []
+        lists = None
+        if t.recs is not None:  # one read of the batch's lists, whatever the variants
+            lists = await t.recs.lists(self.ctx.pool, [r.subscriber_id for r in batch.recipients])
         for v, recipients in groups.items():
             part = batch if len(groups) == 1 else msgspec.structs.replace(
                 batch, recipients=recipients
             )  # fmt: skip
             if t.channel in ("sms", "both"):
+                variant = message_variant("sms", v.key)
                 sms.append(
                     personalize.render_batch(
                         v.sms, part, campaign_uid=t.uid, brand=t.brand, sender=t.sender,
-                        max_segments=t.max_segments, links=v.sms_links,
-                        variant=message_variant("sms", v.key),
+                        max_segments=t.max_segments, links=v.sms_links, variant=variant,
+                        recommendations=await self._recs(t, v.sms_recs, part, lists, variant),
                     )
                 )  # fmt: skip
             if v.email is not None and v.subject is not None:
+                variant = message_variant("email", v.key)
                 email.append(
                     personalize.render_email_batch(
                         v.email, v.subject, part, campaign_uid=t.uid, brand=t.brand,
                         from_addr=t.email_from,
                         unsubscribe_url=partial(self._unsubscribe_url, batch.brand_id),
-                        links=v.email_links, variant=message_variant("email", v.key),
-                        html=v.html,
+                        links=v.email_links, variant=variant, html=v.html,
+                        recommendations=await self._recs(t, v.email_recs, part, lists, variant),
                     )
                 )  # fmt: skip
         for rendered in (_joined(sms), _joined(email)):
@@ -135,6 +146,23 @@ class PersonalizeWorker:
                 )  # fmt: skip
             await self.ctx.bus.publish("rendered", rendered, msg_id=rendered.batch_id)
         return len(batch.recipients)
+
+    async def _recs(
+        self,
+        t: CampaignTemplates,
+        use: recommendations.Use | None,
+        part: RecipientBatch,
+        lists: dict[int, list[str]] | None,
+        variant: str,
+    ) -> dict[int, list[recommendations.Recommendation]] | None:
+        """The recipients' recommendations, for a text that reads them (else None)."""
+        if use is None or t.recs is None or lists is None:
+            return None
+        tracking = None if t.links_base is None else (t.links_base, self.unsubscribe_secret)
+        return await t.recs.shown(
+            self.ctx.pool, [r.subscriber_id for r in part.recipients], lists, use,
+            variant=variant, tracking=tracking,
+        )  # fmt: skip
 
     def _by_variant(
         self, t: CampaignTemplates, batch: RecipientBatch
@@ -171,6 +199,7 @@ class PersonalizeWorker:
             compiled = []
             for v in variants:
                 email_text = v.email_body or v.body
+                email_texts = (email_text, v.subject or c.name, v.email_html or "")
                 compiled.append(
                     VariantTemplates(
                         key=v.key,
@@ -194,6 +223,8 @@ class PersonalizeWorker:
                             )
                             if tracked and email else None
                         ),
+                        sms_recs=recommendations.use_of([v.body]) if sms else None,
+                        email_recs=recommendations.use_of(email_texts) if email else None,
                     )
                 )  # fmt: skip
             cached = CampaignTemplates(
@@ -206,6 +237,11 @@ class PersonalizeWorker:
                     (r.round, r.last_round, r.weights)
                     for r in await ab_rounds.releases(pool, campaign_id)
                 ),
+                recs=(
+                    await CampaignRecs.load(pool, brand_id, campaign_id)
+                    if any(v.sms_recs or v.email_recs for v in compiled) else None
+                ),
+                links_base=links_base(b.link_domain, self.public_url) if tracked else None,
             )  # fmt: skip
             self._templates[campaign_id] = cached
             while len(self._templates) > _TEMPLATES_KEPT:

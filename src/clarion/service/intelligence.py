@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from clarion.errors import InvalidInput
-from clarion.service import sto
+from clarion.service import recs, sto
 from clarion.store import models
 from clarion.store.db import Pool
 from clarion.store.models import ModelRow
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # A brand's model is fitted again once it is this old and there is something new to learn.
 RETRAIN_AFTER = timedelta(hours=1)
 Trainer = Callable[..., Awaitable[ModelRow | None]]
-TRAINERS: dict[str, Trainer] = {"sto": sto.train}
+TRAINERS: dict[str, Trainer] = {"sto": sto.train, "recs": recs.train}
 
 
 async def train(pool: Pool, brand_id: int, kind: str, *, now: datetime) -> ModelRow | None:

@@ -182,6 +182,19 @@ class World:
         at = bisect.bisect_left(cum, r.random() * cum[-1])
         return self.catalog[idx[min(at, len(idx) - 1)]]
 
+    def product_odds(self, key: str) -> list[float]:
+        """The chance that a session of the person's is about each product of the catalog
+        (by position): the truth a recommender can at best learn."""
+        c = self.config
+        taste = self.person(key).taste
+        w = c.taste_weight
+        odds = [0.0] * len(self.catalog)
+        for k, (idx, cum) in self._by_category.items():
+            mixed = w * taste[k] + (1 - w) * self._category_popularity[k]
+            for i in idx:
+                odds[i] = mixed * self._popularity[i] / cum[-1]
+        return odds
+
     def history(
         self, key: str, *, start: datetime, days: float, sessions: float | None = None
     ) -> list[ShopEvent]:

@@ -4,6 +4,8 @@ the brand's subscribers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -59,3 +61,20 @@ async def append(pool: Pool, brand_id: int, events: Sequence[Event]) -> dict[str
         [None if e.items is None else _json(e.items).decode() for e in events],
     )
     return {r["client_id"]: r["id"] for r in rows}
+
+
+# (client id, subscriber id, type, occurred_at, value, items): an event as `copy_events` takes it
+EventCopy = tuple[str, int, str, datetime, float | None, list[dict[str, Any]] | None]
+
+
+async def copy_events(pool: Pool, brand_id: int, rows: Sequence[EventCopy]) -> int:
+    """COPY events in, unchecked and new (a backfill, a harness's seeding: a client id
+    already stored fails the whole COPY). Returns how many."""
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "events",
+            records=[(brand_id, c, s, t, at, v, items) for c, s, t, at, v, items in rows],
+            columns=("brand_id", "client_id", "subscriber_id", "type", "occurred_at", "value",
+                     "items"),
+        )  # fmt: skip
+    return len(rows)
