@@ -20,9 +20,13 @@ without sharing state. The default world's parameters (`WorldConfig`) are:
 - **Catalog**: `products` (400) products, each in one category, priced log-normally (median
   $35), with a popularity that is Zipf-like (exponent 1.0) across the whole catalog: some
   products are what everyone buys, which is what a popularity baseline gets right.
-- **Shopping**: each person has `sessions` (mean 6, Poisson) browsing sessions over the
-  history; a session picks a category by the person's taste mixed with overall popularity
-  (`taste_weight` 0.7), a product in it by popularity, is a view, then a cart with
+- **Price level**: the price a person usually pays, log-normal around the catalog's median
+  (sigma `price_spread` 0.6); they shop within a band of it (`price_band`, 0.35 in log
+  price): budget shoppers and premium ones.
+- **Shopping**: each person has `sessions` (mean 15, Poisson: a year of an engaged
+  subscriber's browsing) sessions over the history; a session picks a category by the
+  person's taste mixed with overall popularity (`taste_weight` 0.7), a product in it by
+  popularity times the nearness of its price to theirs, is a view, then a cart with
   probability 0.35, then an order with probability 0.45 of a cart.
 
 Clarion sees only what the world does: deliveries, clicks on its links, the shop's events.
@@ -30,7 +34,6 @@ Clarion sees only what the world does: deliveries, clicks on its links, the shop
 
 from __future__ import annotations
 
-import bisect
 import functools
 import hashlib
 import math
@@ -57,8 +60,10 @@ class WorldConfig:
     products: int = 400
     price_median: float = 35.0
     popularity_exponent: float = 1.0
-    sessions: float = 6.0
+    sessions: float = 15.0
     taste_weight: float = 0.7
+    price_spread: float = 0.6  # sigma of the log of people's price levels (as of prices)
+    price_band: float = 0.35  # how far from their level people shop (sigma, in log price)
     cart_rate: float = 0.35
     order_rate: float = 0.45
 
@@ -78,6 +83,7 @@ class Person:
     propensity: float
     peak_h: float  # local hour of the day, 0 <= peak < 24
     taste: tuple[float, ...]  # per category, sums to 1
+    price_level: float = 35.0  # the price they usually pay: they shop around it
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,8 @@ class World:
         peak = (centre + r.gauss(0.0, c.peak_jitter_h)) % 24.0
         draws = [r.gammavariate(c.taste_alpha, 1.0) for _ in range(c.categories)]
         total = sum(draws) or 1.0
-        return Person(key, propensity, peak, tuple(d / total for d in draws))
+        level = c.price_median * math.exp(r.gauss(0.0, c.price_spread))
+        return Person(key, propensity, peak, tuple(d / total for d in draws), level)
 
     def engagement(self, key: str, local_hour: float) -> float:
         """How engaged the person is at a local time of day (hours, fractional)."""
@@ -172,15 +179,30 @@ class World:
 
     def pick_product(self, key: str, r: random.Random) -> Product:
         """A product the person looks at: a category by taste (mixed with what everyone
-        looks at), a product in it by popularity."""
+        looks at), a product in it by popularity and by how near its price is to theirs."""
         c = self.config
         taste = self.person(key).taste
         w = c.taste_weight
         mixed = [w * t + (1 - w) * p for t, p in zip(taste, self._category_popularity, strict=True)]
         k = r.choices(range(c.categories), mixed)[0]
-        idx, cum = self._by_category[k]
-        at = bisect.bisect_left(cum, r.random() * cum[-1])
-        return self.catalog[idx[min(at, len(idx) - 1)]]
+        idx, weights = self._within(key, k)
+        return self.catalog[r.choices(idx, weights)[0]]
+
+    def _within(self, key: str, category: int) -> tuple[list[int], list[float]]:
+        """A category's products (positions) and the person's weight of each: popularity
+        times a Gaussian of the log price's distance from theirs."""
+        idx, _ = self._by_category[category]
+        level = math.log(self.person(key).price_level)
+        band = 2 * self.config.price_band**2
+        weights = [
+            self._popularity[i] * math.exp(-((self._log_price[i] - level) ** 2) / band)
+            for i in idx
+        ]
+        return idx, weights
+
+    @functools.cached_property
+    def _log_price(self) -> tuple[float, ...]:
+        return tuple(math.log(p.price) for p in self.catalog)
 
     def product_odds(self, key: str) -> list[float]:
         """The chance that a session of the person's is about each product of the catalog
@@ -189,10 +211,12 @@ class World:
         taste = self.person(key).taste
         w = c.taste_weight
         odds = [0.0] * len(self.catalog)
-        for k, (idx, cum) in self._by_category.items():
+        for k in self._by_category:
             mixed = w * taste[k] + (1 - w) * self._category_popularity[k]
-            for i in idx:
-                odds[i] = mixed * self._popularity[i] / cum[-1]
+            idx, weights = self._within(key, k)
+            total = sum(weights) or 1.0
+            for i, weight in zip(idx, weights, strict=True):
+                odds[i] = mixed * weight / total
         return odds
 
     def history(
