@@ -21,7 +21,7 @@ import yaml
 from clarion.bus import embedded
 from clarion.cli import app
 from clarion.config import Settings
-from clarion.runtime.stages import STAGES
+from clarion.bootstrap import ROLES as STAGES  # the pipeline's stages and the models' training
 
 Doc = dict[str, Any]
 
