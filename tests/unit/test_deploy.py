@@ -18,10 +18,10 @@ import typer.core
 import typer.main
 import yaml
 
+from clarion.bootstrap import ROLES as STAGES  # the pipeline's stages and the models' training
 from clarion.bus import embedded
 from clarion.cli import app
 from clarion.config import Settings
-from clarion.bootstrap import ROLES as STAGES  # the pipeline's stages and the models' training
 
 Doc = dict[str, Any]
 
