@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Campaigns whose compiled templates one process keeps.
 _TEMPLATES_KEPT = 256
+# Products of a recipient's list read beyond those a template shows (for any out of stock).
+_SPARE = 3
 
 
 @dataclass(frozen=True, eq=False)  # one per variant: known by identity
@@ -74,6 +76,9 @@ class CampaignTemplates:
     releases: tuple[tuple[int, int, dict[str, float]], ...] = ()
     best_time: BestTime | None = None  # a best-time send's window and model
     recs: CampaignRecs | None = None  # when a variant reads `recommendations`
+    # how much of each list to read: what the templates show, and a few more to take the
+    # place of those out of stock
+    recs_take: int = recommendations.LIST_SIZE
     links_base: str | None = None  # where its short links point (None: links not tracked)
 
 
@@ -107,7 +112,8 @@ class PersonalizeWorker:
         email: list[RenderedBatch] = []
         lists = None
         if t.recs is not None:  # one read of the batch's lists, whatever the variants
-            lists = await t.recs.lists(self.ctx.pool, [r.subscriber_id for r in batch.recipients])
+            ids = [r.subscriber_id for r in batch.recipients]
+            lists = await t.recs.lists(self.ctx.pool, ids, t.recs_take)
         for v, recipients in groups.items():
             part = batch if len(groups) == 1 else msgspec.structs.replace(
                 batch, recipients=recipients
@@ -241,6 +247,10 @@ class PersonalizeWorker:
                     await CampaignRecs.load(pool, brand_id, campaign_id)
                     if any(v.sms_recs or v.email_recs for v in compiled) else None
                 ),
+                recs_take=min(recommendations.LIST_SIZE, _SPARE + max(
+                    (u.count for v in compiled for u in (v.sms_recs, v.email_recs) if u),
+                    default=0,
+                )),
                 links_base=links_base(b.link_domain, self.public_url) if tracked else None,
             )  # fmt: skip
             self._templates[campaign_id] = cached

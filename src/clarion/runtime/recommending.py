@@ -57,11 +57,13 @@ class CampaignRecs:
         popular = [str(p) for p in model.summary.get("popular", [])]
         return cls(brand_id, campaign_id, None if model.pruned_at else model.id, popular)
 
-    async def lists(self, pool: Pool, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:
-        """The batch's lists, in one query (a newcomer has none)."""
+    async def lists(
+        self, pool: Pool, subscriber_ids: Sequence[int], take: int
+    ) -> dict[int, list[str]]:
+        """The first `take` of the batch's lists, in one query (a newcomer has none)."""
         if self.model_id is None:
             return {}
-        return await store_recs.lists(pool, self.model_id, subscriber_ids)
+        return await store_recs.lists(pool, self.model_id, subscriber_ids, take)
 
     async def shown(
         self,

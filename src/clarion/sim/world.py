@@ -195,8 +195,7 @@ class World:
         level = math.log(self.person(key).price_level)
         band = 2 * self.config.price_band**2
         weights = [
-            self._popularity[i] * math.exp(-((self._log_price[i] - level) ** 2) / band)
-            for i in idx
+            self._popularity[i] * math.exp(-((self._log_price[i] - level) ** 2) / band) for i in idx
         ]
         return idx, weights
 

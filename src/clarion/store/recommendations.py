@@ -120,12 +120,15 @@ async def write(
     return len(records)
 
 
-async def lists(pool: Pool, model_id: int, subscriber_ids: Sequence[int]) -> dict[int, list[str]]:
-    """The lists of these subscribers that the model has (a newcomer has none)."""
+async def lists(
+    pool: Pool, model_id: int, subscriber_ids: Sequence[int], take: int = 10
+) -> dict[int, list[str]]:
+    """The first `take` of the lists of these subscribers that the model has (a newcomer
+    has none)."""
     rows = await pool.fetch(
-        "SELECT subscriber_id, product_ids FROM recommendations"
+        "SELECT subscriber_id, product_ids[1:$3] AS product_ids FROM recommendations"
         " WHERE model_id = $1 AND subscriber_id = ANY($2::bigint[])",
-        model_id, list(subscriber_ids),
+        model_id, list(subscriber_ids), take,
     )  # fmt: skip
     return {r["subscriber_id"]: r["product_ids"] for r in rows}
 
