@@ -143,8 +143,8 @@ async def test_a_user_signs_in_and_sees_the_dashboard_in_chromium(
             assert focused.strip() == "Skip to content"
             await page.get_by_label("Email").fill("ada@northwind.example")
             await page.get_by_label("Password").fill("not the password")
-            await page.get_by_label("Password").press("Enter")
-            await page.wait_for_load_state()
+            async with page.expect_navigation():
+                await page.get_by_label("Password").press("Enter")
             assert await page.get_by_role("alert").inner_text() == "wrong email or password"
             await no_serious_violations(page)
 
@@ -162,8 +162,8 @@ async def test_a_user_signs_in_and_sees_the_dashboard_in_chromium(
             await no_serious_violations(page)
             await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
-            await page.get_by_role("link", name="Black Friday early access").click()
-            await page.wait_for_load_state()
+            async with page.expect_navigation():
+                await page.get_by_role("link", name="Black Friday early access").click()
             assert "Black Friday" in await page.get_by_role("heading", level=1).inner_text()
             await no_serious_violations(page)
             await page.goto(f"{base_url}/campaigns/999999")

@@ -104,7 +104,7 @@ async def sign_in(svc: Services, email: str, password: str, *, now: datetime) ->
     if not await asyncio.to_thread(_verify, found.password_hash, password):
         until = now + LOCK_FOR
         left = await users.record_failure(
-            svc.pool, found.user.id, now=now, limit=FAILURES_BEFORE_LOCK, lock_until=until
+            svc.pool, found.user.id, limit=FAILURES_BEFORE_LOCK, lock_until=until
         )
         if left == 0:
             raise AccountLocked(until)

@@ -54,9 +54,7 @@ async def credentials(pool: Pool, email: str) -> Credentials | None:
     )  # fmt: skip
 
 
-async def record_failure(
-    pool: Pool, user_id: int, *, now: datetime, limit: int, lock_until: datetime
-) -> int:
+async def record_failure(pool: Pool, user_id: int, *, limit: int, lock_until: datetime) -> int:
     """Count a wrong password; the `limit`-th in a row locks the account until `lock_until`
     (and the count starts again). Returns the count after it (0: it locked)."""
     count: int = await pool.fetchval(
