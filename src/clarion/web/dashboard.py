@@ -22,6 +22,16 @@ def _id(raw: str | None, name: str) -> int | None:
     return int(raw)
 
 
+def _refresh_s(rows: list[service.figures.Headline]) -> int | None:
+    """How often the table reloads itself: soon while a campaign is being counted for the
+    first time, every few seconds while one sends, never when nothing moves."""
+    if any(r.counted_at is None and r.launched_at is not None for r in rows):
+        return 2
+    if any(r.status == "sending" for r in rows):
+        return 10
+    return None
+
+
 def routes(web: Web) -> list[Route]:
     async def campaign_list(ctx: Ctx, template: str, nav: str) -> Response:
         before = _id(ctx.request.query_params.get("before"), "before")
@@ -31,10 +41,12 @@ def routes(web: Web) -> list[Route]:
         more = len(rows) > PAGE_SIZE
         rows = rows[:PAGE_SIZE]
         web.counter.ask(ctx.brand_id, service.figures.stale(rows, web.now()))
+        url = ctx.request.url
         return web.render(
             ctx.request, template, session=ctx.session, campaigns=rows, nav=nav,
             older=rows[-1].id if more else None, paged=before is not None,
             title="Dashboard" if nav == "/" else "Campaigns",
+            refresh_s=_refresh_s(rows), here=url.path + (f"?{url.query}" if url.query else ""),
         )  # fmt: skip
 
     async def dashboard(ctx: Ctx) -> Response:
