@@ -17,7 +17,7 @@ PAGE_SIZE = 25
 def _id(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise InvalidInput("a campaign id", field=name)
     return int(raw)
 
