@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check unit integration bench clean
+.PHONY: demo test check unit integration bench clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Clarion needs Python >= 3.11"'
@@ -22,7 +22,15 @@ check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_layers.py  # the import contract
 
-test: check
+# The browser tests drive Debian's Chromium (Playwright never downloads one): installed here
+# when missing and we are root; otherwise say how, and the browser test fails saying so too.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  else echo "note: chromium is missing; install it (sudo apt-get install chromium)" \
+	    "for the browser tests" >&2; fi; }
+
+test: check browser
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class ClarionError(Exception):
     """Base of every error Clarion raises on purpose. `str()` is what a user should read."""
@@ -138,3 +140,24 @@ class ProviderError(ClarionError):
         self.provider = provider
         self.retry_after_s = retry_after_s
         self.throttled = throttled  # HTTP 429, SMPP 0x58: the lane should slow down
+
+
+class SignInFailed(ClarionError):
+    """A web sign-in refused: an unknown address or a wrong password (never said which)."""
+
+    exit_code = 77
+
+    def __init__(self, message: str = "wrong email or password") -> None:
+        super().__init__(message)
+
+
+class AccountLocked(SignInFailed):
+    """Too many wrong passwords in a row: no sign-in, even with the right one, until
+    `until`."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(
+            "too many failed sign-ins: this account is locked until "
+            f"{until:%H:%M} UTC; try again then"
+        )
+        self.until = until

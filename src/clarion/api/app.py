@@ -1,5 +1,6 @@
-"""The HTTP app: the `/v1` API (bearer keys per brand, OpenAPI at `/openapi.json`), and
-provider webhooks, which go straight onto the bus in the batch they came in."""
+"""The HTTP app: the `/v1` API (bearer keys per brand, OpenAPI at `/openapi.json`), the web
+UI at `/` (`clarion.web`), and provider webhooks, which go straight onto the bus in the
+batch they came in."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from clarion import web
 from clarion.api import errors
 from clarion.api.calls import api_error
 from clarion.api.limits import BodyLimit
@@ -134,6 +136,9 @@ def create_app(
         app.router.routes.append(Route("/l/{code}", follow, methods=["GET", "HEAD"]))
     if api is not None:
         app.include_router(api.router())
+        # the marketer's web UI at `/`, over the same use cases and clock as the API
+        app.state.web, pages = web.routes(api.svc, api.clock)
+        app.router.routes.extend(pages)
         if unsubscribe_secret:  # one-click unsubscribe links (RFC 8058) at /u/{token}
             svc = api.svc
 

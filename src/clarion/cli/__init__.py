@@ -13,12 +13,13 @@ from clarion.cli import (
     reports,
     servers,
     subscribers,
+    users,
 )
 from clarion.cli._app import app
 
 __all__ = [
     "app", "brands", "campaigns", "experiments", "intelligence", "main", "reports", "servers",
-    "subscribers",
+    "subscribers", "users",
 ]  # fmt: skip
 
 

@@ -17,10 +17,14 @@ brand_app = typer.Typer(help="Brands.", no_args_is_help=True)
 subscribers_app = typer.Typer(help="Subscribers and their consent.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Campaigns.", no_args_is_help=True)
 provider_app = typer.Typer(help="Provider accounts (secrets as env:VAR references).")
+user_app = typer.Typer(
+    help="Users of the web UI (each belongs to one brand).", no_args_is_help=True
+)
 app.add_typer(brand_app, name="brand")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(provider_app, name="provider")
+app.add_typer(user_app, name="user")
 err = Console(stderr=True)
 T = TypeVar("T")
 

@@ -16,6 +16,7 @@ from clarion.service import (
     campaigns,
     catalog,
     events,
+    figures,
     hooks,
     imports,
     intelligence,
@@ -26,6 +27,7 @@ from clarion.service import (
     segments,
     signups,
     subscribers,
+    users,
     webhooks,
 )
 from clarion.service.campaigns import Status
@@ -47,6 +49,7 @@ __all__ = [
     "campaigns",
     "catalog",
     "events",
+    "figures",
     "hooks",
     "imports",
     "intelligence",
@@ -57,5 +60,6 @@ __all__ = [
     "segments",
     "signups",
     "subscribers",
+    "users",
     "webhooks",
 ]
