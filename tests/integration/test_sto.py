@@ -12,14 +12,22 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from clarion import bootstrap, service
+from clarion.domain.contacts import new_subscriber
 from clarion.domain.ids import campaign_message_id
 from clarion.errors import InvalidInput
+from clarion.harness.seed import synthetic_rows
 from clarion.intelligence import sto as model
 from clarion.sim.process import SimProcess
-from clarion.store import campaigns, history, models, send_hours
+from clarion.store import brands, campaigns, history, models, send_hours
 from clarion.store.history import PastMessage
 from tests.conftest import wait_for_campaign
-from tests.integration.helpers import brand_with_subscribers, campaign, daytime
+from tests.integration.helpers import (
+    api_client,
+    brand_key,
+    brand_with_subscribers,
+    campaign,
+    daytime,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 LINK = "https://shop.example/sale"
@@ -188,3 +196,29 @@ def test_the_chosen_moment_keeps_to_the_window_and_the_compliance_window() -> No
         at = model.best_moment(hours, NEW_YORK, begin, window, rng.randrange(1, 10**6))
         assert begin <= at <= begin + timedelta(hours=window)
         assert at == begin or 8 <= at.astimezone(NEW_YORK).hour < 21
+
+
+async def test_the_api_lists_and_trains_a_brands_models_and_no_other_brands(
+    infra: bootstrap.Infra,
+) -> None:
+    brand_id, auth = await brand_key(infra, "models-api")
+    _, other = await brand_key(infra, "models-api-other")
+    await brands.import_subscribers(
+        infra.pool, brand_id, [new_subscriber(r) for r in synthetic_rows(5, seed=805)],
+        source="test",
+    )  # fmt: skip
+    async with api_client(infra) as client:
+        nothing = await client.post("/v1/models/train", headers=auth, json={"kind": "sto"})
+        assert nothing.status_code == 409
+        assert nothing.json()["field"] == "kind"
+        first = (await history.recipients(infra.pool, brand_id))[0].id
+        await _history(infra, brand_id, {first: 11}, campaigns_n=4)
+        made = await client.post("/v1/models/train", headers=auth, json={"kind": "sto"})
+        assert made.status_code == 201, made.text
+        assert made.json()["version"] == 1
+        assert made.json()["summary"]["messages"] > 0
+        listed = await client.get("/v1/models", headers=auth, params={"kind": "sto"})
+        assert [m["version"] for m in listed.json()["data"]] == [1]
+        assert (await client.get("/v1/models", headers=other)).json()["data"] == []
+        bad = await client.post("/v1/models/train", headers=auth, json={"kind": "horoscope"})
+        assert bad.status_code == 422

@@ -14,7 +14,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from clarion import service
-from clarion.api import brand, campaigns, events, hooks, imports, keys, segments, subscribers
+from clarion.api import (
+    brand,
+    campaigns,
+    events,
+    hooks,
+    imports,
+    keys,
+    models,
+    segments,
+    subscribers,
+)
 from clarion.api.auth import Auth
 from clarion.api.calls import call, respond
 from clarion.api.errors import RESPONSES
@@ -105,6 +115,7 @@ class V1:
         r.include_router(events.router(svc, self.auth, self.clock))
         r.include_router(imports.router(svc, self.auth, self.imports_running))
         r.include_router(segments.router(svc, self.auth))
+        r.include_router(models.router(svc, self.auth, self.clock))
         return r
 
 
