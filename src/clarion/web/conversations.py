@@ -71,7 +71,7 @@ def routes(web: Web) -> list[Route]:
             )  # fmt: skip
         except InvalidInput as exc:
             return await thread_page(
-                ctx, subscriber_id, error=_said(exc.reason), draft=body, status_code=422
+                ctx, subscriber_id, error=said(exc.reason), draft=body, status_code=422
             )
         except Refused as exc:
             return await thread_page(
@@ -86,7 +86,11 @@ def routes(web: Web) -> list[Route]:
     ]
 
 
-def _said(reason: str) -> str:
-    """A use case's reason as a sentence next to its field ("empty" → "Empty.")."""
-    text = reason.strip()
-    return (text[:1].upper() + text[1:]).rstrip(".") + "."
+def said(reason: str) -> str:
+    """A use case's reason as a sentence next to its field ("empty" → "Empty."); a reason
+    that starts with a value (a host, a number) keeps its case."""
+    text = reason.strip().rstrip(".")
+    first = text.split(" ", 1)[0]
+    if first.isalpha():
+        text = text[:1].upper() + text[1:]
+    return text + "."
