@@ -217,3 +217,20 @@ async def test_an_answer_reaches_the_handset_through_the_running_pipeline(
     thread = (await site.client.get(f"/conversations/{grace}")).text
     assert thread.count("Until Sunday!") == 1
     assert "transactional · queued" not in thread  # recorded by its stage, with its status
+
+
+async def test_erasing_a_subscriber_erases_the_answers_sent_to_them(
+    site: Site, infra: bootstrap.Infra
+) -> None:
+    grace = await subscriber(infra, site.brand_id, "+15125551001", "Grace")
+    await texts(infra, "+15125551001", "Please forget me after this: is the sale on?")
+    await sign_in(site.client, "ada@northwind.example", PASSWORD)
+    page = (await site.client.get(f"/conversations/{grace}")).text
+    await site.client.post(
+        f"/conversations/{grace}",
+        data={"csrf_token": csrf_of(page), "answer_key": "k1", "body": "Yes, Grace, until Sunday"},
+    )
+    await service.subscribers.erase(infra, site.brand_id, grace, source="request")
+    assert await infra.pool.fetchval("SELECT body FROM conversation_answers") == ""
+    assert (await site.client.get(f"/conversations/{grace}")).status_code == 404
+    assert "Grace" not in (await site.client.get("/conversations")).text

@@ -118,6 +118,11 @@ async def test_a_webhook_endpoint_is_added_disabled_enabled_and_deleted(
     )
     assert bad.status_code == 422
     assert "https" in error_of(bad.text, "hook-url")
+    typeless = await site.client.post(
+        "/settings/webhooks", data={"csrf_token": token, "url": "https://shop.example/clarion"}
+    )
+    assert typeless.status_code == 422
+    assert error_of(typeless.text, "hook-event_types") == "At least one event type."
     made = await site.client.post(
         "/settings/webhooks",
         data={"csrf_token": token, "url": "https://shop.example/clarion",

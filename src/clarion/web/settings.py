@@ -60,6 +60,13 @@ def _whole(raw: str | None, field: str) -> int | None:
     return None if value is None else int(value)
 
 
+def _field_of(exc: InvalidInput | Refused, default: str) -> str:
+    """The form field an error is shown next to: the one it names ("event_types[2]": the
+    event types' group, `default`), else `default`."""
+    named = exc.field or default
+    return default if named.startswith(default) else named
+
+
 def routes(web: Web) -> list[Route]:
     async def page(
         ctx: Ctx,
@@ -88,7 +95,7 @@ def routes(web: Web) -> list[Route]:
     async def refused(ctx: Ctx, form: str, exc: InvalidInput | Refused, field: str) -> Response:
         return await page(
             ctx, status_code=409 if isinstance(exc, Refused) else 422, form=form,
-            errors={exc.field or field: said(exc.reason)},
+            errors={_field_of(exc, field): said(exc.reason)},
         )  # fmt: skip
 
     def done(what: str, anchor: str) -> Response:
