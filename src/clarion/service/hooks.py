@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from clarion.errors import InvalidInput
 from clarion.pipeline.hooks import EVENT_TYPES, new_secret
 
-__all__ = ["EVENT_TYPES", "create", "delete", "enable", "get", "listed", "recent"]
+__all__ = ["EVENT_TYPES", "create", "delete", "disable", "enable", "get", "listed", "recent"]
 from clarion.service.context import Services
 from clarion.store import hooks
 from clarion.store.hooks import Attempt, Endpoint
@@ -68,4 +68,10 @@ async def delete(svc: Services, brand_id: int, endpoint_id: int) -> None:
 async def enable(svc: Services, brand_id: int, endpoint_id: int) -> Endpoint:
     """Enable again an endpoint that was disabled (its pending events go at once)."""
     await hooks.enable(svc.pool, brand_id, endpoint_id)
+    return await hooks.get(svc.pool, brand_id, endpoint_id)
+
+
+async def disable(svc: Services, brand_id: int, endpoint_id: int, *, by: str) -> Endpoint:
+    """Stop posting to an endpoint (`by`: who, kept as the reason); its events wait."""
+    await hooks.disable(svc.pool, brand_id, endpoint_id, f"disabled by {by}")
     return await hooks.get(svc.pool, brand_id, endpoint_id)

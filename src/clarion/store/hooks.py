@@ -105,6 +105,17 @@ async def enable(pool: Pool, brand_id: int, endpoint_id: int) -> None:
         )
 
 
+async def disable(pool: Pool, brand_id: int, endpoint_id: int, reason: str) -> None:
+    """Disabled: its events wait (pending) until it is enabled again."""
+    done = await pool.execute(
+        "UPDATE webhook_endpoints SET enabled = false, disabled_at = now(), disabled_reason = $3"
+        " WHERE brand_id = $1 AND id = $2",
+        brand_id, endpoint_id, reason,
+    )  # fmt: skip
+    if done == "UPDATE 0":
+        raise NotFound("webhook endpoint", endpoint_id)
+
+
 class Due(msgspec.Struct, frozen=True):
     """An endpoint with events due, the oldest first (at most a request's worth)."""
 

@@ -224,6 +224,10 @@ async def erase(pool: Pool, brand_id: int, subscriber_id: int, *, source: str) -
             " WHERE brand_id = $1 AND (subscriber_id = $2 OR from_address = $3)",
             brand_id, subscriber_id, phone or "",
         )  # fmt: skip
+        await conn.execute(
+            "UPDATE conversation_answers SET body = '' WHERE brand_id = $1 AND subscriber_id = $2",
+            brand_id, subscriber_id,
+        )  # fmt: skip
 
 
 async def latest_consent(conn: Conn, subscriber_id: int, channel: str) -> tuple[str, float] | None:

@@ -19,7 +19,7 @@ from starlette.types import Scope
 
 from clarion import service
 from clarion.domain.ports import Clock
-from clarion.web import auth, dashboard, soon
+from clarion.web import auth, conversations, dashboard, settings, soon
 from clarion.web.common import Web
 
 __all__ = ["Web", "routes"]
@@ -48,6 +48,8 @@ def routes(svc: service.Services, clock: Clock) -> tuple[Web, list[BaseRoute]]:
     return web, [
         *auth.routes(web),
         *dashboard.routes(web),
+        *conversations.routes(web),
+        *settings.routes(web),
         *soon.routes(web),
         Mount("/static", app=_Static(directory=static), name="static"),
     ]
