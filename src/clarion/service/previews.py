@@ -36,14 +36,18 @@ def gsm_fixed(text: str) -> str:
     return text.translate(_SMART)
 
 
+def short_base(svc: Services, link_domain: str | None) -> str:
+    """Where the brand's short links point: `https://{domain}/l/`, a code follows."""
+    return links.links_base(link_domain, svc.settings.links_url or svc.settings.public_url)
+
+
 def preview_links(
     svc: Services, link_domain: str | None, body: str, brand: dict[str, str], rendered: str
 ) -> str:
     """`rendered` with each URL that will be tracked as a short link of the length it will
     have (a sample code)."""
     urls = constant_urls(body, brand=brand)
-    base = links.links_base(link_domain, svc.settings.links_url or svc.settings.public_url)
-    rewriter = links.Rewriter(base, dict.fromkeys(urls, 1), PREVIEW_SECRET)
+    rewriter = links.Rewriter(short_base(svc, link_domain), dict.fromkeys(urls, 1), PREVIEW_SECRET)
     return rewriter.apply([rendered], [1])[0]
 
 
@@ -107,7 +111,7 @@ def checked(
     SMS as a launch does: the brand's name and how to opt out in a first message, the
     brand's segment limit, every `brand.NAME` a macro of the brand's."""
     brand = brand_fields(b.name, b.help_text, b.sender, b.macros)
-    errors: dict[str, str] = {}
+    errors: dict[str, TemplateError] = {}
     sms = _render(texts.body, "body", fields, brand, errors) or ""
     if track_links:  # counted as sent: each tracked URL as its short link
         sms = preview_links(svc, b.link_domain, texts.body, brand, sms)
@@ -191,9 +195,10 @@ async def recommended(
     picked = recs.chosen([sid], lists, popular=popular, products=dict(products), count=use.count)
     tracking = None
     if track_links and use.urls:
-        base = links.links_base(b.link_domain, svc.settings.links_url or svc.settings.public_url)
         urls = dict.fromkeys(sorted(recs.urls_of(picked)), 1)
-        tracking = recs.Tracking(base=base, links=urls, secret=PREVIEW_SECRET)
+        tracking = recs.Tracking(
+            base=short_base(svc, b.link_domain), links=urls, secret=PREVIEW_SECRET
+        )
     return recs.to_show([sid], picked, tracking, {})[sid]
 
 
