@@ -267,3 +267,212 @@ async def test_another_brands_draft_is_not_found_and_a_post_needs_its_token(
     )
     assert preview.status_code == 403
     assert await service.campaigns.listed(infra, site.brand_id) == []
+
+
+def segment_form(
+    site: Site, name: str, *rows: tuple[str, str, str, str], **extra: str
+) -> dict[str, str]:
+    data = {"csrf_token": site.csrf, "name": name, "match": "all", "rows": str(len(rows)),
+            "editor": "rows", **extra}  # fmt: skip
+    for i, (kind, field, op, value) in enumerate(rows):
+        data.update({f"c{i}_kind": kind, f"c{i}_name": field, f"c{i}_op": op,
+                     f"c{i}_value": value, f"c{i}_days": ""})  # fmt: skip
+    return data
+
+
+async def test_the_builder_counts_as_conditions_change_and_saves_the_apis_definition(
+    site: Site, infra: bootstrap.Infra
+) -> None:
+    gold = ("attribute", "tier", "eq", "gold")
+    texan = ("attribute", "state", "eq", "TX")
+    count = await site.client.post("/segments/count", data=segment_form(site, "", gold))
+    assert "2 subscribers" in text_of(count.text)
+    both = await site.client.post("/segments/count", data=segment_form(site, "", gold, texan))
+    assert "1 subscriber " in text_of(both.text) + " "
+    either = await site.client.post(
+        "/segments/count", data=segment_form(site, "", gold, texan, match="any")
+    )
+    assert "3 subscribers" in text_of(either.text)
+    bad = await site.client.post(
+        "/segments/count", data=segment_form(site, "", ("attribute", "9tier", "eq", "x"))
+    )
+    assert "Cannot count" in text_of(bad.text)
+    saved = await site.client.post("/segments/new", data=segment_form(site, "Gold", gold))
+    assert saved.status_code == 303
+    segment_id = int(saved.headers["location"].split("/")[2].split("?")[0])
+    s = await service.segments.get(infra, site.brand_id, segment_id)
+    assert s.definition == {"all": [{"attribute": "tier", "op": "eq", "value": "gold"}]}
+    listed = text_of((await site.client.get("/segments")).text)
+    assert "Gold 2" in listed
+    edit = await site.client.get(f"/segments/{segment_id}")
+    assert 'value="tier"' in edit.text
+    assert "2 subscribers" in text_of(edit.text)
+    changed = await site.client.post(
+        f"/segments/{segment_id}", data=segment_form(site, "Gold Texans", gold, texan)
+    )
+    assert changed.status_code == 303
+    s = await service.segments.get(infra, site.brand_id, segment_id)
+    assert (s.name, len(s.definition["all"])) == ("Gold Texans", 2)
+    # an error is shown next to its row
+    wrong = await site.client.post(
+        f"/segments/{segment_id}",
+        data=segment_form(site, "Gold", gold, ("field", "state", "contains", "T")),
+    )
+    assert wrong.status_code == 400
+    assert "for state one of" in field_error(wrong.text, "c1_op")
+    # the composer offers it as the audience
+    composer = await site.client.get("/campaigns/new")
+    assert f'<option value="{segment_id}">Segment: Gold Texans</option>' in composer.text
+    made = await site.client.post(
+        "/campaigns/new",
+        data=form(site, name="To gold", v0_body=BODY, audience=str(segment_id), op="save"),
+    )
+    assert made.status_code == 303
+    c = await service.campaigns.get(infra, int(made.headers["location"].split("/")[2]))
+    assert c.segment_id == segment_id
+    # in use: not deleted, and said why
+    confirm = await site.client.post(
+        f"/segments/{segment_id}", data={**segment_form(site, "x", gold), "op": "delete"}
+    )
+    assert "Yes, delete it" in confirm.text
+    refused = await site.client.post(
+        f"/segments/{segment_id}",
+        data={**segment_form(site, "x", gold), "op": "delete-confirmed"},
+    )
+    assert refused.status_code == 409
+    assert f"campaign(s) {c.id}" in text_of(refused.text)
+
+
+async def test_a_segment_is_deleted_after_a_confirmation(
+    site: Site, infra: bootstrap.Infra
+) -> None:
+    s = await service.segments.create(infra, site.brand_id, "Old", {"consent": "sms"})
+    edit = await site.client.get(f"/segments/{s.id}")
+    assert "Consent now" in edit.text
+    gone = await site.client.post(
+        f"/segments/{s.id}", data={"csrf_token": site.csrf, "op": "delete-confirmed"}
+    )
+    assert gone.status_code == 303
+    assert await service.segments.listed(infra, site.brand_id) == []
+
+
+async def test_a_definition_rows_cannot_show_is_edited_as_json(
+    site: Site, infra: bootstrap.Infra
+) -> None:
+    nested = {"any": [{"consent": "sms"}, {"not": {"attribute": "tier", "op": "eq", "value": 1}}]}
+    s = await service.segments.create(infra, site.brand_id, "Nested", nested)
+    page = await site.client.get(f"/segments/{s.id}")
+    assert 'id="definition_json"' in page.text
+    assert "3 subscribers" in text_of(page.text)
+
+
+async def test_another_brands_segment_is_not_found(site: Site, infra: bootstrap.Infra) -> None:
+    theirs = await service.segments.create(
+        infra, site.other_brand_id, "Contoso VIPs", {"consent": "sms"}
+    )
+    resp = await site.client.get(f"/segments/{theirs.id}")
+    assert resp.status_code == 404
+    assert "Contoso VIPs" not in resp.text
+    assert "Contoso VIPs" not in (await site.client.get("/segments")).text
+    deleted = await site.client.post(
+        f"/segments/{theirs.id}", data={"csrf_token": site.csrf, "op": "delete-confirmed"}
+    )
+    assert deleted.status_code == 404
+    assert (
+        await service.segments.get(infra, site.other_brand_id, theirs.id)
+    ).name == "Contoso VIPs"
+    used = await site.client.post(
+        "/campaigns/new",
+        data=form(site, name="Theirs", v0_body=BODY, audience=str(theirs.id), op="save"),
+    )
+    assert used.status_code == 404
+    assert (await site.client.get("/segments/abc")).status_code == 404
+    no_token = await site.client.post("/segments/count", data={"rows": "1"})
+    assert no_token.status_code == 403
+
+
+async def launch_op(site: Site, campaign_id: int, op: str, **fields: str) -> httpx.Response:
+    return await site.client.post(
+        f"/campaigns/{campaign_id}/launch", data={"csrf_token": site.csrf, "op": op, **fields}
+    )
+
+
+async def test_a_draft_is_planned_then_launched_after_a_confirmation(
+    site: Site, infra: bootstrap.Infra
+) -> None:
+    campaign_id = await service.campaigns.create(
+        infra, brand_id=site.brand_id, name="Launch me", body=BODY
+    )
+    page = await site.client.get(f"/campaigns/{campaign_id}/launch")
+    assert page.status_code == 200
+    assert "No plan yet" in page.text
+    planned = await launch_op(site, campaign_id, "plan")
+    assert planned.status_code == 303
+    shown = text_of((await site.client.get(planned.headers["location"])).text)
+    assert "Send plan computed" in shown
+    assert "Recipients 3" in shown
+    asked = await launch_op(site, campaign_id, "launch", when="now")
+    assert "Launch this campaign?" in text_of(asked.text)
+    assert (await service.campaigns.get(infra, campaign_id)).status == "draft"  # not yet
+    done = await launch_op(site, campaign_id, "launch-confirmed", when="now")
+    assert done.status_code == 303
+    assert (await service.campaigns.get(infra, campaign_id)).status == "sending"
+    sending = text_of((await site.client.get(done.headers["location"])).text)
+    assert "Pause…" in sending
+    assert "Cancel campaign…" in sending
+    assert (await launch_op(site, campaign_id, "pause-confirmed")).status_code == 303
+    assert (await service.campaigns.get(infra, campaign_id)).status == "paused"
+    assert (await launch_op(site, campaign_id, "resume-confirmed")).status_code == 303
+    assert (await service.campaigns.get(infra, campaign_id)).status == "sending"
+    cancel = await launch_op(site, campaign_id, "cancel")
+    assert "This cannot be undone" in text_of(cancel.text)
+    assert (await launch_op(site, campaign_id, "cancel-confirmed")).status_code == 303
+    assert (await service.campaigns.get(infra, campaign_id)).status == "cancelled"
+    again = await launch_op(site, campaign_id, "launch-confirmed", when="now")
+    assert again.status_code == 409
+
+
+async def test_a_launch_is_scheduled_at_a_time_a_local_time_or_the_best_time(
+    site: Site, infra: bootstrap.Infra
+) -> None:
+    campaign_id = await service.campaigns.create(
+        infra, brand_id=site.brand_id, name="Later", body=BODY
+    )
+    at = await launch_op(site, campaign_id, "launch-confirmed", when="at", at="2026-11-26T15:00")
+    assert at.status_code == 303
+    c = await service.campaigns.get(infra, campaign_id)
+    assert (c.status, c.scheduled_at.isoformat()) == ("scheduled", "2026-11-26T15:00:00+00:00")
+    assert (await launch_op(site, campaign_id, "unschedule-confirmed")).status_code == 303
+    local = await launch_op(
+        site, campaign_id, "launch-confirmed", when="local", local_time="10:00",
+        local_day="2026-11-27",
+    )  # fmt: skip
+    assert local.status_code == 303
+    c = await service.campaigns.get(infra, campaign_id)
+    assert (c.local_time, str(c.local_day)) == ("10:00", "2026-11-27")
+    await service.campaigns.unschedule(infra, campaign_id, brand_id=site.brand_id)
+    best = await launch_op(site, campaign_id, "launch-confirmed", when="best", best_time_h="12")
+    assert best.status_code == 303
+    assert (await service.campaigns.get(infra, campaign_id)).best_time_h == 12
+    await service.campaigns.unschedule(infra, campaign_id, brand_id=site.brand_id)
+    wrong = await launch_op(site, campaign_id, "launch", when="best", best_time_h="99")
+    assert wrong.status_code == 400
+    assert "1 to 72 hours" in text_of(wrong.text)
+
+
+async def test_a_launch_the_checks_refuse_lists_the_problems(
+    site: Site, infra: bootstrap.Infra
+) -> None:
+    campaign_id = await service.campaigns.create(
+        infra, brand_id=site.brand_id, name="No brand", body="Hi {{ first_name }}!"
+    )
+    page = text_of((await site.client.get(f"/campaigns/{campaign_id}/launch")).text)
+    assert "must name the brand" in page
+    refused = await launch_op(site, campaign_id, "launch-confirmed", when="now")
+    assert refused.status_code == 400
+    assert "must say how to opt out" in text_of(refused.text)
+    assert (await service.campaigns.get(infra, campaign_id)).status == "draft"
+    no_token = await site.client.post(
+        f"/campaigns/{campaign_id}/launch", data={"op": "launch-confirmed", "when": "now"}
+    )
+    assert no_token.status_code == 403

@@ -19,7 +19,7 @@ from starlette.types import Scope
 
 from clarion import service
 from clarion.domain.ports import Clock
-from clarion.web import auth, dashboard, soon
+from clarion.web import auth, composer, dashboard, launch, segments, soon
 from clarion.web.common import Web
 
 __all__ = ["Web", "routes"]
@@ -47,6 +47,9 @@ def routes(svc: service.Services, clock: Clock) -> tuple[Web, list[BaseRoute]]:
     static = Path(str(resources.files("clarion.web") / "static"))
     return web, [
         *auth.routes(web),
+        *composer.routes(web),
+        *segments.routes(web),
+        *launch.routes(web),  # before `dashboard`
         *dashboard.routes(web),
         *soon.routes(web),
         Mount("/static", app=_Static(directory=static), name="static"),
