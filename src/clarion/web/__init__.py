@@ -47,9 +47,9 @@ def routes(svc: service.Services, clock: Clock) -> tuple[Web, list[BaseRoute]]:
     static = Path(str(resources.files("clarion.web") / "static"))
     return web, [
         *auth.routes(web),
-        *composer.routes(web),
+        *composer.routes(web),  # before `dashboard`: its `/campaigns/{id}` would take `/new`
         *segments.routes(web),
-        *launch.routes(web),  # before `dashboard`
+        *launch.routes(web),
         *dashboard.routes(web),
         *soon.routes(web),
         Mount("/static", app=_Static(directory=static), name="static"),

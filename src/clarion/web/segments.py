@@ -29,14 +29,14 @@ def routes(web: Web) -> list[Route]:
         try:
             definition = f.definition()
             if definition is None:
-                return {"count": None, "count_error": None, "definition": None}
+                return {"count": None, "count_error": None, "definition": None, "error_at": None}
             got = await service.segments.count_definition(web.svc, ctx.brand_id, definition)
         except InvalidInput as exc:
-            where = segment_field(exc.field, f.editor)
+            where = segment_field(exc.field, f)
             return {"count": None, "count_error": exc.reason, "error_at": where,
                     "definition": None}  # fmt: skip
         return {"count": got.count, "took_ms": got.took_ms, "count_error": None,
-                "definition": json.dumps(definition, indent=2)}  # fmt: skip
+                "definition": json.dumps(definition, indent=2), "error_at": None}  # fmt: skip
 
     async def builder(
         ctx: Ctx,
@@ -88,7 +88,7 @@ def routes(web: Web) -> list[Route]:
                     web.svc, ctx.brand_id, segment.id, f.name, definition
                 )
         except InvalidInput as exc:
-            errors = {segment_field(exc.field, f.editor): exc.reason}
+            errors = {segment_field(exc.field, f): exc.reason}
             return await builder(ctx, f, segment, errors=errors, status=400)
         return RedirectResponse(f"/segments/{made.id}?saved=1", status_code=303)
 

@@ -86,8 +86,13 @@ class SegmentForm:
                 return json.loads(self.json_text)
             except ValueError as exc:
                 raise InvalidInput(f"not JSON: {exc}", field="definition") from None
-        conditions = [_condition(r, i) for i, r in enumerate(self.rows)]
+        conditions = [_condition(self.rows[i], i) for i in self.filled()]
         return {self.match: conditions} if conditions else None
+
+    def filled(self) -> list[int]:
+        """The rows with something in them (a blank row is one not filled in yet)."""
+        return [i for i, r in enumerate(self.rows) if r.name.strip() or r.value.strip()
+                or r.days.strip() or r.kind == "consent"]  # fmt: skip
 
     def as_json(self) -> SegmentForm:
         """The same, edited as JSON."""
@@ -193,13 +198,14 @@ _PART = {"attribute": "name", "field": "name", "event": "name", "message": "name
          "within_days": "days", "subscribed_within_days": "value"}  # fmt: skip
 
 
-def form_field(error_field: str | None, editor: str) -> str:
+def form_field(error_field: str | None, form: SegmentForm) -> str:
     """The form field next to which an error of the definition (its path) belongs."""
     f = error_field or ""
     if f == "name" or re.fullmatch(r"c\d+_\w+", f):
         return f
-    if editor == "rows" and (m := _PATH.fullmatch(f)):
-        return f"c{m.group(1)}_{_PART.get(m.group(2) or '', 'kind')}"
+    filled = form.filled()
+    if form.editor == "rows" and (m := _PATH.fullmatch(f)) and int(m.group(1)) < len(filled):
+        return f"c{filled[int(m.group(1))]}_{_PART.get(m.group(2) or '', 'kind')}"
     return "definition"
 
 
