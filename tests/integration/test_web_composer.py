@@ -476,3 +476,14 @@ async def test_a_launch_the_checks_refuse_lists_the_problems(
         f"/campaigns/{campaign_id}/launch", data={"op": "launch-confirmed", "when": "now"}
     )
     assert no_token.status_code == 403
+
+
+async def test_a_text_that_reads_recommendations_previews_them_or_says_there_are_none(
+    site: Site,
+) -> None:
+    body = "{{ brand.name }}: try {{ recommendations[0].name }}. Reply STOP to opt out."
+    resp = await site.client.post("/campaigns/compose/preview", data=form(site, v0_body=body))
+    assert resp.status_code == 200
+    shown = text_of(resp.text)
+    assert "Recommendations for this subscriber" in shown
+    assert "None to show" in shown
