@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 
-from clarion.domain.brands import brand_fields
 from clarion.domain.ids import campaign_message_id
 from clarion.domain.records import LaunchCampaign
 from clarion.domain.rows import CAMPAIGN_STATUSES, CampaignRow, CampaignSummary
@@ -23,23 +22,18 @@ from clarion.domain.schedule import LocalWave, check_at, local_time_in
 from clarion.domain.segments import parse_definition
 from clarion.domain.variants import AbTest, ab_in, check_floor, message_variant, variants_in
 from clarion.errors import CampaignInvalid, InvalidInput, TemplateError
-from clarion.pipeline import links, sandbox
+from clarion.pipeline import sandbox
 from clarion.pipeline.campaign import (
     BodyCheck,
-    check_sms_body,
     launch_command,
     require_draft,
     sample_fields,
     validate_launch,
 )
-from clarion.pipeline.personalize import (
-    brand_names_used,
-    check_template,
-    constant_urls,
-    render_sample,
-)
+from clarion.pipeline.personalize import check_template
 from clarion.pipeline.plan import PlanRow, SendPlan, Wave, plan_vs_actual
 from clarion.runtime import planning
+from clarion.service import previews
 from clarion.service.context import Services
 from clarion.service.progress import Progress, campaign_progress
 from clarion.store import ab_rounds, brands, campaigns, models, performance, segments
@@ -247,42 +241,25 @@ async def resolve_audience(svc: Services, c: CampaignRow, *, launched: bool) -> 
     return await segments.resolve_campaign(svc.pool, c, launched=launched)
 
 
-def preview_links(
-    svc: Services, link_domain: str | None, body: str, brand: dict[str, str], rendered: str
-) -> str:
-    """`rendered` with each URL that will be tracked as a short link of the length it will
-    have (a sample code)."""
-    urls = constant_urls(body, brand=brand)
-    base = links.links_base(link_domain, svc.settings.links_url or svc.settings.public_url)
-    rewriter = links.Rewriter(base, dict.fromkeys(urls, 1), "preview")
-    return rewriter.apply([rendered], [1])[0]
-
-
 async def get(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> CampaignRow:
     return await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
 
 
 async def check(svc: Services, campaign_id: int, *, brand_id: int | None = None) -> BodyCheck:
     """Render the campaign for a sample subscriber and check it (brand name and opt-out
-    instructions when it is someone's first message; encoding; the brand's segment limit)."""
+    instructions when it is someone's first message; encoding; the brand's segment limit;
+    the brand's macros). A body that does not render is its `TemplateError`."""
     c = await campaigns.get_campaign(svc.pool, campaign_id, brand_id=brand_id)
     b = await brands.get_brand(svc.pool, c.brand_id)
     sample, first_contact = await campaigns.sample_and_first_contact(svc.pool, c.brand_id)
-    brand = brand_fields(b.name, b.help_text, b.sender, b.macros)
-    rendered = render_sample(c.body, sample_fields(sample), brand=brand)
-    if c.track_links:  # counted as sent: each tracked URL as its short link
-        rendered = preview_links(svc, b.link_domain, c.body, brand, rendered)
-    checked = check_sms_body(
-        rendered, brand_name=b.name, first_contact=first_contact,
-        max_segments=b.max_segments,
+    texts = previews.Texts(c.body, c.subject, c.email_body, c.email_html)
+    done = previews.checked(
+        svc, b, texts, sample_fields(sample), first_contact=first_contact,
+        track_links=c.track_links,
     )  # fmt: skip
-    texts = [c.body, c.subject or "", c.email_body or "", c.email_html or ""]
-    unknown = sorted({n for t in texts for n in brand_names_used(t)} - brand.keys())
-    if unknown:  # every recipient's render would fail on it
-        known = ", ".join(sorted(brand)) or "none"
-        missing = [f"unknown macro brand.{n} (the brand's: {known})" for n in unknown]
-        return replace(checked, errors=(*checked.errors, *missing))
-    return checked
+    if "body" in done.template_errors:
+        raise done.template_errors["body"]
+    return done.sms
 
 
 async def plan(

@@ -30,11 +30,24 @@ async def count_definition(svc: Services, brand_id: int, definition: Any) -> Cou
     return Counted(n, round((time.perf_counter() - started) * 1000, 1))
 
 
-async def create(svc: Services, brand_id: int, name: str, definition: Any) -> SegmentRow:
+def _check(name: str, definition: Any) -> None:
     if not name.strip() or len(name) > MAX_NAME_CHARS or "\x00" in name:
         raise InvalidInput(f"1 to {MAX_NAME_CHARS} characters", field="name")
     parse_definition(definition)  # refused by path before it is saved
+
+
+async def create(svc: Services, brand_id: int, name: str, definition: Any) -> SegmentRow:
+    _check(name, definition)
     return await segments.create(svc.pool, brand_id, name.strip(), definition)
+
+
+async def update(
+    svc: Services, brand_id: int, segment_id: int, name: str, definition: Any
+) -> SegmentRow:
+    """A saved segment's new name and definition, checked as at creation. The campaigns
+    that target it and have not launched yet go to it as it is now."""
+    _check(name, definition)
+    return await segments.update(svc.pool, brand_id, segment_id, name.strip(), definition)
 
 
 async def get(svc: Services, brand_id: int, segment_id: int) -> SegmentRow:

@@ -291,6 +291,20 @@ async def get(pool: Pool, brand_id: int, segment_id: int) -> SegmentRow:
     return msgspec.convert(dict(row), SegmentRow)
 
 
+async def update(
+    pool: Pool, brand_id: int, segment_id: int, name: str, definition: Any
+) -> SegmentRow:
+    row = await pool.fetchrow(
+        "UPDATE segments SET name = $3, definition = $4, updated_at = now()"
+        " WHERE brand_id = $1 AND id = $2"
+        " RETURNING id, name, definition, created_at, updated_at",
+        brand_id, segment_id, name, definition,
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("segment", segment_id)
+    return msgspec.convert(dict(row), SegmentRow)
+
+
 async def listed(pool: Pool, brand_id: int, *, after_id: int, limit: int) -> list[SegmentRow]:
     rows = await pool.fetch(
         "SELECT id, name, definition, created_at, updated_at FROM segments"

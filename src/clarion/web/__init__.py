@@ -19,7 +19,16 @@ from starlette.types import Scope
 
 from clarion import service
 from clarion.domain.ports import Clock
-from clarion.web import auth, conversations, dashboard, settings, soon
+from clarion.web import (
+    auth,
+    composer,
+    conversations,
+    dashboard,
+    launch,
+    segments,
+    settings,
+    soon,
+)
 from clarion.web.common import Web
 
 __all__ = ["Web", "routes"]
@@ -47,6 +56,9 @@ def routes(svc: service.Services, clock: Clock) -> tuple[Web, list[BaseRoute]]:
     static = Path(str(resources.files("clarion.web") / "static"))
     return web, [
         *auth.routes(web),
+        *composer.routes(web),  # before `dashboard`: its `/campaigns/{id}` would take `/new`
+        *segments.routes(web),
+        *launch.routes(web),
         *dashboard.routes(web),
         *conversations.routes(web),
         *settings.routes(web),

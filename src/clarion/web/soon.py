@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from clarion.web.common import NAV, Ctx, Web
 
-SOON = ("/segments", "/subscribers")
+SOON = ("/subscribers",)
 
 
 def routes(web: Web) -> list[Route]:
