@@ -26,7 +26,8 @@ check: $(STAMP)
 # when missing and we are root; otherwise say how, and the browser test fails saying so too.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq \
+	    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "note: chromium is missing; install it (sudo apt-get install chromium)" \
 	    "for the browser tests" >&2; fi; }
 
