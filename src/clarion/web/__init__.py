@@ -19,7 +19,7 @@ from starlette.types import Scope
 
 from clarion import service
 from clarion.domain.ports import Clock
-from clarion.web import auth, dashboard, soon
+from clarion.web import auth, dashboard, imports, soon, subscribers, watch
 from clarion.web.common import Web
 
 __all__ = ["Web", "routes"]
@@ -48,6 +48,9 @@ def routes(svc: service.Services, clock: Clock) -> tuple[Web, list[BaseRoute]]:
     return web, [
         *auth.routes(web),
         *dashboard.routes(web),
+        *subscribers.routes(web),
+        *imports.routes(web),
+        *watch.routes(web),  # after the pages of literal paths under /campaigns/
         *soon.routes(web),
         Mount("/static", app=_Static(directory=static), name="static"),
     ]

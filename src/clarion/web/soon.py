@@ -8,7 +8,7 @@ from starlette.routing import Route
 
 from clarion.web.common import NAV, Ctx, Web
 
-SOON = ("/segments", "/subscribers", "/conversations", "/settings")
+SOON = ("/segments", "/conversations", "/settings")
 
 
 def routes(web: Web) -> list[Route]:
