@@ -19,6 +19,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from starlette.responses import Response
@@ -34,6 +35,7 @@ REPORT_EVERY_S = 60
 REPORT_FRESH_S = 50.0  # while it sends: a report polled every minute is counted once
 REPORT_FRESH_AFTER_S = 300.0  # settled: clicks and orders still come, slowly
 MAX_KEPT = 64  # campaigns whose report is kept
+MINUTES_SHOWN = 120  # the per-minute table's rows (the chart has every minute)
 
 
 def campaign_id_of(ctx: Ctx) -> int:
@@ -111,6 +113,11 @@ def _funnel(totals: dict[str, Any]) -> list[tuple[str, int, float]]:
     return [(name, n, n / eligible if eligible else 0.0) for name, n in steps]
 
 
+def _minutes(per_minute: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's per-minute figures, each minute a `datetime` again."""
+    return [{**m, "minute": datetime.fromisoformat(m["minute"])} for m in per_minute]
+
+
 def _chart(per_minute: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The per-minute figures as uPlot's columns: unix seconds, then each series."""
     return {
@@ -142,10 +149,9 @@ def routes(web: Web) -> list[Route]:
         campaign_id = campaign_id_of(ctx)
         h = await headline(ctx, campaign_id)
         # the report when it is at hand; else the page asks for it once it is shown
-        w = h["watched"]
         return web.render(
             ctx.request, "watch.html", session=ctx.session, nav="/campaigns",
-            title=h["campaign"].name, **h, **_report_context(w),
+            title=h["campaign"].name, **{**h, **_report_context(h["watched"])},
         )  # fmt: skip
 
     async def live(ctx: Ctx) -> Response:
@@ -174,7 +180,9 @@ def _report_context(w: Watched | None) -> dict[str, Any]:
     if w is None:
         return {"watched": None}
     r = w.report
+    minutes = _minutes(r.per_minute)
     return {
-        "watched": w, "report": r, "funnel": _funnel(r.totals), "chart": _chart(r.per_minute),
+        "watched": w, "report": r, "funnel": _funnel(r.totals), "chart": _chart(minutes),
+        "minutes": minutes[-MINUTES_SHOWN:],
         "plan_rows": w.status.plan_vs_actual, "progress": w.status.progress,
     }  # fmt: skip
