@@ -17,6 +17,7 @@ from clarion import bootstrap, service
 from clarion.api.app import create_app
 from clarion.api.v1 import V1
 from clarion.domain.clock import SystemClock
+from clarion.harness import web_brand
 from clarion.sim.process import SimProcess
 from clarion.store.timeline import prefix_bounds
 from clarion.web import Web, watch
@@ -116,6 +117,7 @@ async def test_the_headline_polls_while_the_campaign_sends_and_stops_after(
         "UPDATE messages SET status = 'failed', error_code = 'E30007' WHERE campaign_id = $1", cid
     )
     monkeypatch.setattr(watch, "REPORT_FRESH_S", 0.0)  # not a minute: counted again now
+    monkeypatch.setattr(watch, "REPORT_COST_SHARE", 0)
     report = (await site.client.get(f"/campaigns/{cid}/report")).text
     assert not polls(report, f"/campaigns/{cid}/report")
     assert re.search(r"<code>E30007</code></th><td class=\"num\">20<", report)
@@ -249,3 +251,37 @@ def test_a_prefix_bounds_every_value_that_starts_with_it(prefix: str) -> None:
         value = prefix + tail
         assert value >= low
         assert high is None or value < high, (prefix, value, high)
+
+
+async def test_each_page_renders_in_under_200_ms_for_a_large_brand(infra: bootstrap.Infra) -> None:
+    """50,000 subscribers and 100 campaigns, the newest with 50,000 messages: every page
+    reads aggregates, stored figures or bounded index ranges, so its time does not grow with
+    the brand (`bench/web_pages.py` measures it at a million)."""
+    b = await web_brand.seed(infra.pool, subscribers=50_000, campaigns=100, messages=50_000)
+    await service.users.create(infra, b.brand_id, ADA, PASSWORD)
+    app = create_app(infra.bus, {}, api=V1(infra, clock=SystemClock()))
+    web = app.state.web
+    big = b.campaign_ids[-1]
+    await web.counter.count_now(b.brand_id, b.campaign_ids)
+    import_id = await service.imports.start(infra, b.brand_id, source="test")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
+    ) as client:
+        await sign_in(client, ADA, PASSWORD)
+        assert (await client.get(f"/campaigns/{big}/report")).status_code == 200  # counted
+        for path in (
+            f"/campaigns/{big}", f"/campaigns/{big}/live", f"/campaigns/{big}/report",
+            f"/campaigns/{b.campaign_ids[0]}", "/subscribers", f"/subscribers?q={b.phone}",
+            "/subscribers?q=%2B15122000", "/subscribers?q=user1234",
+            f"/subscribers/{b.first_subscriber_id}", "/imports/new", f"/imports/{import_id}",
+        ):  # fmt: skip
+            times_s = []
+            for _ in range(5):
+                started = time.perf_counter()
+                resp = await client.get(path)
+                times_s.append(time.perf_counter() - started)
+                assert resp.status_code == 200, path
+            assert sorted(times_s)[2] < 0.2, (path, times_s)
+        found = (await client.get("/subscribers?q=%2B15122000")).text
+        assert len(re.findall(r'href="/subscribers/\d+"', found)) == 25  # bounded
+    await web.counter.settle()

@@ -8,8 +8,8 @@ The page is cheap to keep open while a campaign sends, whatever its size:
 - the report (`/campaigns/{id}/report`: chart, funnel, failures, suppressed and deferred by
   reason, A/B test, models, plan versus actual) is the report use case's, which scans the
   campaign's messages: it is kept per campaign for `REPORT_FRESH_S` while the campaign sends
-  (longer after), shared by every page open on it, counted by one request at a time, and
-  polled every `REPORT_EVERY_S`.
+  (longer after, and `REPORT_COST_SHARE` times as long as it took to count), shared by every
+  page open on it, counted by one request at a time, and polled every `REPORT_EVERY_S`.
 Both stop polling once the campaign is settled (every recipient final or waiting for a later
 moment), cancelled, or not launched."""
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,9 @@ LIVE_EVERY_S = 5
 REPORT_EVERY_S = 60
 REPORT_FRESH_S = 50.0  # while it sends: a report polled every minute is counted once
 REPORT_FRESH_AFTER_S = 300.0  # settled: clicks and orders still come, slowly
+# A report is kept at least this many times as long as it took to count (a million
+# messages: ~10 s cold, so counted every few minutes, ~5 % of one core at most).
+REPORT_COST_SHARE = 20
 MAX_KEPT = 64  # campaigns whose report is kept
 MINUTES_SHOWN = 120  # the per-minute table's rows (the chart has every minute)
 
@@ -56,6 +60,8 @@ class Watched:
     report: service.campaigns.Performance
     status: service.Status
     at_s: float
+    took_s: float  # what counting it cost
+    counted_at: datetime
 
     @property
     def settled(self) -> bool:
@@ -67,6 +73,7 @@ class Reports:
     """Campaigns' reports, kept a while and shared by the pages open on them."""
 
     svc: service.Services
+    now: Callable[[], datetime]
     _kept: OrderedDict[tuple[int, int], Watched] = field(default_factory=OrderedDict)
     _locks: dict[tuple[int, int], asyncio.Lock] = field(default_factory=dict)
 
@@ -81,9 +88,11 @@ class Reports:
         async with lock:  # pages open on one campaign wait for one count
             w = self._kept.get(key)
             if w is None or time.monotonic() - w.at_s >= _fresh_for(w):
+                started = time.monotonic()
                 report = await service.campaigns.report(self.svc, campaign_id, brand_id=brand_id)
                 status = await service.campaigns.status(self.svc, campaign_id, brand_id=brand_id)
-                w = Watched(report, status, time.monotonic())
+                now = time.monotonic()
+                w = Watched(report, status, now, now - started, self.now())
                 self._kept[key] = w
             self._kept.move_to_end(key)
             while len(self._kept) > MAX_KEPT:
@@ -93,7 +102,11 @@ class Reports:
 
 
 def _fresh_for(w: Watched) -> float:
-    return REPORT_FRESH_AFTER_S if _done(w.status.campaign, w) else REPORT_FRESH_S
+    """How long a report is kept: longer the more it cost, so that counting a campaign's
+    report takes at most 1/`REPORT_COST_SHARE` of the time (of one database connection)
+    however large the campaign is."""
+    least = REPORT_FRESH_AFTER_S if _done(w.status.campaign, w) else REPORT_FRESH_S
+    return max(least, w.took_s * REPORT_COST_SHARE)
 
 
 def _done(c: CampaignRow, w: Watched | None) -> bool:
@@ -129,7 +142,7 @@ def _chart(per_minute: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 
 def routes(web: Web) -> list[Route]:
-    reports = Reports(web.svc)
+    reports = Reports(web.svc, web.now)
 
     async def headline(ctx: Ctx, campaign_id: int) -> dict[str, Any]:
         # `brand_id`: another brand's campaign is NotFound, the 404 page
