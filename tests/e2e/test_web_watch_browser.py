@@ -37,8 +37,10 @@ async def test_a_user_watches_a_campaign_finds_a_subscriber_and_imports_a_csv(
     campaign_id = await sent_campaign(infra, brand_id, "Autumn boots: 20% off", seed=961)
     # the messages went out over three minutes, and some failed at the carrier
     await infra.pool.execute(
-        "UPDATE messages SET sent_at = now() - (subscriber_id % 3) * interval '1 minute',"
-        " updated_at = now() - (subscriber_id % 3) * interval '1 minute' + interval '5 s',"
+        "UPDATE messages SET sent_at = date_trunc('minute', now())"
+        " - (subscriber_id % 3) * interval '1 minute' + interval '10 s',"
+        " updated_at = date_trunc('minute', now())"
+        " - (subscriber_id % 3) * interval '1 minute' + interval '15 s',"
         " carrier = CASE WHEN subscriber_id % 2 = 0 THEN 'Verizon' ELSE 'T-Mobile' END,"
         " status = CASE WHEN subscriber_id % 10 = 0 THEN 'undelivered' ELSE status END,"
         " error_code = CASE WHEN subscriber_id % 10 = 0 THEN '30003' END WHERE campaign_id = $1",
