@@ -37,7 +37,10 @@ from clarion.service import Bus, Provider, admin, links, signups, subscribers, w
 # a CSV import (a million subscribers are about 60 MB), which is stored as it streams in.
 # A redirect is not cached (each click counts) and its code is not passed on as a Referer.
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-BODY_LIMITS = {"": 64 << 10, "/v1/": 1 << 20, "/v1/imports": 1 << 30, "/webhooks/": 8 << 20}
+BODY_LIMITS = {
+    "": 64 << 10, "/v1/": 1 << 20, "/v1/imports": 1 << 30, "/webhooks/": 8 << 20,
+    "/imports": 1 << 30,  # the web UI's CSV upload
+}  # fmt: skip
 
 
 async def _clarion_error(request: Request, exc: Exception) -> Response:

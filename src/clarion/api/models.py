@@ -15,7 +15,7 @@ from clarion.api.calls import call, respond
 from clarion.api.errors import ApiError
 from clarion.domain.keys import ApiKey
 from clarion.domain.ports import Clock
-from clarion.store.models import ModelRow
+from clarion.service.intelligence import ModelRow
 
 Kind = Literal["sto", "recs"]
 

@@ -13,7 +13,7 @@ from clarion.errors import InvalidInput
 from clarion.service import recs, sto
 from clarion.store import models
 from clarion.store.db import Pool
-from clarion.store.models import ModelRow
+from clarion.store.models import ModelRow as ModelRow  # what its callers show
 
 log = logging.getLogger(__name__)
 

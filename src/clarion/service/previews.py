@@ -20,6 +20,10 @@ from clarion.errors import InvalidInput, TemplateError
 from clarion.pipeline import links
 from clarion.pipeline import recommendations as recs
 from clarion.pipeline.campaign import BodyCheck, check_sms_body, sample_fields
+
+# the composer shows links as they will be shortened
+from clarion.pipeline.links import CODE_CHARS as CODE_CHARS
+from clarion.pipeline.links import find_urls as find_urls
 from clarion.pipeline.personalize import brand_names_used, constant_urls, render_sample
 from clarion.runtime.recommending import POPULAR_DAYS, POPULAR_KEPT
 from clarion.service.context import Services

@@ -24,10 +24,12 @@ from clarion.web import (
     composer,
     conversations,
     dashboard,
+    imports,
     launch,
     segments,
     settings,
-    soon,
+    subscribers,
+    watch,
 )
 from clarion.web.common import Web
 
@@ -62,6 +64,8 @@ def routes(svc: service.Services, clock: Clock) -> tuple[Web, list[BaseRoute]]:
         *dashboard.routes(web),
         *conversations.routes(web),
         *settings.routes(web),
-        *soon.routes(web),
+        *subscribers.routes(web),
+        *imports.routes(web),
+        *watch.routes(web),  # after the pages of literal paths under /campaigns/
         Mount("/static", app=_Static(directory=static), name="static"),
     ]

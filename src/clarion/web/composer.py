@@ -19,8 +19,7 @@ from clarion.compliance.encoding import SMART_SUBSTITUTIONS, SmsSegments, sms_se
 from clarion.domain.brands import brand_fields
 from clarion.domain.rows import CampaignRow
 from clarion.errors import CampaignStateError, InvalidInput, NotFound
-from clarion.pipeline.links import CODE_CHARS, find_urls
-from clarion.service.previews import Preview, Rendered, gsm_fixed
+from clarion.service.previews import CODE_CHARS, Preview, Rendered, find_urls, gsm_fixed
 from clarion.web.common import Ctx, Web
 from clarion.web.composer_form import ComposeForm, form_field
 

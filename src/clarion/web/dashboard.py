@@ -1,6 +1,5 @@
 """The dashboard (`/`) and the campaign list (`/campaigns`): the brand's campaigns with their
-headline figures, newest first, a page at a time; and a campaign's own page
-(`/campaigns/{id}`), where the campaign watch page will grow."""
+headline figures, newest first, a page at a time (a campaign's own page is `watch`'s)."""
 
 from __future__ import annotations
 
@@ -55,18 +54,7 @@ def routes(web: Web) -> list[Route]:
     async def campaigns(ctx: Ctx) -> Response:
         return await campaign_list(ctx, "campaigns.html", "/campaigns")
 
-    async def campaign(ctx: Ctx) -> Response:
-        campaign_id = _id(ctx.request.path_params["campaign_id"], "campaign_id")
-        assert campaign_id is not None
-        # `brand_id`: another brand's campaign is NotFound, the 404 page
-        c = await service.campaigns.get(web.svc, campaign_id, brand_id=ctx.brand_id)
-        return web.render(
-            ctx.request, "campaign.html", session=ctx.session, campaign=c, nav="/campaigns",
-            title=c.name,
-        )  # fmt: skip
-
     return [
         web.page("/", dashboard),
         web.page("/campaigns", campaigns),
-        web.page("/campaigns/{campaign_id}", campaign),
     ]

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from clarion import service
 from clarion.domain.rows import CampaignRow
 from clarion.errors import CampaignInvalid, CampaignStateError, InvalidInput, NotFound
-from clarion.pipeline.campaign import BodyCheck
+from clarion.service import BodyCheck
 from clarion.web.common import Ctx, Web
 from clarion.web.composer import path_id
 
