@@ -147,6 +147,13 @@ def bench(
             " what a dead endpoint costs."
         ),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            help="A marketer watches the campaign's page in the web UI while it sends (live"
+            " figures every 5 s, the report every minute): what watching costs."
+        ),
+    ] = False,
     recs: Annotated[
         bool,
         typer.Option(
@@ -191,7 +198,7 @@ def bench(
         lane_rate=lane_rate, optouts=optouts,
         failure_rate=failure_rate, at=when, known_carriers=not first_campaign,
         sql_top=sql_top, data_dir=keep, send_side_nice=send_side_nice, segment=segment,
-        links=links, dead_webhook=dead_webhook, recs=recs,
+        links=links, dead_webhook=dead_webhook, recs=recs, watch=watch,
     )  # fmt: skip
     print_report(run_async(run_bench(opts)), json_out)
 

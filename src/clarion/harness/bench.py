@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import secrets
@@ -109,6 +110,9 @@ class BenchOptions:
     # An outbound webhook endpoint of the brand for every event type that never answers
     # (a closed port): what a dead endpoint costs the pipeline.
     dead_webhook: bool = False
+    # a marketer watching the campaign's page in the web UI while it sends (its live
+    # figures and report polled as the page's htmx does): what watching costs the pipeline
+    watch: bool = False
     # The subscribers have the simulator's world's shop histories as events and a trained
     # recommendations model (before the clock starts); the body is `RECS_BODY`: each
     # recipient's first recommended product and its link, tracked unless `links` is "off".
@@ -381,6 +385,10 @@ async def _bench(
         sampling = asyncio.gather(sampler.run(stop), backlog.run(stop))
         if opts.sql_top:
             await measure.reset_statement_stats(infra.pool)
+        watching = (
+            asyncio.create_task(_watch(infra, brand_id, campaign_id, workers[-1][1], stop))
+            if opts.watch else None
+        )  # fmt: skip
         launched_wall = time.time()
         await service.campaigns.launch(
             infra, campaign_id, at=datetime.now(UTC) + timedelta(seconds=offset_s)
@@ -390,6 +398,7 @@ async def _bench(
         finally:
             stop.set()
             await sampling
+            polls = await watching if watching is not None else None
         sampler.sample()
         optouts = await _optout_report(infra.pool, campaign_id, stops)
         roles = procs.roles()
@@ -427,6 +436,8 @@ async def _bench(
         "audience": "segment" if opts.segment else "list",
         "links": opts.links,
         "dead_webhook": opts.dead_webhook,
+        "watch": opts.watch,
+        "watch_polls": polls,
         "recs": opts.recs,
         "first_message_s": round(first_s, 3) if first_s is not None else None,
         # launch → the first message stored by the send stage (paged and rendered): the rest
@@ -485,6 +496,41 @@ async def _bench(
         # moves the figures (BENCHMARKS.md's history, eleventh pass)
         "python": {"version": platform.python_version(), "executable": sys.executable},
     }
+
+
+_WATCHER = "watcher@bench.example"
+_WATCHER_PASSWORD = "a watcher's password, long enough"
+_LIVE_EVERY_S = 5.0  # as the watch page's htmx polls its live figures
+_REPORT_EVERY_S = 60.0  # and its report
+
+
+async def _watch(
+    infra: bootstrap.Infra, brand_id: int, campaign_id: int, port: int, stop: asyncio.Event
+) -> dict[str, int]:
+    """A marketer with the campaign's page open: signed in, its live figures every 5 s and
+    its report every minute, as the page asks for them, until `stop`. Counts the answers."""
+    await service.users.create(infra, brand_id, _WATCHER, _WATCHER_PASSWORD)
+    polls = {"live": 0, "report": 0, "failed": 0}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        page = await client.get("/signin")
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        await client.post(
+            "/signin",
+            data={"email": _WATCHER, "password": _WATCHER_PASSWORD, "csrf_token": token},
+        )
+        last_report = -math.inf
+        while not stop.is_set():
+            paths = [f"/campaigns/{campaign_id}/live"]
+            if time.monotonic() - last_report >= _REPORT_EVERY_S:
+                last_report = time.monotonic()
+                paths.append(f"/campaigns/{campaign_id}/report")
+            for path in paths:
+                answer = await client.get(path, headers={"HX-Request": "true"})
+                key = "report" if path.endswith("report") else "live"
+                polls[key if answer.status_code == 200 else "failed"] += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _LIVE_EVERY_S)
+    return polls
 
 
 async def _finish(
