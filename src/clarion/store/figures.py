@@ -1,6 +1,8 @@
 """A campaign's headline figures (recipients, sent, delivered, people who clicked, revenue)
 for lists of campaigns: read from `campaign_figures`, one row per campaign, as last counted;
-counted again, for a few campaigns at a time, by `count`."""
+counted again, for a few campaigns at a time, by `count`. An SMS campaign's sent and
+delivered are its final outcomes as the carrier stage counts them (sent: with a final
+receipt, seconds behind the hand-over); an email campaign's, its messages counted."""
 
 from __future__ import annotations
 
@@ -59,9 +61,18 @@ INSERT INTO campaign_figures AS f
     (campaign_id, brand_id, sent, delivered, unique_clicks, revenue, counted_at)
 SELECT c.id, c.brand_id, m.sent, m.delivered, k.people, o.revenue, now()
 FROM campaigns c,
-LATERAL (SELECT count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
-                count(*) FILTER (WHERE status = 'delivered') AS delivered
-         FROM messages WHERE campaign_id = c.id) m,
+LATERAL (SELECT coalesce(sum(u.sent), 0) AS sent, coalesce(sum(u.delivered), 0) AS delivered
+    FROM (
+        -- an SMS campaign: the carrier stage's counters of final outcomes, a row per
+        -- carrier (what a sending campaign's page polls must not scan its messages)
+        SELECT delivered + undelivered + failed AS sent, delivered FROM carrier_stats
+        WHERE c.channel = 'sms' AND brand_id = c.brand_id AND campaign_id = c.id
+        UNION ALL
+        -- email has no carriers: its messages, counted
+        SELECT count(*) FILTER (WHERE sent_at IS NOT NULL),
+               count(*) FILTER (WHERE status = 'delivered')
+        FROM messages WHERE c.channel <> 'sms' AND campaign_id = c.id
+    ) u) m,
 LATERAL (SELECT count(DISTINCT subscriber_id) AS people FROM clicks
          WHERE campaign_id = c.id AND kind = 'human') k,
 LATERAL (SELECT coalesce(sum(value), 0)::float8 AS revenue FROM attributions
