@@ -36,14 +36,14 @@ async def _next_release(infra: bootstrap.Infra, campaign_id: int, seen: int) -> 
 async def test_an_adaptive_test_shifts_traffic_to_the_variant_the_people_prefer(
     infra: bootstrap.Infra, sim: SimProcess
 ) -> None:
-    audience = await brand_with_subscribers(infra.pool, 300, seed=403)
+    audience = await brand_with_subscribers(infra.pool, 500, seed=403)
     brand_id = audience.brand_id
     key = await api_keys.create_key(infra.pool, brand_id)
     await asyncio.to_thread(
         sim.shoppers,
         {
             "events_url": f"{infra.settings.public_url}/v1/events", "api_key": key,
-            "click_rate": 0.12, "boosts": {"BOOST": 3.0}, "order_rate": 0.0,
+            "click_rate": 0.12, "boosts": {"BOOST": 4.0}, "order_rate": 0.0,
             "click_delay_s": [0.01, 0.1], "seed": 12,
             "clock_offset_s": (daytime.now() - datetime.now(UTC)).total_seconds(),
         },
