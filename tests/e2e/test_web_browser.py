@@ -6,6 +6,7 @@ critical violation), and writes the README's screenshots to docs/screenshots/.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -40,6 +41,38 @@ def chromium() -> str:
             " (as root: apt-get install -y chromium)"
         )
     return found
+
+
+@contextlib.asynccontextmanager
+async def browser_page(height: int = 800) -> AsyncIterator[Any]:
+    """A page of Debian's Chromium, headless, 1280 pixels wide (the pages' CSP bypassed:
+    a test adds axe-core to each page); screenshots' directory made."""
+    executable = chromium()
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: `make test` installs the dev dependencies")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=executable, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            context = await browser.new_context(
+                bypass_csp=True, viewport={"width": 1280, "height": height}
+            )
+            yield await context.new_page()
+        finally:
+            await browser.close()
+
+
+async def sign_in_at(page: Any, url: str, email: str) -> None:
+    """Open `url`, sign in on the page it sends a visitor to, and land on `url`."""
+    await page.goto(url)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(url)
 
 
 async def sent_campaign(infra: bootstrap.Infra, brand_id: int, name: str, *, seed: int) -> int:
@@ -90,11 +123,6 @@ async def no_serious_violations(page: Any) -> None:
 async def test_a_user_signs_in_and_sees_the_dashboard_in_chromium(
     infra: bootstrap.Infra, served: tuple[str, Any]
 ) -> None:
-    executable = chromium()
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.fail("playwright is missing: `make test` installs the dev dependencies")
     base_url, web = served
     brand_id = await service.brands.create(
         infra, slug="northwind", name="Northwind Outfitters", sender="+15125550100"
@@ -120,61 +148,49 @@ async def test_a_user_signs_in_and_sees_the_dashboard_in_chromium(
     )  # fmt: skip
     rows = await service.figures.page(infra, brand_id)
     await web.counter.count_now(brand_id, service.figures.stale(rows, web.now()))
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
-        )
-        try:
-            # axe-core is added to each page by the test; the pages' CSP allows only their own
-            context = await browser.new_context(
-                bypass_csp=True, viewport={"width": 1280, "height": 800}
-            )
-            page = await context.new_page()
-            await page.goto(f"{base_url}/campaigns")
-            assert page.url == f"{base_url}/signin?next=%2Fcampaigns"
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "signin.png"), full_page=True)
+    async with browser_page(height=800) as page:
+        await page.goto(f"{base_url}/campaigns")
+        assert page.url == f"{base_url}/signin?next=%2Fcampaigns"
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "signin.png"), full_page=True)
 
-            # keyboard first: the skip link, then the form
-            await page.keyboard.press("Tab")
-            focused = await page.evaluate("document.activeElement.textContent")
-            assert focused.strip() == "Skip to content"
-            await page.get_by_label("Email").fill("ada@northwind.example")
-            await page.get_by_label("Password").fill("not the password")
-            async with page.expect_navigation():
-                await page.get_by_label("Password").press("Enter")
-            assert await page.get_by_role("alert").inner_text() == "wrong email or password"
-            await no_serious_violations(page)
+        # keyboard first: the skip link, then the form
+        await page.keyboard.press("Tab")
+        focused = await page.evaluate("document.activeElement.textContent")
+        assert focused.strip() == "Skip to content"
+        await page.get_by_label("Email").fill("ada@northwind.example")
+        await page.get_by_label("Password").fill("not the password")
+        async with page.expect_navigation():
+            await page.get_by_label("Password").press("Enter")
+        assert await page.get_by_role("alert").inner_text() == "wrong email or password"
+        await no_serious_violations(page)
 
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(f"{base_url}/campaigns")
-            await page.get_by_role("link", name="Dashboard").click()
-            await page.wait_for_url(f"{base_url}/")
-            assert await page.get_by_role("heading", level=1).inner_text() == "Dashboard"
-            table = page.get_by_role("table")
-            assert await table.get_by_role("row").count() == 4  # a header and three campaigns
-            first = await table.get_by_role("row").nth(1).inner_text()
-            assert "Holiday gift guide" in first  # newest first
-            assert "Northwind Outfitters" in await page.locator("header").inner_text()
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(f"{base_url}/campaigns")
+        await page.get_by_role("link", name="Dashboard").click()
+        await page.wait_for_url(f"{base_url}/")
+        assert await page.get_by_role("heading", level=1).inner_text() == "Dashboard"
+        table = page.get_by_role("table")
+        assert await table.get_by_role("row").count() == 4  # a header and three campaigns
+        first = await table.get_by_role("row").nth(1).inner_text()
+        assert "Holiday gift guide" in first  # newest first
+        assert "Northwind Outfitters" in await page.locator("header").inner_text()
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
-            async with page.expect_navigation():
-                await page.get_by_role("link", name="Black Friday early access").click()
-            assert "Black Friday" in await page.get_by_role("heading", level=1).inner_text()
-            await no_serious_violations(page)
-            await page.goto(f"{base_url}/campaigns/999999")
-            assert await page.get_by_role("heading", level=1).inner_text() == "Not found"
-            await no_serious_violations(page)
-            await page.goto(f"{base_url}/settings")
-            await no_serious_violations(page)
+        async with page.expect_navigation():
+            await page.get_by_role("link", name="Black Friday early access").click()
+        assert "Black Friday" in await page.get_by_role("heading", level=1).inner_text()
+        await no_serious_violations(page)
+        await page.goto(f"{base_url}/campaigns/999999")
+        assert await page.get_by_role("heading", level=1).inner_text() == "Not found"
+        await no_serious_violations(page)
+        await page.goto(f"{base_url}/settings")
+        await no_serious_violations(page)
 
-            await page.get_by_role("button", name="Sign out").click()
-            await page.wait_for_url(f"{base_url}/signin")
-            await page.goto(f"{base_url}/")
-            assert page.url.startswith(f"{base_url}/signin")
-        finally:
-            await browser.close()
+        await page.get_by_role("button", name="Sign out").click()
+        await page.wait_for_url(f"{base_url}/signin")
+        await page.goto(f"{base_url}/")
+        assert page.url.startswith(f"{base_url}/signin")

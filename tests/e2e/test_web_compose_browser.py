@@ -18,7 +18,13 @@ from clarion.api.v1 import V1
 from clarion.bus.embedded import free_port
 from clarion.domain.contacts import new_subscriber
 from clarion.store import brands
-from tests.e2e.test_web_browser import PASSWORD, SCREENSHOTS, chromium, no_serious_violations
+from tests.e2e.test_web_browser import (
+    PASSWORD,
+    SCREENSHOTS,
+    browser_page,
+    no_serious_violations,
+    sign_in_at,
+)
 
 SUBSCRIBERS = [
     {"phone": "+15125550101", "first_name": "Ada", "email": "ada@example.com",
@@ -58,94 +64,76 @@ async def site(infra: bootstrap.Infra) -> AsyncIterator[str]:
 async def test_a_marketer_composes_builds_a_segment_plans_and_launches_in_chromium(
     infra: bootstrap.Infra, site: str
 ) -> None:
-    executable = chromium()
     try:
-        from playwright.async_api import async_playwright, expect
+        from playwright.async_api import expect
     except ImportError:
         pytest.fail("playwright is missing: `make test` installs the dev dependencies")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
+    async with browser_page(height=900) as page:
+        await sign_in_at(page, f"{site}/segments/new", "ada@northwind.example")
+
+        # a segment: its count follows the conditions
+        await no_serious_violations(page)
+        count = page.locator("#count")
+        await expect(count).to_contain_text("Add a condition")
+        await page.get_by_label("Segment name").fill("Gold members")
+        await page.get_by_label("Name (attribute", exact=False).fill("tier")
+        await page.get_by_label("Value (a list", exact=False).fill("gold")
+        await expect(count).to_contain_text("2 subscribers")
+        await page.get_by_label("Value (a list", exact=False).fill("silver")
+        await expect(count).to_contain_text("1 subscriber")
+        await page.get_by_label("Value (a list", exact=False).fill("gold")
+        await expect(count).to_contain_text("2 subscribers")
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "segments.png"), full_page=True)
+        await page.get_by_role("button", name="Save segment").first.click()
+        await page.wait_for_url("**/segments/*?saved=1")
+        await page.get_by_role("link", name="Audience").first.click()
+        await page.wait_for_url(f"{site}/segments")
+        assert "Gold members" in await page.get_by_role("table").inner_text()
+        await no_serious_violations(page)
+
+        # the composer: the live counter names the UCS-2 character; the fix replaces it
+        await page.goto(f"{site}/campaigns/new")
+        await page.get_by_label("Campaign name").fill("Winter boots")
+        await page.get_by_label("Send to").select_option(label="Segment: Gold members")
+        body = page.get_by_label("SMS text", exact=True)
+        await body.fill(
+            "{{ brand.name }}: Hi {{ first_name | default('there') }}, it\u2019s boot"
+            " season: https://shop.example/boots Reply STOP to opt out."
         )
-        try:
-            context = await browser.new_context(
-                bypass_csp=True, viewport={"width": 1280, "height": 900}
-            )
-            page = await context.new_page()
-            await page.goto(f"{site}/segments/new")
-            await page.get_by_label("Email").fill("ada@northwind.example")
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(f"{site}/segments/new")
+        live = page.locator("#live")
+        await expect(live).to_contain_text("UCS-2")
+        await expect(live).to_contain_text("Right Single Quotation Mark")
+        await expect(live).to_contain_text("/l/")  # the link as it will be shortened
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Replace with GSM-7 equivalents").click()
+        assert "it's boot season" in await page.get_by_label("SMS text", exact=True).input_value()
+        await expect(page.locator("#counter-0")).to_contain_text("GSM-7")
+        await page.get_by_label("Preview for", exact=False).fill("+15125550102")
+        await expect(live).to_contain_text("Hi Grace, it's boot season")
+        await expect(live).to_contain_text("Passes the launch's checks")
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "composer.png"), full_page=True)
+        await page.get_by_role("button", name="Save draft").first.click()
+        await page.wait_for_url("**/edit?saved=1")
+        await expect(page.get_by_role("status")).to_contain_text("Draft saved")
+        await no_serious_violations(page)
 
-            # a segment: its count follows the conditions
-            await no_serious_violations(page)
-            count = page.locator("#count")
-            await expect(count).to_contain_text("Add a condition")
-            await page.get_by_label("Segment name").fill("Gold members")
-            await page.get_by_label("Name (attribute", exact=False).fill("tier")
-            await page.get_by_label("Value (a list", exact=False).fill("gold")
-            await expect(count).to_contain_text("2 subscribers")
-            await page.get_by_label("Value (a list", exact=False).fill("silver")
-            await expect(count).to_contain_text("1 subscriber")
-            await page.get_by_label("Value (a list", exact=False).fill("gold")
-            await expect(count).to_contain_text("2 subscribers")
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "segments.png"), full_page=True)
-            await page.get_by_role("button", name="Save segment").first.click()
-            await page.wait_for_url("**/segments/*?saved=1")
-            await page.get_by_role("link", name="Audience").first.click()
-            await page.wait_for_url(f"{site}/segments")
-            assert "Gold members" in await page.get_by_role("table").inner_text()
-            await no_serious_violations(page)
-
-            # the composer: the live counter names the UCS-2 character; the fix replaces it
-            await page.goto(f"{site}/campaigns/new")
-            await page.get_by_label("Campaign name").fill("Winter boots")
-            await page.get_by_label("Send to").select_option(label="Segment: Gold members")
-            body = page.get_by_label("SMS text", exact=True)
-            await body.fill(
-                "{{ brand.name }}: Hi {{ first_name | default('there') }}, it\u2019s boot"
-                " season: https://shop.example/boots Reply STOP to opt out."
-            )
-            live = page.locator("#live")
-            await expect(live).to_contain_text("UCS-2")
-            await expect(live).to_contain_text("Right Single Quotation Mark")
-            await expect(live).to_contain_text("/l/")  # the link as it will be shortened
-            async with page.expect_navigation():
-                await page.get_by_role("button", name="Replace with GSM-7 equivalents").click()
-            assert (
-                "it's boot season" in await page.get_by_label("SMS text", exact=True).input_value()
-            )
-            await expect(page.locator("#counter-0")).to_contain_text("GSM-7")
-            await page.get_by_label("Preview for", exact=False).fill("+15125550102")
-            await expect(live).to_contain_text("Hi Grace, it's boot season")
-            await expect(live).to_contain_text("Passes the launch's checks")
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "composer.png"), full_page=True)
-            await page.get_by_role("button", name="Save draft").first.click()
-            await page.wait_for_url("**/edit?saved=1")
-            await expect(page.get_by_role("status")).to_contain_text("Draft saved")
-            await no_serious_violations(page)
-
-            # plan and launch, each step confirmed
-            await page.get_by_role("link", name="Plan and launch").first.click()
-            await page.wait_for_url("**/launch")
-            await no_serious_violations(page)
-            await page.get_by_role("button", name="Compute the send plan", exact=False).click()
-            await page.wait_for_url("**/launch?done=planned")
-            await expect(page.locator("#plan-title + p")).to_contain_text("Computed")
-            await page.get_by_role("button", name="Launch…").click()
-            await expect(page.get_by_role("heading", name="Launch this campaign?")).to_be_visible()
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "launch.png"), full_page=True)
-            await page.get_by_role("button", name="Yes, launch").click()
-            await page.wait_for_url("**/launch?done=launched")
-            await expect(page.locator(".facts").first).to_contain_text("sending")
-            await page.get_by_role("button", name="Pause…").click()
-            await page.get_by_role("button", name="Yes, pause").click()
-            await page.wait_for_url("**/launch?done=paused")
-            await no_serious_violations(page)
-        finally:
-            await browser.close()
+        # plan and launch, each step confirmed
+        await page.get_by_role("link", name="Plan and launch").first.click()
+        await page.wait_for_url("**/launch")
+        await no_serious_violations(page)
+        await page.get_by_role("button", name="Compute the send plan", exact=False).click()
+        await page.wait_for_url("**/launch?done=planned")
+        await expect(page.locator("#plan-title + p")).to_contain_text("Computed")
+        await page.get_by_role("button", name="Launch…").click()
+        await expect(page.get_by_role("heading", name="Launch this campaign?")).to_be_visible()
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "launch.png"), full_page=True)
+        await page.get_by_role("button", name="Yes, launch").click()
+        await page.wait_for_url("**/launch?done=launched")
+        await expect(page.locator(".facts").first).to_contain_text("sending")
+        await page.get_by_role("button", name="Pause…").click()
+        await page.get_by_role("button", name="Yes, pause").click()
+        await page.wait_for_url("**/launch?done=paused")
+        await no_serious_violations(page)

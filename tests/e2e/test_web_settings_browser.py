@@ -17,9 +17,10 @@ from tests.conftest import DAYTIME
 from tests.e2e.test_web_browser import (
     PASSWORD,
     SCREENSHOTS,
-    chromium,
+    browser_page,
     no_serious_violations,
     served,  # noqa: F401 (a fixture)
+    sign_in_at,
 )
 
 SENDER = "+15125550100"
@@ -46,8 +47,6 @@ async def test_a_user_makes_a_key_and_answers_a_conversation_in_chromium(
     infra: bootstrap.Infra,
     served: tuple[str, Any],  # noqa: F811
 ) -> None:
-    executable = chromium()
-    from playwright.async_api import async_playwright
 
     base_url, _ = served
     brand_id = await service.brands.create(
@@ -76,72 +75,56 @@ async def test_a_user_makes_a_key_and_answers_a_conversation_in_chromium(
             ("+15125551001", "Do you have the trail boots in blue, size 9?"),
         ],
     )
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with browser_page(height=800) as page:
+        await sign_in_at(page, f"{base_url}/settings", "ada@northwind.example")
+        assert await page.get_by_role("heading", level=1).inner_text() == "Settings"
+        await no_serious_violations(page)
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
+        # a key, by keyboard: type the name, Enter submits the form
+        await page.get_by_label("Name", exact=True).fill("Shopify sync")
+        await page.get_by_label("write").uncheck()
+        async with page.expect_navigation():
+            await page.get_by_label("Name", exact=True).press("Enter")
+        secret = await page.get_by_label("Secret of “Shopify sync”").input_value()
+        assert len(secret) >= 40
+        row = page.get_by_role("row", name="Shopify sync")
+        assert "read, send" in await row.inner_text()
+        assert f"…{secret[-4:]}" in await row.inner_text()
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "settings.png"), full_page=True)
+        # shown once: the next visit lists the key without its secret
+        await page.goto(f"{base_url}/settings")
+        assert secret not in await page.content()
+
+        # the endpoint's recent deliveries
+        async with page.expect_navigation():
+            await page.get_by_role("link", name=hook.url).click()
+        assert await page.get_by_role("heading", level=1).inner_text() == (
+            f"Webhook endpoint {hook.id}"
         )
-        try:
-            context = await browser.new_context(
-                bypass_csp=True, viewport={"width": 1280, "height": 800}
-            )
-            page = await context.new_page()
-            await page.goto(f"{base_url}/settings")
-            await page.get_by_label("Email").fill("ada@northwind.example")
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(f"{base_url}/settings")
-            assert await page.get_by_role("heading", level=1).inner_text() == "Settings"
-            await no_serious_violations(page)
+        await no_serious_violations(page)
 
-            # a key, by keyboard: type the name, Enter submits the form
-            await page.get_by_label("Name", exact=True).fill("Shopify sync")
-            await page.get_by_label("write").uncheck()
-            async with page.expect_navigation():
-                await page.get_by_label("Name", exact=True).press("Enter")
-            secret = await page.get_by_label("Secret of “Shopify sync”").input_value()
-            assert len(secret) >= 40
-            row = page.get_by_role("row", name="Shopify sync")
-            assert "read, send" in await row.inner_text()
-            assert f"…{secret[-4:]}" in await row.inner_text()
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "settings.png"), full_page=True)
-            # shown once: the next visit lists the key without its secret
-            await page.goto(f"{base_url}/settings")
-            assert secret not in await page.content()
+        # the inbox: three threads, the latest reply first
+        await page.get_by_role("link", name="Conversations").click()
+        await page.wait_for_url(f"{base_url}/conversations")
+        rows = page.get_by_role("table").get_by_role("row")
+        assert await rows.count() == 4  # a header and three threads
+        assert "Grace" in await rows.nth(1).inner_text()
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "conversations.png"), full_page=True)
 
-            # the endpoint's recent deliveries
-            async with page.expect_navigation():
-                await page.get_by_role("link", name=hook.url).click()
-            assert await page.get_by_role("heading", level=1).inner_text() == (
-                f"Webhook endpoint {hook.id}"
-            )
-            await no_serious_violations(page)
-
-            # the inbox: three threads, the latest reply first
-            await page.get_by_role("link", name="Conversations").click()
-            await page.wait_for_url(f"{base_url}/conversations")
-            rows = page.get_by_role("table").get_by_role("row")
-            assert await rows.count() == 4  # a header and three threads
-            assert "Grace" in await rows.nth(1).inner_text()
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "conversations.png"), full_page=True)
-
-            async with page.expect_navigation():
-                await page.get_by_role("link", name="Grace").click()
-            assert await page.get_by_role("heading", level=1).inner_text() == "Grace"
-            thread = page.get_by_role("list", name="Messages")
-            assert "trail boots in blue" in await thread.inner_text()
-            await page.get_by_label("Your answer").fill(
-                "Yes! The trail boots come in navy, size 9 is in stock. Want us to hold a pair?"
-            )
-            await page.get_by_role("button", name="Send answer").click()
-            await page.wait_for_url(f"{base_url}/conversations/*?sent=1")
-            assert "Your answer is queued" in await page.get_by_role("status").inner_text()
-            assert "Want us to hold a pair?" in await thread.inner_text()
-            assert "answered by ada@northwind.example" in await thread.inner_text()
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "conversation.png"), full_page=True)
-        finally:
-            await browser.close()
+        async with page.expect_navigation():
+            await page.get_by_role("link", name="Grace").click()
+        assert await page.get_by_role("heading", level=1).inner_text() == "Grace"
+        thread = page.get_by_role("list", name="Messages")
+        assert "trail boots in blue" in await thread.inner_text()
+        await page.get_by_label("Your answer").fill(
+            "Yes! The trail boots come in navy, size 9 is in stock. Want us to hold a pair?"
+        )
+        await page.get_by_role("button", name="Send answer").click()
+        await page.wait_for_url(f"{base_url}/conversations/*?sent=1")
+        assert "Your answer is queued" in await page.get_by_role("status").inner_text()
+        assert "Want us to hold a pair?" in await thread.inner_text()
+        assert "answered by ada@northwind.example" in await thread.inner_text()
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "conversation.png"), full_page=True)

@@ -12,10 +12,11 @@ from clarion import bootstrap, service
 from tests.e2e.test_web_browser import (
     PASSWORD,
     SCREENSHOTS,
-    chromium,
+    browser_page,
     no_serious_violations,
     sent_campaign,
     served,
+    sign_in_at,
 )
 
 __all__ = ["served"]  # the fixture, shared with the dashboard's browser test
@@ -26,8 +27,6 @@ ADA = "ada@northwind.example"
 async def test_a_user_watches_a_campaign_finds_a_subscriber_and_imports_a_csv(
     infra: bootstrap.Infra, served: tuple[str, Any], tmp_path: Path
 ) -> None:
-    executable = chromium()
-    from playwright.async_api import async_playwright
 
     base_url, web = served
     brand_id = await service.brands.create(
@@ -60,65 +59,49 @@ async def test_a_user_watches_a_campaign_finds_a_subscriber_and_imports_a_csv(
         "phone,first_name,sms_consent\n+15125550401,Ana,yes\nnot-a-phone,Bad,yes\n"
         "+15125550402,Ben,yes\n+15125550401,Ana again,yes\n"
     )
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with browser_page(height=900) as page:
+        await sign_in_at(page, f"{base_url}/campaigns/{campaign_id}", ADA)
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
-        )
-        try:
-            context = await browser.new_context(
-                bypass_csp=True, viewport={"width": 1280, "height": 900}
-            )
-            page = await context.new_page()
-            await page.goto(f"{base_url}/campaigns/{campaign_id}")
-            await page.get_by_label("Email").fill(ADA)
-            await page.get_by_label("Password").fill(PASSWORD)
-            await page.get_by_role("button", name="Sign in").click()
-            await page.wait_for_url(f"{base_url}/campaigns/{campaign_id}")
+        # the report comes in by htmx, and the chart is drawn from it
+        chart = page.locator(".chart canvas")
+        await chart.wait_for(state="visible", timeout=15_000)
+        assert await page.locator(".chart").get_attribute("data-drawn") == "3"
+        funnel = page.locator("#funnel")
+        assert "Delivered" in await funnel.inner_text()
+        assert "30003" in await page.locator("#failed-by-error").inner_text()
+        assert "Verizon" in await page.locator("#by-carrier").inner_text()
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "campaign.png"), full_page=True)
 
-            # the report comes in by htmx, and the chart is drawn from it
-            chart = page.locator(".chart canvas")
-            await chart.wait_for(state="visible", timeout=15_000)
-            assert await page.locator(".chart").get_attribute("data-drawn") == "3"
-            funnel = page.locator("#funnel")
-            assert "Delivered" in await funnel.inner_text()
-            assert "30003" in await page.locator("#failed-by-error").inner_text()
-            assert "Verizon" in await page.locator("#by-carrier").inner_text()
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "campaign.png"), full_page=True)
+        # find the subscriber by the start of their phone, by keyboard
+        await page.get_by_role("link", name="Subscribers").click()
+        await page.wait_for_url(f"{base_url}/subscribers")
+        await page.get_by_label("Phone or email").fill(subscriber["phone"][:7])
+        async with page.expect_navigation():
+            await page.get_by_label("Phone or email").press("Enter")
+        results = page.locator("#results")
+        assert await results.get_by_role("row").count() >= 2
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "subscribers.png"), full_page=True)
+        async with page.expect_navigation():
+            await page.locator(f'a[href="/subscribers/{subscriber["id"]}"]').click()
+        timeline = page.locator("#timeline")
+        assert "Autumn boots" in await timeline.inner_text()
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "subscriber.png"), full_page=True)
 
-            # find the subscriber by the start of their phone, by keyboard
-            await page.get_by_role("link", name="Subscribers").click()
-            await page.wait_for_url(f"{base_url}/subscribers")
-            await page.get_by_label("Phone or email").fill(subscriber["phone"][:7])
-            async with page.expect_navigation():
-                await page.get_by_label("Phone or email").press("Enter")
-            results = page.locator("#results")
-            assert await results.get_by_role("row").count() >= 2
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "subscribers.png"), full_page=True)
-            async with page.expect_navigation():
-                await page.locator(f'a[href="/subscribers/{subscriber["id"]}"]').click()
-            timeline = page.locator("#timeline")
-            assert "Autumn boots" in await timeline.inner_text()
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "subscriber.png"), full_page=True)
-
-            # import a CSV with bad rows: its progress, then the rejected rows
-            await page.goto(f"{base_url}/imports/new")
-            await no_serious_violations(page)
-            await page.get_by_label("Where consent was collected").fill("spring-fair")
-            await page.get_by_label("CSV file").set_input_files(str(csv))
-            async with page.expect_navigation():
-                await page.get_by_role("button", name="Import").click()
-            assert "/imports/" in page.url
-            await page.get_by_role("heading", name="Rejected rows").wait_for(timeout=15_000)
-            rejected = await page.locator("#rejected").inner_text()
-            assert "not-a-phone" in rejected or "phone" in rejected
-            assert "duplicate of row 2" in rejected
-            assert await page.locator("#import-bar").get_attribute("value") == "1"
-            await no_serious_violations(page)
-            await page.screenshot(path=str(SCREENSHOTS / "import.png"), full_page=True)
-        finally:
-            await browser.close()
+        # import a CSV with bad rows: its progress, then the rejected rows
+        await page.goto(f"{base_url}/imports/new")
+        await no_serious_violations(page)
+        await page.get_by_label("Where consent was collected").fill("spring-fair")
+        await page.get_by_label("CSV file").set_input_files(str(csv))
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Import").click()
+        assert "/imports/" in page.url
+        await page.get_by_role("heading", name="Rejected rows").wait_for(timeout=15_000)
+        rejected = await page.locator("#rejected").inner_text()
+        assert "not-a-phone" in rejected or "phone" in rejected
+        assert "duplicate of row 2" in rejected
+        assert await page.locator("#import-bar").get_attribute("value") == "1"
+        await no_serious_violations(page)
+        await page.screenshot(path=str(SCREENSHOTS / "import.png"), full_page=True)
