@@ -9,6 +9,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 import uvicorn
 
@@ -38,7 +39,7 @@ from clarion.runtime.stages import (
 )
 from clarion.runtime.stages import STAGES as STAGES  # the stages a process may run
 from clarion.store import accounts as store_accounts
-from clarion.store import install, monitoring
+from clarion.store import install, monitoring, users
 from clarion.store.db import (
     Pool,
     Refused,
@@ -341,8 +342,8 @@ async def _sweep_deferred(
     decide A/B tests whose wait is over (and launch their winners), release adaptive tests'
     next rounds, now and then reconcile messages whose final receipt never came, every
     minute attribute recent orders again, and once an hour prune the record of counted
-    status batches. Elected: only the process
-    holding the advisory lock sweeps."""
+    status batches and the web UI's ended sessions. Elected: only the process holding the
+    advisory lock sweeps."""
     clock = core.ctx.clock
     last = {"reconciled": clock.monotonic(), "pruned": -math.inf, "attributed": clock.monotonic()}
 
@@ -366,6 +367,8 @@ async def _sweep_deferred(
             await core.sweeps.reattribute()
         if due("pruned", _PRUNE_EVERY_S):
             await monitoring.prune_processed(core.ctx.pool, _PROCESSED_KEEP_S)
+            # the web UI's sessions a day after they ended (signed out ones end at once)
+            await users.forget_expired(core.ctx.pool, clock.now() - timedelta(days=1))
 
     await _elected(core.ctx.pool, _SWEEPER_LOCK, stop, interval_s, "deferred sweep", turn)
 

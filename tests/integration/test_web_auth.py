@@ -3,6 +3,7 @@ httpx against the HTTP app `clarion run` serves, on real Postgres."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from clarion.domain.clock import PinnedClock
 from clarion.errors import Duplicate, InvalidInput
 from clarion.web import Web
 from tests.conftest import DAYTIME
-from tests.integration.helpers import campaign, stored_batch
+from tests.integration.helpers import campaign, daytime, stored_batch
 
 PASSWORD = "correct horse battery"
 
@@ -307,3 +308,30 @@ async def test_the_dashboard_of_a_hundred_sent_campaigns_renders_in_under_200_ms
     older = await site.client.get(f"/?before={ids[75]}")
     assert older.text.count("1,000,000") == 25
     assert "Campaign 74<" in older.text
+
+
+async def test_the_sweeper_forgets_sessions_a_day_after_they_ended(
+    infra: bootstrap.Infra,
+) -> None:
+    brand_id = await service.brands.create(
+        infra, slug="sessions-swept", name="Northwind", sender="+15125550100"
+    )
+    user = await service.users.create(infra, brand_id, "old@northwind.example", PASSWORD)
+    now = daytime.now()
+    await infra.pool.execute(
+        "INSERT INTO web_sessions (token_hash, user_id, csrf_token, expires_at) VALUES"
+        " ('\\x01', $1, 'a', $2), ('\\x02', $1, 'b', $3)",
+        user.id, now - timedelta(days=3), now + timedelta(hours=1),
+    )  # fmt: skip
+    async with bootstrap.running(infra, bootstrap.build_provider(infra.settings), clock=daytime):
+        deadline = time.monotonic() + 10
+        while (
+            await infra.pool.fetchval(
+                "SELECT count(*) FROM web_sessions WHERE user_id = $1", user.id
+            )
+            > 1
+        ):
+            assert time.monotonic() < deadline, "the ended session was never forgotten"
+            await asyncio.sleep(0.1)
+    kept = await infra.pool.fetch("SELECT csrf_token FROM web_sessions WHERE user_id = $1", user.id)
+    assert [r["csrf_token"] for r in kept] == ["b"]  # the live one stays
