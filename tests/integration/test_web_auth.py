@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,12 +14,9 @@ import pytest
 from starlette.applications import Starlette
 
 from clarion import bootstrap, service
-from clarion.api.app import create_app
-from clarion.api.v1 import V1
 from clarion.domain.clock import PinnedClock
 from clarion.errors import Duplicate, InvalidInput
 from clarion.web import Web
-from tests.conftest import DAYTIME
 from tests.integration.helpers import campaign, daytime, stored_batch
 
 PASSWORD = "correct horse battery"
@@ -34,25 +30,6 @@ class Site:
     web: Web
     brand_id: int
     other_brand_id: int
-
-
-@pytest.fixture
-async def site(infra: bootstrap.Infra) -> AsyncIterator[Site]:
-    brand_id = await service.brands.create(
-        infra, slug="northwind", name="Northwind", sender="+15125550100"
-    )
-    other = await service.brands.create(
-        infra, slug="contoso", name="Contoso", sender="+15125550199"
-    )
-    await service.users.create(infra, brand_id, "ada@northwind.example", PASSWORD)
-    await service.users.create(infra, other, "bob@contoso.example", PASSWORD)
-    clock = PinnedClock(DAYTIME)
-    app = create_app(infra.bus, {}, api=V1(infra, clock=clock))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
-    ) as client:
-        yield Site(client, app, clock, app.state.web, brand_id, other)
-        await app.state.web.counter.settle()
 
 
 def csrf_of(html: str) -> str:

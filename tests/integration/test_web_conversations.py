@@ -8,16 +8,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import httpx
-import pytest
-
 from clarion import bootstrap, service
-from clarion.api.app import create_app
-from clarion.api.v1 import V1
-from clarion.domain.clock import PinnedClock
 from clarion.domain.records import InboundBatch, InboundMessage
 from clarion.runtime.context import WorkerContext
 from clarion.runtime.inbound_worker import InboundWorker
@@ -29,21 +22,6 @@ from tests.integration.test_web_auth import PASSWORD, Site, csrf_of, sign_in
 SENDER = "+15125550100"
 OTHER_SENDER = "+15125550199"
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-async def site(infra: bootstrap.Infra) -> AsyncIterator[Site]:
-    brand_id = await service.brands.create(infra, slug="northwind", name="Northwind", sender=SENDER)
-    other = await service.brands.create(infra, slug="contoso", name="Contoso", sender=OTHER_SENDER)
-    await service.users.create(infra, brand_id, "ada@northwind.example", PASSWORD)
-    await service.users.create(infra, other, "bob@contoso.example", PASSWORD)
-    clock = PinnedClock(DAYTIME)
-    app = create_app(infra.bus, {}, api=V1(infra, clock=clock))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://clarion"
-    ) as client:
-        yield Site(client, app, clock, app.state.web, brand_id, other)
-        await app.state.web.counter.settle()
 
 
 async def subscriber(infra: bootstrap.Infra, brand_id: int, phone: str, first: str) -> int:
